@@ -1,0 +1,24 @@
+"""solsa: online learning for spiking neural networks (SOLSA, BPTT and the online baselines)."""
+
+from .functional import LIFConfig, LIFParams, LIFState, lif_step
+from .layers import SNN, LIFLayer
+from .losses import CrossEntropy, SpikeMSE, make_loss
+from .rules import BPTT, RULES, SOLSA, LearningRule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LIFConfig",
+    "LIFParams",
+    "LIFState",
+    "lif_step",
+    "LIFLayer",
+    "SNN",
+    "SpikeMSE",
+    "CrossEntropy",
+    "make_loss",
+    "LearningRule",
+    "SOLSA",
+    "BPTT",
+    "RULES",
+]

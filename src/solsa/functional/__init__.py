@@ -1,0 +1,28 @@
+"""Pure functions: the neuron step and the trace recursions. No state, no modules."""
+
+from .neuron import RESET_MODES, LIFConfig, LIFParams, LIFState, lif_step, spike_derivative
+from .traces import (
+    alpha_input_trace,
+    alpha_trace,
+    bias_trace,
+    decay_factor,
+    lambda_trace,
+    spatial_error,
+    weight_trace,
+)
+
+__all__ = [
+    "RESET_MODES",
+    "LIFConfig",
+    "LIFParams",
+    "LIFState",
+    "lif_step",
+    "spike_derivative",
+    "decay_factor",
+    "weight_trace",
+    "alpha_input_trace",
+    "alpha_trace",
+    "lambda_trace",
+    "bias_trace",
+    "spatial_error",
+]

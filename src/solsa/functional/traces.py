@@ -1,0 +1,94 @@
+"""Forward-mode eligibility traces of SOLSA (SOLSA.md §2) and the spatial error (§3).
+
+Each function is one recursion of the note, written once. With ``d_j[t]`` the
+total derivative ``∂V_j[t]/∂V_j[t-1]`` (the reset feedback included), every
+trace below is the exact sensitivity ``∂V_j[t]/∂param`` for one layer whose
+input does not depend on the parameter:
+
+    W_ji : e_ji[t] = d_j[t] e_ji[t-1] + F_i[t]
+    α_i  : p_i[t]  = F_i[t-1] + α_i p_i[t-1]
+           a_ji[t] = d_j[t] a_ji[t-1] + W_ji p_i[t]          (one α per channel)
+           a_j[t]  = d_j[t] a_j[t-1] + Σ_i W_ji p_i[t]        (one α per layer)
+    β_i  : ∂V_j[t]/∂β_i = W_ji e_ji[t] / β_i                 (F is linear in β: no trace)
+    λ_j  : m_j[t]  = V_j[t-1] + d_j[t] m_j[t-1]              (zero reset: V_j[t-1](1 - o_j[t-1]))
+    b_j  : n_j[t]  = 1 + d_j[t] n_j[t-1]
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .neuron import LIFConfig
+
+__all__ = [
+    "decay_factor",
+    "weight_trace",
+    "alpha_input_trace",
+    "alpha_trace",
+    "lambda_trace",
+    "bias_trace",
+    "spatial_error",
+]
+
+
+def decay_factor(
+    V_prev: torch.Tensor,
+    o_prev: torch.Tensor,
+    eps_prev: torch.Tensor,
+    lam: torch.Tensor,
+    cfg: LIFConfig,
+    reset_feedback: bool = True,
+) -> torch.Tensor:
+    """d_j[t] = ∂V_j[t]/∂V_j[t-1] along every path, ``[B, N_out]``.
+
+    subtract: λ - θ_r ε[t-1];  zero: λ(1 - o[t-1]) - λ V[t-1] ε[t-1];  none: λ.
+    ``reset_feedback=False`` drops the reset's dependence on V (the detached
+    reset of e-prop and OTTT): subtract gives λ, zero gives λ(1 - o[t-1]).
+    """
+    if not cfg.spiking or cfg.reset == "none":
+        return lam.expand_as(V_prev)
+    if cfg.reset == "subtract":
+        if not reset_feedback:
+            return lam.expand_as(V_prev)
+        return lam - cfg.reset_amount * eps_prev
+    kept = lam * (1.0 - o_prev)  # "zero"
+    if not reset_feedback:
+        return kept
+    return kept - lam * V_prev * eps_prev
+
+
+def weight_trace(e: torch.Tensor, d: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
+    """e[t] = d[t] e[t-1] + F[t]: ``[B, N_out, N_in]``."""
+    return torch.addcmul(F.unsqueeze(1), d.unsqueeze(2), e)
+
+
+def alpha_input_trace(p: torch.Tensor, F_prev: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """p[t] = F[t-1] + α p[t-1] = ∂F[t]/∂α: ``[B, N_in]``."""
+    return F_prev + alpha * p
+
+
+def alpha_trace(
+    a: torch.Tensor, d: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, per_channel: bool
+) -> torch.Tensor:
+    """a[t] = d[t] a[t-1] + W p[t]: ``[B, N_out, N_in]`` per channel, ``[B, N_out]`` per layer."""
+    if per_channel:
+        return torch.addcmul(weight.unsqueeze(0) * p.unsqueeze(1), d.unsqueeze(2), a)
+    return torch.addcmul(p @ weight.t(), d, a)
+
+
+def lambda_trace(
+    m: torch.Tensor, d: torch.Tensor, V_prev: torch.Tensor, o_prev: torch.Tensor, cfg: LIFConfig
+) -> torch.Tensor:
+    """m[t] = ∂V[t]/∂λ = (direct term) + d[t] m[t-1]: ``[B, N_out]``."""
+    direct = V_prev * (1.0 - o_prev) if (cfg.spiking and cfg.reset == "zero") else V_prev
+    return torch.addcmul(direct, d, m)
+
+
+def bias_trace(n: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """n[t] = 1 + d[t] n[t-1]: ``[B, N_out]``."""
+    return 1.0 + d * n
+
+
+def spatial_error(delta: torch.Tensor, weight: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """g^{l-1}_i[t] = β^l_i Σ_j δ^l_j[t] W^l_ji: the error sent to the layer below, same step only."""
+    return (delta @ weight) * beta

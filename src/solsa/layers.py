@@ -1,0 +1,233 @@
+"""``nn.Module`` wrappers: a LIF layer holds its parameters, a network stacks layers.
+
+The dynamics live in :func:`solsa.functional.lif_step`; the modules only hold
+tensors, validate settings and run the one time loop.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .functional import RESET_MODES, LIFConfig, LIFParams, LIFState, lif_step
+from .surrogate import check_surrogate
+from .validation import check_input, check_positive_int, check_range
+
+__all__ = ["LIFLayer", "SNN", "READOUTS"]
+
+READOUTS = ("spike", "leaky")
+ALPHA_MAX = 0.999  # α, λ are kept in [0, ALPHA_MAX] by clamp_()
+BETA_MIN = 1e-2  # the β gradient divides by β: keep it away from 0 (SOLSA.md §7)
+
+
+def _granularity(name: str, value: str, allowed: tuple[str, str]) -> bool:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value == allowed[1]
+
+
+class LIFLayer(nn.Module):
+    """A layer of LIF neurons behind exponentially decayed synapses (SOLSA.md §1).
+
+    Args:
+        in_features, out_features: N_in, N_out.
+        alpha: initial synaptic decay α in [0, 1). 0 means no synaptic memory.
+        beta: initial synaptic gain β > 0.
+        lam: membrane decay λ in [0, 1).
+        filter_granularity: ``"layer"`` (one α and β per layer, the paper's) or ``"channel"`` (one per input).
+        learn_alpha, learn_beta, learn_lam: whether α, β, λ are parameters or fixed buffers.
+        lam_granularity: ``"layer"`` or ``"neuron"``.
+        bias: whether the layer has a bias b.
+        threshold: θ > 0.  reset_amount: θ_r ≥ 0 (default θ).
+        reset: ``"subtract"`` (soft reset, default), ``"zero"`` (hard reset) or ``"none"``.
+        surrogate: ``"gaussian"``, ``"fast_sigmoid"``, ``"atan"`` or ``"triangle"``; width: its width.
+        spiking: False makes a leaky-integrator readout: no threshold, no reset, output = V.
+        weight_scale: W is drawn uniformly with standard deviation ``weight_scale / sqrt(N_in)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        alpha: float = 0.0,
+        beta: float = 1.0,
+        lam: float = 0.5,
+        filter_granularity: str = "layer",
+        learn_alpha: bool = True,
+        learn_beta: bool = True,
+        lam_granularity: str = "layer",
+        learn_lam: bool = False,
+        bias: bool = True,
+        threshold: float = 1.0,
+        reset_amount: float | None = None,
+        reset: str = "subtract",
+        surrogate: str = "gaussian",
+        width: float | None = None,
+        spiking: bool = True,
+        weight_scale: float = 1.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = check_positive_int("in_features", in_features)
+        self.out_features = check_positive_int("out_features", out_features)
+        alpha = check_range("alpha", alpha, 0.0, ALPHA_MAX, hi_open=False)
+        beta = check_range("beta", beta, BETA_MIN, math.inf, hi_open=True)
+        lam = check_range("lam", lam, 0.0, ALPHA_MAX, hi_open=False)
+        threshold = check_range("threshold", threshold, 0.0, math.inf, lo_open=True)
+        reset_amount = threshold if reset_amount is None else check_range("reset_amount", reset_amount, 0.0, math.inf)
+        weight_scale = check_range("weight_scale", weight_scale, 0.0, math.inf, lo_open=True)
+        if reset not in RESET_MODES:
+            raise ValueError(f"reset must be one of {list(RESET_MODES)}, got {reset!r}")
+        width = check_surrogate(surrogate, width)
+        self.filter_per_channel = _granularity("filter_granularity", filter_granularity, ("layer", "channel"))
+        self.lam_per_neuron = _granularity("lam_granularity", lam_granularity, ("layer", "neuron"))
+        self.config = LIFConfig(threshold, reset_amount, reset if spiking else "none", surrogate, width, bool(spiking))
+
+        kw = {"device": device, "dtype": dtype}
+        bound = weight_scale * math.sqrt(3.0 / in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features, **kw).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(out_features, **kw)) if bias else None
+        filter_shape = (in_features,) if self.filter_per_channel else ()
+        lam_shape = (out_features,) if self.lam_per_neuron else ()
+        self._add("alpha", torch.full(filter_shape, alpha, **kw), learn_alpha)
+        self._add("beta", torch.full(filter_shape, beta, **kw), learn_beta)
+        self._add("lam", torch.full(lam_shape, lam, **kw), learn_lam)
+
+    def _add(self, name: str, value: torch.Tensor, learnable: bool) -> None:
+        if learnable:
+            self.register_parameter(name, nn.Parameter(value))
+        else:
+            self.register_buffer(name, value)
+
+    @property
+    def spiking(self) -> bool:
+        return self.config.spiking
+
+    def is_learnable(self, name: str) -> bool:
+        """Whether ``name`` (``weight``, ``bias``, ``alpha``, ``beta``, ``lam``) is an ``nn.Parameter``."""
+        return isinstance(getattr(self, name, None), nn.Parameter)
+
+    def params(self) -> LIFParams:
+        return LIFParams(self.weight, self.bias, self.alpha, self.beta, self.lam)
+
+    def init_state(self, batch_size: int) -> LIFState:
+        kw = {"device": self.weight.device, "dtype": self.weight.dtype}
+        return LIFState(
+            torch.zeros(batch_size, self.in_features, **kw),
+            torch.zeros(batch_size, self.out_features, **kw),
+            torch.zeros(batch_size, self.out_features, **kw),
+        )
+
+    def forward(self, x: torch.Tensor, state: LIFState) -> LIFState:
+        """One time step: ``x`` is ``[B, N_in]``; returns the new state (output in ``.o``)."""
+        return lif_step(x, state, self.params(), self.config)
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """Keep α, λ in [0, 0.999] and β ≥ 0.01 (call after each optimizer step)."""
+        self.alpha.clamp_(0.0, ALPHA_MAX)
+        self.lam.clamp_(0.0, ALPHA_MAX)
+        self.beta.clamp_(min=BETA_MIN)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        kind = "spiking" if c.spiking else "readout"
+        return (
+            f"{self.in_features}->{self.out_features}, {kind}, reset={c.reset}, surrogate={c.surrogate}({c.width}), "
+            f"filter={'channel' if self.filter_per_channel else 'layer'}"
+        )
+
+
+class SNN(nn.Module):
+    """A stack of :class:`LIFLayer`: ``n_inputs - hidden... - n_outputs``.
+
+    Args:
+        n_inputs: input channels (spikes or a real-valued signal; the first filter takes either).
+        hidden: sizes of the hidden spiking layers, e.g. ``(100, 100)``.
+        n_outputs: number of output neurons (classes).
+        readout: ``"spike"`` — a spiking output layer (pair it with the spike-MSE loss; predicts by
+            spike count) — or ``"leaky"`` — a non-spiking leaky integrator (pair it with per-step
+            cross-entropy; predicts by its time-averaged output).
+        readout_lam: membrane decay of the leaky readout (0: an instantaneous linear readout).
+        **layer_options: passed to every :class:`LIFLayer` (alpha, beta, lam, reset, surrogate, ...).
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        hidden: Sequence[int],
+        n_outputs: int,
+        *,
+        readout: str = "spike",
+        readout_lam: float = 0.0,
+        **layer_options,
+    ) -> None:
+        super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {list(READOUTS)}, got {readout!r}")
+        hidden = list(hidden)
+        for h in hidden:
+            check_positive_int("hidden layer size", h)
+        sizes = [check_positive_int("n_inputs", n_inputs)] + hidden + [check_positive_int("n_outputs", n_outputs)]
+        layers = [LIFLayer(sizes[i], sizes[i + 1], **layer_options) for i in range(len(sizes) - 2)]
+        last = dict(layer_options)
+        if readout == "leaky":
+            last.update(spiking=False, lam=readout_lam)
+        layers.append(LIFLayer(sizes[-2], sizes[-1], **last))
+        self.layers = nn.ModuleList(layers)
+        self.readout = readout
+        self.n_inputs, self.n_outputs = n_inputs, n_outputs
+
+    def init_state(self, batch_size: int) -> list[LIFState]:
+        return [layer.init_state(batch_size) for layer in self.layers]
+
+    def step(self, x: torch.Tensor, states: list[LIFState]) -> tuple[torch.Tensor, list[LIFState]]:
+        """One time step through every layer. ``x`` is ``[B, N_in]``; returns (output ``[B, C]``, states)."""
+        new_states = []
+        for layer, state in zip(self.layers, states):
+            state = layer(x, state)
+            new_states.append(state)
+            x = state.o
+        return x, new_states
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run a whole sequence ``[T, B, N_in]``; returns the outputs ``[T, B, C]``."""
+        check_input(x, self.n_inputs, rank=3)
+        states = self.init_state(x.shape[1])
+        outputs = []
+        for x_t in x:
+            y, states = self.step(x_t, states)
+            outputs.append(y)
+        return torch.stack(outputs)
+
+    def scores(self, outputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class scores ``[B, C]`` from outputs ``[T, B, C]`` over the valid steps of ``mask`` ``[T, B]``.
+
+        Spiking readout: the spike count, ties broken in favour of earlier spikes.
+        Leaky readout: the time-averaged output.
+        """
+        if mask is None:
+            mask = outputs.new_ones(outputs.shape[:2])
+        m = mask.unsqueeze(-1)
+        total = (outputs * m).sum(0)
+        if self.readout == "leaky":
+            return total / m.sum(0).clamp(min=1.0)
+        # earliest spike as tie-break: a spike at step t adds a little more the earlier it comes
+        T = outputs.shape[0]
+        w = torch.linspace(1.0, 0.5, T, dtype=outputs.dtype, device=outputs.device).view(T, 1, 1)
+        return total + 1e-3 * (outputs * m * w).sum(0) / T
+
+    def predict(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted classes ``[B]`` for inputs ``[T, B, N_in]``."""
+        with torch.no_grad():
+            return self.scores(self(x), mask).argmax(-1)
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        for layer in self.layers:
+            layer.clamp_()

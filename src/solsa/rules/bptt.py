@@ -1,0 +1,56 @@
+"""BPTT: autograd through time on exactly the model of SOLSA.md §1.
+
+The forward pass is the same :func:`solsa.functional.lif_step` as every other
+rule, with the reset path in the graph and the same surrogate. ``flush``
+backpropagates the loss accumulated since the last flush, then detaches the
+state (so a mid-sequence flush is truncated BPTT).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..functional import LIFState
+from .base import LearningRule, StepResult
+
+__all__ = ["BPTT"]
+
+
+class BPTT(LearningRule):
+    name = "bptt"
+
+    def reset(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.states = self.net.init_state(batch_size)
+        self.total: torch.Tensor | None = None
+        self._saved: dict[int, int] = {}
+        self._peak = 0
+        self._param_ptrs = {p.untyped_storage().data_ptr() for p in self.net.parameters()}
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        # count each saved storage once; parameters exist anyway and are not training state
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in self._param_ptrs and ptr not in self._saved:
+            self._saved[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    def step(self, x, target=None, weight=None) -> StepResult:
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
+            y, self.states = self.net.step(x, self.states)
+            if target is None:
+                loss = y.new_zeros(())
+            else:
+                loss = self.loss(y, target, self._weight(weight, x))
+                self.total = loss if self.total is None else self.total + loss
+        self._peak = max(self._peak, sum(self._saved.values()))
+        return StepResult(y.detach(), loss.detach())
+
+    def flush(self) -> None:
+        if self.total is not None and self.total.requires_grad:
+            self.total.backward()
+        self.total = None
+        self._saved.clear()
+        self.states = [LIFState(*(s.detach() for s in state)) for state in self.states]
+
+    def train_state_bytes(self) -> int:
+        return self._peak

@@ -1,0 +1,166 @@
+"""SOLSA: forward-only learning with exact per-layer traces and a same-step spatial error.
+
+Per time step and per layer (SOLSA.md §2–§3):
+
+1. the shared neuron step :func:`lif_step` (no autograd);
+2. the traces ``e, p, a, m, n`` advance with ``d[t]``, the reset feedback included;
+3. at the output, ``g = ∂ℓ_t/∂y``; going down, ``δ = g ⊙ ε`` accumulates
+   ``Σ_b δ_j e_ji`` (and the α, λ, b analogues), and ``g`` crosses to the layer
+   below through :func:`spatial_error`.
+
+Nothing is stored per time step: memory is ``O(B · N_out · N_in)`` per layer
+whatever the sequence length. For one layer with fixed parameters the gradient
+equals BPTT's exactly (tests/test_exactness.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..functional import (
+    LIFState,
+    alpha_input_trace,
+    alpha_trace,
+    bias_trace,
+    decay_factor,
+    lambda_trace,
+    lif_step,
+    spatial_error,
+    spike_derivative,
+    weight_trace,
+)
+from ..layers import LIFLayer
+from ..losses import Loss
+from .base import LearningRule, StepResult, state_nbytes
+
+__all__ = ["SOLSA", "LayerTraces"]
+
+
+@dataclass
+class LayerTraces:
+    """What SOLSA keeps for one layer: the neuron state, ε[t], and one trace per learnable parameter."""
+
+    state: LIFState
+    eps: torch.Tensor  # ε[t] of the last step, [B, N_out]
+    e: torch.Tensor  # W trace [B, N_out, N_in]
+    p: torch.Tensor | None = None  # ∂F/∂α [B, N_in]
+    a: torch.Tensor | None = None  # α trace [B, N_out, N_in] or [B, N_out]
+    m: torch.Tensor | None = None  # λ trace [B, N_out]
+    n: torch.Tensor | None = None  # bias trace [B, N_out]
+
+    def nbytes(self) -> int:
+        return state_nbytes(*self.state, self.eps, self.e, self.p, self.a, self.m, self.n)
+
+
+def _sum_to(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Reduce a per-neuron/per-channel gradient to a parameter of shape ``[]`` or ``[N]``."""
+    return g.sum() if len(shape) == 0 else g
+
+
+class SOLSA(LearningRule):
+    """The SOLSA learner.
+
+    Args:
+        net: the :class:`~solsa.SNN` to train.
+        loss: ``"mse"`` (spiking readout), ``"ce"`` (leaky readout) or a :class:`~solsa.losses.Loss`.
+        reset_feedback: keep the reset's dependence on V in ``d[t]`` (SOLSA); False drops it,
+            as e-prop and OTTT do (the ``solsa-detachreset`` ablation).
+    """
+
+    name = "solsa"
+
+    def __init__(self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True) -> None:
+        super().__init__(net, loss)
+        self.reset_feedback = reset_feedback
+        self.traces: list[LayerTraces] = []
+        self._grads: list[dict[str, torch.Tensor]] = []
+
+    def reset(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.traces = [self._new_traces(layer, batch_size) for layer in self.net.layers]
+        if not self._grads:
+            self._grads = [self._new_grads(layer) for layer in self.net.layers]
+
+    @staticmethod
+    def _new_traces(layer: LIFLayer, B: int) -> LayerTraces:
+        w = layer.weight
+        kw = {"device": w.device, "dtype": w.dtype}
+        n_out, n_in = w.shape
+        tr = LayerTraces(layer.init_state(B), torch.zeros(B, n_out, **kw), torch.zeros(B, n_out, n_in, **kw))
+        if layer.is_learnable("alpha"):
+            tr.p = torch.zeros(B, n_in, **kw)
+            tr.a = torch.zeros((B, n_out, n_in) if layer.filter_per_channel else (B, n_out), **kw)
+        if layer.is_learnable("lam"):
+            tr.m = torch.zeros(B, n_out, **kw)
+        if layer.is_learnable("bias"):
+            tr.n = torch.zeros(B, n_out, **kw)
+        return tr
+
+    @staticmethod
+    def _new_grads(layer: LIFLayer) -> dict[str, torch.Tensor]:
+        names = ["weight"] + [n for n in ("bias", "alpha", "lam") if layer.is_learnable(n)]
+        return {n: torch.zeros_like(getattr(layer, n)) for n in names}
+
+    @torch.no_grad()
+    def step(self, x, target=None, weight=None) -> StepResult:
+        if not self.traces:
+            raise RuntimeError("call reset(batch_size) before step()")
+        inp = x
+        for layer, tr in zip(self.net.layers, self.traces):
+            self._forward_layer(layer, tr, inp)
+            inp = tr.state.o
+        y = inp
+        if target is None:
+            return StepResult(y, y.new_zeros(()))
+        value, g = self.loss.grad(y, target, self._weight(weight, x))
+        for layer, tr, acc in zip(reversed(self.net.layers), reversed(self.traces), reversed(self._grads)):
+            delta = g * tr.eps
+            self._accumulate(layer, tr, acc, delta)
+            g = spatial_error(delta, layer.weight, layer.beta)
+        return StepResult(y, value)
+
+    def _forward_layer(self, layer: LIFLayer, tr: LayerTraces, x: torch.Tensor) -> None:
+        cfg, prev = layer.config, tr.state
+        state = lif_step(x, prev, layer.params(), cfg)
+        d = decay_factor(prev.V, prev.o, tr.eps, layer.lam, cfg, self.reset_feedback)
+        tr.e = weight_trace(tr.e, d, state.F)
+        if tr.p is not None:
+            tr.p = alpha_input_trace(tr.p, prev.F, layer.alpha)
+            tr.a = alpha_trace(tr.a, d, layer.weight, tr.p, layer.filter_per_channel)
+        if tr.m is not None:
+            tr.m = lambda_trace(tr.m, d, prev.V, prev.o, cfg)
+        if tr.n is not None:
+            tr.n = bias_trace(tr.n, d)
+        tr.eps = spike_derivative(state.V, cfg)
+        tr.state = state
+
+    @staticmethod
+    def _accumulate(layer: LIFLayer, tr: LayerTraces, acc: dict[str, torch.Tensor], delta: torch.Tensor) -> None:
+        """∂ℓ_t/∂θ = Σ_b Σ_j δ_j[t] · trace_j(θ)[t]."""
+        acc["weight"] += torch.einsum("bj,bji->ji", delta, tr.e)
+        if tr.a is not None:
+            g_alpha = torch.einsum("bj,bji->i", delta, tr.a) if tr.a.dim() == 3 else (delta * tr.a).sum()
+            acc["alpha"] += _sum_to(g_alpha, layer.alpha.shape)
+        if tr.m is not None:
+            acc["lam"] += _sum_to((delta * tr.m).sum(0), layer.lam.shape)
+        if tr.n is not None:
+            acc["bias"] += (delta * tr.n).sum(0)
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        for layer, acc in zip(self.net.layers, self._grads):
+            grads = dict(acc)
+            if layer.is_learnable("beta"):
+                # ∂V_j/∂β_i = W_ji e_ji / β_i, so ∂L/∂β_i = Σ_j W_ji ∂L/∂W_ji / β_i (W fixed since the last flush)
+                wg = layer.weight * acc["weight"]
+                grads["beta"] = (wg.sum(0) if layer.filter_per_channel else wg.sum()) / layer.beta
+            for name, g in grads.items():
+                param = getattr(layer, name)
+                param.grad = g.clone() if param.grad is None else param.grad + g
+            for g in acc.values():
+                g.zero_()
+
+    def train_state_bytes(self) -> int:
+        return sum(tr.nbytes() for tr in self.traces)

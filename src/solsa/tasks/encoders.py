@@ -1,0 +1,250 @@
+"""Input encoders: turn a real-valued time series into the input of a spiking network.
+
+Every encoder takes ``x`` ``[T, N, C]`` (time-first, zero-padded after ``lengths``) and
+``lengths`` ``[N]`` and returns ``(encoded [T', N, C'], new_lengths [N])``. Padded steps of
+the output (beyond the new lengths) are always zero. Encoders that draw random numbers take
+a ``generator`` (a seeded ``torch.Generator`` makes them reproducible); the others accept and
+ignore it so that all encoders can be called the same way.
+
+Several encoders first squash values to ``[0, 1]``:
+
+* ``squash="sigmoid"`` (default): ``sigmoid(x)``, meant for z-scored data (0 -> 0.5);
+* ``squash="clip"``: ``clamp(x, 0, 1)``, for data already scaled to ``[0, 1]`` (images, spikes).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import torch
+
+from .base import length_mask
+
+__all__ = [
+    "direct",
+    "population",
+    "delta",
+    "rate",
+    "latency",
+    "encode",
+    "encoder_defaults",
+    "list_encoders",
+    "ENCODERS",
+]
+
+_SQUASHES = ("sigmoid", "clip")
+
+
+def _prepare(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validate inputs; return float32 ``x``, int64 ``lengths`` and a ``[T, N, 1]`` float mask."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        raise ValueError(f"x must be a [T, N, C] tensor, got {getattr(x, 'shape', type(x))}")
+    lengths = torch.as_tensor(lengths, dtype=torch.int64)
+    if tuple(lengths.shape) != (x.shape[1],):
+        raise ValueError(f"lengths must have shape ({x.shape[1]},), got {tuple(lengths.shape)}")
+    if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > x.shape[0]):
+        raise ValueError(f"lengths must lie in 1..{x.shape[0]}")
+    x = x.to(torch.float32)
+    mask = length_mask(lengths, x.shape[0]).unsqueeze(-1).to(torch.float32)
+    return x, lengths, mask
+
+
+def _squash(x: torch.Tensor, squash: str) -> torch.Tensor:
+    if squash == "sigmoid":
+        return torch.sigmoid(x)
+    if squash == "clip":
+        return x.clamp(0.0, 1.0)
+    raise ValueError(f"squash must be one of {_SQUASHES}, got {squash!r}")
+
+
+def direct(x: torch.Tensor, lengths: torch.Tensor, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Identity: the (normalised) signal itself is the input current of the first synaptic filter."""
+    x, lengths, mask = _prepare(x, lengths)
+    return x * mask, lengths.clone()
+
+
+def population(
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    n_per_channel: int = 5,
+    sigma: float | None = None,
+    lo: float = -2.5,
+    hi: float = 2.5,
+    spikes: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian receptive fields: each channel drives ``n_per_channel`` neurons.
+
+    Neuron ``j`` of channel ``c`` (output channel ``c * n_per_channel + j``) has its centre
+    ``mu_j`` on an even grid over ``[lo, hi]`` and outputs ``exp(-(x - mu_j)^2 / (2 sigma^2))``
+    in ``[0, 1]``. ``sigma`` defaults to the grid spacing ``(hi - lo) / (n - 1)`` (``(hi - lo) / 2``
+    for a single neuron). With ``spikes=True`` the activations are used as Bernoulli spike
+    probabilities. ``C' = C * n_per_channel``, ``T' = T``.
+    """
+    x, lengths, mask = _prepare(x, lengths)
+    if isinstance(n_per_channel, bool) or not isinstance(n_per_channel, int) or n_per_channel < 1:
+        raise ValueError(f"n_per_channel must be a positive integer, got {n_per_channel!r}")
+    if not hi > lo:
+        raise ValueError(f"population needs hi > lo, got lo={lo}, hi={hi}")
+    if n_per_channel == 1:
+        centres = torch.tensor([(lo + hi) / 2.0])
+        default_sigma = (hi - lo) / 2.0
+    else:
+        centres = torch.linspace(lo, hi, n_per_channel)
+        default_sigma = (hi - lo) / (n_per_channel - 1)
+    sigma = default_sigma if sigma is None else float(sigma)
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    act = torch.exp(-0.5 * ((x.unsqueeze(-1) - centres) / sigma) ** 2)  # [T, N, C, n]
+    act = act.reshape(x.shape[0], x.shape[1], -1) * mask
+    if spikes:
+        act = torch.bernoulli(act, generator=generator) * mask
+    return act, lengths.clone()
+
+
+def delta(
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    threshold: float = 0.1,
+    start: float | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Level-crossing ("send-on-delta") encoding into ON and OFF spike channels.
+
+    Per input channel a reference level ``r`` starts at the first sample ``x[0]`` (or at
+    ``start`` if given, which lets the first step spike too). At each step ``t`` the number of
+    whole thresholds the signal has moved, ``k = floor(|x[t] - r| / threshold)``, is computed;
+    if ``k >= 1`` a single spike is emitted on the ON channel (rising) or the OFF channel
+    (falling) and ``r`` moves by ``k * threshold`` towards ``x[t]``. Several crossings within
+    one step therefore give ONE spike (the output stays binary) but are not forgotten by the
+    reference. Output channels ``0..C-1`` are ON, ``C..2C-1`` are OFF (``C' = 2C``, ``T' = T``).
+    """
+    x, lengths, mask = _prepare(x, lengths)
+    threshold = float(threshold)
+    if not threshold > 0:
+        raise ValueError(f"threshold must be positive, got {threshold}")
+    steps, n, c = x.shape
+    on = torch.zeros_like(x)
+    off = torch.zeros_like(x)
+    if steps == 0:
+        return torch.cat([on, off], dim=-1), lengths.clone()
+    eps = 1e-6  # tolerate float rounding when the signal moves by exactly one threshold
+    if start is None:
+        ref = x[0].clone()
+        first = 1
+    else:
+        ref = torch.full((n, c), float(start))
+        first = 0
+    for t in range(first, steps):
+        d = x[t] - ref
+        k = torch.floor(d.abs() / threshold + eps)
+        fired = k >= 1
+        on[t] = (fired & (d > 0)).to(torch.float32)
+        off[t] = (fired & (d < 0)).to(torch.float32)
+        ref = ref + torch.sign(d) * k * threshold
+    return torch.cat([on, off], dim=-1) * mask, lengths.clone()
+
+
+def rate(
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    max_rate: float = 1.0,
+    squash: str = "sigmoid",
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bernoulli rate code: at each step a spike with probability ``max_rate * squash(x)``.
+
+    ``squash`` maps values to ``[0, 1]`` (see the module docstring: ``"sigmoid"`` for z-scored
+    data, ``"clip"`` for data already in ``[0, 1]``). ``T' = T``, ``C' = C``. Seeded via ``generator``.
+    """
+    x, lengths, mask = _prepare(x, lengths)
+    max_rate = float(max_rate)
+    if not 0.0 <= max_rate <= 1.0:
+        raise ValueError(f"max_rate must be in [0, 1], got {max_rate}")
+    p = (_squash(x, squash) * max_rate).clamp(0.0, 1.0) * mask
+    return torch.bernoulli(p, generator=generator) * mask, lengths.clone()
+
+
+def latency(
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    window: int = 5,
+    floor: float = 0.1,
+    squash: str = "sigmoid",
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Time-to-first-spike code: each input step becomes ``window`` sub-steps.
+
+    With ``v = squash(x)`` in ``[0, 1]``, channel ``c`` at input step ``t`` spikes once, at
+    sub-step ``t * window + round((1 - v) * (window - 1))``: larger values spike earlier
+    (``v = 1`` at the first sub-step, ``v = 0`` at the last). Values with ``v < floor`` emit no
+    spike. ``T' = T * window``, new lengths ``= lengths * window``, ``C' = C``.
+    """
+    x, lengths, mask = _prepare(x, lengths)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    steps, n, c = x.shape
+    v = _squash(x, squash)
+    fire = (v >= float(floor)).to(torch.float32) * mask  # [T, N, C]
+    pos = torch.round((1.0 - v) * (window - 1)).to(torch.int64).clamp(0, window - 1)
+    onehot = torch.nn.functional.one_hot(pos, window).to(torch.float32) * fire.unsqueeze(-1)  # [T, N, C, W]
+    out = onehot.permute(0, 3, 1, 2).reshape(steps * window, n, c)
+    return out, lengths * window
+
+
+ENCODERS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
+    "direct": direct,
+    "population": population,
+    "delta": delta,
+    "rate": rate,
+    "latency": latency,
+}
+
+
+def _get(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; valid encoders: {', '.join(sorted(ENCODERS))}")
+    return ENCODERS[name]
+
+
+def encoder_defaults(name: str) -> dict[str, Any]:
+    """The options of encoder ``name`` with their default values (``generator`` excluded)."""
+    params = inspect.signature(_get(name)).parameters
+    return {
+        p.name: p.default
+        for p in params.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "generator"
+    }
+
+
+def encode(
+    name: str,
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    **opts: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply encoder ``name`` (see :func:`list_encoders`) with options ``opts``.
+
+    Raises ``ValueError`` for an unknown encoder or an option the encoder does not take.
+    """
+    fn = _get(name)
+    valid = encoder_defaults(name)
+    unknown = sorted(set(opts) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"encoder {name!r} got unknown option(s) {unknown}; valid options: {sorted(valid) or 'none'}"
+        )
+    return fn(x, lengths, generator=generator, **opts)
+
+
+def list_encoders() -> list[tuple[str, str]]:
+    """``(name, one-line description)`` for every encoder."""
+    return [(name, (fn.__doc__ or "").strip().splitlines()[0]) for name, fn in ENCODERS.items()]
+
