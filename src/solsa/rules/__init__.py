@@ -1,9 +1,76 @@
-"""Learning rules behind one interface (:class:`LearningRule`)."""
+"""Learning rules behind one interface (:class:`LearningRule`), and the registry of rule names.
+
+Each registry entry names the rule's class, its constructor options, and the
+neuron model its paper uses (``paper_model``: :class:`~solsa.LIFLayer` options
+applied with ``--model paper``; ``--model full`` trains the full SOLSA model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
 
 from .base import LearningRule, SequenceResult, StepResult, sequence_weights, target_at
 from .bptt import BPTT
 from .solsa import SOLSA
 
-RULES = {"solsa": SOLSA, "bptt": BPTT}
+# The neuron model of SOLSA.md §1 with the synaptic filter removed (α = 0, β = 1, not learned).
+NO_FILTER = {"alpha": 0.0, "beta": 1.0, "learn_alpha": False, "learn_beta": False}
 
-__all__ = ["LearningRule", "StepResult", "SequenceResult", "sequence_weights", "target_at", "SOLSA", "BPTT", "RULES"]
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """A named rule: its class, constructor options, and its paper's neuron model."""
+
+    name: str
+    cls: type
+    description: str
+    options: dict[str, Any] = field(default_factory=dict)
+    paper_model: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, net, loss) -> LearningRule:
+        return self.cls(net, loss, **self.options)
+
+
+RULES: dict[str, RuleSpec] = {
+    "solsa": RuleSpec("solsa", SOLSA, "SOLSA: exact per-layer traces with reset feedback, learned synaptic filter"),
+    "bptt": RuleSpec("bptt", BPTT, "backpropagation through time on the identical model"),
+    "solsa-nofilter": RuleSpec(
+        "solsa-nofilter", SOLSA, "ablation: SOLSA without synaptic dynamics (α = 0, β = 1 fixed)",
+        paper_model=NO_FILTER,
+    ),
+    "solsa-fixedfilter": RuleSpec(
+        "solsa-fixedfilter", SOLSA, "ablation: SOLSA with α, β fixed at their initial values",
+        paper_model={"learn_alpha": False, "learn_beta": False},
+    ),
+    "solsa-detachreset": RuleSpec(
+        "solsa-detachreset", SOLSA, "ablation: SOLSA with the reset feedback dropped from the traces",
+        options={"reset_feedback": False},
+    ),
+}
+
+# The ablations change the model whichever --model is chosen: their overrides always apply.
+ABLATIONS = ("solsa-nofilter", "solsa-fixedfilter")
+
+
+def get_rule(name: str) -> RuleSpec:
+    """The registry entry for ``name``; a ``ValueError`` lists the valid names."""
+    if name not in RULES:
+        raise ValueError(f"unknown rule {name!r}; valid rules: {', '.join(RULES)}")
+    return RULES[name]
+
+
+__all__ = [
+    "LearningRule",
+    "StepResult",
+    "SequenceResult",
+    "sequence_weights",
+    "target_at",
+    "SOLSA",
+    "BPTT",
+    "RuleSpec",
+    "RULES",
+    "NO_FILTER",
+    "ABLATIONS",
+    "get_rule",
+]
