@@ -48,9 +48,175 @@ def _run_gradcheck(args) -> int:
     return 0
 
 
+def _bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _task_option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"task options are KEY=VALUE, got {text!r}")
+    for conv in (int, float):
+        try:
+            return key, conv(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``solsa train`` (also accepted by ``solsa compare``). Defaults live in TrainConfig."""
+    g = p.add_argument_group("run")
+    g.add_argument("--task", help="task spec, see `solsa tasks` (default uea:JapaneseVowels)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd", "adamw"])
+    g.add_argument("--device", help="torch device, e.g. cpu or cuda")
+    g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument("--config", help="TOML or YAML file of options (command-line options override it)")
+    g.add_argument("--encoder", help="input encoder, see `solsa tasks`")
+    g.add_argument("--task-option", action="append", type=_task_option, metavar="KEY=VALUE",
+                   help="option passed to the task loader (repeatable), e.g. steps=30")
+    g.add_argument("--val-fraction", type=float)
+    m = p.add_argument_group("model")
+    m.add_argument("--model", choices=["full", "paper"],
+                   help="full: the SOLSA model; paper: the neuron model of the rule's own paper")
+    m.add_argument("--hidden", help="hidden layer sizes, e.g. 100,100")
+    m.add_argument("--readout", choices=["spike", "leaky"])
+    m.add_argument("--loss", choices=["mse", "ce"])
+    m.add_argument("--readout-lam", type=float)
+    m.add_argument("--alpha", type=float, help="initial synaptic decay α in [0, 1)")
+    m.add_argument("--beta", type=float, help="initial synaptic gain β > 0")
+    m.add_argument("--lam", type=float, help="membrane decay λ in [0, 1)")
+    m.add_argument("--learn-alpha", type=_bool, metavar="BOOL")
+    m.add_argument("--learn-beta", type=_bool, metavar="BOOL")
+    m.add_argument("--learn-lam", type=_bool, metavar="BOOL")
+    m.add_argument("--filter-granularity", choices=["layer", "channel"])
+    m.add_argument("--lam-granularity", choices=["layer", "neuron"])
+    m.add_argument("--reset", choices=["subtract", "zero", "none"])
+    m.add_argument("--surrogate", choices=["gaussian", "fast_sigmoid", "atan", "triangle"])
+    m.add_argument("--width", type=float, help="surrogate width")
+    m.add_argument("--threshold", type=float)
+    m.add_argument("--weight-scale", type=float)
+    e = p.add_argument_group("enhancements")
+    e.add_argument("--schedule", help="weight-update schedule: end, every:K or search:K")
+    e.add_argument("--search-period", type=int, help="epochs between additions of a search:K point")
+    e.add_argument("--early-stop", type=_bool, metavar="BOOL", help="skip the rest of confidently-right sequences")
+    e.add_argument("--early-stop-rho", type=float, help="fraction of the batch that must be confidently right")
+    e.add_argument("--early-stop-p", type=float, help="class probability that counts as confident")
+    e.add_argument("--early-stop-h", type=int, help="how many checks must pass before stopping")
+    e.add_argument("--early-stop-warmup", type=int, help="epochs before early stop is allowed")
+
+
+def resolve_train_config(args: argparse.Namespace, **overrides):
+    """TrainConfig defaults < --config file < command-line options < ``overrides``."""
+    from .io import load_config_file
+    from .training import TrainConfig
+
+    data: dict = load_config_file(args.config) if getattr(args, "config", None) else {}
+    for f in TrainConfig.__dataclass_fields__:
+        value = getattr(args, f, None)
+        if value is not None:
+            data[f] = value
+    if getattr(args, "task_option", None):
+        data["task_options"] = {**data.get("task_options", {}), **dict(args.task_option)}
+    data.update(overrides)
+    return TrainConfig.from_dict(data)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train one SNN (default: SOLSA on JapaneseVowels)")
+    add_train_options(p)
+    p.add_argument("--rule", help="learning rule, see `solsa rules` (default solsa)")
+    p.add_argument("--out", help="output folder (default runs/TASK_RULE_seedN)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    from .training import default_out_dir, train
+
+    cfg = resolve_train_config(args)
+    out = args.out or default_out_dir(cfg)
+    m = train(cfg, out, force=args.force, progress=not args.quiet)
+    print(f"{m['rule']} on {m['task']} (seed {m['seed']}, {m['epochs']} epochs, {m['wall_seconds']:.1f} s)")
+    print(f"  chosen epoch {m['best_epoch']} (on validation): train {m['train_accuracy']:.4f}  "
+          f"val {m['val_accuracy']:.4f}  test {m['test_accuracy']:.4f}  (best test {m['best_test_accuracy']:.4f})")
+    print(f"  train-state bytes {m['train_state_bytes']:,}  steps processed {m['steps_processed_fraction']:.3f}  "
+          f"optimizer steps {m['update_steps']}  schedule {m['schedule']['offsets_from_end']} from the end")
+    for row in m["learned_filters"]:
+        a = row["alpha"]
+        print(f"  layer {row['layer']}: α {sum(a) / len(a):.3f}  β {sum(row['beta']) / len(row['beta']):.3f}  "
+              f"λ {sum(row['lam']) / len(row['lam']):.3f}")
+    print(f"  wrote {out}/metrics.json, history.csv, checkpoint.pt, report.png")
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="test accuracy of a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--task", help="task spec (default: the checkpoint's task)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from .training import evaluate_checkpoint
+
+    r = evaluate_checkpoint(args.checkpoint, args.task, args.device)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print(f"{r['task']}: test accuracy {r['test_accuracy']:.4f} (recorded at training: {r['recorded_test_accuracy']})")
+    return 0
+
+
+def _add_tasks(sub) -> None:
+    p = sub.add_parser("tasks", help="list the tasks and encoders")
+    p.set_defaults(func=_run_tasks)
+
+
+def _run_tasks(args) -> int:
+    from .tasks import list_encoders, list_tasks
+
+    print("tasks (--task):")
+    for name, desc in list_tasks():
+        print(f"  {name:<14} {desc}")
+    print("encoders (--encoder):")
+    for name, desc in list_encoders():
+        print(f"  {name:<14} {desc}")
+    return 0
+
+
+def _add_rules(sub) -> None:
+    p = sub.add_parser("rules", help="list the learning rules")
+    p.set_defaults(func=_run_rules)
+
+
+def _run_rules(args) -> int:
+    from .rules import RULES
+
+    for name, spec in RULES.items():
+        print(f"  {name:<18} {spec.description}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="solsa", description="Online learning for spiking neural networks.")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_tasks(sub)
+    _add_rules(sub)
     _add_gradcheck(sub)
     return parser
 

@@ -58,6 +58,11 @@ class LearningRule:
     """Base class: subclasses implement ``reset``, ``step``, ``flush`` and ``train_state_bytes``."""
 
     name = "rule"
+    # Rules that can report Σ|∂ℓ_t/∂W| per step (needed by the search schedule) set this True,
+    # and fill ``step_magnitude`` at each step while ``track_step_magnitude`` is set.
+    supports_step_magnitude = False
+    track_step_magnitude = False
+    step_magnitude = 0.0
 
     def __init__(self, net: SNN, loss: Loss | str = "mse") -> None:
         if not isinstance(net, SNN):

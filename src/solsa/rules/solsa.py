@@ -70,6 +70,7 @@ class SOLSA(LearningRule):
     """
 
     name = "solsa"
+    supports_step_magnitude = True
 
     def __init__(self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True) -> None:
         super().__init__(net, loss)
@@ -115,10 +116,14 @@ class SOLSA(LearningRule):
         if target is None:
             return StepResult(y, y.new_zeros(()))
         value, g = self.loss.grad(y, target, self._weight(weight, x))
+        magnitude = 0.0
         for layer, tr, acc in zip(reversed(self.net.layers), reversed(self.traces), reversed(self._grads)):
             delta = g * tr.eps
-            self._accumulate(layer, tr, acc, delta)
+            g_weight = self._accumulate(layer, tr, acc, delta)
+            if self.track_step_magnitude:
+                magnitude += g_weight.abs().sum().item()
             g = spatial_error(delta, layer.weight, layer.beta)
+        self.step_magnitude = magnitude
         return StepResult(y, value)
 
     def _forward_layer(self, layer: LIFLayer, tr: LayerTraces, x: torch.Tensor) -> None:
@@ -137,9 +142,12 @@ class SOLSA(LearningRule):
         tr.state = state
 
     @staticmethod
-    def _accumulate(layer: LIFLayer, tr: LayerTraces, acc: dict[str, torch.Tensor], delta: torch.Tensor) -> None:
-        """∂ℓ_t/∂θ = Σ_b Σ_j δ_j[t] · trace_j(θ)[t]."""
-        acc["weight"] += torch.einsum("bj,bji->ji", delta, tr.e)
+    def _accumulate(
+        layer: LIFLayer, tr: LayerTraces, acc: dict[str, torch.Tensor], delta: torch.Tensor
+    ) -> torch.Tensor:
+        """∂ℓ_t/∂θ = Σ_b Σ_j δ_j[t] · trace_j(θ)[t]; returns this step's weight gradient."""
+        g_weight = torch.einsum("bj,bji->ji", delta, tr.e)
+        acc["weight"] += g_weight
         if tr.a is not None:
             g_alpha = torch.einsum("bj,bji->i", delta, tr.a) if tr.a.dim() == 3 else (delta * tr.a).sum()
             acc["alpha"] += _sum_to(g_alpha, layer.alpha.shape)
@@ -147,6 +155,7 @@ class SOLSA(LearningRule):
             acc["lam"] += _sum_to((delta * tr.m).sum(0), layer.lam.shape)
         if tr.n is not None:
             acc["bias"] += (delta * tr.n).sum(0)
+        return g_weight
 
     @torch.no_grad()
     def flush(self) -> None:
