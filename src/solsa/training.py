@@ -17,14 +17,14 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import torch
 
 from .io import load_checkpoint, save_checkpoint, write_csv, write_json
 from .layers import SNN
 from .losses import make_loss
-from .rules import ABLATIONS, get_rule, sequence_weights
+from .rules import ABLATIONS, LearningRule, get_rule, sequence_weights
 from .schedule import UpdateSchedule
 from .tasks import Split, Task, iterate_batches, load_task, van_rossum_distance
 
@@ -184,6 +184,64 @@ def confidently_right(probs: torch.Tensor, y: torch.Tensor, rho: float, p: float
     return ((pred == y) & (best >= p)).float().mean().item() >= rho
 
 
+class EarlyStop(NamedTuple):
+    """Stop a sequence once ``h`` checks found the batch confidently right (see :func:`confidently_right`)."""
+
+    rho: float = 0.9
+    p: float = 0.9
+    h: int = 2
+
+
+class SequenceRun(NamedTuple):
+    outputs: torch.Tensor  # [steps, B, C]
+    loss: float
+    steps: int  # time steps processed (< T when stopped early)
+    updates: int  # optimizer steps taken
+    state_bytes: int  # the rule's train-state bytes at its largest
+
+
+def train_sequence(
+    rule: LearningRule,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    points: set[int],
+    early_stop: EarlyStop | None = None,
+    record_magnitude: Callable[[int, int, float], None] | None = None,
+) -> SequenceRun:
+    """Train on one batch ``x`` ``[T, B, N]``, stepping the optimizer after the steps in ``points``.
+
+    Early stop (checked at update points before the last step): once the batch was confidently right at
+    ``early_stop.h`` checks, the rest of the sequence is skipped — no forward steps, no trace updates.
+    """
+    net = rule.net
+    T, B = x.shape[:2]
+    weights = sequence_weights(mask)
+    rule.reset(B)
+    outputs, loss, hits, updates, state_bytes = [], 0.0, 0, 0, 0
+    t = -1
+    for t in range(T):
+        res = rule.step(x[t], target if target.dim() == 1 else target[t], weights[t])
+        outputs.append(res.output)
+        loss += res.loss.item()
+        if record_magnitude is not None:
+            record_magnitude(T, t, rule.step_magnitude)
+        if t in points:
+            state_bytes = max(state_bytes, rule.train_state_bytes())
+            rule.flush()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            net.clamp_()
+            updates += 1
+            if early_stop is not None and t < T - 1:
+                probs = class_probabilities(net, torch.stack(outputs), mask[: t + 1])
+                hits += confidently_right(probs, target, early_stop.rho, early_stop.p)
+                if hits >= early_stop.h:
+                    break
+    return SequenceRun(torch.stack(outputs), loss, t + 1, updates, state_bytes)
+
+
 def _prototypes(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
     """One target spike train per class ``[T, K, C_out]`` and the class ids ``[K]`` (generation tasks)."""
     classes = torch.unique(split.y)
@@ -279,6 +337,7 @@ def train(
         raise ValueError(f"schedule {cfg.schedule!r} ranks steps by their gradient, which rule {cfg.rule!r} "
                          "does not report per step; use 'end' or 'every:K'")
     optimizer = make_optimizer(cfg.optimizer, [p for p in net.parameters() if p.requires_grad], cfg.lr)
+    early = EarlyStop(cfg.early_stop_rho, cfg.early_stop_p, cfg.early_stop_h) if cfg.early_stop else None
     gen = torch.Generator().manual_seed(cfg.seed)
     n_batches = math.ceil(len(task.train) / cfg.batch_size)
 
@@ -295,36 +354,18 @@ def train(
             x, y, mask = batch.x.to(device), batch.y.to(device), batch.mask.to(device)
             target = batch.target.to(device) if batch.target is not None else y
             T, B = x.shape[:2]
-            weights = sequence_weights(mask)
-            points = schedule.points(T)
-            rule.reset(B)
             rule.track_step_magnitude = schedule.searching
-            outputs, hits, done = [], 0, 0
-            for t in range(T):
-                res = rule.step(x[t], target if target.dim() == 1 else target[t], weights[t])
-                outputs.append(res.output)
-                epoch_loss += res.loss.item()
-                done += 1
-                if schedule.searching:
-                    schedule.record(T, t, rule.step_magnitude)
-                if t in points:
-                    state_bytes = max(state_bytes, rule.train_state_bytes())
-                    rule.flush()
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    net.clamp_()
-                    epoch_updates += 1
-                    if cfg.early_stop and epoch > cfg.early_stop_warmup and t < T - 1 and task.kind != "generation":
-                        probs = class_probabilities(net, torch.stack(outputs), mask[: t + 1])
-                        hits += confidently_right(probs, y, cfg.early_stop_rho, cfg.early_stop_p)
-                        if hits >= cfg.early_stop_h:
-                            break
-            if done == T:
-                state_bytes = max(state_bytes, rule.train_state_bytes())
+            stopper = early if (epoch > cfg.early_stop_warmup and task.kind != "generation") else None
+            res = train_sequence(rule, optimizer, x, target, mask, schedule.points(T), stopper,
+                                 schedule.record if schedule.searching else None)
+            outputs, done = res.outputs, res.steps
+            epoch_loss += res.loss
+            epoch_updates += res.updates
+            state_bytes = max(state_bytes, res.state_bytes)
             epoch_done += done
             epoch_seen += T
             if task.kind != "generation":
-                correct += (net.scores(torch.stack(outputs), mask[:done]).argmax(-1) == y).sum().item()
+                correct += (net.scores(outputs, mask[:done]).argmax(-1) == y).sum().item()
                 count += B
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{epoch_loss / max(bar.n - (epoch - 1) * n_batches, 1):.4f}")
