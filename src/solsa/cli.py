@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tasks(sub)
     _add_rules(sub)
     _add_gradcheck(sub)
+    from .bench.cli import add_parser as add_bench
+
+    add_bench(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: memory, temporal workload and speed of the learning rules (``solsa bench``)."""
