@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -61,6 +62,8 @@ def _task_option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"task options are KEY=VALUE, got {text!r}")
+    if value.lower() in ("true", "false"):
+        return key, value.lower() == "true"
     for conv in (int, float):
         try:
             return key, conv(value)
@@ -210,6 +213,58 @@ def _run_rules(args) -> int:
     return 0
 
 
+def _search_option(text: str) -> tuple[str, list]:
+    key, sep, values = text.partition("=")
+    if not sep or not key or not values:
+        raise argparse.ArgumentTypeError(f"search options are KEY=V1,V2,..., got {text!r}")
+    parsed = []
+    for v in values.split(","):
+        for conv in (int, float):
+            try:
+                parsed.append(conv(v))
+                break
+            except ValueError:
+                pass
+        else:
+            parsed.append(v)
+    return key.replace("-", "_"), parsed
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="every rule x seed on the same data, model, epochs and search budget")
+    add_train_options(p)
+    p.add_argument("--rules", default="solsa,bptt,eprop,ottt,ostl", help="comma-separated rules (see `solsa rules`)")
+    p.add_argument("--seeds", default="3", help="number of seeds N (seeds 0..N-1)")
+    p.add_argument("--suite", choices=["paper"], help="run every bundled task of the suite (overrides --task)")
+    p.add_argument("--search", action="append", type=_search_option, metavar="KEY=V1,V2",
+                   help="grid searched per rule on validation (repeatable; default lr=0.001,0.003; 'none' to skip)")
+    p.add_argument("--no-search", action="store_true", help="use the given settings for every rule")
+    p.add_argument("--out", default="runs/compare", help="output folder; finished runs in it are kept and skipped")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_run_compare)
+
+
+def _run_compare(args) -> int:
+    from .compare import SUITES, compare
+
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    try:
+        n_seeds = int(args.seeds)
+    except ValueError:
+        raise ValueError(f"--seeds must be a positive integer, got {args.seeds!r}") from None
+    if n_seeds < 1:
+        raise ValueError(f"--seeds must be a positive integer, got {args.seeds!r}")
+    cfg = resolve_train_config(args, **({"rule": rules[0]} if rules else {}))
+    tasks = SUITES[args.suite] if args.suite else {cfg.task: {}}
+    if args.suite and args.epochs is not None:
+        tasks = {t: {**o, "epochs": args.epochs} for t, o in tasks.items()}
+    search = {} if args.no_search else dict(args.search or [("lr", [0.001, 0.003])])
+    report = compare(cfg, rules, list(range(n_seeds)), args.out, tasks=tasks, search=search, progress=not args.quiet)
+    print((Path(args.out) / "summary.md").read_text())
+    print(f"wrote {args.out}/results.json, summary.md, summary.csv, compare.png ({len(report['runs'])} runs)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="solsa", description="Online learning for spiking neural networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_tasks(sub)
     _add_rules(sub)
+    _add_compare(sub)
     _add_gradcheck(sub)
     from .bench.cli import add_parser as add_bench
 

@@ -57,7 +57,7 @@ class TrainConfig:
     lr: float = 2e-3
     optimizer: str = "adam"
     hidden: tuple[int, ...] = (100, 100)
-    readout: str = "spike"  # "spike" (scored by spike-MSE) or "leaky" (scored by cross-entropy)
+    readout: str = "leaky"  # "leaky" (scored by per-step cross-entropy) or "spike" (scored by spike-MSE)
     loss: str | None = None  # default: mse for the spiking readout, ce for the leaky one
     readout_lam: float = 0.0
     alpha: float = 0.0
@@ -412,6 +412,7 @@ def train(
         "best_epoch": chosen["epoch"],
         "train_accuracy": chosen["train_accuracy"],
         "val_accuracy": chosen["val_accuracy"],
+        "val_loss": chosen["val_loss"],
         "test_accuracy": chosen["test_accuracy"],
         "best_test_accuracy": max(r["test_accuracy"] for r in history),
         "final_test_accuracy": history[-1]["test_accuracy"],

@@ -150,8 +150,6 @@ def _jsonable(v: Any) -> Any:
     """Plain Python value for ``info`` (numpy scalars -> int/float/str)."""
     if isinstance(v, np.generic):
         v = v.item()
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
     return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
 
 
@@ -184,6 +182,8 @@ def build_task(
     normalize: bool,
     target_train: torch.Tensor | None = None,
     target_test: torch.Tensor | None = None,
+    train_ids: torch.Tensor | None = None,
+    test_ids: torch.Tensor | None = None,
     info: dict[str, Any] | None = None,
 ) -> Task:
     """Carve validation from train, normalise with train-only statistics, encode, and wrap up.
@@ -192,21 +192,27 @@ def build_task(
     (2) if ``normalize``, per-channel z-score statistics from the remaining training samples'
     valid steps, applied to train, val and test; (3) the encoder on each split with its own
     seeded generator.
+
+    ``train_ids`` / ``test_ids`` give each sample's position in its source (default
+    ``0..N-1``); they end up in ``Split.index``.
     """
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     info = dict(info or {})
     keep, held = stratified_split(y_train.numpy(), float(val_fraction), seed)
     keep_t, held_t = torch.from_numpy(keep), torch.from_numpy(held)
+    shared_source = test_ids is not None
+    train_ids = torch.arange(x_train.shape[1]) if train_ids is None else torch.as_tensor(train_ids)
+    test_ids = torch.arange(x_test.shape[1]) if test_ids is None else torch.as_tensor(test_ids)
 
     def take(t: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
         return None if t is None else t[:, idx]
 
     # part -> [x, lengths, y, index into the source set, target]
     parts: dict[str, list[Any]] = {
-        "train": [x_train[:, keep_t], len_train[keep_t], y_train[keep_t], keep_t, take(target_train, keep_t)],
-        "val": [x_train[:, held_t], len_train[held_t], y_train[held_t], held_t, take(target_train, held_t)],
-        "test": [x_test, len_test, y_test, torch.arange(x_test.shape[1]), target_test],
+        "train": [x_train[:, keep_t], len_train[keep_t], y_train[keep_t], train_ids[keep_t], take(target_train, keep_t)],
+        "val": [x_train[:, held_t], len_train[held_t], y_train[held_t], train_ids[held_t], take(target_train, held_t)],
+        "test": [x_test, len_test, y_test, test_ids, target_test],
     }
 
     if normalize:
@@ -234,6 +240,10 @@ def build_task(
             x=ex.contiguous(), y=y.to(torch.int64), lengths=en.to(torch.int64), target=target, index=index.to(torch.int64)
         )
 
+    info.setdefault(
+        "index_refers_to",
+        "the full data set" if shared_source else "train/val: original training set, test: original test set",
+    )
     options = {**encoder_defaults(encoder), **encoder_options}
     info.update(
         {

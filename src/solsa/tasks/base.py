@@ -28,8 +28,10 @@ class Split:
         y: ``[N]`` int64 class labels (generation tasks: the pattern id).
         lengths: ``[N]`` int64 number of valid time steps per sample, each in ``1..T``.
         target: ``[T, N, C_out]`` float32 target spike trains for generation tasks, else None.
-        index: ``[N]`` int64 position of each sample in the set it came from (the original
-            training set for train and validation, the original test set for test), or None.
+        index: ``[N]`` int64 position of each sample in its source, or None: for data with an
+            official split, the original training set (train and validation) or test set
+            (test); for data split by the loader (digits, npz without ``X_test``), the
+            single original data set. Lets one check that no sample is shared between splits.
     """
 
     x: torch.Tensor

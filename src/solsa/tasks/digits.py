@@ -39,6 +39,7 @@ def load_digits_task(
 
     The train/test split is stratified and seeded (``test_fraction`` of each class, seed
     ``split_seed``, default ``seed``); validation is then carved from the training part.
+    ``Split.index`` holds positions in the full 1797-image data set.
     """
     from sklearn.datasets import load_digits
 
@@ -88,5 +89,7 @@ def load_digits_task(
         encoder=enc_name,
         encoder_options=enc_opts,
         normalize=False,
+        train_ids=torch.from_numpy(train_idx),
+        test_ids=torch.from_numpy(test_idx),
         info=info,
     )

@@ -50,6 +50,13 @@ def _prepare(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torc
     return x, lengths, mask
 
 
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool, else raise ``ValueError`` (so "false" strings are not truthy)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false (a bool), got {value!r}")
+    return value
+
+
 def _squash(x: torch.Tensor, squash: str) -> torch.Tensor:
     if squash == "sigmoid":
         return torch.sigmoid(x)
@@ -84,6 +91,7 @@ def population(
     probabilities. ``C' = C * n_per_channel``, ``T' = T``.
     """
     x, lengths, mask = _prepare(x, lengths)
+    spikes = check_bool("spikes", spikes)
     if isinstance(n_per_channel, bool) or not isinstance(n_per_channel, int) or n_per_channel < 1:
         raise ValueError(f"n_per_channel must be a positive integer, got {n_per_channel!r}")
     if not hi > lo:

@@ -53,28 +53,35 @@ def _probability(name: str, value: Any) -> float:
     return float(value)
 
 
+def _order_scores(orders: np.ndarray) -> np.ndarray:
+    """For candidate order sets ``[K, n_classes, n_cues]``: the number of (class, position)
+    slots whose cue no other class has at that position (0 = no single slot identifies a class)."""
+    same = orders[:, :, None, :] == orders[:, None, :, :]  # [K, classes, classes, positions]
+    return (same.sum(axis=2) == 1).sum(axis=(1, 2))
+
+
 def _order_score(orders: np.ndarray) -> int:
-    """Number of (class, position) slots whose cue no other class has at that position."""
-    score = 0
-    for pos in range(orders.shape[1]):
-        _, counts = np.unique(orders[:, pos], return_counts=True)
-        score += int((counts == 1).sum())
-    return score
+    return int(_order_scores(orders[None])[0])
 
 
-def _search_orders(n_classes: int, n_cues: int, rng: np.random.Generator, tries: int = 500) -> tuple[np.ndarray, int]:
-    """Draw ``n_classes`` distinct orders of ``n_cues`` cues, minimising :func:`_order_score`."""
+def _search_orders(
+    n_classes: int, n_cues: int, rng: np.random.Generator, max_candidates: int = 20000
+) -> tuple[np.ndarray, int]:
+    """Pick ``n_classes`` distinct orders of ``n_cues`` cues with the lowest :func:`_order_scores`.
+
+    All ``C(n_cues!, n_classes)`` sets are scored when there are at most ``max_candidates``
+    (in a seeded random order, so ties are broken at random); otherwise that many random sets.
+    """
     perms = np.array(list(itertools.permutations(range(n_cues))), dtype=np.int64)
-    best, best_score = None, None
-    for _ in range(tries):
-        orders = perms[rng.choice(len(perms), size=n_classes, replace=False)]
-        score = _order_score(orders)
-        if best_score is None or score < best_score:
-            best, best_score = orders, score
-        if score == 0:
-            break
-    assert best is not None and best_score is not None
-    return best, best_score
+    if math.comb(len(perms), n_classes) <= max_candidates:
+        combos = np.array(list(itertools.combinations(range(len(perms)), n_classes)), dtype=np.int64)
+        combos = combos[rng.permutation(len(combos))]
+    else:
+        combos = np.stack([rng.choice(len(perms), size=n_classes, replace=False) for _ in range(max_candidates // 10)])
+    candidates = perms[combos]  # [K, n_classes, n_cues]
+    scores = _order_scores(candidates)
+    best = int(np.argmin(scores))
+    return candidates[best][rng.permutation(n_classes)], int(scores[best])
 
 
 def _choose_orders(
@@ -82,6 +89,8 @@ def _choose_orders(
 ) -> np.ndarray:
     """Class -> cue order ``[n_classes, n_cues]``; picks ``n_cues`` if not given."""
     if n_cues is not None:
+        if n_cues > _MAX_PERMUTATION_CUES:
+            raise ValueError(f"patterns: n_cues must be at most {_MAX_PERMUTATION_CUES}, got {n_cues}")
         if math.factorial(n_cues) < n_classes:
             raise ValueError(f"patterns: {n_cues} cues allow only {math.factorial(n_cues)} orders, fewer than n_classes={n_classes}")
         if n_cues > fits:

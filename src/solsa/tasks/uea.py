@@ -10,6 +10,7 @@ import torch
 
 from ._prep import build_task, encoder_settings, index_labels, pad_sequences
 from .base import Task
+from .encoders import check_bool
 
 __all__ = ["load_uea", "DEFAULT_ENCODER"]
 
@@ -89,6 +90,7 @@ def load_uea(
         extract_path: Optional folder aeon reads from / extracts to (``NAME/NAME_TRAIN.ts``).
         normalize: Apply the train-only per-channel z-score.
     """
+    normalize = check_bool("normalize", normalize)
     enc_name, enc_opts = encoder_settings(encoder, DEFAULT_ENCODER, encoder_options)
     X_tr, y_tr_raw = _read_split(name, "train", extract_path)
     X_te, y_te_raw = _read_split(name, "test", extract_path)
