@@ -1,0 +1,137 @@
+"""The command line as a user runs it: train, evaluate, compare, tasks, rules, and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from solsa.cli import main
+
+
+@pytest.fixture
+def npz_task(tmp_path):
+    rng = np.random.default_rng(0)
+    n, T, C = 60, 10, 4
+    y = np.arange(n) % 2
+    X = rng.normal(size=(n, T, C)).astype(np.float32)
+    X[y == 1, :5, 0] += 2.0  # class 1: channel 0 high early
+    path = tmp_path / "toy.npz"
+    np.savez(path, X=X, y=y)
+    return f"npz:{path}"
+
+
+FAST = ["--hidden", "8", "--epochs", "2", "--batch-size", "8", "--quiet"]
+
+
+def test_train_then_evaluate_reproduces_test_accuracy(npz_task, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", npz_task, "--out", str(out), *FAST]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "checkpoint.pt"), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_train_refuses_existing_out_without_force(npz_task, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", npz_task, "--out", str(out), *FAST]) == 0
+    before = (out / "metrics.json").read_text()
+    assert main(["train", "--task", npz_task, "--out", str(out), *FAST]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (out / "metrics.json").read_text() == before  # nothing lost
+    assert main(["train", "--task", npz_task, "--out", str(out), "--force", *FAST]) == 0
+
+
+def test_config_file_toml_and_yaml(npz_task, tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'task = "{npz_task}"\nhidden = "6"\nepochs = 1\nbatch-size = 16\nschedule = "every:5"\n')
+    assert main(["train", "--config", str(toml), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    cfg = json.loads((tmp_path / "a" / "metrics.json").read_text())["config"]
+    assert cfg["hidden"] == [6] and cfg["schedule"] == "every:5" and cfg["batch_size"] == 16
+    yaml = tmp_path / "c.yaml"
+    yaml.write_text(f"task: {npz_task}\nhidden: '6'\nepochs: 1\n")
+    # the command line overrides the file
+    assert main(["train", "--config", str(yaml), "--epochs", "2", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["epochs"] == 2
+
+
+@pytest.mark.parametrize(
+    "content,suffix,match",
+    [("epochs = [", ".toml", "is malformed"), ("a: [", ".yaml", "is malformed"), ("x", ".ini", "must end in"),
+     ("epochz = 3", ".toml", "unknown option")],
+)
+def test_bad_config_file_names_file_and_problem(tmp_path, capsys, content, suffix, match):
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(content)
+    assert main(["train", "--config", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert match in err
+    if match != "unknown option":
+        assert str(path) in err
+
+
+def test_missing_config_and_dataset_files(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path / "none.toml")]) == 2
+    assert "none.toml does not exist" in capsys.readouterr().err
+    assert main(["train", "--task", f"npz:{tmp_path / 'nothing.npz'}", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "nothing.npz" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file")
+    assert main(["train", "--task", f"npz:{bad}", "--out", str(tmp_path / "o2"), "--quiet"]) == 2
+    assert "bad.npz" in capsys.readouterr().err
+
+
+def test_unknown_task_and_rule_list_valid_ones(capsys, tmp_path):
+    assert main(["train", "--task", "mnist", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "uea:NAME" in err and "digits" in err
+    assert main(["train", "--rule", "hebb", "--out", str(tmp_path / "y"), "--quiet"]) == 2
+    assert "valid rules: solsa, bptt" in capsys.readouterr().err
+
+
+def test_tasks_and_rules_listing(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for name in ("uea:NAME", "digits", "patterns", "npz:PATH", "population", "delta", "latency", "rate"):
+        assert name in out
+    assert main(["rules"]) == 0
+    assert "solsa-detachreset" in capsys.readouterr().out
+
+
+def test_evaluate_bad_checkpoint(tmp_path, capsys):
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"garbage")
+    assert main(["evaluate", str(bad)]) == 2
+    assert "could not be read" in capsys.readouterr().err
+    torch.save({"weights": 1}, tmp_path / "y.pt")
+    assert main(["evaluate", str(tmp_path / "y.pt")]) == 2
+    assert "not a solsa checkpoint" in capsys.readouterr().err
+
+
+def test_compare_runs_resumes_and_summarises(npz_task, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "--task", npz_task, "--rules", "solsa,bptt", "--seeds", "2", "--out", str(out),
+            "--search", "lr=0.01,0.003", *FAST]
+    assert main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert len(res["runs"]) == 4 and {r["rule"] for r in res["runs"]} == {"solsa", "bptt"}
+    assert len(res["search_results"]) == 4
+    for f in ("summary.md", "summary.csv", "compare.png"):
+        assert (out / f).is_file()
+    diffs = res["summary"]["differences"][0]
+    assert "solsa_minus_bptt" in diffs and "memory_saving_vs_bptt" in diffs
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
+    assert main(args) == 0  # resume: every finished run is kept, nothing retrained
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")} == mtimes
+
+
+def test_compare_fails_fast_on_bad_rules_and_seeds(capsys, tmp_path):
+    assert main(["compare", "--rules", "solsa,magic", "--out", str(tmp_path / "c")]) == 2
+    assert "unknown rule 'magic'" in capsys.readouterr().err
+    assert main(["compare", "--seeds", "", "--out", str(tmp_path / "c")]) == 2
+    assert "--seeds" in capsys.readouterr().err
+    assert main(["compare", "--rules", "", "--out", str(tmp_path / "c")]) == 2
+    assert "--rules is empty" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()  # failed before any training
