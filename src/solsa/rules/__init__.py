@@ -12,6 +12,9 @@ from typing import Any
 
 from .base import LearningRule, SequenceResult, StepResult, sequence_weights, target_at
 from .bptt import BPTT
+from .eprop import EProp
+from .ostl import OSTL
+from .ottt import OTTT
 from .solsa import SOLSA
 
 # The neuron model of SOLSA.md §1 with the synaptic filter removed (α = 0, β = 1, not learned).
@@ -46,6 +49,18 @@ RULES: dict[str, RuleSpec] = {
     "solsa-detachreset": RuleSpec(
         "solsa-detachreset", SOLSA, "ablation: SOLSA with the reset feedback dropped from the traces",
         options={"reset_feedback": False},
+    ),
+    "eprop": RuleSpec(
+        "eprop", EProp, "e-prop (Bellec et al. 2020): eligibility traces, reset detached, same-step learning signal",
+        paper_model={**NO_FILTER, "reset": "subtract"},
+    ),
+    "ottt": RuleSpec(
+        "ottt", OTTT, "OTTT (Xiao et al. 2022): presynaptic trace, instantaneous error, O(N_in) per layer",
+        paper_model={**NO_FILTER, "reset": "subtract", "lam_granularity": "layer"},
+    ),
+    "ostl": RuleSpec(
+        "ostl", OSTL, "OSTL (Bohnstingl et al. 2022): exact per-layer eligibility with the reset, spatial error",
+        paper_model={**NO_FILTER, "reset": "zero"},
     ),
 }
 

@@ -1,0 +1,231 @@
+"""e-prop: eligibility propagation (Bellec et al., Nat. Commun. 11:3625, 2020), on the layered model of SOLSA.md.
+
+e-prop factorises the gradient into an *eligibility trace*, computed forward in
+time from quantities local to the synapse, and a *learning signal*, the output
+error fed back to each neuron at the same time step. For LIF neurons the reset
+is not part of the gradient, so the membrane's own Jacobian is the leak
+(``d = λ``, :func:`decay_factor` with ``reset_feedback=False``) and
+
+    x̄_i[t]  = λ x̄_i[t-1] + F_i[t]                low-pass filtered presynaptic input (F = x without a synapse)
+    e_ji[t] = ψ_j[t] x̄_i[t]                       eligibility trace, ψ_j[t] = ε_j[t] the pseudo-derivative
+    n_j[t]  = λ n_j[t-1] + 1,  e^b_j[t] = ψ_j[t] n_j[t]   the same for the bias
+
+With a leaky readout ``y_k[t] = κ y_k[t-1] + Σ_j W_kj z_j[t] + b_k``, a spike
+``z_j[t']`` reaches every later output with weight ``κ^{t-t'}``, so e-prop
+filters the eligibility trace with the readout's leak (Bellec et al., Methods):
+
+    ē_ji[t] = κ ē_ji[t-1] + e_ji[t]               ē = F_κ(e); κ = 0 (or a spiking readout): ē = e
+    L_j[t]  = Σ_k B_jk ∂ℓ_t/∂y_k[t]               learning signal
+    ∂L/∂W_ji ≈ Σ_t Σ_b L_j[t] ē_ji[t]             (and Σ_t L_j[t] ē^b_j[t] for b)
+
+In our feedforward stack ``N_in - hidden... - C`` the learning signal of each
+layer is the output error of the *same* step sent down:
+
+* ``feedback="symmetric"`` (symmetric e-prop): through the forward weights, as
+  :func:`spatial_error` does (``L^{l-1} = β^l (δ^l W^l)``, ``δ^l = L^l ⊙ ψ^l``).
+  With one hidden layer below a leaky readout this is BPTT of the model with
+  the reset detached, exactly; with more hidden layers the lower layers' signal
+  uses the intermediate layers' ψ at step t (their own temporal paths dropped).
+* ``feedback="random"`` (random e-prop): fixed random matrices ``B^l``
+  ``[C, N_l]`` (seeded, std ``1/√N_l``, as in the authors' code) carry the
+  output error ``δ^L = ∂ℓ_t/∂y ⊙ ψ^L`` directly to every hidden layer.
+
+The output layer uses its own error (``L = ∂ℓ_t/∂y``) and its own trace; for a
+leaky readout that trace is ``F_κ(x)``, the exact readout gradient.
+
+Only W and b are learned: α, β, λ are not adapted even when learnable (their
+``.grad`` is left untouched). On the full model (α > 0) the input to the
+eligibility trace is the filtered ``F[t]`` and the readout filter is κ alone.
+
+Memory per layer: the state, ψ, and ``x̄`` — ``B · N_in`` when the detached
+decay is one λ for the whole layer (subtract/none reset, one λ per layer),
+``B · N_out · N_in`` otherwise (λ per neuron, or the hard reset whose detached
+decay is ``λ(1 - o_j[t-1])``) — plus ``ē`` (``B · N_out · N_in``) for the layers
+under a leaky readout with κ > 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..functional import LIFState, bias_trace, decay_factor, lif_step, spatial_error, spike_derivative, weight_trace
+from ..layers import LIFLayer
+from ..losses import Loss
+from .base import LearningRule, StepResult, state_nbytes
+
+__all__ = ["EProp", "EPropTraces", "FEEDBACK_MODES"]
+
+FEEDBACK_MODES = ("symmetric", "random")
+
+
+@dataclass
+class EPropTraces:
+    """What e-prop keeps for one layer."""
+
+    state: LIFState
+    psi: torch.Tensor  # ψ[t], [B, N_out]
+    e: torch.Tensor  # x̄: [B, 1, N_in] (one decay per layer, shared by all neurons) or [B, N_out, N_in]
+    n: torch.Tensor | None = None  # bias x̄: [B, 1] or [B, N_out]
+    e_bar: torch.Tensor | None = None  # F_κ(ψ x̄) [B, N_out, N_in], only under a leaky readout with κ > 0
+    n_bar: torch.Tensor | None = None  # F_κ(ψ n) [B, N_out]
+
+    def nbytes(self) -> int:
+        return state_nbytes(*self.state, self.psi, self.e, self.n, self.e_bar, self.n_bar)
+
+
+def _outer_sum(delta: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """Σ_b δ_bj e_bji, where ``e`` ``[B, 1, N_in]`` stands for the same trace at every neuron j."""
+    if e.shape[1] == 1:
+        return delta.t() @ e[:, 0]
+    return torch.einsum("bj,bji->ji", delta, e)
+
+
+def _shared_decay(layer: LIFLayer) -> bool:
+    """Whether the detached decay d_j[t] is one number for the whole layer (then x̄ is [B, 1, N_in])."""
+    return layer.lam.dim() == 0 and not (layer.spiking and layer.config.reset == "zero")
+
+
+class EProp(LearningRule):
+    """e-prop for a feedforward stack of LIF layers.
+
+    Args:
+        net: the :class:`~solsa.SNN` to train.
+        loss: ``"mse"`` (spiking readout), ``"ce"`` (leaky readout) or a :class:`~solsa.losses.Loss`.
+        feedback: ``"symmetric"`` (the error goes down through the forward weights) or ``"random"``
+            (fixed random feedback matrices from the output to every hidden layer).
+        seed: seed of the random feedback matrices.
+
+    Raises:
+        ValueError: for an unknown ``feedback``, or a leaky readout whose decay differs between
+            output neurons (F_κ needs one κ).
+    """
+
+    name = "eprop"
+    supports_step_magnitude = True
+
+    def __init__(self, net, loss: Loss | str = "mse", *, feedback: str = "symmetric", seed: int = 0) -> None:
+        super().__init__(net, loss)
+        if feedback not in FEEDBACK_MODES:
+            raise ValueError(f"feedback must be one of {list(FEEDBACK_MODES)}, got {feedback!r}")
+        self.feedback = feedback
+        self.seed = seed
+        self._readout_decay()  # validate now, before training
+        self.feedback_weights: list[torch.Tensor] = []  # B^l [C, N_l] for each hidden layer l
+        if feedback == "random":
+            gen = torch.Generator().manual_seed(seed)
+            w = net.layers[-1].weight
+            for layer in net.layers[:-1]:
+                b = torch.randn(net.n_outputs, layer.out_features, generator=gen, dtype=torch.float64)
+                self.feedback_weights.append((b / layer.out_features**0.5).to(device=w.device, dtype=w.dtype))
+        self.kappa = 0.0
+        self.traces: list[EPropTraces] = []
+        self._grads: list[dict[str, torch.Tensor]] = []
+
+    def _readout_decay(self) -> float:
+        """κ: the leak of a leaky readout (0 for a spiking readout, or a single-layer network)."""
+        out = self.net.layers[-1]
+        if out.spiking or len(self.net.layers) == 1:
+            return 0.0
+        lam = out.lam.detach()
+        if lam.dim() > 0 and not bool((lam == lam.flatten()[0]).all()):
+            raise ValueError(
+                "eprop filters the eligibility traces with the readout's decay κ (ē = F_κ(e)) and needs one κ "
+                "for all output neurons, but the leaky readout has different λ per neuron"
+            )
+        return float(lam.flatten()[0])
+
+    def reset(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.kappa = self._readout_decay()
+        layers = self.net.layers
+        self.traces = [self._new_traces(layer, batch_size, filtered=layer is not layers[-1]) for layer in layers]
+        w = layers[-1].weight
+        self.feedback_weights = [b.to(device=w.device, dtype=w.dtype) for b in self.feedback_weights]
+        if not self._grads:
+            self._grads = [
+                {n: torch.zeros_like(getattr(layer, n)) for n in ("weight", "bias") if layer.is_learnable(n)}
+                for layer in layers
+            ]
+
+    def _new_traces(self, layer: LIFLayer, B: int, filtered: bool) -> EPropTraces:
+        kw = {"device": layer.weight.device, "dtype": layer.weight.dtype}
+        n_out, n_in = layer.weight.shape
+        rows = 1 if _shared_decay(layer) else n_out
+        bias = layer.is_learnable("bias")
+        tr = EPropTraces(layer.init_state(B), torch.zeros(B, n_out, **kw), torch.zeros(B, rows, n_in, **kw))
+        tr.n = torch.zeros(B, rows, **kw) if bias else None
+        if filtered and self.kappa > 0.0:
+            tr.e_bar = torch.zeros(B, n_out, n_in, **kw)
+            tr.n_bar = torch.zeros(B, n_out, **kw) if bias else None
+        return tr
+
+    @torch.no_grad()
+    def step(self, x, target=None, weight=None) -> StepResult:
+        if not self.traces:
+            raise RuntimeError("call reset(batch_size) before step()")
+        inp = x
+        for layer, tr in zip(self.net.layers, self.traces):
+            self._forward_layer(layer, tr, inp)
+            inp = tr.state.o
+        y = inp
+        if target is None:
+            return StepResult(y, y.new_zeros(()))
+        value, g = self.loss.grad(y, target, self._weight(weight, x))
+        delta_out = g * self.traces[-1].psi  # the output error at the readout's membrane
+        magnitude = 0.0
+        signal = g  # the output layer learns from its own error
+        for index in reversed(range(len(self.net.layers))):
+            layer, tr, acc = self.net.layers[index], self.traces[index], self._grads[index]
+            delta = signal * tr.psi
+            if tr.e_bar is None:  # ∂ℓ_t/∂W ≈ Σ_b L_j ψ_j x̄_i
+                g_weight = _outer_sum(delta, tr.e)
+                g_bias = (delta * tr.n).sum(0) if tr.n is not None else None
+            else:  # ∂ℓ_t/∂W ≈ Σ_b L_j ē_ji
+                g_weight = torch.einsum("bj,bji->ji", signal, tr.e_bar)
+                g_bias = (signal * tr.n_bar).sum(0) if tr.n_bar is not None else None
+            acc["weight"] += g_weight
+            if g_bias is not None:
+                acc["bias"] += g_bias
+            if self.track_step_magnitude:
+                magnitude += g_weight.abs().sum().item()
+            if index > 0:
+                signal = self._signal_below(index, delta, delta_out)
+        self.step_magnitude = magnitude
+        return StepResult(y, value)
+
+    def _signal_below(self, index: int, delta: torch.Tensor, delta_out: torch.Tensor) -> torch.Tensor:
+        """Learning signal L^{index-1}[t] of the layer below ``index``."""
+        if self.feedback == "random":
+            return delta_out @ self.feedback_weights[index - 1]
+        layer = self.net.layers[index]
+        return spatial_error(delta, layer.weight, layer.beta)
+
+    def _forward_layer(self, layer: LIFLayer, tr: EPropTraces, x: torch.Tensor) -> None:
+        cfg, prev = layer.config, tr.state
+        state = lif_step(x, prev, layer.params(), cfg)
+        d = decay_factor(prev.V, prev.o, tr.psi, layer.lam, cfg, reset_feedback=False)  # reset detached
+        if tr.e.shape[1] == 1:
+            d = d[:, :1]  # one decay for the whole layer: one presynaptic trace
+        tr.e = weight_trace(tr.e, d, state.F)  # x̄[t] = d[t] x̄[t-1] + F[t]
+        if tr.n is not None:
+            tr.n = bias_trace(tr.n, d)
+        tr.psi = spike_derivative(state.V, cfg)
+        if tr.e_bar is not None:  # ē[t] = κ ē[t-1] + ψ[t] x̄[t]
+            tr.e_bar = torch.addcmul(self.kappa * tr.e_bar, tr.psi.unsqueeze(2), tr.e)
+            if tr.n_bar is not None:
+                tr.n_bar = torch.addcmul(self.kappa * tr.n_bar, tr.psi, tr.n)
+        tr.state = state
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        for layer, acc in zip(self.net.layers, self._grads):
+            for name, g in acc.items():
+                param = getattr(layer, name)
+                param.grad = g.clone() if param.grad is None else param.grad + g
+                g.zero_()
+
+    def train_state_bytes(self) -> int:
+        """Traces and states, plus the random feedback matrices (kept only for training)."""
+        return sum(tr.nbytes() for tr in self.traces) + sum(b.numel() * b.element_size() for b in self.feedback_weights)

@@ -1,0 +1,156 @@
+"""OSTL: online spatio-temporal learning (Bohnstingl et al., IEEE TNNLS 2022), on the layered model of SOLSA.md.
+
+OSTL separates the gradient into a *temporal* part, carried forward exactly
+inside each layer as an eligibility trace, and a *spatial* part, the error
+passed between layers within the same time step. Its spiking neuron (the SNU)
+has no synapse and a multiplicative hard reset whose derivative is kept, so the
+per-layer trace is the exact sensitivity ``∂V_j[t]/∂θ`` with the reset included:
+
+    d_j[t]  = ∂V_j[t]/∂V_j[t-1]  (zero reset: λ(1 - o_j[t-1]) - λ V_j[t-1] ε_j[t-1];
+                                  subtract: λ - θ_r ε_j[t-1]; none: λ)
+    e_ji[t] = d_j[t] e_ji[t-1] + F_i[t]           W  (F[t] = x[t] without a synaptic filter)
+    n_j[t]  = d_j[t] n_j[t-1] + 1                 b
+    m_j[t]  = d_j[t] m_j[t-1] + V_j[t-1](1 - o_j[t-1])   λ, zero reset (V_j[t-1] otherwise), if learnable
+    δ_j[t]  = g_j[t] ε_j[t],   g^L[t] = ∂ℓ_t/∂o^L[t],   g^{l-1}_i[t] = β^l_i Σ_j δ^l_j[t] W^l_ji
+    ∂L/∂θ   ≈ Σ_t Σ_b δ_j[t] · trace_j(θ)[t]
+
+For one layer the gradient equals BPTT's exactly (the reset included); across
+layers the paths through the future states of the layers above are dropped
+(OSTL's spatial/temporal separation). On the model of SOLSA.md these are the
+W, b, λ traces of :mod:`solsa.functional.traces` with the reset feedback — OSTL
+and SOLSA differ in the neuron model (SOLSA adds the learned synaptic filter):
+on the full model OSTL treats the filtered input ``F[t]`` as the layer's input
+and does not adapt α, β (their ``.grad`` is left untouched).
+
+Memory per layer: ``B · N_out · N_in`` for ``e`` plus ``O(B · (N_in + N_out))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..functional import (
+    LIFState,
+    bias_trace,
+    decay_factor,
+    lambda_trace,
+    lif_step,
+    spatial_error,
+    spike_derivative,
+    weight_trace,
+)
+from ..layers import LIFLayer
+from ..losses import Loss
+from .base import LearningRule, StepResult, state_nbytes
+
+__all__ = ["OSTL", "OSTLTraces"]
+
+
+@dataclass
+class OSTLTraces:
+    """What OSTL keeps for one layer: the neuron state, ε[t], and the W, b, λ eligibility traces."""
+
+    state: LIFState
+    eps: torch.Tensor  # ε[t] of the last step, [B, N_out]
+    e: torch.Tensor  # W trace [B, N_out, N_in]
+    n: torch.Tensor | None = None  # bias trace [B, N_out]
+    m: torch.Tensor | None = None  # λ trace [B, N_out]
+
+    def nbytes(self) -> int:
+        return state_nbytes(*self.state, self.eps, self.e, self.n, self.m)
+
+
+class OSTL(LearningRule):
+    """Online spatio-temporal learning.
+
+    Args:
+        net: the :class:`~solsa.SNN` to train (any reset mode and λ granularity).
+        loss: ``"mse"`` (spiking readout), ``"ce"`` (leaky readout) or a :class:`~solsa.losses.Loss`.
+        learn_lam: also learn λ where it is a parameter (its trace is exact too); False leaves it untouched.
+    """
+
+    name = "ostl"
+    supports_step_magnitude = True
+
+    def __init__(self, net, loss: Loss | str = "mse", *, learn_lam: bool = True) -> None:
+        super().__init__(net, loss)
+        self.learn_lam = learn_lam
+        self.traces: list[OSTLTraces] = []
+        self._grads: list[dict[str, torch.Tensor]] = []
+
+    def _learned(self, layer: LIFLayer) -> list[str]:
+        names = ["weight", "bias"] + (["lam"] if self.learn_lam else [])
+        return [n for n in names if layer.is_learnable(n)]
+
+    def reset(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.traces = [self._new_traces(layer, batch_size) for layer in self.net.layers]
+        if not self._grads:
+            self._grads = [
+                {n: torch.zeros_like(getattr(layer, n)) for n in self._learned(layer)} for layer in self.net.layers
+            ]
+
+    def _new_traces(self, layer: LIFLayer, B: int) -> OSTLTraces:
+        kw = {"device": layer.weight.device, "dtype": layer.weight.dtype}
+        n_out, n_in = layer.weight.shape
+        learned = self._learned(layer)
+        tr = OSTLTraces(layer.init_state(B), torch.zeros(B, n_out, **kw), torch.zeros(B, n_out, n_in, **kw))
+        if "bias" in learned:
+            tr.n = torch.zeros(B, n_out, **kw)
+        if "lam" in learned:
+            tr.m = torch.zeros(B, n_out, **kw)
+        return tr
+
+    @torch.no_grad()
+    def step(self, x, target=None, weight=None) -> StepResult:
+        if not self.traces:
+            raise RuntimeError("call reset(batch_size) before step()")
+        inp = x
+        for layer, tr in zip(self.net.layers, self.traces):
+            self._forward_layer(layer, tr, inp)
+            inp = tr.state.o
+        y = inp
+        if target is None:
+            return StepResult(y, y.new_zeros(()))
+        value, g = self.loss.grad(y, target, self._weight(weight, x))
+        magnitude = 0.0
+        for layer, tr, acc in zip(reversed(self.net.layers), reversed(self.traces), reversed(self._grads)):
+            delta = g * tr.eps
+            g_weight = torch.einsum("bj,bji->ji", delta, tr.e)
+            acc["weight"] += g_weight
+            if tr.n is not None:
+                acc["bias"] += (delta * tr.n).sum(0)
+            if tr.m is not None:
+                g_lam = (delta * tr.m).sum(0)
+                acc["lam"] += g_lam.sum() if layer.lam.dim() == 0 else g_lam
+            if self.track_step_magnitude:
+                magnitude += g_weight.abs().sum().item()
+            g = spatial_error(delta, layer.weight, layer.beta)
+        self.step_magnitude = magnitude
+        return StepResult(y, value)
+
+    @staticmethod
+    def _forward_layer(layer: LIFLayer, tr: OSTLTraces, x: torch.Tensor) -> None:
+        cfg, prev = layer.config, tr.state
+        state = lif_step(x, prev, layer.params(), cfg)
+        d = decay_factor(prev.V, prev.o, tr.eps, layer.lam, cfg, reset_feedback=True)
+        tr.e = weight_trace(tr.e, d, state.F)
+        if tr.n is not None:
+            tr.n = bias_trace(tr.n, d)
+        if tr.m is not None:
+            tr.m = lambda_trace(tr.m, d, prev.V, prev.o, cfg)
+        tr.eps = spike_derivative(state.V, cfg)
+        tr.state = state
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        for layer, acc in zip(self.net.layers, self._grads):
+            for name, g in acc.items():
+                param = getattr(layer, name)
+                param.grad = g.clone() if param.grad is None else param.grad + g
+                g.zero_()
+
+    def train_state_bytes(self) -> int:
+        return sum(tr.nbytes() for tr in self.traces)

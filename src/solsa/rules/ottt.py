@@ -1,0 +1,156 @@
+"""OTTT: online training through time (Xiao et al., NeurIPS 2022), on the layered model of SOLSA.md.
+
+OTTT keeps, per layer, one leaky trace of the layer's presynaptic input and
+combines it at every step with the instantaneous error at the membrane:
+
+    â_i[t] = λ â_i[t-1] + s_i[t]                 presynaptic trace, s[t] = F[t] (= x[t] when α = 0, β = 1)
+    n[t]   = λ n[t-1] + 1                         the same trace for the bias (input 1)
+    δ_j[t] = ∂ℓ_t/∂o_j[t] · ε_j[t]                error at the membrane, this step only
+    ∂L/∂W_ji ≈ Σ_t Σ_b δ_j[t] â_i[t]              ∂L/∂b_j ≈ Σ_t Σ_b δ_j[t] n[t]
+
+The error crosses layers within the step (SOLSA.md §3, :func:`spatial_error`),
+the reset is detached, and the membrane's own temporal path is kept only
+through the leak: with one λ per layer and the reset detached, SOLSA's W trace
+``e_ji[t] = d_j[t] e_ji[t-1] + F_i[t]`` has ``d_j = λ`` for every neuron j, so
+it collapses to ``â_i`` — which is why OTTT needs only ``O(B · N_in)`` per layer,
+never a ``[B, N_out, N_in]`` trace. For a *single* layer with subtract (or no)
+reset this makes OTTT the exact gradient of the model with the reset detached.
+
+What OTTT cannot do, and therefore refuses at construction (``ValueError``):
+
+* one λ per neuron (``lam_granularity="neuron"``): ``â`` would differ per
+  postsynaptic neuron, i.e. a ``[B, N_out, N_in]`` trace — no longer OTTT;
+* the hard reset (``reset="zero"``): with the reset detached its decay is
+  ``λ (1 - o_j[t-1])``, again one trace per synapse.
+
+Only W and b are learned; α, β, λ are not adapted even when learnable (their
+``.grad`` is left untouched).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..functional import LIFState, bias_trace, decay_factor, lif_step, spatial_error, spike_derivative, weight_trace
+from ..layers import LIFLayer
+from ..losses import Loss
+from .base import LearningRule, StepResult, state_nbytes
+
+__all__ = ["OTTT", "OTTTTraces"]
+
+
+@dataclass
+class OTTTTraces:
+    """What OTTT keeps for one layer: the neuron state, ε[t], â and the bias trace."""
+
+    state: LIFState
+    eps: torch.Tensor  # ε[t] of the current step, [B, N_out]
+    a_hat: torch.Tensor  # â [B, 1, N_in]: SOLSA's W trace, the same for every neuron j (stored once)
+    n: torch.Tensor | None = None  # bias trace [B, 1]
+
+    def nbytes(self) -> int:
+        return state_nbytes(*self.state, self.eps, self.a_hat, self.n)
+
+
+def check_ottt_network(net) -> None:
+    """Raise ``ValueError`` if OTTT's presynaptic trace would not be one ``[B, N_in]`` tensor per layer."""
+    for i, layer in enumerate(net.layers):
+        if layer.lam.dim() != 0:
+            raise ValueError(
+                f"ottt needs lam_granularity='layer' (one λ per layer), but layer {i} has one λ per neuron: "
+                "its presynaptic trace â = λ â + s would differ per neuron; use --model paper or solsa/ostl"
+            )
+        if layer.spiking and layer.config.reset == "zero":
+            raise ValueError(
+                f"ottt needs reset 'subtract' or 'none', but layer {i} has reset 'zero': with the reset "
+                "detached its decay λ(1 - o[t-1]) differs per neuron, so â would be a per-synapse trace"
+            )
+
+
+class OTTT(LearningRule):
+    """Online training through time.
+
+    Args:
+        net: the :class:`~solsa.SNN` to train (one λ per layer, reset ``subtract`` or ``none``).
+        loss: ``"mse"`` (spiking readout), ``"ce"`` (leaky readout) or a :class:`~solsa.losses.Loss`.
+
+    Raises:
+        ValueError: if the network has a per-neuron λ or a hard reset (see the module docstring).
+    """
+
+    name = "ottt"
+    supports_step_magnitude = True
+
+    def __init__(self, net, loss: Loss | str = "mse") -> None:
+        super().__init__(net, loss)
+        check_ottt_network(net)
+        self.traces: list[OTTTTraces] = []
+        self._grads: list[dict[str, torch.Tensor]] = []
+
+    def reset(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.traces = [self._new_traces(layer, batch_size) for layer in self.net.layers]
+        if not self._grads:
+            self._grads = [
+                {n: torch.zeros_like(getattr(layer, n)) for n in ("weight", "bias") if layer.is_learnable(n)}
+                for layer in self.net.layers
+            ]
+
+    @staticmethod
+    def _new_traces(layer: LIFLayer, B: int) -> OTTTTraces:
+        kw = {"device": layer.weight.device, "dtype": layer.weight.dtype}
+        n = torch.zeros(B, 1, **kw) if layer.is_learnable("bias") else None
+        return OTTTTraces(
+            layer.init_state(B), torch.zeros(B, layer.out_features, **kw), torch.zeros(B, 1, layer.in_features, **kw), n
+        )
+
+    @torch.no_grad()
+    def step(self, x, target=None, weight=None) -> StepResult:
+        if not self.traces:
+            raise RuntimeError("call reset(batch_size) before step()")
+        inp = x
+        for layer, tr in zip(self.net.layers, self.traces):
+            self._forward_layer(layer, tr, inp)
+            inp = tr.state.o
+        y = inp
+        if target is None:
+            return StepResult(y, y.new_zeros(()))
+        value, g = self.loss.grad(y, target, self._weight(weight, x))
+        magnitude = 0.0
+        for layer, tr, acc in zip(reversed(self.net.layers), reversed(self.traces), reversed(self._grads)):
+            delta = g * tr.eps
+            g_weight = delta.t() @ tr.a_hat[:, 0]  # Σ_b δ_j[t] â_i[t]
+            if "weight" in acc:
+                acc["weight"] += g_weight
+            if "bias" in acc:
+                acc["bias"] += (delta * tr.n).sum(0)
+            if self.track_step_magnitude:
+                magnitude += g_weight.abs().sum().item()
+            g = spatial_error(delta, layer.weight, layer.beta)
+        self.step_magnitude = magnitude
+        return StepResult(y, value)
+
+    @staticmethod
+    def _forward_layer(layer: LIFLayer, tr: OTTTTraces, x: torch.Tensor) -> None:
+        cfg, prev = layer.config, tr.state
+        state = lif_step(x, prev, layer.params(), cfg)
+        # the detached decay is the layer's λ, the same for every neuron: evaluate it on one column
+        d = decay_factor(prev.V[:, :1], prev.o[:, :1], tr.eps[:, :1], layer.lam, cfg, reset_feedback=False)
+        tr.a_hat = weight_trace(tr.a_hat, d, state.F)  # â[t] = λ â[t-1] + F[t]
+        if tr.n is not None:
+            tr.n = bias_trace(tr.n, d)
+        tr.eps = spike_derivative(state.V, cfg)
+        tr.state = state
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        for layer, acc in zip(self.net.layers, self._grads):
+            for name, g in acc.items():
+                param = getattr(layer, name)
+                param.grad = g.clone() if param.grad is None else param.grad + g
+                g.zero_()
+
+    def train_state_bytes(self) -> int:
+        return sum(tr.nbytes() for tr in self.traces)
