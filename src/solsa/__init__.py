@@ -3,7 +3,8 @@
 from .functional import LIFConfig, LIFParams, LIFState, lif_step
 from .layers import SNN, LIFLayer
 from .losses import CrossEntropy, SpikeMSE, make_loss
-from .rules import BPTT, RULES, SOLSA, LearningRule
+from .rules import BPTT, OSTL, OTTT, RULES, SOLSA, EProp, LearningRule, get_rule
+from .training import TrainConfig, train
 
 __version__ = "0.1.0"
 
@@ -20,5 +21,11 @@ __all__ = [
     "LearningRule",
     "SOLSA",
     "BPTT",
+    "EProp",
+    "OTTT",
+    "OSTL",
     "RULES",
+    "get_rule",
+    "TrainConfig",
+    "train",
 ]
