@@ -51,10 +51,10 @@ class TrainConfig:
     task: str = "uea:JapaneseVowels"
     rule: str = "solsa"
     model: str = "full"  # "full": the SOLSA model; "paper": the neuron model of the rule's paper
-    epochs: int = 40
+    epochs: int = 60
     seed: int = 0
     batch_size: int = 8
-    lr: float = 2e-3
+    lr: float = 1e-3
     optimizer: str = "adam"
     hidden: tuple[int, ...] = (100, 100)
     readout: str = "leaky"  # "leaky" (scored by per-step cross-entropy) or "spike" (scored by spike-MSE)

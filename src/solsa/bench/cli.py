@@ -1,13 +1,208 @@
-"""``solsa bench``: the command-line entry of the benchmarks."""
+"""``solsa bench``: the command-line entry of the benchmarks (memory, workload, speed).
+
+Every sub-command writes a JSON result (``--out``) and a plot beside it (same
+name, ``.png``), prints a short summary, and takes ``--quick`` for a smoke run
+of a few seconds (tiny network, short sequences, few repeats).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser"]
+
+QUICK_NET = {"inputs": 6, "hidden": (8,), "classes": 3}
+
+
+def _log(quiet: bool):
+    return (lambda s: None) if quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+
+
+def _common(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument("--rules", default=None,
+                   help="comma-separated rules, NAME or NAME@BACKEND (e.g. solsa@reference); "
+                        "default: every non-ablation rule in `solsa rules`")
+    p.add_argument("--hidden", default=None, help="hidden layer sizes (default 100,100)")
+    p.add_argument("--inputs", type=int, default=None, help="input channels (default 12)")
+    p.add_argument("--classes", type=int, default=None, help="classes / output neurons (default 9)")
+    p.add_argument("--model", choices=["full", "paper"], default="full",
+                   help="full: every rule trains the SOLSA model (default); paper: each rule's own neuron model")
+    p.add_argument("--readout", choices=["leaky", "spike"], default=None, help="default: the trainer's")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--quick", action="store_true", help="smoke run in seconds (tiny sizes, few repeats)")
+    p.add_argument("--out", default=out, help=f"JSON result; the plot goes beside it (default {out})")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _spec(args, granularity: str = "layer"):
+    from ..training import parse_hidden
+    from .common import NetSpec
+
+    net: dict[str, Any] = dict(QUICK_NET) if args.quick else {}
+    if args.hidden is not None:
+        net["hidden"] = parse_hidden(args.hidden)
+    if args.inputs is not None:
+        net["inputs"] = args.inputs
+    if args.classes is not None:
+        net["classes"] = args.classes
+    return NetSpec(filter_granularity=granularity, model=args.model, readout=args.readout, **net)
+
+
+def _finish(args, result: dict, plot) -> int:
+    from .common import write_result
+
+    result["options"] = {k: v for k, v in vars(args).items() if k != "func"}
+    path = write_result(args.out, result)
+    msg = f"wrote {path}"
+    if not args.no_plot:
+        png = plot(result, Path(args.out).with_suffix(".png"))
+        msg += f" and {png}"
+    print(msg)
+    return 0
+
+
+def _threads(args) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+# ---- memory -----------------------------------------------------------------------------------------------------
+
+def _add_memory(bench) -> None:
+    p = bench.add_parser("memory", help="train-state bytes and measured peak RSS against T, per rule")
+    _common(p, "runs/bench/memory.json")
+    p.add_argument("--T", default=None, help="sequence lengths (default 30,100,300,1000,3000,10000)")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--filter-granularity", default="layer,channel",
+                   help="layer, channel or both comma-separated (default both)")
+    p.add_argument("--no-rss", action="store_true", help="exact accounting only, no subprocess measurement")
+    p.add_argument("--break-even-batches", default=None, help="batch sizes of the break-even table (default 1,4,32,128)")
+    p.set_defaults(func=_run_memory)
+
+
+def _run_memory(args) -> int:
+    from .common import parse_ints, parse_rules
+    from .memory import DEFAULT_T, plot_memory, run_memory
+
+    _threads(args)
+    grans = [g.strip() for g in args.filter_granularity.split(",") if g.strip()]
+    for g in grans:
+        if g not in ("layer", "channel"):
+            raise ValueError(f"--filter-granularity must be layer, channel or layer,channel, got {args.filter_granularity!r}")
+    Ts = parse_ints(args.T, "--T") if args.T else ([5, 20] if args.quick else list(DEFAULT_T))
+    be = parse_ints(args.break_even_batches, "--break-even-batches") if args.break_even_batches else (
+        [2] if args.quick else [1, 4, 32, 128])
+    result = run_memory(parse_rules(args.rules), Ts, args.batch, _spec(args), grans, rss=not args.no_rss,
+                        break_even_batches=be, log=_log(args.quiet))
+    _print_memory(result)
+    return _finish(args, result, plot_memory)
+
+
+def _print_memory(result: dict) -> None:
+    print(f"{'granularity':<11} {'rule':<16} {'T':>6} {'train_state_bytes':>18} {'peak_rss_delta':>15}")
+    for r in result["rows"]:
+        print(f"{r['filter_granularity']:<11} {r['rule']:<16} {r['T']:>6} {str(r.get('train_state_bytes')):>18} "
+              f"{str(r.get('peak_rss_delta_bytes')):>15}" + (f"  error: {r['error']}" if r.get("error") else ""))
+    for c in result["break_even"]:
+        if c.get("break_even_T") is not None:
+            print(f"break-even {c['rule']:<14} filter per {c['filter_granularity']:<7} batch {c['batch']:<4}: "
+                  f"{c['rule']} holds more than BPTT for T < {c['break_even_T']}")
+    for gran, t in result["targets"].items():
+        print(f"targets ({gran}): {t}")
+
+
+# ---- workload ---------------------------------------------------------------------------------------------------
+
+def _add_workload(bench) -> None:
+    p = bench.add_parser("workload", help="time and operations per time step of a training sequence, per rule")
+    _common(p, "runs/bench/workload.json")
+    p.add_argument("--T", type=int, default=None, help="sequence length (default 100)")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=None, help="repeats per rule (default 20)")
+    p.add_argument("--no-ops", action="store_true", help="skip the operation count")
+    p.set_defaults(func=_run_workload)
+
+
+def _run_workload(args) -> int:
+    from .common import parse_rules
+    from .workload import plot_workload, run_workload
+
+    _threads(args)
+    T = args.T or (6 if args.quick else 100)
+    repeats = args.repeats or (2 if args.quick else 20)
+    if T < 1 or repeats < 1:
+        raise ValueError("--T and --repeats must be positive")
+    result = run_workload(parse_rules(args.rules), T, args.batch, _spec(args), repeats, count_ops=not args.no_ops,
+                          log=_log(args.quiet))
+    print(f"{'rule':<16} {'backend':<10} {'mean step':>11} {'peak/mean t':>12} {'peak/mean ops':>14} {'latency':>10}")
+    for e in result["rules"]:
+        print(f"{e['rule']:<16} {e['backend']:<10} {e['mean_step_seconds'] * 1e6:>9.1f}us "
+              f"{e['peak_to_mean_time']:>12.2f} {e.get('peak_to_mean_ops', float('nan')):>14.2f} "
+              f"{e['latency_to_updated_weights_seconds']['median'] * 1e3:>8.2f}ms")
+    return _finish(args, result, plot_workload)
+
+
+# ---- speed ------------------------------------------------------------------------------------------------------
+
+def _add_speed(bench) -> None:
+    p = bench.add_parser("speed", help="throughput, streaming step latency and seconds per epoch, per rule")
+    _common(p, "runs/bench/speed.json")
+    p.add_argument("--batches", default=None, help="batch sizes of the throughput test (default 1,4,32)")
+    p.add_argument("--hiddens", default=None,
+                   help="hidden widths of the throughput test, one per network of two hidden layers (default 100,512)")
+    p.add_argument("--T", type=int, default=None, help="sequence length of the throughput test (default 30)")
+    p.add_argument("--repeats", type=int, default=None, help="repeats (default 5)")
+    p.add_argument("--stream-steps", type=int, default=None, help="timed streaming steps per rule (default 2000)")
+    p.add_argument("--epoch-rules", default="solsa,bptt,solsa@reference",
+                   help="rules of the epoch test ('' to skip it)")
+    p.add_argument("--epochs", type=int, default=None, help="timed epochs per rule (default 5)")
+    p.add_argument("--epoch-task", default="uea:JapaneseVowels")
+    p.add_argument("--epoch-threads", type=int, default=1)
+    p.add_argument("--epoch-batches", type=int, default=None, help="stop each epoch after this many batches")
+    p.set_defaults(func=_run_speed)
+
+
+def _run_speed(args) -> int:
+    from .common import parse_ints, parse_rules
+    from .speed import plot_speed, run_speed
+
+    _threads(args)
+    q = args.quick
+    rules = parse_rules(args.rules, extra=("solsa@reference",))
+    batches = parse_ints(args.batches, "--batches") if args.batches else ([1, 2] if q else [1, 4, 32])
+    if args.hiddens:
+        widths = parse_ints(args.hiddens, "--hiddens")
+        depth = len(_spec(args).hidden) or 1
+        hiddens = [(w,) * depth for w in widths]
+    else:
+        hiddens = [_spec(args).hidden] if q else [(100, 100), (512, 512)]
+    epoch_rules = parse_rules(args.epoch_rules) if args.epoch_rules.strip() else []
+    result = run_speed(
+        rules, batches, hiddens, T=args.T or (5 if q else 30), repeats=args.repeats or (1 if q else 5),
+        spec=_spec(args), stream_steps=args.stream_steps or (20 if q else 2000), stream_block=10 if q else 100,
+        stream_T=10 if q else 100, stream_hidden=_spec(args).hidden if (q or args.hidden) else (100, 100),
+        epoch_rules=epoch_rules, epochs=args.epochs or (1 if q else 5), epoch_task=args.epoch_task or None,
+        epoch_threads=args.epoch_threads, epoch_batches=args.epoch_batches or (2 if q else None),
+        log=_log(args.quiet),
+    )
+    for r in result["streaming"]:
+        print(f"streaming {r['rule']:<16} {r['backend']:<10} median {r['step_us']['median']:8.1f} us/step")
+    for r in result.get("epoch", {}).get("rows", []):
+        print(f"epoch     {r['rule']:<16} {r['backend']:<10} median {r['seconds_per_epoch']['median']:.3f} s")
+    print(f"targets: {result['targets']}")
+    return _finish(args, result, plot_speed)
 
 
 def add_parser(sub) -> None:
+    """Register ``solsa bench memory|workload|speed`` on the ``solsa`` sub-command parser."""
     p = sub.add_parser("bench", help="benchmarks: memory, workload, speed")
     bench = p.add_subparsers(dest="bench", required=True)
-    del bench  # the benchmarks register their sub-commands here
-
-
+    _add_memory(bench)
+    _add_workload(bench)
+    _add_speed(bench)

@@ -11,10 +11,20 @@ Per time step and per layer (SOLSA.md §2–§3):
 Nothing is stored per time step: memory is ``O(B · N_out · N_in)`` per layer
 whatever the sequence length. For one layer with fixed parameters the gradient
 equals BPTT's exactly (tests/test_exactness.py).
+
+Backends: ``"reference"`` is the plain PyTorch code below (one call per trace
+recursion of :mod:`solsa.functional`: the definition every other path is tested
+against, tests/test_fast_path.py); ``"fused"`` runs a whole time step — all
+layers, the loss and the gradient accumulation — in one call of a small
+compiled kernel (:mod:`solsa.fast`), on the same trace tensors; ``"auto"`` (the
+default) takes the fused kernel when it builds and supports the network (CPU,
+float32/float64) and the reference otherwise, silently. ``$SOLSA_BACKEND``
+replaces the default ``"auto"``.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +45,9 @@ from ..layers import LIFLayer
 from ..losses import Loss
 from .base import LearningRule, StepResult, state_nbytes
 
-__all__ = ["SOLSA", "LayerTraces"]
+__all__ = ["SOLSA", "LayerTraces", "BACKENDS"]
+
+BACKENDS = ("auto", "reference", "fused")
 
 
 @dataclass
@@ -67,22 +79,56 @@ class SOLSA(LearningRule):
         loss: ``"mse"`` (spiking readout), ``"ce"`` (leaky readout) or a :class:`~solsa.losses.Loss`.
         reset_feedback: keep the reset's dependence on V in ``d[t]`` (SOLSA); False drops it,
             as e-prop and OTTT do (the ``solsa-detachreset`` ablation).
+        backend: ``"auto"`` (default; ``$SOLSA_BACKEND`` when set), ``"reference"`` or ``"fused"``
+            (``reset`` raises when the compiled kernel is unavailable). After ``reset``,
+            :attr:`active_backend` names the path in use and :attr:`fallback_reason` says why
+            ``"auto"`` fell back to the reference.
     """
 
     name = "solsa"
     supports_step_magnitude = True
 
-    def __init__(self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True) -> None:
+    def __init__(
+        self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True, backend: str | None = None
+    ) -> None:
         super().__init__(net, loss)
+        backend = backend if backend is not None else os.environ.get("SOLSA_BACKEND") or "auto"
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+        self.backend = backend
+        self.active_backend = ""
+        self.fallback_reason = ""
         self.reset_feedback = reset_feedback
         self.traces: list[LayerTraces] = []
         self._grads: list[dict[str, torch.Tensor]] = []
+        self._fused = None  # solsa.fast.fused.FusedStepper while the fused backend is active
 
     def reset(self, batch_size: int) -> None:
         self.batch_size = batch_size
         self.traces = [self._new_traces(layer, batch_size) for layer in self.net.layers]
         if not self._grads:
             self._grads = [self._new_grads(layer) for layer in self.net.layers]
+        self._fused = None
+        self.active_backend, self.fallback_reason = "reference", ""
+        if self.backend != "reference":
+            self._start_fused(batch_size)
+
+    def _start_fused(self, batch_size: int) -> None:
+        """Hand the freshly reset traces to the compiled kernel, or record why it cannot run."""
+        from ..fast.fused import FusedStepper, unsupported_reason
+
+        reason = unsupported_reason(self.net.layers)
+        if not reason:
+            try:
+                self._fused = FusedStepper(self.net.layers, self.traces, self._grads, batch_size,
+                                           self.reset_feedback, self.loss)
+                self.active_backend = "fused"
+                return
+            except RuntimeError as exc:  # e.g. a non-contiguous gradient accumulator
+                reason = str(exc)
+        if self.backend == "fused":
+            raise RuntimeError(f"backend='fused' is not available: {reason}")
+        self.fallback_reason = reason
 
     @staticmethod
     def _new_traces(layer: LIFLayer, B: int) -> LayerTraces:
@@ -104,8 +150,19 @@ class SOLSA(LearningRule):
         names = ["weight"] + [n for n in ("bias", "alpha", "lam") if layer.is_learnable(n)]
         return {n: torch.zeros_like(getattr(layer, n)) for n in names}
 
-    @torch.no_grad()
     def step(self, x, target=None, weight=None) -> StepResult:
+        fused = self._fused
+        if fused is None:
+            return self._reference_step(x, target, weight)
+        if target is None:
+            y = fused.forward(x)
+            return StepResult(y, y.new_zeros(()))
+        y, value, self.step_magnitude = fused.step(x, target, weight, self.track_step_magnitude)
+        return StepResult(y, value)
+
+    @torch.no_grad()
+    def _reference_step(self, x, target=None, weight=None) -> StepResult:
+        """The plain PyTorch step (backend ``"reference"``)."""
         if not self.traces:
             raise RuntimeError("call reset(batch_size) before step()")
         inp = x
