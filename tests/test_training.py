@@ -103,7 +103,7 @@ def test_early_stop_skips_the_rest_of_the_sequence(monkeypatch):
     task = tiny_task(T=40)
     torch.manual_seed(0)
     net = SNN(6, [8], 2)
-    rule = SOLSA(net, "mse")
+    rule = SOLSA(net, "mse", backend="reference")  # the reference path calls lif_step once per layer and step
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
     x, y = task.train.x[:, :4], task.train.y[:4]
     # rho = p = tiny: any batch counts as "confidently right", so the run stops at the 2nd check

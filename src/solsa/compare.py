@@ -3,8 +3,9 @@
 Hyper-parameters are chosen per rule by the same small grid search (``search``,
 default the learning rate), trained on seed 0 and scored on the *validation*
 split (accuracy, ties to the lower validation loss); test data never enters the
-choice. Finished runs are kept under ``OUT/runs`` and skipped when the
-comparison is resumed.
+choice. The search run of the chosen point is the first seed's run (same
+config, same seed: training is deterministic). Finished runs are kept under
+``OUT/runs`` and skipped when the comparison is resumed.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def compare(
         check_rules(dataclasses.replace(base, task=task, **overrides), rules)
     for point in grid:
         TrainConfig.from_dict({**base.to_dict(), **point})  # a bad search value fails now
-    total = len(tasks) * len(rules) * ((len(grid) if len(grid) > 1 else 0) + len(seeds))
+    total = len(tasks) * len(rules) * ((len(grid) - 1 if len(grid) > 1 else 0) + len(seeds))
     bar = tqdm(total=total, desc="compare", unit="run", disable=not progress, dynamic_ncols=True)
     results: list[dict[str, Any]] = []
     searches: list[dict[str, Any]] = []
@@ -101,22 +102,27 @@ def compare(
         for rule in rules:
             cfg = dataclasses.replace(base, task=task, rule=rule, **overrides)
             chosen: dict[str, Any] = {}
+            chosen_run: dict[str, Any] | None = None
             if len(grid) > 1:
                 scored = []
                 for i, point in enumerate(grid):
                     bar.set_postfix_str(f"{task} {rule} search {point}")
                     trial = TrainConfig.from_dict({**cfg.to_dict(), **point, "seed": seeds[0]})
                     m = _load_or_train(trial, _run_dir(out, task, rule, f"search{i}"))
-                    scored.append(((m["val_accuracy"], -m["val_loss"]), point))
-                    searches.append({"task": task, "rule": rule, "params": point, "val_accuracy": m["val_accuracy"]})
+                    scored.append(((m["val_accuracy"], -m["val_loss"]), point, m))
+                    searches.append({"task": task, "rule": rule, "params": point, "val_accuracy": m["val_accuracy"],
+                                     "val_loss": m["val_loss"]})
                     bar.update(1)
-                chosen = max(scored, key=lambda s: s[0])[1]
+                _, chosen, chosen_run = max(scored, key=lambda s: s[0])
             elif grid[0]:
                 chosen = grid[0]
             for seed in seeds:
                 bar.set_postfix_str(f"{task} {rule} seed {seed}")
-                run_cfg = TrainConfig.from_dict({**cfg.to_dict(), **chosen, "seed": seed})
-                m = _load_or_train(run_cfg, _run_dir(out, task, rule, f"seed{seed}"))
+                if seed == seeds[0] and chosen_run is not None:
+                    m = chosen_run  # the search already trained exactly this run (same config and seed)
+                else:
+                    run_cfg = TrainConfig.from_dict({**cfg.to_dict(), **chosen, "seed": seed})
+                    m = _load_or_train(run_cfg, _run_dir(out, task, rule, f"seed{seed}"))
                 results.append({**m, "chosen_params": chosen})
                 bar.update(1)
     bar.close()

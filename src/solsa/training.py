@@ -46,15 +46,20 @@ MODELS = ("full", "paper")
 
 @dataclass
 class TrainConfig:
-    """Every option of ``solsa train``; the defaults are the main job (SOLSA on JapaneseVowels)."""
+    """Every option of ``solsa train``; the defaults are the main job (SOLSA on JapaneseVowels).
+
+    The training defaults (one α, β per *input channel*, batch 16, lr 2e-3) were chosen on
+    JapaneseVowels' validation split (mean over seeds 0-2; see README). The layer's own
+    default stays one α, β per layer, as in the paper.
+    """
 
     task: str = "uea:JapaneseVowels"
     rule: str = "solsa"
     model: str = "full"  # "full": the SOLSA model; "paper": the neuron model of the rule's paper
     epochs: int = 60
     seed: int = 0
-    batch_size: int = 8
-    lr: float = 1e-3
+    batch_size: int = 16
+    lr: float = 2e-3
     optimizer: str = "adam"
     hidden: tuple[int, ...] = (100, 100)
     readout: str = "leaky"  # "leaky" (scored by per-step cross-entropy) or "spike" (scored by spike-MSE)
@@ -66,7 +71,7 @@ class TrainConfig:
     learn_alpha: bool = True
     learn_beta: bool = True
     learn_lam: bool = False
-    filter_granularity: str = "layer"
+    filter_granularity: str = "channel"
     lam_granularity: str = "layer"
     reset: str = "subtract"
     surrogate: str = "gaussian"
