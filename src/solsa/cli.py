@@ -21,6 +21,9 @@ def _add_gradcheck(sub) -> None:
     p.add_argument("--hidden", type=int, default=20, help="width of each hidden layer (default 20)")
     p.add_argument("--readout", default="spike", choices=["spike", "leaky"])
     p.add_argument("--filter-granularity", default="layer", choices=["layer", "channel"])
+    p.add_argument("--alpha", type=float, default=0.5, help="initial synaptic decay of every layer (default 0.5)")
+    p.add_argument("--lam", type=float, default=0.7, help="membrane decay of every layer (default 0.7)")
+    p.add_argument("--weight-scale", type=float, default=2.0, help="weight scale (default 2.0: every layer spikes)")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_gradcheck)
@@ -34,7 +37,8 @@ def _run_gradcheck(args) -> int:
     report = gradcheck(
         layers=args.layers, T=args.T, reset=args.reset, surrogate=args.surrogate, seed=args.seed,
         batch=args.batch, hidden=args.hidden, readout=args.readout,
-        filter_granularity=args.filter_granularity, dtype=getattr(torch, args.dtype),
+        filter_granularity=args.filter_granularity, alpha=args.alpha, lam=args.lam, weight_scale=args.weight_scale,
+        dtype=getattr(torch, args.dtype),
     )
     if args.json:
         print(json.dumps(report))
