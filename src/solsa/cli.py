@@ -239,7 +239,8 @@ def _add_compare(sub) -> None:
     add_train_options(p)
     p.add_argument("--rules", default="solsa,bptt,eprop,ottt,ostl", help="comma-separated rules (see `solsa rules`)")
     p.add_argument("--seeds", default="3", help="number of seeds N (seeds 0..N-1)")
-    p.add_argument("--suite", choices=["paper"], help="run every bundled task of the suite (overrides --task)")
+    p.add_argument("--suite", choices=["paper"], help="run every bundled task of the suite (overrides --task); "
+                   "its per-task settings are in solsa.compare.SUITES")
     p.add_argument("--search", action="append", type=_search_option, metavar="KEY=V1,V2",
                    help="grid searched per rule on validation (repeatable; default lr=0.001,0.003; 'none' to skip)")
     p.add_argument("--no-search", action="store_true", help="use the given settings for every rule")
@@ -258,10 +259,13 @@ def _run_compare(args) -> int:
         raise ValueError(f"--seeds must be a positive integer, got {args.seeds!r}") from None
     if n_seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, got {args.seeds!r}")
-    cfg = resolve_train_config(args, **({"rule": rules[0]} if rules else {}))
+    # each rule on its own paper's neuron model unless --model full is asked for
+    cfg = resolve_train_config(args, **({"rule": rules[0]} if rules else {}), model=args.model or "paper")
     tasks = SUITES[args.suite] if args.suite else {cfg.task: {}}
-    if args.suite and args.epochs is not None:
-        tasks = {t: {**o, "epochs": args.epochs} for t, o in tasks.items()}
+    if args.suite:  # options given on the command line win over the suite's per-task settings
+        given = {f: getattr(args, f) for f in ("epochs", "batch_size", "lr", "filter_granularity", "alpha", "lam")
+                 if getattr(args, f, None) is not None}
+        tasks = {t: {**o, **given} for t, o in tasks.items()}
     search = {} if args.no_search else dict(args.search or [("lr", [0.001, 0.003])])
     report = compare(cfg, rules, list(range(n_seeds)), args.out, tasks=tasks, search=search, progress=not args.quiet)
     print((Path(args.out) / "summary.md").read_text())

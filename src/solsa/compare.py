@@ -30,10 +30,12 @@ BASELINES = ("eprop", "ottt", "ostl")
 # Bundled tasks of the paper suite, with the per-task options that differ from the defaults.
 SUITES: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
-        "uea:BasicMotions": {"epochs": 20},
-        "uea:JapaneseVowels": {"epochs": 30},
+        # T = 100, 32 training samples: small batches for enough updates; one α, β per layer (the paper's)
+        "uea:BasicMotions": {"epochs": 30, "batch_size": 8, "filter_granularity": "layer"},
+        "uea:JapaneseVowels": {"epochs": 40},
         "digits": {"epochs": 10, "batch_size": 32},
-        "patterns": {"epochs": 20, "batch_size": 16},
+        # order of cues ≥ 15 steps apart: the network needs slow decays to remember
+        "patterns": {"epochs": 15, "alpha": 0.9, "lam": 0.9, "filter_granularity": "layer"},
     }
 }
 
