@@ -31,7 +31,8 @@ def _common(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--model", choices=["full", "paper"], default="full",
                    help="full: every rule trains the SOLSA model (default); paper: each rule's own neuron model")
     p.add_argument("--readout", choices=["leaky", "spike"], default=None, help="default: the trainer's")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: at these sizes more threads only add OpenMP wake-up latency)")
     p.add_argument("--quick", action="store_true", help="smoke run in seconds (tiny sizes, few repeats)")
     p.add_argument("--out", default=out, help=f"JSON result; the plot goes beside it (default {out})")
     p.add_argument("--no-plot", action="store_true")
@@ -66,10 +67,11 @@ def _finish(args, result: dict, plot) -> int:
 
 
 def _threads(args) -> None:
-    if args.threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(args.threads)
+    if args.threads < 1:
+        raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+    torch.set_num_threads(args.threads)
 
 
 # ---- memory -----------------------------------------------------------------------------------------------------
@@ -82,7 +84,12 @@ def _add_memory(bench) -> None:
     p.add_argument("--filter-granularity", default="layer,channel",
                    help="layer, channel or both comma-separated (default both)")
     p.add_argument("--no-rss", action="store_true", help="exact accounting only, no subprocess measurement")
-    p.add_argument("--break-even-batches", default=None, help="batch sizes of the break-even table (default 1,4,32,128)")
+    p.add_argument("--jobs", type=int, default=1, help="measurement subprocesses run at once (default 1)")
+    p.add_argument("--break-even-batches", default=None,
+                   help="batch sizes of the break-even table (default 1,4,32,128)")
+    p.add_argument("--break-even-hiddens", default=None,
+                   help="more hidden widths (two layers, at --batch) for the break-even table (default 256,512; "
+                        "'none' for none)")
     p.set_defaults(func=_run_memory)
 
 
@@ -94,12 +101,21 @@ def _run_memory(args) -> int:
     grans = [g.strip() for g in args.filter_granularity.split(",") if g.strip()]
     for g in grans:
         if g not in ("layer", "channel"):
-            raise ValueError(f"--filter-granularity must be layer, channel or layer,channel, got {args.filter_granularity!r}")
+            raise ValueError("--filter-granularity must be layer, channel or layer,channel, "
+                             f"got {args.filter_granularity!r}")
     Ts = parse_ints(args.T, "--T") if args.T else ([5, 20] if args.quick else list(DEFAULT_T))
     be = parse_ints(args.break_even_batches, "--break-even-batches") if args.break_even_batches else (
         [2] if args.quick else [1, 4, 32, 128])
+    if args.break_even_hiddens is None:
+        widths = [] if args.quick else [256, 512]
+    elif args.break_even_hiddens.strip().lower() == "none":
+        widths = []
+    else:
+        widths = parse_ints(args.break_even_hiddens, "--break-even-hiddens")
+    depth = len(_spec(args).hidden) or 1
     result = run_memory(parse_rules(args.rules), Ts, args.batch, _spec(args), grans, rss=not args.no_rss,
-                        break_even_batches=be, log=_log(args.quiet))
+                        break_even_batches=be, break_even_hiddens=[(w,) * depth for w in widths],
+                        jobs=max(1, args.jobs), log=_log(args.quiet))
     _print_memory(result)
     return _finish(args, result, plot_memory)
 
@@ -111,7 +127,8 @@ def _print_memory(result: dict) -> None:
               f"{str(r.get('peak_rss_delta_bytes')):>15}" + (f"  error: {r['error']}" if r.get("error") else ""))
     for c in result["break_even"]:
         if c.get("break_even_T") is not None:
-            print(f"break-even {c['rule']:<14} filter per {c['filter_granularity']:<7} batch {c['batch']:<4}: "
+            print(f"break-even {c['rule']:<14} filter per {c['filter_granularity']:<7} batch {c['batch']:<4} "
+                  f"hidden {'x'.join(map(str, c['hidden'])):<8}: "
                   f"{c['rule']} holds more than BPTT for T < {c['break_even_T']}")
     for gran, t in result["targets"].items():
         print(f"targets ({gran}): {t}")
@@ -161,7 +178,7 @@ def _add_speed(bench) -> None:
     p.add_argument("--stream-steps", type=int, default=None, help="timed streaming steps per rule (default 2000)")
     p.add_argument("--epoch-rules", default="solsa,bptt,solsa@reference",
                    help="rules of the epoch test ('' to skip it)")
-    p.add_argument("--epochs", type=int, default=None, help="timed epochs per rule (default 5)")
+    p.add_argument("--epochs", type=int, default=None, help="timed epochs per rule (default 10)")
     p.add_argument("--epoch-task", default="uea:JapaneseVowels")
     p.add_argument("--epoch-threads", type=int, default=1)
     p.add_argument("--epoch-batches", type=int, default=None, help="stop each epoch after this many batches")
@@ -187,7 +204,7 @@ def _run_speed(args) -> int:
         rules, batches, hiddens, T=args.T or (5 if q else 30), repeats=args.repeats or (1 if q else 5),
         spec=_spec(args), stream_steps=args.stream_steps or (20 if q else 2000), stream_block=10 if q else 100,
         stream_T=10 if q else 100, stream_hidden=_spec(args).hidden if (q or args.hidden) else (100, 100),
-        epoch_rules=epoch_rules, epochs=args.epochs or (1 if q else 5), epoch_task=args.epoch_task or None,
+        epoch_rules=epoch_rules, epochs=args.epochs or (1 if q else 10), epoch_task=args.epoch_task or None,
         epoch_threads=args.epoch_threads, epoch_batches=args.epoch_batches or (2 if q else None),
         log=_log(args.quiet),
     )

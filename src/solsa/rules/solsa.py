@@ -16,7 +16,8 @@ Backends: ``"reference"`` is the plain PyTorch code below (one call per trace
 recursion of :mod:`solsa.functional`: the definition every other path is tested
 against, tests/test_fast_path.py); ``"fused"`` runs a whole time step — all
 layers, the loss and the gradient accumulation — in one call of a small
-compiled kernel (:mod:`solsa.fast`), on the same trace tensors; ``"auto"`` (the
+compiled kernel (:mod:`solsa.fast`), on the same trace tensors (updated in place,
+and reused by ``reset`` while the network and batch size stay the same); ``"auto"`` (the
 default) takes the fused kernel when it builds and supports the network (CPU,
 float32/float64) and the reference otherwise, silently. ``$SOLSA_BACKEND``
 replaces the default ``"auto"``.
@@ -104,6 +105,12 @@ class SOLSA(LearningRule):
         self._fused = None  # solsa.fast.fused.FusedStepper while the fused backend is active
 
     def reset(self, batch_size: int) -> None:
+        if (self._fused is not None and self.backend != "reference"
+                and self._fused.restart(self.net.layers, batch_size, self.reset_feedback, self.loss)):
+            self.batch_size = batch_size  # fused: the same trace tensors, zeroed in place
+            return
+        if self._fused is not None:
+            self._fused.settle()  # the kernel defers the last step's weight gradient: add it before leaving
         self.batch_size = batch_size
         self.traces = [self._new_traces(layer, batch_size) for layer in self.net.layers]
         if not self._grads:
@@ -115,9 +122,12 @@ class SOLSA(LearningRule):
 
     def _start_fused(self, batch_size: int) -> None:
         """Hand the freshly reset traces to the compiled kernel, or record why it cannot run."""
-        from ..fast.fused import FusedStepper, unsupported_reason
-
-        reason = unsupported_reason(self.net.layers)
+        try:
+            from ..fast.fused import FusedStepper, unsupported_reason
+        except ImportError as exc:  # a partial install: the reference path still works
+            FusedStepper, reason = None, f"solsa.fast cannot be imported: {exc}"
+        else:
+            reason = unsupported_reason(self.net.layers)
         if not reason:
             try:
                 self._fused = FusedStepper(self.net.layers, self.traces, self._grads, batch_size,
@@ -216,6 +226,8 @@ class SOLSA(LearningRule):
 
     @torch.no_grad()
     def flush(self) -> None:
+        if self._fused is not None and self._fused.flush():
+            return
         for layer, acc in zip(self.net.layers, self._grads):
             grads = dict(acc)
             if layer.is_learnable("beta"):

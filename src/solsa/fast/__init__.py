@@ -1,0 +1,30 @@
+"""Fast paths for the SOLSA hot loop.
+
+The only one is the fused step (:mod:`solsa.fast.fused`): a small C++ kernel,
+compiled once per machine (:mod:`solsa.fast.build`) and called through
+:mod:`ctypes`, that advances all layers, evaluates the loss and accumulates
+every gradient in one call per time step. ``SOLSA(..., backend="auto")`` (the
+default) uses it whenever it is available; the plain PyTorch path
+(``backend="reference"``) stays the definition it is tested against.
+
+Environment: ``SOLSA_DISABLE_FUSED=1`` turns the kernel off; ``SOLSA_CACHE_DIR``
+moves its build cache; ``CXX`` picks the compiler.
+"""
+
+from __future__ import annotations
+
+__all__ = ["fused_available", "fused_unavailable_reason"]
+
+
+def fused_available() -> bool:
+    """Whether the fused kernel is built and loadable here (builds it on first call, ~1-3 s)."""
+    from .build import load_kernel
+
+    return load_kernel() is not None
+
+
+def fused_unavailable_reason() -> str:
+    """Why the fused kernel is unavailable (empty when it is available)."""
+    from .build import load_kernel, unavailable_reason
+
+    return "" if load_kernel() is not None else unavailable_reason()

@@ -1,0 +1,590 @@
+"""C++ source of the fused SOLSA step (compiled on first use by :mod:`solsa.fast.build`).
+
+Kept as a Python string so that it ships with the package whatever the packaging
+configuration. The kernel needs no PyTorch headers: it works on raw pointers
+that :mod:`solsa.fast.fused` takes from contiguous CPU tensors, so it compiles
+in about a second with any C++17 compiler.
+
+One call advances every layer by one time step and, with a target, computes
+the loss gradient and accumulates every parameter gradient (SOLSA.md §2–§3).
+The arithmetic is exactly that of :mod:`solsa.rules.solsa` (the reference),
+up to the order of floating-point summations.
+"""
+
+KERNEL_SOURCE = r"""
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define SOLSA_HAVE_MXCSR 1
+#endif
+
+// Flush-to-zero and denormals-are-zero while the kernel runs, restored after. Traces that decay by
+// |d| < 1 every step reach the subnormal range within tens of steps (float32), where each operation
+// costs ~100 cycles; flushing changes results by less than the smallest normal number (1e-38 / 1e-308).
+struct FlushDenormals {
+#ifdef SOLSA_HAVE_MXCSR
+    unsigned int saved;
+    FlushDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }
+    ~FlushDenormals() { _mm_setcsr(saved); }
+#endif
+};
+
+// One layer: shapes, settings and pointers. Parameters are read through Plan::params (refreshed by
+// Python before every call); every other pointer is fixed between reset() calls.
+struct LayerDesc {
+    int64_t n_in, n_out;
+    int64_t reset;               // 0 subtract, 1 zero, 2 none
+    int64_t surrogate;           // 0 gaussian, 1 fast_sigmoid, 2 atan, 3 triangle
+    int64_t spiking;             // 0: leaky readout (o = V, eps = 1)
+    int64_t filter_per_channel;  // alpha, beta: [n_in] (1) or scalar (0)
+    int64_t lam_per_neuron;      // lam: [n_out] (1) or scalar (0)
+    double threshold, reset_amount, width;
+    void *F, *V, *o, *eps;       // state [B,n_in], [B,n_out] x3
+    void *e, *p, *a, *m, *n;     // traces (p, a, m, n may be null)
+    void *gW, *gb, *galpha, *glam;  // accumulators (null when not learned)
+    void *delta, *gbelow, *wtmp, *atmp;  // scratch [B,n_out], [B,n_in], [n_out,n_in], [n_in]
+    void *wT, *cur, *wp, *d;     // scratch [n_in,n_out] (W transposed), [B,n_out] x3
+    void *wcopy;                 // [n_out,n_in]: the W that wT was made from
+};
+
+struct Plan {
+    int64_t batch, n_layers, reset_feedback, track, par_min;
+    int64_t pending;  // 1: every layer's delta of the last step still has to be added to gW (sum_b delta e)
+    int64_t w_dirty;  // bit l set: layer l's W changed since the last call (re-transpose it)
+    LayerDesc* layers;
+    void** params;   // 5 per layer: W, b (or null), alpha, beta, lam
+    double magnitude;  // out: sum over layers of |this step's weight gradient| (when track)
+};
+
+template <typename T>
+static void settle(Plan* plan);
+
+// exp(x) for x <= 0, branch-free so that loops over it vectorise (libm's expf/exp are scalar calls):
+// Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, Taylor polynomial (error < 2e-16 for double,
+// < 1e-7 relative for float), 2^n built in the exponent bits. Underflows to 0 below the normal range.
+static inline double exp_neg(double x) {
+    const double lo = -708.0;
+    const double xc = x < lo ? lo : x;
+    const double n = std::rint(xc * 1.4426950408889634);  // rint (not floor) vectorises
+    const double r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    const double scale = __builtin_bit_cast(double, (int64_t)(n + 1023.0) << 52);
+    return x < lo ? 0.0 : p * scale;
+}
+
+static inline float exp_neg(float x) {
+    const float lo = -87.0f;
+    const float xc = x < lo ? lo : x;
+    const float n = std::rint(xc * 1.44269504f);
+    const float r = (xc - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+    float p = 1.0f / 40320.0f;
+    p = p * r + 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const float scale = __builtin_bit_cast(float, (int32_t)(n + 127.0f) << 23);
+    return x < lo ? 0.0f : p * scale;
+}
+
+// eps = surrogate(V - th) for a whole row; one loop per kind so that each vectorises
+template <typename T>
+static void surrogate_row(const T* V, T* eps, int64_t count, T th, int64_t kind, T w) {
+    switch (kind) {
+        case 0: {
+            const T c = T(1) / (T(2.5066282746310002) * w);
+            #pragma omp simd
+            for (int64_t k = 0; k < count; ++k) {
+                const T z = (V[k] - th) / w;
+                eps[k] = exp_neg(T(-0.5) * (z * z)) * c;
+            }
+            break;
+        }
+        case 1:
+            #pragma omp simd
+            for (int64_t k = 0; k < count; ++k) {
+                const T q = T(1) + std::fabs(V[k] - th) / w;
+                eps[k] = T(1) / (T(2) * w * (q * q));
+            }
+            break;
+        case 2:
+            #pragma omp simd
+            for (int64_t k = 0; k < count; ++k) {
+                const T q = T(3.141592653589793) * (V[k] - th) / (T(2) * w);
+                eps[k] = T(1) / (T(2) * w * (T(1) + q * q));
+            }
+            break;
+        default:
+            #pragma omp simd
+            for (int64_t k = 0; k < count; ++k) {
+                const T q = T(1) - std::fabs(V[k] - th) / w;
+                eps[k] = (q > T(0) ? q : T(0)) / w;
+            }
+    }
+}
+
+
+static inline int n_threads(int64_t work, int64_t par_min) {
+#ifdef _OPENMP
+    if (work < par_min) return 1;
+    return omp_get_max_threads();
+#else
+    (void)work; (void)par_min;
+    return 1;
+#endif
+}
+
+template <typename T>
+static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T* x, bool rf, int64_t par_min,
+                          bool w_dirty, bool pending) {
+    const int64_t ni = L.n_in, no = L.n_out;
+    const T* W = (const T*)P[0];
+    const T* bias = (const T*)P[1];
+    const T* alpha = (const T*)P[2];
+    const T* beta = (const T*)P[3];
+    const T* lam = (const T*)P[4];
+    T* F = (T*)L.F; T* V = (T*)L.V; T* o = (T*)L.o; T* eps = (T*)L.eps;
+    T* e = (T*)L.e; T* p = (T*)L.p; T* a = (T*)L.a; T* m = (T*)L.m; T* n = (T*)L.n;
+    T* WT = (T*)L.wT; T* cur = (T*)L.cur; T* wp = (T*)L.wp; T* dd = (T*)L.d;
+    const bool fpc = L.filter_per_channel != 0, lpn = L.lam_per_neuron != 0, spiking = L.spiking != 0;
+    const bool a_layer = a && !fpc, a_chan = a && fpc;
+    const int64_t reset = spiking ? L.reset : 2;
+    const T th = (T)L.threshold, ra = (T)L.reset_amount, width = (T)L.width;
+    const int64_t sur = L.surrogate;
+
+    // W^T [n_in, n_out], so that the currents below vectorise over neurons; rebuilt only when W's bits
+    // changed (whoever wrote them: optimizer, load_state_dict, .data), found by comparing with a copy
+    T* Wc = (T*)L.wcopy;
+    if (w_dirty && std::memcmp(Wc, W, sizeof(T) * no * ni) != 0) {
+        std::memcpy(Wc, W, sizeof(T) * no * ni);
+        for (int64_t j = 0; j < no; ++j)
+            for (int64_t i = 0; i < ni; ++i) WT[i * no + j] = W[j * ni + i];
+    }
+    // p[t] = F[t-1] + alpha p[t-1];  F[t] = alpha F[t-1] + beta x[t]
+    for (int64_t b = 0; b < B; ++b) {
+        for (int64_t i = 0; i < ni; ++i) {
+            const int64_t k = b * ni + i;
+            const T al = fpc ? alpha[i] : alpha[0];
+            const T be = fpc ? beta[i] : beta[0];
+            const T Fp = F[k];
+            if (p) p[k] = Fp + al * p[k];
+            F[k] = al * Fp + be * x[k];
+        }
+    }
+    // I = F W^T + b (and W p for one alpha per layer); zero inputs (no spike) are skipped
+    for (int64_t b = 0; b < B; ++b) {
+        T* cb = cur + b * no;
+        T* wb = wp + b * no;
+        for (int64_t j = 0; j < no; ++j) cb[j] = T(0);
+        if (a_layer) for (int64_t j = 0; j < no; ++j) wb[j] = T(0);
+        for (int64_t i = 0; i < ni; ++i) {
+            const T* WTi = WT + i * no;
+            const T f = F[b * ni + i];
+            if (f != T(0)) {
+                #pragma omp simd
+                for (int64_t j = 0; j < no; ++j) cb[j] += f * WTi[j];
+            }
+            if (a_layer) {
+                const T pi = p[b * ni + i];
+                if (pi != T(0)) {
+                    #pragma omp simd
+                    for (int64_t j = 0; j < no; ++j) wb[j] += pi * WTi[j];
+                }
+            }
+        }
+        if (bias) for (int64_t j = 0; j < no; ++j) cb[j] += bias[j];
+    }
+    // d[t] = dV[t]/dV[t-1], the reset path included (SOLSA.md §2)
+    for (int64_t bj = 0; bj < B * no; ++bj) {
+        const T lj = lpn ? lam[bj % no] : lam[0];
+        T d;
+        if (reset == 2) d = lj;
+        else if (reset == 0) d = rf ? lj - ra * eps[bj] : lj;
+        else { const T kept = lj * (T(1) - o[bj]); d = rf ? kept - lj * V[bj] * eps[bj] : kept; }
+        dd[bj] = d;
+    }
+    // e[t] = F[t] + d e[t-1]  (and a[t] = W p[t] + d a[t-1] for one alpha per channel). With `pending`,
+    // the last step's weight gradient sum_b delta[t-1] e[t-1] is added to gW in the same pass over e[t-1]:
+    // one read of e per step instead of two. Columns j are independent (gW row j), so they run in parallel.
+    T* gW = (T*)L.gW;
+    const T* delta = (const T*)L.delta;
+    auto update_neuron = [&](int64_t j) {
+        T* gWj = gW + j * ni;
+        for (int64_t b = 0; b < B; ++b) {
+            const int64_t bj = b * no + j;
+            const T d = dd[bj];
+            const T* Fb = F + b * ni;
+            T* ej = e + bj * ni;
+            const T dp = pending ? delta[bj] : T(0);
+            if (dp != T(0)) {
+                #pragma omp simd
+                for (int64_t i = 0; i < ni; ++i) {
+                    const T ev = ej[i];
+                    gWj[i] += dp * ev;
+                    ej[i] = Fb[i] + d * ev;
+                }
+            } else {
+                #pragma omp simd
+                for (int64_t i = 0; i < ni; ++i) ej[i] = Fb[i] + d * ej[i];
+            }
+            if (a_chan) {
+                const T* Wj = W + j * ni;
+                const T* pb = p + b * ni;
+                T* aj = a + bj * ni;
+                #pragma omp simd
+                for (int64_t i = 0; i < ni; ++i) aj[i] = Wj[i] * pb[i] + d * aj[i];
+            }
+        }
+    };
+    const int nt = n_threads(B * no * ni, par_min);
+    if (nt > 1) {
+        #pragma omp parallel num_threads(nt)
+        {
+            FlushDenormals ftz;
+            #pragma omp for schedule(static)
+            for (int64_t j = 0; j < no; ++j) update_neuron(j);
+        }
+    } else {
+        for (int64_t j = 0; j < no; ++j) update_neuron(j);
+    }
+    // per neuron: the alpha (per layer), lambda and bias traces, then the membrane and the spike
+    for (int64_t bj = 0; bj < B * no; ++bj) {
+        const T lj = lpn ? lam[bj % no] : lam[0];
+        const T d = dd[bj], Vp = V[bj], op = o[bj];
+        if (a_layer) a[bj] = wp[bj] + d * a[bj];
+        if (m) m[bj] = ((reset == 1) ? Vp * (T(1) - op) : Vp) + d * m[bj];
+        if (n) n[bj] = T(1) + d * n[bj];
+        T Vn;
+        if (reset == 0) Vn = lj * Vp + cur[bj] - ra * op;
+        else if (reset == 1) Vn = lj * Vp * (T(1) - op) + cur[bj];
+        else Vn = lj * Vp + cur[bj];
+        V[bj] = Vn;
+        o[bj] = spiking ? (Vn - th > T(0) ? T(1) : T(0)) : Vn;
+    }
+    if (spiking) {
+        surrogate_row<T>(V, eps, B * no, th, sur, width);
+    } else {
+        for (int64_t bj = 0; bj < B * no; ++bj) eps[bj] = T(1);
+    }
+}
+
+// Accumulates this step's gradient of one layer from g = dl_t/do[t]; writes the error for the layer
+// below into L.gbelow when `below`. Returns sum |dl_t/dW| when `track`.
+template <typename T>
+static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, const T* g, bool below, bool track,
+                             int64_t par_min) {
+    const int64_t ni = L.n_in, no = L.n_out;
+    const T* W = (const T*)P[0];
+    const T* beta = (const T*)P[3];
+    const T* eps = (const T*)L.eps;
+    const T* e = (const T*)L.e; const T* a = (const T*)L.a; const T* m = (const T*)L.m; const T* n = (const T*)L.n;
+    T* delta = (T*)L.delta;
+    T* gW = (T*)L.gW; T* gb = (T*)L.gb; T* galpha = (T*)L.galpha; T* glam = (T*)L.glam;
+    T* wtmp = (T*)L.wtmp;
+    const bool fpc = L.filter_per_channel != 0, lpn = L.lam_per_neuron != 0;
+    for (int64_t k = 0; k < B * no; ++k) delta[k] = g[k] * eps[k];
+
+    // dl/dW = sum_b delta e: accumulated right away only when this step's magnitude is wanted; otherwise
+    // it is added during the next step's trace update (or by settle() at flush/reset), see forward_layer.
+    double mag = 0.0;
+    if (track) {
+        auto grad_row = [&](int64_t j) -> double {
+            T* gWj = gW + j * ni;
+            T* s = wtmp + j * ni;
+            for (int64_t i = 0; i < ni; ++i) s[i] = 0;
+            for (int64_t b = 0; b < B; ++b) {
+                const T dj = delta[b * no + j];
+                if (dj == T(0)) continue;
+                const T* ej = e + (b * no + j) * ni;
+                #pragma omp simd
+                for (int64_t i = 0; i < ni; ++i) s[i] += dj * ej[i];
+            }
+            double local = 0.0;
+            for (int64_t i = 0; i < ni; ++i) { gWj[i] += s[i]; local += std::fabs((double)s[i]); }
+            return local;
+        };
+        const int nt = n_threads(B * no * ni, par_min);
+        if (nt > 1) {
+            #pragma omp parallel num_threads(nt)
+            {
+                FlushDenormals ftz;
+                #pragma omp for schedule(static) reduction(+:mag)
+                for (int64_t j = 0; j < no; ++j) mag += grad_row(j);
+            }
+        } else {
+            for (int64_t j = 0; j < no; ++j) mag += grad_row(j);
+        }
+    }
+    if (galpha && a) {
+        if (fpc) {
+            T* at = (T*)L.atmp;
+            for (int64_t i = 0; i < ni; ++i) at[i] = 0;
+            for (int64_t bj = 0; bj < B * no; ++bj) {
+                const T dj = delta[bj];
+                if (dj == T(0)) continue;
+                const T* aj = a + bj * ni;
+                #pragma omp simd
+                for (int64_t i = 0; i < ni; ++i) at[i] += dj * aj[i];
+            }
+            for (int64_t i = 0; i < ni; ++i) galpha[i] += at[i];
+        } else {
+            T s = 0;
+            for (int64_t bj = 0; bj < B * no; ++bj) s += delta[bj] * a[bj];
+            galpha[0] += s;
+        }
+    }
+    if (glam && m) {
+        T total = 0;
+        for (int64_t j = 0; j < no; ++j) {
+            T s = 0;
+            for (int64_t b = 0; b < B; ++b) s += delta[b * no + j] * m[b * no + j];
+            if (lpn) glam[j] += s; else total += s;
+        }
+        if (!lpn) glam[0] += total;
+    }
+    if (gb && n) {
+        for (int64_t j = 0; j < no; ++j) {
+            T s = 0;
+            for (int64_t b = 0; b < B; ++b) s += delta[b * no + j] * n[b * no + j];
+            gb[j] += s;
+        }
+    }
+    if (below) {  // g^{l-1}_i = beta_i sum_j delta_j W_ji (same step only, SOLSA.md §3)
+        T* gl = (T*)L.gbelow;
+        const bool fpc_b = fpc;
+        for (int64_t b = 0; b < B; ++b) {
+            T* row = gl + b * ni;
+            for (int64_t i = 0; i < ni; ++i) row[i] = 0;
+            for (int64_t j = 0; j < no; ++j) {
+                const T dj = delta[b * no + j];
+                if (dj == T(0)) continue;
+                const T* Wj = W + j * ni;
+                #pragma omp simd
+                for (int64_t i = 0; i < ni; ++i) row[i] += dj * Wj[i];
+            }
+            for (int64_t i = 0; i < ni; ++i) row[i] *= fpc_b ? beta[i] : beta[0];
+        }
+    }
+    return mag;
+}
+
+// The built-in losses (solsa.losses): 0 spike-MSE, 1 cross-entropy. target_kind 1: int64 labels [B];
+// 2: dense [B, C]. Writes g = dl_t/dy and the loss value; returns 0, or 1 for a label out of range.
+template <typename T>
+static int loss_grad(int64_t kind, const T* y, int64_t B, int64_t C, const void* target, int64_t target_kind,
+                     const T* w, T* g, T* value) {
+    const int64_t* lab = (const int64_t*)target;
+    const T* dense = (const T*)target;
+    if (target_kind == 1)
+        for (int64_t b = 0; b < B; ++b)
+            if (lab[b] < 0 || lab[b] >= C) return 1;
+    T total = 0;
+    for (int64_t b = 0; b < B; ++b) {
+        const T* yb = y + b * C;
+        T* gb = g + b * C;
+        const T wb = w[b];
+        if (kind == 0) {
+            T sq = 0;
+            for (int64_t c = 0; c < C; ++c) {
+                const T tc = target_kind == 1 ? (c == lab[b] ? T(1) : T(0)) : dense[b * C + c];
+                const T diff = yb[c] - tc;
+                sq += diff * diff;
+                gb[c] = diff * (T(2) / T(C)) * wb;
+            }
+            total += wb * (sq / T(C));
+        } else {
+            T mx = yb[0];
+            for (int64_t c = 1; c < C; ++c) mx = yb[c] > mx ? yb[c] : mx;
+            T se = 0;
+            for (int64_t c = 0; c < C; ++c) se += std::exp(yb[c] - mx);
+            const T lse = mx + std::log(se);
+            T tsum = 0, dot = 0;
+            for (int64_t c = 0; c < C; ++c) {
+                const T tc = target_kind == 1 ? (c == lab[b] ? T(1) : T(0)) : dense[b * C + c];
+                tsum += tc;
+                dot += (yb[c] - lse) * tc;
+            }
+            for (int64_t c = 0; c < C; ++c) {
+                const T tc = target_kind == 1 ? (c == lab[b] ? T(1) : T(0)) : dense[b * C + c];
+                gb[c] = (std::exp(yb[c] - lse) * tsum - tc) * wb;
+            }
+            total -= wb * dot;
+        }
+    }
+    *value = total;
+    return 0;
+}
+
+template <typename T>
+static void forward_all(Plan* plan, const T* x, T* y_out) {
+    const bool rf = plan->reset_feedback != 0;
+    const T* in = x;
+    for (int64_t l = 0; l < plan->n_layers; ++l) {
+        const LayerDesc& L = plan->layers[l];
+        forward_layer<T>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min, (plan->w_dirty >> l) & 1,
+                         plan->pending != 0);
+        in = (const T*)L.o;
+    }
+    plan->w_dirty = 0;
+    plan->pending = 0;
+    const LayerDesc& top = plan->layers[plan->n_layers - 1];
+    std::memcpy(y_out, top.o, sizeof(T) * plan->batch * top.n_out);
+}
+
+template <typename T>
+static void backward_all(Plan* plan, const T* g) {
+    double mag = 0.0;
+    for (int64_t l = plan->n_layers - 1; l >= 0; --l) {
+        const LayerDesc& L = plan->layers[l];
+        mag += backward_layer<T>(L, plan->params + 5 * l, plan->batch, g, l > 0, plan->track != 0, plan->par_min);
+        g = (const T*)L.gbelow;
+    }
+    plan->magnitude = mag;
+    plan->pending = plan->track ? 0 : 1;
+}
+
+template <typename T>
+static int64_t step_all(Plan* plan, const T* x, const void* target, int64_t target_kind, const T* w,
+                        int64_t loss_kind, T* y_out, T* loss_out, T* gbuf) {
+    forward_all<T>(plan, x, y_out);
+    const LayerDesc& top = plan->layers[plan->n_layers - 1];
+    if (loss_grad<T>(loss_kind, y_out, plan->batch, top.n_out, target, target_kind, w, gbuf, loss_out)) return 1;
+    backward_all<T>(plan, gbuf);
+    return 0;
+}
+
+// flush: dsts holds 5 slots per layer (W, b, alpha, beta, lam): the .grad data of each learnable parameter
+// (null: not learned); modes[k] = 0 writes the gradient there, 1 adds it (the accumulator is zeroed after),
+// 2: the accumulator is handed over as .grad as it is (left untouched).
+// beta's gradient comes from W's: dV/dbeta_i = sum_j W_ji e_ji / beta_i (SOLSA.md §2).
+template <typename T>
+static void flush_all(Plan* plan, void* const* dsts, const int64_t* modes) {
+    settle<T>(plan);
+    for (int64_t l = 0; l < plan->n_layers; ++l) {
+        const LayerDesc& L = plan->layers[l];
+        void* const* P = plan->params + 5 * l;
+        const int64_t ni = L.n_in, no = L.n_out;
+        const bool fpc = L.filter_per_channel != 0, lpn = L.lam_per_neuron != 0;
+        T* gW = (T*)L.gW;
+        if (dsts[5 * l + 3]) {  // beta, from this flush's weight gradient
+            const T* W = (const T*)P[0];
+            const T* beta = (const T*)P[3];
+            T* dst = (T*)dsts[5 * l + 3];
+            T* at = (T*)L.atmp;
+            for (int64_t i = 0; i < ni; ++i) at[i] = 0;
+            T total = 0;
+            for (int64_t j = 0; j < no; ++j)
+                for (int64_t i = 0; i < ni; ++i) at[i] += W[j * ni + i] * gW[j * ni + i];
+            if (fpc) {
+                for (int64_t i = 0; i < ni; ++i) {
+                    const T g = at[i] / beta[i];
+                    dst[i] = modes[5 * l + 3] ? dst[i] + g : g;
+                }
+            } else {
+                for (int64_t i = 0; i < ni; ++i) total += at[i];
+                const T g = total / beta[0];
+                dst[0] = modes[5 * l + 3] ? dst[0] + g : g;
+            }
+        }
+        T* accs[5] = {gW, (T*)L.gb, (T*)L.galpha, nullptr, (T*)L.glam};
+        const int64_t sizes[5] = {no * ni, no, fpc ? ni : 1, 0, lpn ? no : 1};
+        for (int k = 0; k < 5; ++k) {
+            T* acc = accs[k];
+            if (!acc) continue;
+            T* dst = (T*)dsts[5 * l + k];
+            const int64_t mode = modes[5 * l + k];
+            if (mode == 2) continue;  // the accumulator itself became .grad (Python gives the kernel a new one)
+            if (dst) {
+                if (mode == 1) for (int64_t q = 0; q < sizes[k]; ++q) dst[q] += acc[q];
+                else std::memcpy(dst, acc, sizeof(T) * sizes[k]);
+            }
+            std::memset(acc, 0, sizeof(T) * sizes[k]);
+        }
+    }
+}
+
+// add the deferred weight gradient of the last step (sum_b delta e) to gW
+template <typename T>
+static void settle(Plan* plan) {
+    if (!plan->pending) return;
+    const int64_t B = plan->batch;
+    for (int64_t l = 0; l < plan->n_layers; ++l) {
+        const LayerDesc& L = plan->layers[l];
+        const int64_t ni = L.n_in, no = L.n_out;
+        const T* e = (const T*)L.e;
+        const T* delta = (const T*)L.delta;
+        T* gW = (T*)L.gW;
+        for (int64_t j = 0; j < no; ++j)
+            for (int64_t b = 0; b < B; ++b) {
+                const T dj = delta[b * no + j];
+                if (dj == T(0)) continue;
+                const T* ej = e + (b * no + j) * ni;
+                T* gWj = gW + j * ni;
+                #pragma omp simd
+                for (int64_t i = 0; i < ni; ++i) gWj[i] += dj * ej[i];
+            }
+    }
+    plan->pending = 0;
+}
+
+// zero the states and traces of every layer (a new sequence on the same tensors)
+template <typename T>
+static void zero_state(Plan* plan) {
+    settle<T>(plan);
+    const int64_t B = plan->batch;
+    for (int64_t l = 0; l < plan->n_layers; ++l) {
+        const LayerDesc& L = plan->layers[l];
+        const int64_t ni = L.n_in, no = L.n_out;
+        const int64_t a_size = L.filter_per_channel ? B * no * ni : B * no;
+        void* ptrs[9] = {L.F, L.V, L.o, L.eps, L.e, L.p, L.a, L.m, L.n};
+        const int64_t sizes[9] = {B * ni, B * no, B * no, B * no, B * no * ni, B * ni, a_size, B * no, B * no};
+        for (int k = 0; k < 9; ++k)
+            if (ptrs[k]) std::memset(ptrs[k], 0, sizeof(T) * sizes[k]);
+    }
+}
+
+extern "C" {
+void solsa_settle_f32(Plan* p) { FlushDenormals f; settle<float>(p); }
+void solsa_settle_f64(Plan* p) { FlushDenormals f; settle<double>(p); }
+void solsa_zero_state_f32(Plan* p) { zero_state<float>(p); }
+void solsa_zero_state_f64(Plan* p) { zero_state<double>(p); }
+void solsa_flush_f32(Plan* p, void* const* d, const int64_t* m) { FlushDenormals f; flush_all<float>(p, d, m); }
+void solsa_flush_f64(Plan* p, void* const* d, const int64_t* m) { FlushDenormals f; flush_all<double>(p, d, m); }
+void solsa_forward_f32(Plan* p, const float* x, float* y) { FlushDenormals f; forward_all<float>(p, x, y); }
+void solsa_forward_f64(Plan* p, const double* x, double* y) { FlushDenormals f; forward_all<double>(p, x, y); }
+void solsa_backward_f32(Plan* p, const float* g) { FlushDenormals f; backward_all<float>(p, g); }
+void solsa_backward_f64(Plan* p, const double* g) { FlushDenormals f; backward_all<double>(p, g); }
+int64_t solsa_step_f32(Plan* p, const float* x, const void* t, int64_t tk, const float* w, int64_t lk, float* y,
+                       float* loss, float* gbuf) {
+    FlushDenormals f;
+    return step_all<float>(p, x, t, tk, w, lk, y, loss, gbuf);
+}
+int64_t solsa_step_f64(Plan* p, const double* x, const void* t, int64_t tk, const double* w, int64_t lk, double* y,
+                       double* loss, double* gbuf) {
+    FlushDenormals f;
+    return step_all<double>(p, x, t, tk, w, lk, y, loss, gbuf);
+}
+int64_t solsa_abi_version() { return 11; }
+}
+"""
