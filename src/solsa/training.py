@@ -89,7 +89,9 @@ class TrainConfig:
     task_options: dict[str, Any] = field(default_factory=dict)
     val_fraction: float = 0.2
     device: str = "cpu"
-    threads: int | None = None
+    # torch CPU threads. 1 by default: at these sizes per-op overhead dominates, and on a shared
+    # 2-core machine extra threads made small ops (log_softmax) ~1000x slower (docs/benchmarks.md)
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -326,8 +328,16 @@ def train(
 ) -> dict[str, Any]:
     """Train one run; returns the metrics dict (also written to ``out/metrics.json`` if ``out``)."""
     out_dir = prepare_out_dir(out, force) if out is not None else None
+    threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg, out_dir, progress, task)
+    finally:
+        torch.set_num_threads(threads)  # leave the caller's setting as it was
+
+
+def _train(cfg: TrainConfig, out_dir: Path | None, progress: bool, task: Task | None) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if task is None:
         task = load_task(cfg.task, seed=cfg.seed, encoder=cfg.encoder, val_fraction=cfg.val_fraction, **cfg.task_options)
