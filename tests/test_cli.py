@@ -135,3 +135,12 @@ def test_compare_fails_fast_on_bad_rules_and_seeds(capsys, tmp_path):
     assert main(["compare", "--rules", "", "--out", str(tmp_path / "c")]) == 2
     assert "--rules is empty" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()  # failed before any training
+
+
+def test_compare_fails_fast_when_a_rule_cannot_run_on_the_model(capsys, tmp_path):
+    args = ["compare", "--rules", "solsa,ottt", "--model", "full", "--lam-granularity", "neuron",
+            "--out", str(tmp_path / "c"), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "rule 'ottt' cannot run on model 'full'" in err and "lam_granularity='layer'" in err
+    assert not (tmp_path / "c").exists()
