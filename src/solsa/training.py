@@ -383,7 +383,8 @@ def _train(cfg: TrainConfig, out_dir: Path | None, progress: bool, task: Task | 
                 correct += (net.scores(outputs, mask[:done]).argmax(-1) == y).sum().item()
                 count += B
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{epoch_loss / max(bar.n - (epoch - 1) * n_batches, 1):.4f}")
+            running = {"acc": f"{correct / count:.3f}"} if count else {}
+            bar.set_postfix(epoch=epoch, loss=f"{epoch_loss / max(bar.n - (epoch - 1) * n_batches, 1):.4f}", **running)
         schedule.end_epoch(epoch)
         total_updates += epoch_updates
         steps_done += epoch_done
