@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .io import atomic_write, write_csv, write_json
-from .rules import RULES, get_rule
+from .rules import get_rule
 from .training import TrainConfig, build_network, train
 
 __all__ = ["SUITES", "BASELINES", "check_rules", "compare", "summarize"]

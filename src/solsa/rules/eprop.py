@@ -53,7 +53,8 @@ import torch
 from ..functional import LIFState, bias_trace, decay_factor, lif_step, spatial_error, spike_derivative, weight_trace
 from ..layers import LIFLayer
 from ..losses import Loss
-from .base import LearningRule, StepResult, state_nbytes
+from .base import state_nbytes
+from .online import OnlineRule
 
 __all__ = ["EProp", "EPropTraces", "FEEDBACK_MODES"]
 
@@ -87,7 +88,7 @@ def _shared_decay(layer: LIFLayer) -> bool:
     return layer.lam.dim() == 0 and not (layer.spiking and layer.config.reset == "zero")
 
 
-class EProp(LearningRule):
+class EProp(OnlineRule):
     """e-prop for a feedforward stack of LIF layers.
 
     Args:
@@ -103,7 +104,6 @@ class EProp(LearningRule):
     """
 
     name = "eprop"
-    supports_step_magnitude = True
 
     def __init__(self, net, loss: Loss | str = "mse", *, feedback: str = "symmetric", seed: int = 0) -> None:
         super().__init__(net, loss)
@@ -120,8 +120,6 @@ class EProp(LearningRule):
                 b = torch.randn(net.n_outputs, layer.out_features, generator=gen, dtype=torch.float64)
                 self.feedback_weights.append((b / layer.out_features**0.5).to(device=w.device, dtype=w.dtype))
         self.kappa = 0.0
-        self.traces: list[EPropTraces] = []
-        self._grads: list[dict[str, torch.Tensor]] = []
 
     def _readout_decay(self) -> float:
         """κ: the leak of a leaky readout (0 for a spiking readout, or a single-layer network)."""
@@ -137,19 +135,13 @@ class EProp(LearningRule):
         return float(lam.flatten()[0])
 
     def reset(self, batch_size: int) -> None:
-        self.batch_size = batch_size
         self.kappa = self._readout_decay()
-        layers = self.net.layers
-        self.traces = [self._new_traces(layer, batch_size, filtered=layer is not layers[-1]) for layer in layers]
-        w = layers[-1].weight
+        w = self.net.layers[-1].weight
         self.feedback_weights = [b.to(device=w.device, dtype=w.dtype) for b in self.feedback_weights]
-        if not self._grads:
-            self._grads = [
-                {n: torch.zeros_like(getattr(layer, n)) for n in ("weight", "bias") if layer.is_learnable(n)}
-                for layer in layers
-            ]
+        super().reset(batch_size)
 
-    def _new_traces(self, layer: LIFLayer, B: int, filtered: bool) -> EPropTraces:
+    def _new_traces(self, layer: LIFLayer, B: int) -> EPropTraces:
+        filtered = layer is not self.net.layers[-1]  # layers under the readout see its leak κ
         kw = {"device": layer.weight.device, "dtype": layer.weight.dtype}
         n_out, n_in = layer.weight.shape
         rows = 1 if _shared_decay(layer) else n_out
@@ -161,23 +153,13 @@ class EProp(LearningRule):
             tr.n_bar = torch.zeros(B, n_out, **kw) if bias else None
         return tr
 
-    @torch.no_grad()
-    def step(self, x, target=None, weight=None) -> StepResult:
-        if not self.traces:
-            raise RuntimeError("call reset(batch_size) before step()")
-        inp = x
-        for layer, tr in zip(self.net.layers, self.traces):
-            self._forward_layer(layer, tr, inp)
-            inp = tr.state.o
-        y = inp
-        if target is None:
-            return StepResult(y, y.new_zeros(()))
-        value, g = self.loss.grad(y, target, self._weight(weight, x))
+    def _backward(self, g: torch.Tensor) -> float:
+        """Learning signals L[t] for every layer (the output error of this step) and Σ_t L ē."""
         delta_out = g * self.traces[-1].psi  # the output error at the readout's membrane
         magnitude = 0.0
         signal = g  # the output layer learns from its own error
         for index in reversed(range(len(self.net.layers))):
-            layer, tr, acc = self.net.layers[index], self.traces[index], self._grads[index]
+            tr, acc = self.traces[index], self._grads[index]
             delta = signal * tr.psi
             if tr.e_bar is None:  # ∂ℓ_t/∂W ≈ Σ_b L_j ψ_j x̄_i
                 g_weight = _outer_sum(delta, tr.e)
@@ -192,8 +174,7 @@ class EProp(LearningRule):
                 magnitude += g_weight.abs().sum().item()
             if index > 0:
                 signal = self._signal_below(index, delta, delta_out)
-        self.step_magnitude = magnitude
-        return StepResult(y, value)
+        return magnitude
 
     def _signal_below(self, index: int, delta: torch.Tensor, delta_out: torch.Tensor) -> torch.Tensor:
         """Learning signal L^{index-1}[t] of the layer below ``index``."""
@@ -217,14 +198,6 @@ class EProp(LearningRule):
             if tr.n_bar is not None:
                 tr.n_bar = torch.addcmul(self.kappa * tr.n_bar, tr.psi, tr.n)
         tr.state = state
-
-    @torch.no_grad()
-    def flush(self) -> None:
-        for layer, acc in zip(self.net.layers, self._grads):
-            for name, g in acc.items():
-                param = getattr(layer, name)
-                param.grad = g.clone() if param.grad is None else param.grad + g
-                g.zero_()
 
     def train_state_bytes(self) -> int:
         """Traces and states, plus the random feedback matrices (kept only for training)."""

@@ -37,13 +37,13 @@ from ..functional import (
     decay_factor,
     lambda_trace,
     lif_step,
-    spatial_error,
     spike_derivative,
     weight_trace,
 )
 from ..layers import LIFLayer
 from ..losses import Loss
-from .base import LearningRule, StepResult, state_nbytes
+from .base import state_nbytes
+from .online import OnlineRule
 
 __all__ = ["OSTL", "OSTLTraces"]
 
@@ -62,7 +62,7 @@ class OSTLTraces:
         return state_nbytes(*self.state, self.eps, self.e, self.n, self.m)
 
 
-class OSTL(LearningRule):
+class OSTL(OnlineRule):
     """Online spatio-temporal learning.
 
     Args:
@@ -72,25 +72,14 @@ class OSTL(LearningRule):
     """
 
     name = "ostl"
-    supports_step_magnitude = True
 
     def __init__(self, net, loss: Loss | str = "mse", *, learn_lam: bool = True) -> None:
         super().__init__(net, loss)
         self.learn_lam = learn_lam
-        self.traces: list[OSTLTraces] = []
-        self._grads: list[dict[str, torch.Tensor]] = []
 
     def _learned(self, layer: LIFLayer) -> list[str]:
         names = ["weight", "bias"] + (["lam"] if self.learn_lam else [])
         return [n for n in names if layer.is_learnable(n)]
-
-    def reset(self, batch_size: int) -> None:
-        self.batch_size = batch_size
-        self.traces = [self._new_traces(layer, batch_size) for layer in self.net.layers]
-        if not self._grads:
-            self._grads = [
-                {n: torch.zeros_like(getattr(layer, n)) for n in self._learned(layer)} for layer in self.net.layers
-            ]
 
     def _new_traces(self, layer: LIFLayer, B: int) -> OSTLTraces:
         kw = {"device": layer.weight.device, "dtype": layer.weight.dtype}
@@ -103,33 +92,17 @@ class OSTL(LearningRule):
             tr.m = torch.zeros(B, n_out, **kw)
         return tr
 
-    @torch.no_grad()
-    def step(self, x, target=None, weight=None) -> StepResult:
-        if not self.traces:
-            raise RuntimeError("call reset(batch_size) before step()")
-        inp = x
-        for layer, tr in zip(self.net.layers, self.traces):
-            self._forward_layer(layer, tr, inp)
-            inp = tr.state.o
-        y = inp
-        if target is None:
-            return StepResult(y, y.new_zeros(()))
-        value, g = self.loss.grad(y, target, self._weight(weight, x))
-        magnitude = 0.0
-        for layer, tr, acc in zip(reversed(self.net.layers), reversed(self.traces), reversed(self._grads)):
-            delta = g * tr.eps
-            g_weight = torch.einsum("bj,bji->ji", delta, tr.e)
-            acc["weight"] += g_weight
-            if tr.n is not None:
-                acc["bias"] += (delta * tr.n).sum(0)
-            if tr.m is not None:
-                g_lam = (delta * tr.m).sum(0)
-                acc["lam"] += g_lam.sum() if layer.lam.dim() == 0 else g_lam
-            if self.track_step_magnitude:
-                magnitude += g_weight.abs().sum().item()
-            g = spatial_error(delta, layer.weight, layer.beta)
-        self.step_magnitude = magnitude
-        return StepResult(y, value)
+    @staticmethod
+    def _accumulate(layer: LIFLayer, tr: OSTLTraces, acc: dict[str, torch.Tensor], delta: torch.Tensor) -> torch.Tensor:
+        """∂ℓ_t/∂θ = Σ_b Σ_j δ_j[t] · trace_j(θ)[t] for W, b, λ; returns this step's weight gradient."""
+        g_weight = torch.einsum("bj,bji->ji", delta, tr.e)
+        acc["weight"] += g_weight
+        if tr.n is not None:
+            acc["bias"] += (delta * tr.n).sum(0)
+        if tr.m is not None:
+            g_lam = (delta * tr.m).sum(0)
+            acc["lam"] += g_lam.sum() if layer.lam.dim() == 0 else g_lam
+        return g_weight
 
     @staticmethod
     def _forward_layer(layer: LIFLayer, tr: OSTLTraces, x: torch.Tensor) -> None:
@@ -143,14 +116,3 @@ class OSTL(LearningRule):
             tr.m = lambda_trace(tr.m, d, prev.V, prev.o, cfg)
         tr.eps = spike_derivative(state.V, cfg)
         tr.state = state
-
-    @torch.no_grad()
-    def flush(self) -> None:
-        for layer, acc in zip(self.net.layers, self._grads):
-            for name, g in acc.items():
-                param = getattr(layer, name)
-                param.grad = g.clone() if param.grad is None else param.grad + g
-                g.zero_()
-
-    def train_state_bytes(self) -> int:
-        return sum(tr.nbytes() for tr in self.traces)

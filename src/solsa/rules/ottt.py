@@ -33,10 +33,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..functional import LIFState, bias_trace, decay_factor, lif_step, spatial_error, spike_derivative, weight_trace
+from ..functional import LIFState, bias_trace, decay_factor, lif_step, spike_derivative, weight_trace
 from ..layers import LIFLayer
 from ..losses import Loss
-from .base import LearningRule, StepResult, state_nbytes
+from .base import state_nbytes
+from .online import OnlineRule
 
 __all__ = ["OTTT", "OTTTTraces"]
 
@@ -69,7 +70,7 @@ def check_ottt_network(net) -> None:
             )
 
 
-class OTTT(LearningRule):
+class OTTT(OnlineRule):
     """Online training through time.
 
     Args:
@@ -81,22 +82,10 @@ class OTTT(LearningRule):
     """
 
     name = "ottt"
-    supports_step_magnitude = True
 
     def __init__(self, net, loss: Loss | str = "mse") -> None:
         super().__init__(net, loss)
         check_ottt_network(net)
-        self.traces: list[OTTTTraces] = []
-        self._grads: list[dict[str, torch.Tensor]] = []
-
-    def reset(self, batch_size: int) -> None:
-        self.batch_size = batch_size
-        self.traces = [self._new_traces(layer, batch_size) for layer in self.net.layers]
-        if not self._grads:
-            self._grads = [
-                {n: torch.zeros_like(getattr(layer, n)) for n in ("weight", "bias") if layer.is_learnable(n)}
-                for layer in self.net.layers
-            ]
 
     @staticmethod
     def _new_traces(layer: LIFLayer, B: int) -> OTTTTraces:
@@ -106,31 +95,15 @@ class OTTT(LearningRule):
             layer.init_state(B), torch.zeros(B, layer.out_features, **kw), torch.zeros(B, 1, layer.in_features, **kw), n
         )
 
-    @torch.no_grad()
-    def step(self, x, target=None, weight=None) -> StepResult:
-        if not self.traces:
-            raise RuntimeError("call reset(batch_size) before step()")
-        inp = x
-        for layer, tr in zip(self.net.layers, self.traces):
-            self._forward_layer(layer, tr, inp)
-            inp = tr.state.o
-        y = inp
-        if target is None:
-            return StepResult(y, y.new_zeros(()))
-        value, g = self.loss.grad(y, target, self._weight(weight, x))
-        magnitude = 0.0
-        for layer, tr, acc in zip(reversed(self.net.layers), reversed(self.traces), reversed(self._grads)):
-            delta = g * tr.eps
-            g_weight = delta.t() @ tr.a_hat[:, 0]  # Σ_b δ_j[t] â_i[t]
-            if "weight" in acc:
-                acc["weight"] += g_weight
-            if "bias" in acc:
-                acc["bias"] += (delta * tr.n).sum(0)
-            if self.track_step_magnitude:
-                magnitude += g_weight.abs().sum().item()
-            g = spatial_error(delta, layer.weight, layer.beta)
-        self.step_magnitude = magnitude
-        return StepResult(y, value)
+    @staticmethod
+    def _accumulate(layer: LIFLayer, tr: OTTTTraces, acc: dict[str, torch.Tensor], delta: torch.Tensor) -> torch.Tensor:
+        """Σ_b δ_j[t] â_i[t] (and Σ_b δ_j[t] n[t] for b); returns this step's weight gradient."""
+        g_weight = delta.t() @ tr.a_hat[:, 0]
+        if "weight" in acc:
+            acc["weight"] += g_weight
+        if "bias" in acc:
+            acc["bias"] += (delta * tr.n).sum(0)
+        return g_weight
 
     @staticmethod
     def _forward_layer(layer: LIFLayer, tr: OTTTTraces, x: torch.Tensor) -> None:
@@ -143,14 +116,3 @@ class OTTT(LearningRule):
             tr.n = bias_trace(tr.n, d)
         tr.eps = spike_derivative(state.V, cfg)
         tr.state = state
-
-    @torch.no_grad()
-    def flush(self) -> None:
-        for layer, acc in zip(self.net.layers, self._grads):
-            for name, g in acc.items():
-                param = getattr(layer, name)
-                param.grad = g.clone() if param.grad is None else param.grad + g
-                g.zero_()
-
-    def train_state_bytes(self) -> int:
-        return sum(tr.nbytes() for tr in self.traces)

@@ -38,13 +38,13 @@ from ..functional import (
     decay_factor,
     lambda_trace,
     lif_step,
-    spatial_error,
     spike_derivative,
     weight_trace,
 )
 from ..layers import LIFLayer
 from ..losses import Loss
-from .base import LearningRule, StepResult, state_nbytes
+from .base import StepResult, state_nbytes
+from .online import OnlineRule
 
 __all__ = ["SOLSA", "LayerTraces", "BACKENDS"]
 
@@ -72,7 +72,7 @@ def _sum_to(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return g.sum() if len(shape) == 0 else g
 
 
-class SOLSA(LearningRule):
+class SOLSA(OnlineRule):
     """The SOLSA learner.
 
     Args:
@@ -87,7 +87,6 @@ class SOLSA(LearningRule):
     """
 
     name = "solsa"
-    supports_step_magnitude = True
 
     def __init__(
         self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True, backend: str | None = None
@@ -100,8 +99,6 @@ class SOLSA(LearningRule):
         self.active_backend = ""
         self.fallback_reason = ""
         self.reset_feedback = reset_feedback
-        self.traces: list[LayerTraces] = []
-        self._grads: list[dict[str, torch.Tensor]] = []
         self._fused = None  # solsa.fast.fused.FusedStepper while the fused backend is active
 
     def reset(self, batch_size: int) -> None:
@@ -111,10 +108,7 @@ class SOLSA(LearningRule):
             return
         if self._fused is not None:
             self._fused.settle()  # the kernel defers the last step's weight gradient: add it before leaving
-        self.batch_size = batch_size
-        self.traces = [self._new_traces(layer, batch_size) for layer in self.net.layers]
-        if not self._grads:
-            self._grads = [self._new_grads(layer) for layer in self.net.layers]
+        super().reset(batch_size)
         self._fused = None
         self.active_backend, self.fallback_reason = "reference", ""
         if self.backend != "reference":
@@ -140,8 +134,10 @@ class SOLSA(LearningRule):
             raise RuntimeError(f"backend='fused' is not available: {reason}")
         self.fallback_reason = reason
 
-    @staticmethod
-    def _new_traces(layer: LIFLayer, B: int) -> LayerTraces:
+    def _learned(self, layer: LIFLayer) -> list[str]:
+        return ["weight"] + [n for n in ("bias", "alpha", "lam") if layer.is_learnable(n)]
+
+    def _new_traces(self, layer: LIFLayer, B: int) -> LayerTraces:
         w = layer.weight
         kw = {"device": w.device, "dtype": w.dtype}
         n_out, n_in = w.shape
@@ -155,11 +151,6 @@ class SOLSA(LearningRule):
             tr.n = torch.zeros(B, n_out, **kw)
         return tr
 
-    @staticmethod
-    def _new_grads(layer: LIFLayer) -> dict[str, torch.Tensor]:
-        names = ["weight"] + [n for n in ("bias", "alpha", "lam") if layer.is_learnable(n)]
-        return {n: torch.zeros_like(getattr(layer, n)) for n in names}
-
     def step(self, x, target=None, weight=None) -> StepResult:
         fused = self._fused
         if fused is None:
@@ -170,28 +161,9 @@ class SOLSA(LearningRule):
         y, value, self.step_magnitude = fused.step(x, target, weight, self.track_step_magnitude)
         return StepResult(y, value)
 
-    @torch.no_grad()
     def _reference_step(self, x, target=None, weight=None) -> StepResult:
-        """The plain PyTorch step (backend ``"reference"``)."""
-        if not self.traces:
-            raise RuntimeError("call reset(batch_size) before step()")
-        inp = x
-        for layer, tr in zip(self.net.layers, self.traces):
-            self._forward_layer(layer, tr, inp)
-            inp = tr.state.o
-        y = inp
-        if target is None:
-            return StepResult(y, y.new_zeros(()))
-        value, g = self.loss.grad(y, target, self._weight(weight, x))
-        magnitude = 0.0
-        for layer, tr, acc in zip(reversed(self.net.layers), reversed(self.traces), reversed(self._grads)):
-            delta = g * tr.eps
-            g_weight = self._accumulate(layer, tr, acc, delta)
-            if self.track_step_magnitude:
-                magnitude += g_weight.abs().sum().item()
-            g = spatial_error(delta, layer.weight, layer.beta)
-        self.step_magnitude = magnitude
-        return StepResult(y, value)
+        """The plain PyTorch step (backend ``"reference"``): the :class:`OnlineRule` skeleton."""
+        return super().step(x, target, weight)
 
     def _forward_layer(self, layer: LIFLayer, tr: LayerTraces, x: torch.Tensor) -> None:
         cfg, prev = layer.config, tr.state
@@ -224,21 +196,15 @@ class SOLSA(LearningRule):
             acc["bias"] += (delta * tr.n).sum(0)
         return g_weight
 
+    def _derived_grads(self, layer: LIFLayer, acc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not layer.is_learnable("beta"):
+            return {}
+        # ∂V_j/∂β_i = W_ji e_ji / β_i, so ∂L/∂β_i = Σ_j W_ji ∂L/∂W_ji / β_i (W fixed since the last flush)
+        wg = layer.weight * acc["weight"]
+        return {"beta": (wg.sum(0) if layer.filter_per_channel else wg.sum()) / layer.beta}
+
     @torch.no_grad()
     def flush(self) -> None:
         if self._fused is not None and self._fused.flush():
             return
-        for layer, acc in zip(self.net.layers, self._grads):
-            grads = dict(acc)
-            if layer.is_learnable("beta"):
-                # ∂V_j/∂β_i = W_ji e_ji / β_i, so ∂L/∂β_i = Σ_j W_ji ∂L/∂W_ji / β_i (W fixed since the last flush)
-                wg = layer.weight * acc["weight"]
-                grads["beta"] = (wg.sum(0) if layer.filter_per_channel else wg.sum()) / layer.beta
-            for name, g in grads.items():
-                param = getattr(layer, name)
-                param.grad = g.clone() if param.grad is None else param.grad + g
-            for g in acc.values():
-                g.zero_()
-
-    def train_state_bytes(self) -> int:
-        return sum(tr.nbytes() for tr in self.traces)
+        super().flush()
