@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..report import save_figure
 from .common import NetSpec, build_rule, machine_info, make_batch, train_one_sequence
 
 __all__ = ["run_memory", "state_bytes", "break_even", "DEFAULT_T", "TARGETS"]
@@ -226,8 +227,5 @@ def plot_memory(result: dict[str, Any], path: str | Path) -> Path:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    save_figure(fig, path)
+    return Path(path)

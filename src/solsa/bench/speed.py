@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..report import save_figure
 from .common import NetSpec, build_rule, machine_info, make_batch, rule_backend, summarize, train_one_sequence
 
 __all__ = ["run_speed", "plot_speed", "TARGETS", "epoch_seconds"]
@@ -249,8 +250,5 @@ def plot_speed(result: dict[str, Any], path: str | Path) -> Path:
     for ax in axes:
         ax.grid(True, axis="y", which="both", alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    save_figure(fig, path)
+    return Path(path)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..report import save_figure
 from .common import NetSpec, build_rule, machine_info, make_batch, rule_backend, summarize, train_one_sequence
 from .ops import OpCounter
 
@@ -161,8 +162,5 @@ def plot_workload(result: dict[str, Any], path: str | Path) -> Path:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    save_figure(fig, path)
+    return Path(path)
