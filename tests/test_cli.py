@@ -115,16 +115,22 @@ def test_compare_runs_resumes_and_summarises(npz_task, tmp_path, capsys):
     args = ["compare", "--task", npz_task, "--rules", "solsa,bptt", "--seeds", "2", "--out", str(out),
             "--search", "lr=0.01,0.003", *FAST]
     assert main(args) == 0
-    res = json.loads((out / "results.json").read_text())
-    assert len(res["runs"]) == 4 and {r["rule"] for r in res["runs"]} == {"solsa", "bptt"}
-    assert len(res["search_results"]) == 4
+    runs = json.loads((out / "results.json").read_text())
+    assert len(runs) == 4 and {r["rule"] for r in runs} == {"solsa", "bptt"}
+    for key in ("task", "rule", "seed", "test_accuracy", "train_state_bytes", "chosen_params", "config"):
+        assert all(key in r for r in runs)
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["search_results"]) == 4
     for f in ("summary.md", "summary.csv", "compare.png"):
         assert (out / f).is_file()
-    diffs = res["summary"]["differences"][0]
+    diffs = summary["summary"]["differences"][0]
     assert "solsa_minus_bptt" in diffs and "memory_saving_vs_bptt" in diffs
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
     assert main(args) == 0  # resume: every finished run is kept, nothing retrained
     assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")} == mtimes
+    capsys.readouterr()
+    assert main([*args, "--alpha", "0.3"]) == 2  # other settings: refuse to mix them into the same --out
+    assert "holds a finished run with other settings (alpha)" in capsys.readouterr().err
 
 
 def test_compare_fails_fast_on_bad_rules_and_seeds(capsys, tmp_path):

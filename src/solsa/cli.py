@@ -269,7 +269,8 @@ def _run_compare(args) -> int:
     search = {} if args.no_search else dict(args.search or [("lr", [0.001, 0.003])])
     report = compare(cfg, rules, list(range(n_seeds)), args.out, tasks=tasks, search=search, progress=not args.quiet)
     print((Path(args.out) / "summary.md").read_text())
-    print(f"wrote {args.out}/results.json, summary.md, summary.csv, compare.png ({len(report['runs'])} runs)")
+    print(f"wrote {args.out}/results.json, summary.json, summary.md, summary.csv, compare.png "
+          f"({len(report['runs'])} runs)")
     return 0
 
 

@@ -62,9 +62,16 @@ def _run_dir(out: Path, task: str, rule: str, tag: str) -> Path:
 
 
 def _load_or_train(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    """A finished run is reused only if it was trained with exactly this config."""
     metrics_file = run_dir / "metrics.json"
     if metrics_file.is_file():
-        return json.loads(metrics_file.read_text())
+        metrics = json.loads(metrics_file.read_text())
+        wanted = json.loads(json.dumps(cfg.to_dict()))
+        if metrics.get("config") != wanted:
+            changed = sorted(k for k in wanted if metrics.get("config", {}).get(k) != wanted[k])
+            raise ValueError(f"{run_dir} holds a finished run with other settings ({', '.join(changed)}); "
+                             "resume with the same options or choose a new --out")
+        return metrics
     return train(cfg, run_dir, force=True, progress=False)
 
 
@@ -83,7 +90,9 @@ def compare(
     search: dict[str, list[Any]] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run the comparison; write ``results.json``, ``summary.md``, ``summary.csv`` and ``compare.png``."""
+    """Run the comparison; write ``results.json`` (a list: one object per run, the fields of ``metrics.json``
+    and ``chosen_params``), ``summary.json`` (the search and the summary), ``summary.md``, ``summary.csv``
+    and ``compare.png``. Returns the report dict (``summary.json``'s content plus ``runs``)."""
     from tqdm.auto import tqdm
 
     if not seeds:
@@ -131,7 +140,8 @@ def compare(
     summary = summarize(results, rules)
     report = {"rules": rules, "seeds": seeds, "tasks": list(tasks), "search": search, "search_results": searches,
               "summary": summary, "runs": results}
-    write_json(out / "results.json", report)
+    write_json(out / "results.json", results)  # one object per run, with the fields of metrics.json
+    write_json(out / "summary.json", {k: v for k, v in report.items() if k != "runs"})
     write_csv(out / "summary.csv", summary["rows"])
     atomic_write(out / "summary.md", lambda f: f.write(summary_markdown(summary, search)))
     plot_compare(out / "compare.png", summary)
