@@ -140,7 +140,9 @@ def _epochs(rules, task_spec, epochs, threads, max_batches, log) -> dict[str, An
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        runners = {name: epoch_seconds(name, task, max_batches) for name in rules}
+        # the setting: batch 8, one α, β per layer (the paper's), whatever the trainer's defaults
+        runners = {name: epoch_seconds(name, task, max_batches, batch_size=8, filter_granularity="layer")
+                   for name in rules}
         samples: dict[str, list[float]] = {name: [] for name in rules}
         for rep in range(epochs + 1):  # epoch 0 warms up
             for name in rules:
