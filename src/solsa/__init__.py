@@ -4,6 +4,7 @@ from .functional import LIFConfig, LIFParams, LIFState, lif_step
 from .layers import SNN, LIFLayer
 from .losses import CrossEntropy, SpikeMSE, make_loss
 from .rules import BPTT, OSTL, OTTT, RULES, SOLSA, EProp, LearningRule, get_rule
+from .stream import StreamClassifier
 from .training import TrainConfig, train
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ __all__ = [
     "OSTL",
     "RULES",
     "get_rule",
+    "StreamClassifier",
     "TrainConfig",
     "train",
 ]
