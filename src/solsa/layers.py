@@ -154,6 +154,7 @@ class SNN(nn.Module):
             spike count) — or ``"leaky"`` — a non-spiking leaky integrator (pair it with per-step
             cross-entropy; predicts by its time-averaged output).
         readout_lam: membrane decay of the leaky readout (0: an instantaneous linear readout).
+        readout_alpha: initial synaptic decay α of the output layer (None: the same as the other layers).
         **layer_options: passed to every :class:`LIFLayer` (alpha, beta, lam, reset, surrogate, ...).
     """
 
@@ -165,6 +166,7 @@ class SNN(nn.Module):
         *,
         readout: str = "spike",
         readout_lam: float = 0.0,
+        readout_alpha: float | None = None,
         **layer_options,
     ) -> None:
         super().__init__()
@@ -178,6 +180,8 @@ class SNN(nn.Module):
         last = dict(layer_options)
         if readout == "leaky":
             last.update(spiking=False, lam=readout_lam)
+        if readout_alpha is not None:
+            last["alpha"] = readout_alpha
         layers.append(LIFLayer(sizes[-2], sizes[-1], **last))
         self.layers = nn.ModuleList(layers)
         self.readout = readout

@@ -65,6 +65,7 @@ class TrainConfig:
     readout: str = "leaky"  # "leaky" (scored by per-step cross-entropy) or "spike" (scored by spike-MSE)
     loss: str | None = None  # default: mse for the spiking readout, ce for the leaky one
     readout_lam: float = 0.0
+    readout_alpha: float | None = None  # None: the output layer starts with the same α as the others
     alpha: float = 0.0
     beta: float = 1.0
     lam: float = 0.5
@@ -159,7 +160,8 @@ def network_options(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def build_network(cfg: TrainConfig, n_inputs: int, n_outputs: int) -> SNN:
-    return SNN(n_inputs, cfg.hidden, n_outputs, readout=cfg.readout, readout_lam=cfg.readout_lam, **network_options(cfg))
+    return SNN(n_inputs, cfg.hidden, n_outputs, readout=cfg.readout, readout_lam=cfg.readout_lam,
+               readout_alpha=cfg.readout_alpha, **network_options(cfg))
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
