@@ -60,3 +60,11 @@ def test_unknown_loss_and_non_network():
         SOLSA(SNN(4, [], 2), "hinge")
     with pytest.raises(TypeError, match="net must be a solsa.SNN"):
         SOLSA(torch.nn.Linear(2, 2), "mse")
+
+
+def test_readout_alpha_sets_only_the_output_layer():
+    net = SNN(4, [3], 2, alpha=0.5, readout="leaky", readout_alpha=0.0)
+    assert net.layers[0].alpha.item() == 0.5 and net.layers[-1].alpha.item() == 0.0
+    assert not net.layers[-1].spiking
+    with pytest.raises(ValueError, match="alpha must be in"):
+        SNN(4, [3], 2, readout_alpha=1.5)
