@@ -128,6 +128,14 @@ def test_compare_runs_resumes_and_summarises(npz_task, tmp_path, capsys):
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
     assert main(args) == 0  # resume: every finished run is kept, nothing retrained
     assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")} == mtimes
+    # a run written before an option existed is reused when that option is at its default
+    some = next(out.rglob("metrics.json"))
+    stored = json.loads(some.read_text())
+    del stored["config"]["readout_alpha"]
+    some.write_text(json.dumps(stored))
+    assert main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json") if p != some} == {
+        p: t for p, t in mtimes.items() if p != some}
     capsys.readouterr()
     assert main([*args, "--alpha", "0.3"]) == 2  # other settings: refuse to mix them into the same --out
     assert "holds a finished run with other settings (alpha)" in capsys.readouterr().err
