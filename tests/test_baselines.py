@@ -309,10 +309,9 @@ def test_step_magnitude_is_reported(name):
     net = make_net(hidden=(5,), **RULES[name].paper_model)
     x, y = make_data(T=5)
     rule = RULES[name].build(net, "mse")
-    rule.track_step_magnitude = True
     rule.reset(x.shape[1])
-    magnitudes = [(rule.step(x_t, y), rule.step_magnitude)[1] for x_t in x]
-    assert rule.supports_step_magnitude and all(m >= 0 for m in magnitudes) and sum(magnitudes) > 0
+    magnitudes = [rule.step(x_t, y, magnitude=True).magnitude for x_t in x]
+    assert rule.capabilities.step_magnitude and all(m >= 0 for m in magnitudes) and sum(magnitudes) > 0
 
 
 def test_registry_entries():

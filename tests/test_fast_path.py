@@ -34,15 +34,14 @@ def run(backend, net, x, target, loss, flush_at=(), track=False, weight=None, op
     """Step through ``x``; returns per-step (output, loss, magnitude), final traces and gradients."""
     net.zero_grad(set_to_none=True)
     rule = SOLSA(net, loss, backend=backend)
-    rule.track_step_magnitude = track
     rule.reset(x.shape[1])
     assert rule.active_backend == backend
     steps = []
     opt = torch.optim.SGD(net.parameters(), lr=0.05)
     for t in range(x.shape[0]):
         tgt = target[t] if target.dim() == 3 else target  # [T, B, C] target trains are per step
-        res = rule.step(x[t], tgt, None if weight is None else weight[t])
-        steps.append((res.output.clone(), res.loss.clone(), rule.step_magnitude))
+        res = rule.step(x[t], tgt, None if weight is None else weight[t], magnitude=track)
+        steps.append((res.output.clone(), res.loss.clone(), res.magnitude if track else 0.0))
         if t in flush_at or t in opt_at:
             rule.flush()
         if t in opt_at:
@@ -301,7 +300,7 @@ def test_flush_twice_clip_in_place_and_switch_backend():
             p.grad.mul_(0.5)  # e.g. gradient clipping
         for t in range(5, 9):
             rule.step(x[t], y)
-        rule.backend = "reference"  # the rest on the plain path: nothing of the fused accumulators is lost
+        rule._backend = "reference"  # (internal) the rest on the plain path: nothing of the fused accumulators is lost
         rule.reset(3)
         for t in range(9, 12):
             rule.step(x[t], y)

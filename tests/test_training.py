@@ -10,7 +10,10 @@ from solsa import SNN
 from solsa.rules import SOLSA
 from solsa.schedule import UpdateSchedule
 from solsa.tasks import Split, Task
-from solsa.training import EarlyStop, TrainConfig, train, train_sequence
+from solsa.config import TrainConfig
+from solsa.early_stop import EarlyStop
+from solsa.learner import Learner
+from solsa.training import train
 
 
 def tiny_task(n=48, T=12, seed=0):
@@ -53,7 +56,7 @@ def run_with_schedule(spec, T=12):
     rule.step = counting_step
     opt = SpyOptimizer(net.parameters(), clock)
     x, y = task.train.x[:, :4], task.train.y[:4]
-    train_sequence(rule, opt, x, y, torch.ones(T, 4), UpdateSchedule(spec).points(T))
+    Learner(rule, opt).sequence(x, y, torch.ones(T, 4), points=UpdateSchedule(spec).points(T))
     return opt.calls
 
 
@@ -107,11 +110,11 @@ def test_early_stop_skips_the_rest_of_the_sequence(monkeypatch):
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
     x, y = task.train.x[:, :4], task.train.y[:4]
     # rho = p = tiny: any batch counts as "confidently right", so the run stops at the 2nd check
-    run = train_sequence(rule, opt, x, y, torch.ones(40, 4), UpdateSchedule("every:5").points(40),
-                         EarlyStop(rho=1e-9, p=1e-9, h=2))
+    run = Learner(rule, opt).sequence(x, y, torch.ones(40, 4), points=UpdateSchedule("every:5").points(40),
+                                      early_stop=EarlyStop(rho=1e-9, p=1e-9, h=2))
     assert run.steps == 10 and run.updates == 2
     assert calls["n"] == 10 * len(net.layers)  # no forward step after the stop
-    full = train_sequence(rule, opt, x, y, torch.ones(40, 4), UpdateSchedule("every:5").points(40), None)
+    full = Learner(rule, opt).sequence(x, y, torch.ones(40, 4), points=UpdateSchedule("every:5").points(40))
     assert full.steps == 40
 
 

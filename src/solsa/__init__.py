@@ -5,7 +5,9 @@ from .layers import SNN, LIFLayer
 from .losses import CrossEntropy, SpikeMSE, make_loss
 from .rules import BPTT, OSTL, OTTT, RULES, SOLSA, EProp, LearningRule, get_rule
 from .stream import StreamClassifier
-from .training import TrainConfig, train
+from .config import TrainConfig
+from .learner import Learner
+from .training import train
 
 __version__ = "0.1.0"
 
@@ -29,5 +31,6 @@ __all__ = [
     "get_rule",
     "StreamClassifier",
     "TrainConfig",
+    "Learner",
     "train",
 ]

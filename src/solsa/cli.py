@@ -7,20 +7,27 @@ import json
 import sys
 from pathlib import Path
 
+from .cli_options import add_config_options, flag, parse_scalar, resolve_config
+from .compare import SUITES
+
 __all__ = ["main"]
 
 
 def _add_gradcheck(sub) -> None:
+    from .functional import RESET_MODES
+    from .layers import FILTER_GRANULARITIES, READOUTS
+    from .surrogate import SURROGATES
+
     p = sub.add_parser("gradcheck", help="compare the SOLSA gradient with BPTT on a random network")
     p.add_argument("--layers", type=int, default=1, help="number of LIF layers, output layer included (default 1)")
     p.add_argument("--T", type=int, default=50, help="sequence length (default 50)")
-    p.add_argument("--reset", default="subtract", choices=["subtract", "zero", "none"])
-    p.add_argument("--surrogate", default="gaussian", choices=["gaussian", "fast_sigmoid", "atan", "triangle"])
+    p.add_argument("--reset", default="subtract", choices=RESET_MODES)
+    p.add_argument("--surrogate", default="gaussian", choices=list(SURROGATES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--hidden", type=int, default=20, help="width of each hidden layer (default 20)")
-    p.add_argument("--readout", default="spike", choices=["spike", "leaky"])
-    p.add_argument("--filter-granularity", default="layer", choices=["layer", "channel"])
+    p.add_argument("--readout", default="spike", choices=READOUTS)
+    p.add_argument("--filter-granularity", default="layer", choices=FILTER_GRANULARITIES)
     p.add_argument("--alpha", type=float, default=0.5, help="initial synaptic decay of every layer (default 0.5)")
     p.add_argument("--lam", type=float, default=0.7, help="membrane decay of every layer (default 0.7)")
     p.add_argument("--weight-scale", type=float, default=2.0, help="weight scale (default 2.0: every layer spikes)")
@@ -53,96 +60,14 @@ def _run_gradcheck(args) -> int:
     return 0
 
 
-def _bool(text: str) -> bool:
-    low = text.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _task_option(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"task options are KEY=VALUE, got {text!r}")
-    if value.lower() in ("true", "false"):
-        return key, value.lower() == "true"
-    for conv in (int, float):
-        try:
-            return key, conv(value)
-        except ValueError:
-            pass
-    return key, value
-
-
-def add_train_options(p: argparse.ArgumentParser) -> None:
-    """The options of ``solsa train`` (also accepted by ``solsa compare``). Defaults live in TrainConfig."""
-    g = p.add_argument_group("run")
-    g.add_argument("--task", help="task spec, see `solsa tasks` (default uea:JapaneseVowels)")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--seed", type=int)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float)
-    g.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd", "adamw"])
-    g.add_argument("--device", help="torch device, e.g. cpu or cuda")
-    g.add_argument("--threads", type=int, help="torch CPU threads")
-    g.add_argument("--config", help="TOML or YAML file of options (command-line options override it)")
-    g.add_argument("--encoder", help="input encoder, see `solsa tasks`")
-    g.add_argument("--task-option", action="append", type=_task_option, metavar="KEY=VALUE",
-                   help="option passed to the task loader (repeatable), e.g. steps=30")
-    g.add_argument("--val-fraction", type=float)
-    m = p.add_argument_group("model")
-    m.add_argument("--model", choices=["full", "paper"],
-                   help="full: the SOLSA model; paper: the neuron model of the rule's own paper")
-    m.add_argument("--hidden", help="hidden layer sizes, e.g. 100,100")
-    m.add_argument("--readout", choices=["spike", "leaky"])
-    m.add_argument("--loss", choices=["mse", "ce"])
-    m.add_argument("--readout-lam", type=float, help="membrane decay of the leaky readout (default 0)")
-    m.add_argument("--readout-alpha", type=float, help="initial α of the output layer (default: --alpha)")
-    m.add_argument("--alpha", type=float, help="initial synaptic decay α in [0, 1)")
-    m.add_argument("--beta", type=float, help="initial synaptic gain β > 0")
-    m.add_argument("--lam", type=float, help="membrane decay λ in [0, 1)")
-    m.add_argument("--learn-alpha", type=_bool, metavar="BOOL")
-    m.add_argument("--learn-beta", type=_bool, metavar="BOOL")
-    m.add_argument("--learn-lam", type=_bool, metavar="BOOL")
-    m.add_argument("--filter-granularity", choices=["layer", "channel"])
-    m.add_argument("--lam-granularity", choices=["layer", "neuron"])
-    m.add_argument("--reset", choices=["subtract", "zero", "none"])
-    m.add_argument("--surrogate", choices=["gaussian", "fast_sigmoid", "atan", "triangle"])
-    m.add_argument("--width", type=float, help="surrogate width")
-    m.add_argument("--threshold", type=float)
-    m.add_argument("--weight-scale", type=float)
-    e = p.add_argument_group("enhancements")
-    e.add_argument("--schedule", help="weight-update schedule: end, every:K or search:K")
-    e.add_argument("--search-period", type=int, help="epochs between additions of a search:K point")
-    e.add_argument("--early-stop", type=_bool, metavar="BOOL", help="skip the rest of confidently-right sequences")
-    e.add_argument("--early-stop-rho", type=float, help="fraction of the batch that must be confidently right")
-    e.add_argument("--early-stop-p", type=float, help="class probability that counts as confident")
-    e.add_argument("--early-stop-h", type=int, help="how many checks must pass before stopping")
-    e.add_argument("--early-stop-warmup", type=int, help="epochs before early stop is allowed")
-
-
-def resolve_train_config(args: argparse.Namespace, **overrides):
-    """TrainConfig defaults < --config file < command-line options < ``overrides``."""
-    from .io import load_config_file
-    from .training import TrainConfig
-
-    data: dict = load_config_file(args.config) if getattr(args, "config", None) else {}
-    for f in TrainConfig.__dataclass_fields__:
-        value = getattr(args, f, None)
-        if value is not None:
-            data[f] = value
-    if getattr(args, "task_option", None):
-        data["task_options"] = {**data.get("task_options", {}), **dict(args.task_option)}
-    data.update(overrides)
-    return TrainConfig.from_dict(data)
+def _add_config_file(p) -> None:
+    p.add_argument("--config", help="TOML or YAML file of options (command-line options override it)")
 
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train one SNN (default: SOLSA on JapaneseVowels)")
-    add_train_options(p)
-    p.add_argument("--rule", help="learning rule, see `solsa rules` (default solsa)")
+    _add_config_file(p)
+    add_config_options(p)
     p.add_argument("--out", help="output folder (default runs/TASK_RULE_seedN)")
     p.add_argument("--force", action="store_true", help="overwrite an existing run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -150,16 +75,18 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from .training import default_out_dir, train
+    from .runs import default_out_dir
+    from .training import train
 
-    cfg = resolve_train_config(args)
+    cfg, _ = resolve_config(args)
     out = args.out or default_out_dir(cfg)
     m = train(cfg, out, force=args.force, progress=not args.quiet)
     print(f"{m['rule']} on {m['task']} (seed {m['seed']}, {m['epochs']} epochs, {m['wall_seconds']:.1f} s)")
     print(f"  chosen epoch {m['best_epoch']} (on validation): train {m['train_accuracy']:.4f}  "
           f"val {m['val_accuracy']:.4f}  test {m['test_accuracy']:.4f}  (best test {m['best_test_accuracy']:.4f})")
     print(f"  train-state bytes {m['train_state_bytes']:,}  steps processed {m['steps_processed_fraction']:.3f}  "
-          f"optimizer steps {m['update_steps']}  schedule {m['schedule']['offsets_from_end']} from the end")
+          f"optimizer steps {m['update_steps']}  schedule {m['schedule']['offsets_from_end']} from the end  "
+          f"backend {m['backend']}")
     for row in m["learned_filters"]:
         a = row["alpha"]
         print(f"  layer {row['layer']}: α {sum(a) / len(a):.3f}  β {sum(row['beta']) / len(row['beta']):.3f}  "
@@ -178,7 +105,7 @@ def _add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from .training import evaluate_checkpoint
+    from .evaluation import evaluate_checkpoint
 
     r = evaluate_checkpoint(args.checkpoint, args.task, args.device)
     if args.json:
@@ -222,26 +149,17 @@ def _search_option(text: str) -> tuple[str, list]:
     key, sep, values = text.partition("=")
     if not sep or not key or not values:
         raise argparse.ArgumentTypeError(f"search options are KEY=V1,V2,..., got {text!r}")
-    parsed = []
-    for v in values.split(","):
-        for conv in (int, float):
-            try:
-                parsed.append(conv(v))
-                break
-            except ValueError:
-                pass
-        else:
-            parsed.append(v)
-    return key.replace("-", "_"), parsed
+    return key.replace("-", "_"), [parse_scalar(v) for v in values.split(",")]
 
 
 def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="every rule x seed on the same data, model, epochs and search budget")
-    add_train_options(p)
+    _add_config_file(p)
+    add_config_options(p, exclude=("rule",))
     p.add_argument("--rules", default="solsa,bptt,eprop,ottt,ostl", help="comma-separated rules (see `solsa rules`)")
     p.add_argument("--seeds", default="3", help="number of seeds N (seeds 0..N-1)")
-    p.add_argument("--suite", choices=["paper"], help="run every bundled task of the suite (overrides --task); "
-                   "its per-task settings are in solsa.compare.SUITES")
+    p.add_argument("--suite", choices=list(SUITES), help="run every bundled task of the suite (overrides --task); "
+                   "its per-task settings are in solsa.compare.SUITES; options you give win over them")
     p.add_argument("--search", action="append", type=_search_option, metavar="KEY=V1,V2",
                    help="grid searched per rule on validation (repeatable; default lr=0.001,0.003; 'none' to skip)")
     p.add_argument("--no-search", action="store_true", help="use the given settings for every rule")
@@ -251,24 +169,19 @@ def _add_compare(sub) -> None:
 
 
 def _run_compare(args) -> int:
-    from .compare import SUITES, compare
+    from .compare import COMPARE_DEFAULTS, compare
+    from .validation import OptionError, check_positive_int
 
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     try:
         n_seeds = int(args.seeds)
     except ValueError:
-        raise ValueError(f"--seeds must be a positive integer, got {args.seeds!r}") from None
-    if n_seeds < 1:
-        raise ValueError(f"--seeds must be a positive integer, got {args.seeds!r}")
-    # each rule on its own paper's neuron model unless --model full is asked for
-    cfg = resolve_train_config(args, **({"rule": rules[0]} if rules else {}), model=args.model or "paper")
-    tasks = SUITES[args.suite] if args.suite else {cfg.task: {}}
-    if args.suite:  # options given on the command line win over the suite's per-task settings
-        given = {f: getattr(args, f) for f in ("epochs", "batch_size", "lr", "filter_granularity", "alpha", "lam")
-                 if getattr(args, f, None) is not None}
-        tasks = {t: {**o, **given} for t, o in tasks.items()}
+        raise OptionError("seeds", f"seeds must be a positive integer, got {args.seeds!r}") from None
+    check_positive_int("seeds", n_seeds)
+    cfg, given = resolve_config(args, defaults={**COMPARE_DEFAULTS, **({"rule": rules[0]} if rules else {})})
     search = {} if args.no_search else dict(args.search or [("lr", [0.001, 0.003])])
-    report = compare(cfg, rules, list(range(n_seeds)), args.out, tasks=tasks, search=search, progress=not args.quiet)
+    report = compare(cfg, rules, list(range(n_seeds)), args.out, suite=args.suite, given=given, search=search,
+                     progress=not args.quiet, log=_stderr)
     print((Path(args.out) / "summary.md").read_text())
     print(f"wrote {args.out}/results.json, summary.json, summary.md, summary.csv, compare.png "
           f"({len(report['runs'])} runs)")
@@ -290,13 +203,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def error_message(err: Exception) -> str:
+    """The library's message, with a leading option name (``batch_size must ...``) shown as its flag."""
+    text = str(err)
+    option = getattr(err, "option", None)
+    if option and text.startswith(option):
+        text = flag(option) + text[len(option):]
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-        print(f"solsa {args.command}: error: {err}", file=sys.stderr)
+        print(f"solsa {args.command}: error: {error_message(err)}", file=sys.stderr)
         return 2
 
 

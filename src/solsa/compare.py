@@ -16,13 +16,19 @@ import json
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from .config import TrainConfig
+from .factories import build_network, build_rule
 from .io import atomic_write, write_csv, write_json
-from .rules import get_rule
-from .training import TrainConfig, build_network, train
+from .runs import finished_run
+from .training import train
+from .validation import OptionError, check_choice
 
-__all__ = ["SUITES", "BASELINES", "check_rules", "compare", "summarize"]
+__all__ = ["SUITES", "BASELINES", "COMPARE_DEFAULTS", "check_rules", "plan_tasks", "compare", "summarize"]
+
+# Each rule trains its own paper's neuron model unless the user names a model.
+COMPARE_DEFAULTS = {"model": "paper"}
 
 # The non-BPTT rules that SOLSA is compared with (the paper's "other non-BPTT SNN learning rules").
 BASELINES = ("eprop", "ottt", "ostl")
@@ -44,17 +50,29 @@ SUITES: dict[str, dict[str, dict[str, Any]]] = {
 def check_rules(cfg: TrainConfig, rules: list[str]) -> None:
     """Fail before any training: unknown rules, or a rule that cannot run on the chosen model."""
     if not rules:
-        raise ValueError("--rules is empty; name at least one rule, e.g. solsa,bptt")
+        raise OptionError("rules", "rules is empty; name at least one rule, e.g. solsa,bptt")
     for name in rules:
-        spec = get_rule(name)
-        rule_cfg = dataclasses.replace(cfg, rule=name)
+        rule_cfg = dataclasses.replace(cfg, rule=name)  # an unknown rule fails here, listing the valid ones
         try:
-            net = build_network(rule_cfg, 2, 2)
-            rule = spec.build(net, rule_cfg.loss_name)
+            rule = build_rule(rule_cfg, build_network(rule_cfg, 2, 2))
         except ValueError as err:
             raise ValueError(f"rule {name!r} cannot run on model {cfg.model!r}: {err}") from None
-        if cfg.schedule.startswith("search") and not rule.supports_step_magnitude:
+        if cfg.schedule.startswith("search") and not rule.capabilities.step_magnitude:
             raise ValueError(f"rule {name!r} cannot use schedule {cfg.schedule!r}: it reports no per-step gradient")
+
+
+def plan_tasks(base: TrainConfig, suite: str | None = None, given: dict[str, Any] | None = None
+               ) -> dict[str, dict[str, Any]]:
+    """The tasks of a comparison and, per task, the options that differ from ``base``.
+
+    Without a suite: ``base.task`` alone. With one: the suite's tasks and per-task settings, where every
+    option the user gave (``given``: from a config file or the command line) wins over the suite's.
+    """
+    if suite is None:
+        return {base.task: {}}
+    check_choice("suite", suite, SUITES)
+    user = {k: v for k, v in (given or {}).items() if k not in ("task", "rule")}
+    return {task: {**options, **user} for task, options in SUITES[suite].items()}
 
 
 def _run_dir(out: Path, task: str, rule: str, tag: str) -> Path:
@@ -62,20 +80,10 @@ def _run_dir(out: Path, task: str, rule: str, tag: str) -> Path:
     return out / "runs" / safe / rule / tag
 
 
-def _load_or_train(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
+def _load_or_train(cfg: TrainConfig, run_dir: Path, log) -> dict[str, Any]:
     """A finished run is reused only if it was trained with exactly this config."""
-    metrics_file = run_dir / "metrics.json"
-    if metrics_file.is_file():
-        metrics = json.loads(metrics_file.read_text())
-        wanted = json.loads(json.dumps(cfg.to_dict()))
-        # options added since the run was written take their defaults
-        stored = json.loads(json.dumps(TrainConfig.from_dict(metrics.get("config", {})).to_dict()))
-        if stored != wanted:
-            changed = sorted(k for k in wanted if stored.get(k) != wanted[k])
-            raise ValueError(f"{run_dir} holds a finished run with other settings ({', '.join(changed)}); "
-                             "resume with the same options or choose a new --out")
-        return metrics
-    return train(cfg, run_dir, force=True, progress=False)
+    metrics = finished_run(cfg, run_dir)
+    return metrics if metrics is not None else train(cfg, run_dir, force=True, progress=False, log=log)
 
 
 def _search_grid(search: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -90,18 +98,32 @@ def compare(
     out: str | Path,
     *,
     tasks: dict[str, dict[str, Any]] | None = None,
+    suite: str | None = None,
+    given: dict[str, Any] | None = None,
     search: dict[str, list[Any]] | None = None,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the comparison; write ``results.json`` (a list: one object per run, the fields of ``metrics.json``
     and ``chosen_params``), ``summary.json`` (the search and the summary), ``summary.md``, ``summary.csv``
-    and ``compare.png``. Returns the report dict (``summary.json``'s content plus ``runs``)."""
+    and ``compare.png``. Returns the report dict (``summary.json``'s content plus ``runs``).
+
+    ``tasks`` (task -> option overrides) or ``suite`` with the options the user ``given`` (see
+    :func:`plan_tasks`). ``log`` gets each distinct notice of the runs once (e.g. a backend fallback).
+    """
     from tqdm.auto import tqdm
 
     if not seeds:
-        raise ValueError("--seeds must be at least 1")
+        raise OptionError("seeds", "seeds must be at least 1")
     out = Path(out)
-    tasks = tasks or {base.task: {}}
+    tasks = tasks or plan_tasks(base, suite, given)
+    seen_notices: set[str] = set()
+
+    def notice(message: str) -> None:
+        if log is not None and message not in seen_notices:
+            seen_notices.add(message)
+            log(message)
+
     search = search or {}
     grid = _search_grid(search) if search else [{}]
     for task, overrides in tasks.items():
@@ -122,7 +144,7 @@ def compare(
                 for i, point in enumerate(grid):
                     bar.set_postfix_str(f"{task} {rule} search {point}")
                     trial = TrainConfig.from_dict({**cfg.to_dict(), **point, "seed": seeds[0]})
-                    m = _load_or_train(trial, _run_dir(out, task, rule, f"search{i}"))
+                    m = _load_or_train(trial, _run_dir(out, task, rule, f"search{i}"), notice)
                     scored.append(((m["val_accuracy"], -m["val_loss"]), point, m))
                     searches.append({"task": task, "rule": rule, "params": point, "val_accuracy": m["val_accuracy"],
                                      "val_loss": m["val_loss"]})
@@ -136,7 +158,7 @@ def compare(
                     m = chosen_run  # the search already trained exactly this run (same config and seed)
                 else:
                     run_cfg = TrainConfig.from_dict({**cfg.to_dict(), **chosen, "seed": seed})
-                    m = _load_or_train(run_cfg, _run_dir(out, task, rule, f"seed{seed}"))
+                    m = _load_or_train(run_cfg, _run_dir(out, task, rule, f"seed{seed}"), notice)
                 results.append({**m, "chosen_params": chosen})
                 bar.update(1)
     bar.close()

@@ -14,19 +14,20 @@ from torch import nn
 
 from .functional import RESET_MODES, LIFConfig, LIFParams, LIFState, lif_step
 from .surrogate import check_surrogate
-from .validation import check_input, check_positive_int, check_range
+from .validation import check_choice, check_input, check_positive_int, check_range
 
-__all__ = ["LIFLayer", "SNN", "READOUTS"]
+__all__ = ["LIFLayer", "SNN", "READOUTS", "FILTER_GRANULARITIES", "LAM_GRANULARITIES"]
 
 READOUTS = ("spike", "leaky")
+FILTER_GRANULARITIES = ("layer", "channel")  # one α, β per layer (the paper's) or per input channel
+LAM_GRANULARITIES = ("layer", "neuron")  # one λ per layer or per neuron
 ALPHA_MAX = 0.999  # α, λ are kept in [0, ALPHA_MAX] by clamp_()
 BETA_MIN = 1e-2  # the β gradient divides by β: keep it away from 0 (SOLSA.md §7)
 
 
 def _granularity(name: str, value: str, allowed: tuple[str, str]) -> bool:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
-    return value == allowed[1]
+    """Whether ``value`` is the finer of the two ``allowed`` granularities."""
+    return check_choice(name, value, allowed) == allowed[1]
 
 
 class LIFLayer(nn.Module):
@@ -81,11 +82,10 @@ class LIFLayer(nn.Module):
         threshold = check_range("threshold", threshold, 0.0, math.inf, lo_open=True)
         reset_amount = threshold if reset_amount is None else check_range("reset_amount", reset_amount, 0.0, math.inf)
         weight_scale = check_range("weight_scale", weight_scale, 0.0, math.inf, lo_open=True)
-        if reset not in RESET_MODES:
-            raise ValueError(f"reset must be one of {list(RESET_MODES)}, got {reset!r}")
+        check_choice("reset", reset, RESET_MODES)
         width = check_surrogate(surrogate, width)
-        self.filter_per_channel = _granularity("filter_granularity", filter_granularity, ("layer", "channel"))
-        self.lam_per_neuron = _granularity("lam_granularity", lam_granularity, ("layer", "neuron"))
+        self.filter_per_channel = _granularity("filter_granularity", filter_granularity, FILTER_GRANULARITIES)
+        self.lam_per_neuron = _granularity("lam_granularity", lam_granularity, LAM_GRANULARITIES)
         self.config = LIFConfig(threshold, reset_amount, reset if spiking else "none", surrogate, width, bool(spiking))
 
         kw = {"device": device, "dtype": dtype}
@@ -139,7 +139,7 @@ class LIFLayer(nn.Module):
         kind = "spiking" if c.spiking else "readout"
         return (
             f"{self.in_features}->{self.out_features}, {kind}, reset={c.reset}, surrogate={c.surrogate}({c.width}), "
-            f"filter={'channel' if self.filter_per_channel else 'layer'}"
+            f"filter={FILTER_GRANULARITIES[self.filter_per_channel]}"
         )
 
 
@@ -170,8 +170,7 @@ class SNN(nn.Module):
         **layer_options,
     ) -> None:
         super().__init__()
-        if readout not in READOUTS:
-            raise ValueError(f"readout must be one of {list(READOUTS)}, got {readout!r}")
+        check_choice("readout", readout, READOUTS)
         hidden = list(hidden)
         for h in hidden:
             check_positive_int("hidden layer size", h)

@@ -16,22 +16,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-__all__ = ["UpdateSchedule"]
+from .validation import OptionError, check_positive_int
+
+__all__ = ["UpdateSchedule", "SCHEDULE_MODES"]
+
+SCHEDULE_MODES = ("end", "every", "search")
 
 
 class UpdateSchedule:
     def __init__(self, spec: str = "end", period: int = 5) -> None:
         self.spec = spec
         mode, _, arg = spec.partition(":")
-        if mode not in ("end", "every", "search") or (mode == "end") == bool(arg):
-            raise ValueError(f"schedule must be 'end', 'every:K' or 'search:K' (K a positive integer), got {spec!r}")
+        if not isinstance(spec, str) or mode not in SCHEDULE_MODES or (mode == "end") == bool(arg):
+            raise OptionError("schedule", "schedule must be 'end', 'every:K' or 'search:K' (K a positive integer), "
+                              f"got {spec!r}")
         k = 1
         if arg:
             if not arg.isdigit() or int(arg) < 1:
-                raise ValueError(f"schedule {spec!r}: K must be a positive integer, got {arg!r}")
+                raise OptionError("schedule", f"schedule {spec!r}: K must be a positive integer, got {arg!r}")
             k = int(arg)
-        if isinstance(period, bool) or not isinstance(period, int) or period < 1:
-            raise ValueError(f"schedule period must be a positive integer, got {period!r}")
+        check_positive_int("search_period", period)
         self.mode, self.k, self.period = mode, k, period
         self.offsets: list[int] = [0]
         self._magnitude: dict[int, float] = defaultdict(float)

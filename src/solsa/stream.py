@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from .layers import SNN
+from .learner import Learner
 from .rules import LearningRule, get_rule
 from .validation import check_input, check_positive_int
 
@@ -41,11 +42,12 @@ class StreamClassifier:
         update_every: int | None = None,
     ) -> None:
         if isinstance(rule, str):
-            if rule == "bptt":
-                raise ValueError("StreamClassifier needs an online rule; bptt must wait for the sequence to end")
             rule = get_rule(rule).build(net, "ce" if net.readout == "leaky" else "mse")
+        if not rule.capabilities.online:
+            raise ValueError(f"StreamClassifier needs an online rule; {rule.name} must wait for the sequence to end")
         self.net, self.rule = net, rule
         self.optimizer = optimizer or torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
+        self.learner = Learner(rule, self.optimizer)
         self.update_every = None if update_every is None else check_positive_int("update_every", update_every)
         self._since_update = 0
         self._score = torch.zeros(net.n_outputs)
@@ -82,8 +84,5 @@ class StreamClassifier:
         self.rule.reset(1)
 
     def _update(self) -> None:
-        self.rule.flush()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.net.clamp_()
+        self.learner.update()
         self._since_update = 0

@@ -1,34 +1,61 @@
-"""Checks of user input that raise errors naming the argument and what was expected."""
+"""Checks of user input that raise errors naming the option and what was expected.
+
+Every error about an option is an :class:`OptionError` (a ``ValueError``) that
+carries the option's name, so the command line can point at its flag while the
+library's message names the option as Python code spells it.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Any, Iterable
 
 import torch
 
-__all__ = ["check_range", "check_positive_int", "check_input"]
+__all__ = ["OptionError", "check_range", "check_positive_int", "check_choice", "check_input"]
+
+
+class OptionError(ValueError):
+    """A bad value of the option ``option`` (its Python name, e.g. ``"batch_size"``)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 def check_range(name: str, value: float, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = True) -> float:
-    """Return ``float(value)`` if it lies in the interval, else raise ``ValueError`` naming ``name``."""
+    """Return ``float(value)`` if it lies in the interval, else raise :class:`OptionError` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise OptionError(name, f"{name} must be a finite number, got {value!r}")
     below = value <= lo if lo_open else value < lo
     above = value >= hi if hi_open else value > hi
     if below or above:
         interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+        raise OptionError(name, f"{name} must be in {interval}, got {value!r}")
     return float(value)
 
 
-def check_positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is an integer ≥ ``minimum`` (default 1), else raise :class:`OptionError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer ≥ {minimum}"
+        raise OptionError(name, f"{name} must be {kind}, got {value!r}")
     return value
 
 
-def check_input(x: torch.Tensor, n_features: int, *, rank: int, name: str = "x") -> None:
-    """Validate an input tensor: ``rank`` 3 is ``[T, B, N]``, rank 2 is ``[B, N]``."""
+def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise :class:`OptionError` listing them."""
+    choices = list(choices)
+    if value not in choices:
+        raise OptionError(name, f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_input(x: torch.Tensor, n_features: int, *, rank: int, name: str = "x", finite: bool = True) -> None:
+    """Validate an input tensor: ``rank`` 3 is ``[T, B, N]``, rank 2 is ``[B, N]``.
+
+    ``finite=False`` skips the NaN/inf scan (it reads every element; the per-step hot path skips it).
+    """
     layout = "[T, B, N]" if rank == 3 else "[B, N]"
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got {type(x).__name__}")
@@ -38,5 +65,5 @@ def check_input(x: torch.Tensor, n_features: int, *, rank: int, name: str = "x")
         raise ValueError(f"{name} must have rank {rank} {layout}, got shape {tuple(x.shape)}")
     if x.shape[-1] != n_features:
         raise ValueError(f"{name} must have {n_features} features in its last dimension, got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
+    if finite and not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf values")

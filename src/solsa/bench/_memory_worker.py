@@ -43,32 +43,32 @@ def _reset_peak() -> bool:
 def run(job: dict) -> dict:
     import torch
 
-    from .common import NetSpec, build_rule, make_batch, train_one_sequence
+    from .common import NetSpec, build_learner, make_batch, train_one_sequence
 
     torch.set_num_threads(int(job.get("threads", 1)))
     spec = NetSpec(**job["net"])
-    rule, opt = build_rule(job["rule"], spec, seed=job.get("seed", 0))
+    learner = build_learner(job["rule"], spec, seed=job.get("seed", 0))
     T, B = int(job["T"]), int(job["batch"])
-    x, y, w = make_batch(T, B, spec, seed=job.get("seed", 0))
+    x, y, _ = make_batch(T, B, spec, seed=job.get("seed", 0))
     warm = min(int(job.get("warmup_T", 10)), T)
     for _ in range(2):
-        train_one_sequence(rule, opt, x[:warm], y, w[:warm])
+        train_one_sequence(learner, x[:warm], y)
     gc.collect()
     cleared = _reset_peak()
     base_kib = _status_kib("VmRSS") if cleared else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    loss = train_one_sequence(rule, opt, x, y, w)
+    loss = train_one_sequence(learner, x, y)
     seconds = time.perf_counter() - t0
     peak_kib = _status_kib("VmHWM") if cleared else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "rule": job["rule"],
         "T": T,
         "batch": B,
-        "train_state_bytes": int(rule.train_state_bytes()),
+        "train_state_bytes": int(learner.rule.train_state_bytes()),
         "peak_rss_delta_bytes": max(0, int(peak_kib) - int(base_kib)) * 1024,
         "baseline_rss_bytes": int(base_kib) * 1024,
         "rss_method": "VmHWM after clear_refs" if cleared else "ru_maxrss",
-        "backend": getattr(rule, "active_backend", "") or "eager",
+        "backend": learner.rule.active_backend,
         "seconds": seconds,
         "loss": loss,
     }

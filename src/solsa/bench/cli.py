@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..config import MODELS
+from ..layers import FILTER_GRANULARITIES, READOUTS
+from ..validation import check_choice, check_positive_int
+
 __all__ = ["add_parser"]
 
 QUICK_NET = {"inputs": 6, "hidden": (8,), "classes": 3}
@@ -28,9 +32,9 @@ def _common(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--hidden", default=None, help="hidden layer sizes (default 100,100)")
     p.add_argument("--inputs", type=int, default=None, help="input channels (default 12)")
     p.add_argument("--classes", type=int, default=None, help="classes / output neurons (default 9)")
-    p.add_argument("--model", choices=["full", "paper"], default="full",
+    p.add_argument("--model", choices=MODELS, default="full",
                    help="full: every rule trains the SOLSA model (default); paper: each rule's own neuron model")
-    p.add_argument("--readout", choices=["leaky", "spike"], default=None, help="default: the trainer's")
+    p.add_argument("--readout", choices=READOUTS, default=None, help="default: the trainer's")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: at these sizes more threads only add OpenMP wake-up latency)")
     p.add_argument("--quick", action="store_true", help="smoke run in seconds (tiny sizes, few repeats)")
@@ -40,7 +44,7 @@ def _common(p: argparse.ArgumentParser, out: str) -> None:
 
 
 def _spec(args, granularity: str = "layer"):
-    from ..training import parse_hidden
+    from ..config import parse_hidden
     from .common import NetSpec
 
     net: dict[str, Any] = dict(QUICK_NET) if args.quick else {}
@@ -69,9 +73,7 @@ def _finish(args, result: dict, plot) -> int:
 def _threads(args) -> None:
     import torch
 
-    if args.threads < 1:
-        raise ValueError(f"--threads must be a positive integer, got {args.threads}")
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(check_positive_int("threads", args.threads))
 
 
 # ---- memory -----------------------------------------------------------------------------------------------------
@@ -100,18 +102,16 @@ def _run_memory(args) -> int:
     _threads(args)
     grans = [g.strip() for g in args.filter_granularity.split(",") if g.strip()]
     for g in grans:
-        if g not in ("layer", "channel"):
-            raise ValueError("--filter-granularity must be layer, channel or layer,channel, "
-                             f"got {args.filter_granularity!r}")
-    Ts = parse_ints(args.T, "--T") if args.T else ([5, 20] if args.quick else list(DEFAULT_T))
-    be = parse_ints(args.break_even_batches, "--break-even-batches") if args.break_even_batches else (
+        check_choice("filter_granularity", g, FILTER_GRANULARITIES)
+    Ts = parse_ints(args.T, "T") if args.T else ([5, 20] if args.quick else list(DEFAULT_T))
+    be = parse_ints(args.break_even_batches, "break_even_batches") if args.break_even_batches else (
         [2] if args.quick else [1, 4, 32, 128])
     if args.break_even_hiddens is None:
         widths = [] if args.quick else [256, 512]
     elif args.break_even_hiddens.strip().lower() == "none":
         widths = []
     else:
-        widths = parse_ints(args.break_even_hiddens, "--break-even-hiddens")
+        widths = parse_ints(args.break_even_hiddens, "break_even_hiddens")
     depth = len(_spec(args).hidden) or 1
     result = run_memory(parse_rules(args.rules), Ts, args.batch, _spec(args), grans, rss=not args.no_rss,
                         break_even_batches=be, break_even_hiddens=[(w,) * depth for w in widths],
@@ -153,8 +153,8 @@ def _run_workload(args) -> int:
     _threads(args)
     T = args.T or (6 if args.quick else 100)
     repeats = args.repeats or (2 if args.quick else 20)
-    if T < 1 or repeats < 1:
-        raise ValueError("--T and --repeats must be positive")
+    check_positive_int("T", T)
+    check_positive_int("repeats", repeats)
     result = run_workload(parse_rules(args.rules), T, args.batch, _spec(args), repeats, count_ops=not args.no_ops,
                           log=_log(args.quiet))
     print(f"{'rule':<16} {'backend':<10} {'mean step':>11} {'peak/mean t':>12} {'peak/mean ops':>14} {'latency':>10}")
@@ -192,9 +192,9 @@ def _run_speed(args) -> int:
     _threads(args)
     q = args.quick
     rules = parse_rules(args.rules, extra=("solsa@reference",))
-    batches = parse_ints(args.batches, "--batches") if args.batches else ([1, 2] if q else [1, 4, 32])
+    batches = parse_ints(args.batches, "batches") if args.batches else ([1, 2] if q else [1, 4, 32])
     if args.hiddens:
-        widths = parse_ints(args.hiddens, "--hiddens")
+        widths = parse_ints(args.hiddens, "hiddens")
         depth = len(_spec(args).hidden) or 1
         hiddens = [(w,) * depth for w in widths]
     else:

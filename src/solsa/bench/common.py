@@ -24,8 +24,7 @@ __all__ = [
     "default_rules",
     "parse_rules",
     "parse_ints",
-    "build_rule",
-    "rule_backend",
+    "build_learner",
     "make_batch",
     "train_one_sequence",
     "summarize",
@@ -37,7 +36,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class NetSpec:
-    """The benchmark network: the trainer's model (``solsa.training.build_network``) at a given size.
+    """The benchmark network: the trainer's model (``solsa.factories.build_network``) at a given size.
 
     Defaults are the paper's network: 12 inputs, two hidden layers of 100, 9 classes.
     """
@@ -51,14 +50,15 @@ class NetSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     def config(self, rule: str):
-        """The :class:`~solsa.training.TrainConfig` that builds this network for ``rule``."""
-        from ..training import TrainConfig
+        """The :class:`~solsa.config.TrainConfig` that builds this network for ``rule`` (``NAME@BACKEND``)."""
+        from ..config import TrainConfig
 
         extra = dict(self.options)
         if self.readout is not None:
             extra["readout"] = self.readout
-        return TrainConfig(rule=rule.split("@")[0], hidden=self.hidden, filter_granularity=self.filter_granularity,
-                           model=self.model, **extra)
+        name, _, backend = rule.partition("@")
+        return TrainConfig(rule=name, hidden=self.hidden, filter_granularity=self.filter_granularity,
+                           model=self.model, backend=backend or "auto", **extra)
 
     def to_dict(self) -> dict[str, Any]:
         return {"inputs": self.inputs, "hidden": list(self.hidden), "classes": self.classes,
@@ -68,10 +68,9 @@ class NetSpec:
 
 def default_rules() -> list[str]:
     """Every rule in the registry except the ablations (looked up at run time)."""
-    from ..rules import ABLATIONS, RULES
+    from ..rules import RULES
 
-    return [name for name, spec in RULES.items()
-            if name not in ABLATIONS and not spec.description.lower().startswith("ablation")]
+    return [name for name, spec in RULES.items() if not spec.ablation]
 
 
 def parse_rules(text: str | None, extra: Sequence[str] = ()) -> list[str]:
@@ -93,68 +92,49 @@ def parse_rules(text: str | None, extra: Sequence[str] = ()) -> list[str]:
 def _backends(rule: str) -> tuple[str, ...]:
     from ..rules import get_rule
 
-    return tuple(getattr(__import__(get_rule(rule).cls.__module__, fromlist=["BACKENDS"]), "BACKENDS", ()))
+    return get_rule(rule).cls.capabilities.backends
 
 
 def parse_ints(text: str | Iterable[int], name: str) -> list[int]:
     """``"30,100"`` -> ``[30, 100]``, each a positive integer."""
+    from ..validation import OptionError, check_positive_int
+
     if not isinstance(text, str):
-        return [int(v) for v in text]
+        return [check_positive_int(name, v) for v in text]
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
+        if not values:
+            raise ValueError
+        return [check_positive_int(name, v) for v in values]
     except ValueError:
-        raise ValueError(f"{name} must be comma-separated positive integers, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise ValueError(f"{name} must be comma-separated positive integers, got {text!r}")
-    return values
+        raise OptionError(name, f"{name} must be comma-separated positive integers, got {text!r}") from None
 
 
-def build_rule(name: str, spec: NetSpec, seed: int = 0, dtype: torch.dtype = torch.float32):
-    """``(rule, optimizer)`` for rule ``name`` (``NAME@BACKEND`` allowed) on the network ``spec``."""
-    from ..rules import get_rule
-    from ..training import build_network, make_optimizer
+def build_learner(name: str, spec: NetSpec, seed: int = 0, dtype: torch.dtype = torch.float32):
+    """The :class:`~solsa.learner.Learner` (rule and optimizer) of rule ``name`` (``NAME@BACKEND`` allowed)
+    on the network ``spec``, built by the trainer's factories."""
+    from .. import factories
 
-    base, _, backend = name.partition("@")
-    cfg = spec.config(base)
+    cfg = spec.config(name)
     torch.manual_seed(seed)
-    net = build_network(cfg, spec.inputs, spec.classes).to(dtype)
-    rule = get_rule(base).build(net, cfg.loss_name)
-    if backend:
-        rule.backend = backend
-    opt = make_optimizer(cfg.optimizer, [p for p in net.parameters() if p.requires_grad], cfg.lr)
-    return rule, opt
-
-
-def rule_backend(rule) -> str:
-    """The backend a rule runs on (after ``reset``): ``active_backend`` where it has one, else ``"eager"``."""
-    return getattr(rule, "active_backend", "") or "eager"
+    return factories.build_learner(cfg, factories.build_network(cfg, spec.inputs, spec.classes).to(dtype))
 
 
 def make_batch(T: int, batch: int, spec: NetSpec, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A random sequence ``x [T, B, N_in]`` (a real-valued signal, as in the UEA tasks), labels ``[B]``
     and the per-step sample weights ``[T, B]`` of the trainer."""
+    from ..rules import sequence_weights
+
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(T, batch, spec.inputs, generator=gen)
     y = torch.randint(0, spec.classes, (batch,), generator=gen)
-    from ..rules import sequence_weights
-
     return x, y, sequence_weights(torch.ones(T, batch))
 
 
-def train_one_sequence(rule, optimizer, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor,
+def train_one_sequence(learner, x: torch.Tensor, y: torch.Tensor,
                        on_step: Callable[[int], None] | None = None) -> float:
     """Train one sequence (all steps, one update at the end); keeps no outputs. Returns the loss."""
-    rule.reset(x.shape[1])
-    total = 0.0
-    for t in range(x.shape[0]):
-        total += float(rule.step(x[t], y, weights[t]).loss)
-        if on_step is not None:
-            on_step(t)
-    rule.flush()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    rule.net.clamp_()
-    return total
+    return float(learner.sequence(x, y, on_step=on_step, keep_outputs=False).loss)
 
 
 def summarize(values: Sequence[float]) -> dict[str, float]:

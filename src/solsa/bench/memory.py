@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..report import save_figure
-from .common import NetSpec, build_rule, machine_info, make_batch, train_one_sequence
+from .common import NetSpec, build_learner, machine_info, make_batch, train_one_sequence
 
 __all__ = ["run_memory", "state_bytes", "break_even", "DEFAULT_T", "TARGETS"]
 
@@ -37,10 +37,10 @@ TARGETS = {"ratio_T100_max": 0.20, "ratio_T1000_max": 0.03}
 
 def state_bytes(rule: str, spec: NetSpec, T: int, batch: int) -> int:
     """``train_state_bytes`` after training one length-``T`` sequence, in this process."""
-    r, opt = build_rule(rule, spec)
-    x, y, w = make_batch(T, batch, spec)
-    train_one_sequence(r, opt, x, y, w)
-    return int(r.train_state_bytes())
+    learner = build_learner(rule, spec)
+    x, y, _ = make_batch(T, batch, spec)
+    train_one_sequence(learner, x, y)
+    return int(learner.rule.train_state_bytes())
 
 
 def break_even(rule: str, spec: NetSpec, batch: int, t_max: int = 100_000) -> dict[str, Any]:

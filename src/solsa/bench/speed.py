@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..report import save_figure
-from .common import NetSpec, build_rule, machine_info, make_batch, rule_backend, summarize, train_one_sequence
+from .common import NetSpec, build_learner, machine_info, make_batch, summarize, train_one_sequence
 
 __all__ = ["run_speed", "plot_speed", "TARGETS", "epoch_seconds"]
 
@@ -37,20 +37,19 @@ def _throughput(rules, batches, hiddens, T, repeats, spec, log) -> list[dict[str
         hspec = NetSpec(spec.inputs, tuple(hidden), spec.classes, spec.filter_granularity, spec.model,
                         spec.readout, spec.options)
         for B in batches:
-            x, y, w = make_batch(T, B, hspec)
-            built = {name: build_rule(name, hspec) for name in rules}
+            x, y, _ = make_batch(T, B, hspec)
+            built = {name: build_learner(name, hspec) for name in rules}
             samples: dict[str, list[float]] = {name: [] for name in rules}
             for rep in range(repeats + 1):  # repeat 0 warms up
                 for name in rules:
-                    rule, opt = built[name]
                     t0 = time.perf_counter()
-                    train_one_sequence(rule, opt, x, y, w)
+                    train_one_sequence(built[name], x, y)
                     seconds = time.perf_counter() - t0
                     if rep:
                         samples[name].append(B * T / seconds)
             for name in rules:
                 s = summarize(samples[name])
-                rows.append({"rule": name, "backend": rule_backend(built[name][0]), "batch": B,
+                rows.append({"rule": name, "backend": built[name].rule.active_backend, "batch": B,
                              "hidden": list(hidden), "T": T, "sample_steps_per_second": s})
                 log(f"throughput {name:<16} hidden {hidden} batch {B:<3} {s['median']:>12.0f} sample-steps/s")
             del built
@@ -61,14 +60,14 @@ def _streaming(rules, hidden, steps, block, stream_T, spec, log) -> list[dict[st
     hspec = NetSpec(spec.inputs, tuple(hidden), spec.classes, spec.filter_granularity, spec.model,
                     spec.readout, spec.options)
     x, y, w = make_batch(stream_T, 1, hspec)
-    built = {name: build_rule(name, hspec) for name in rules}
+    built = {name: build_learner(name, hspec) for name in rules}
     samples: dict[str, list[float]] = {name: [] for name in rules}
     pos = dict.fromkeys(rules, 0)
-    for rule, _ in built.values():
-        rule.reset(1)
+    for learner in built.values():
+        learner.rule.reset(1)
 
     def advance(name: str, record: bool) -> None:
-        rule, opt = built[name]
+        rule = built[name].rule
         t = pos[name]
         t0 = time.perf_counter()
         rule.step(x[t], y, w[t])
@@ -77,10 +76,7 @@ def _streaming(rules, hidden, steps, block, stream_T, spec, log) -> list[dict[st
             samples[name].append(elapsed)
         pos[name] = t + 1
         if pos[name] == stream_T:  # end of a sequence: update, untimed
-            rule.flush()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            rule.net.clamp_()
+            built[name].update()
             rule.reset(1)
             pos[name] = 0
 
@@ -97,7 +93,7 @@ def _streaming(rules, hidden, steps, block, stream_T, spec, log) -> list[dict[st
     rows = []
     for name in rules:
         s = summarize([v * 1e6 for v in samples[name]])
-        rows.append({"rule": name, "backend": rule_backend(built[name][0]), "batch": 1, "hidden": list(hidden),
+        rows.append({"rule": name, "backend": built[name].rule.active_backend, "batch": 1, "hidden": list(hidden),
                      "step_us": s})
         log(f"streaming  {name:<16} median {s['median']:8.1f} us  (q25 {s['q25']:.1f}, q75 {s['q75']:.1f})")
     return rows
@@ -105,19 +101,16 @@ def _streaming(rules, hidden, steps, block, stream_T, spec, log) -> list[dict[st
 
 def epoch_seconds(rule_name: str, task, max_batches: int | None = None, seed: int = 0, **cfg_overrides):
     """A function that trains one epoch of ``task`` with the trainer's defaults and returns its seconds."""
-    from ..rules import get_rule
+    from ..config import TrainConfig
+    from ..factories import build_learner as learner_of
+    from ..factories import build_network
     from ..schedule import UpdateSchedule
     from ..tasks import iterate_batches
-    from ..training import TrainConfig, build_network, make_optimizer, train_sequence
 
     base, _, backend = rule_name.partition("@")
-    cfg = TrainConfig(rule=base, **cfg_overrides)
+    cfg = TrainConfig(rule=base, backend=backend or "auto", **cfg_overrides)
     torch.manual_seed(seed)
-    net = build_network(cfg, task.n_inputs, task.n_classes)
-    rule = get_rule(base).build(net, cfg.loss_name)
-    if backend:
-        rule.backend = backend
-    opt = make_optimizer(cfg.optimizer, [p for p in net.parameters() if p.requires_grad], cfg.lr)
+    learner = learner_of(cfg, build_network(cfg, task.n_inputs, task.n_classes))
     schedule = UpdateSchedule(cfg.schedule, cfg.search_period)
     gen = torch.Generator().manual_seed(seed)
 
@@ -127,10 +120,10 @@ def epoch_seconds(rule_name: str, task, max_batches: int | None = None, seed: in
             if max_batches is not None and i >= max_batches:
                 break
             T = batch.x.shape[0]
-            train_sequence(rule, opt, batch.x, batch.y, batch.mask, schedule.points(T))
+            learner.sequence(batch.x, batch.y, batch.mask, points=schedule.points(T))
         return time.perf_counter() - t0
 
-    return one_epoch, rule
+    return one_epoch, learner.rule
 
 
 def _epochs(rules, task_spec, epochs, threads, max_batches, log) -> dict[str, Any]:
@@ -154,7 +147,7 @@ def _epochs(rules, task_spec, epochs, threads, max_batches, log) -> dict[str, An
     rows = []
     for name in rules:
         s = summarize(samples[name])
-        rows.append({"rule": name, "backend": rule_backend(runners[name][1]), "seconds_per_epoch": s})
+        rows.append({"rule": name, "backend": runners[name][1].active_backend, "seconds_per_epoch": s})
         log(f"epoch      {name:<16} median {s['median']:.3f} s/epoch")
     return {"task": task.name, "threads": threads, "n_train": len(task.train), "max_batches": max_batches,
             "rows": rows}

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..report import save_figure
-from .common import NetSpec, build_rule, machine_info, make_batch, rule_backend, summarize, train_one_sequence
+from .common import NetSpec, build_learner, machine_info, make_batch, summarize, train_one_sequence
 from .ops import OpCounter
 
 __all__ = ["run_workload", "plot_workload", "TARGET_PEAK_TO_MEAN"]
@@ -30,9 +30,9 @@ TARGET_PEAK_TO_MEAN = 1.5  # the issue's target for SOLSA's per-step time
 
 def _count_ops(name: str, spec: NetSpec, x, y, w) -> tuple[list[int], int]:
     """Operations per step (flush in the last) and of the optimizer step, on the PyTorch path of the rule."""
-    rule, opt = build_rule(name, spec)
-    if hasattr(rule, "backend"):
-        rule.backend = "reference"  # same arithmetic as the fused kernel, visible to the counter
+    # the reference backend: the same arithmetic as the fused kernel, visible to the counter
+    learner = build_learner(name.partition("@")[0] + "@reference", spec)
+    rule = learner.rule
     rule.reset(x.shape[1])
     ops = []
     for t in range(x.shape[0]):
@@ -42,9 +42,7 @@ def _count_ops(name: str, spec: NetSpec, x, y, w) -> tuple[list[int], int]:
                 rule.flush()
         ops.append(c.total)
     with OpCounter() as c:
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        rule.net.clamp_()
+        learner.apply()
     return ops, c.total
 
 
@@ -65,13 +63,13 @@ def run_workload(
     """Run the workload benchmark; returns the JSON-ready result (``rules``: one entry per rule)."""
     spec = spec or NetSpec()
     x, y, w = make_batch(T, batch, spec)
-    built = {name: build_rule(name, spec) for name in rules}
+    built = {name: build_learner(name, spec) for name in rules}
     times = {name: [[] for _ in range(T)] for name in rules}
     latency = {name: [] for name in rules}
     for rep in range(repeats + 1):  # repeat 0 warms up and is not recorded
         for name in rules:
-            rule, opt = built[name]
-            train_one_sequence(rule, opt, x, y, w)  # untimed: the rule's caches are warm, as in training
+            rule = built[name].rule
+            train_one_sequence(built[name], x, y)  # untimed: the rule's caches are warm, as in training
             rule.reset(batch)
             per_step = []
             for t in range(T):
@@ -81,9 +79,7 @@ def run_workload(
                     rule.flush()
                 per_step.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            rule.net.clamp_()
+            built[name].apply()
             update = time.perf_counter() - t0
             if rep:
                 for t, s in enumerate(per_step):
@@ -95,7 +91,7 @@ def run_workload(
         med = [summarize(v)["median"] for v in times[name]]
         entry: dict[str, Any] = {
             "rule": name,
-            "backend": rule_backend(built[name][0]),
+            "backend": built[name].rule.active_backend,
             "step_seconds_median": med,
             "step_seconds_q25": [summarize(v)["q25"] for v in times[name]],
             "step_seconds_q75": [summarize(v)["q75"] for v in times[name]],

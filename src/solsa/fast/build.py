@@ -24,9 +24,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ._kernel_src import KERNEL_SOURCE
+from importlib import resources
 
-__all__ = ["load_kernel", "unavailable_reason", "cache_dir", "compiler_command", "ABI_VERSION"]
+__all__ = ["load_kernel", "unavailable_reason", "cache_dir", "compiler_command", "kernel_source", "ABI_VERSION"]
 
 ABI_VERSION = 11
 _LOCK = threading.Lock()
@@ -81,20 +81,26 @@ def _cpu_key() -> str:
     return platform.machine() + platform.system() + flags
 
 
+def kernel_source() -> str:
+    """The C++ source of the fused step: ``kernel.cpp``, shipped beside this module as package data."""
+    return resources.files(__package__).joinpath("kernel.cpp").read_text(encoding="utf-8")
+
+
 def _build(cxx: str, openmp: bool) -> Path:
+    source = kernel_source()
     folder = cache_dir()
     probe = compiler_command(cxx, Path("k.cpp"), Path("k.so"), openmp)
-    key = hashlib.sha256("\0".join([KERNEL_SOURCE, " ".join(probe), _cpu_key(), sys.platform]).encode()).hexdigest()
+    key = hashlib.sha256("\0".join([source, " ".join(probe), _cpu_key(), sys.platform]).encode()).hexdigest()
     target = folder / f"solsa_fused_{key[:20]}.so"
     if target.exists():
         return target
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         src = Path(tmp) / "solsa_fused.cpp"
-        src.write_text(KERNEL_SOURCE, encoding="utf-8")
+        src.write_text(source, encoding="utf-8")
         out = Path(tmp) / "solsa_fused.so"
         proc = subprocess.run(compiler_command(cxx, src, out, openmp), capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
-            raise RuntimeError(f"compiler failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+            raise RuntimeError(f"compiler {cxx} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
         os.replace(out, target)  # atomic: concurrent builders never see a half-written file
     return target
 

@@ -127,8 +127,8 @@ class FusedStepper:
             desc.n_in, desc.n_out = n_in, n_out
             desc.reset, desc.surrogate = _RESETS[cfg.reset], _SURROGATES[cfg.surrogate]
             desc.spiking = int(cfg.spiking)
-            desc.filter_per_channel = int(layer.alpha.dim() > 0)
-            desc.lam_per_neuron = int(layer.lam.dim() > 0)
+            desc.filter_per_channel = int(layer.filter_per_channel)
+            desc.lam_per_neuron = int(layer.lam_per_neuron)
             desc.threshold, desc.reset_amount, desc.width = cfg.threshold, cfg.reset_amount, cfg.width
             desc.F, desc.V, desc.o = (_ptr(s) for s in tr.state)
             desc.eps, desc.e, desc.p, desc.a, desc.m, desc.n = (_ptr(t) for t in (tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n))

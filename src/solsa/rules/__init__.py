@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import LearningRule, SequenceResult, StepResult, sequence_weights, target_at
+from ..validation import OptionError
+from .base import Capabilities, LearningRule, SequenceResult, StepResult, sequence_weights, target_at
 from .bptt import BPTT
 from .eprop import EProp
 from .ostl import OSTL
@@ -23,32 +24,45 @@ NO_FILTER = {"alpha": 0.0, "beta": 1.0, "learn_alpha": False, "learn_beta": Fals
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """A named rule: its class, constructor options, and its paper's neuron model."""
+    """A named rule: its class, constructor options, and the neuron model it trains.
+
+    ``paper_model``: :class:`~solsa.LIFLayer` options of the rule's paper, applied with model "paper";
+    ``model``: options applied whichever model is chosen (the ablations that change the model);
+    ``ablation``: a variant of SOLSA that removes one of its parts (left out of default benchmarks).
+    """
 
     name: str
     cls: type
     description: str
     options: dict[str, Any] = field(default_factory=dict)
     paper_model: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    ablation: bool = False
 
-    def build(self, net, loss) -> LearningRule:
-        return self.cls(net, loss, **self.options)
+    def build(self, net, loss, *, backend: str = "auto") -> LearningRule:
+        """The rule on ``net`` with ``loss``; ``backend`` as in :class:`~solsa.rules.LearningRule`."""
+        return self.cls(net, loss, backend=backend, **self.options)
+
+    def model_options(self, model: str) -> dict[str, Any]:
+        """The layer options this rule imposes on ``model`` ("full" or "paper")."""
+        return {**(self.paper_model if model == "paper" else {}), **self.model}
 
 
+# One line per rule: a new rule is its file plus one entry here (tests/test_conformance.py checks it).
 RULES: dict[str, RuleSpec] = {
     "solsa": RuleSpec("solsa", SOLSA, "SOLSA: exact per-layer traces with reset feedback, learned synaptic filter"),
     "bptt": RuleSpec("bptt", BPTT, "backpropagation through time on the identical model"),
     "solsa-nofilter": RuleSpec(
         "solsa-nofilter", SOLSA, "ablation: SOLSA without synaptic dynamics (α = 0, β = 1 fixed)",
-        paper_model=NO_FILTER,
+        model=NO_FILTER, ablation=True,
     ),
     "solsa-fixedfilter": RuleSpec(
         "solsa-fixedfilter", SOLSA, "ablation: SOLSA with α, β fixed at their initial values",
-        paper_model={"learn_alpha": False, "learn_beta": False},
+        model={"learn_alpha": False, "learn_beta": False}, ablation=True,
     ),
     "solsa-detachreset": RuleSpec(
         "solsa-detachreset", SOLSA, "ablation: SOLSA with the reset feedback dropped from the traces",
-        options={"reset_feedback": False},
+        options={"reset_feedback": False}, ablation=True,
     ),
     "eprop": RuleSpec(
         "eprop", EProp, "e-prop (Bellec et al. 2020): eligibility traces, reset detached, same-step learning signal",
@@ -64,19 +78,20 @@ RULES: dict[str, RuleSpec] = {
     ),
 }
 
-# The ablations change the model whichever --model is chosen: their overrides always apply.
-ABLATIONS = ("solsa-nofilter", "solsa-fixedfilter")
+# The ablations (variants of SOLSA), derived from the registry.
+ABLATIONS = tuple(name for name, spec in RULES.items() if spec.ablation)
 
 
 def get_rule(name: str) -> RuleSpec:
-    """The registry entry for ``name``; a ``ValueError`` lists the valid names."""
+    """The registry entry for ``name``; an :class:`~solsa.validation.OptionError` lists the valid names."""
     if name not in RULES:
-        raise ValueError(f"unknown rule {name!r}; valid rules: {', '.join(RULES)}")
+        raise OptionError("rule", f"unknown rule {name!r}; valid rules: {', '.join(RULES)}")
     return RULES[name]
 
 
 __all__ = [
     "LearningRule",
+    "Capabilities",
     "StepResult",
     "SequenceResult",
     "sequence_weights",

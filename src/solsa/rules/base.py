@@ -1,4 +1,4 @@
-"""The one interface every learning rule implements.
+"""The one contract every learning rule implements (:class:`LearningRule`).
 
 A rule wraps a network and a per-step loss. Training a sequence is::
 
@@ -8,26 +8,58 @@ A rule wraps a network and a per-step loss. Training a sequence is::
     rule.flush()                             # write the accumulated gradient into .grad
     optimizer.step(); optimizer.zero_grad(); net.clamp_()
 
-Any ``torch.optim`` optimizer applies the update. ``flush`` may be called at any
+(:class:`solsa.learner.Learner` writes that loop and the update once.) Any
+``torch.optim`` optimizer applies the update. ``flush`` may be called at any
 step (scheduled updates); call it before every optimizer step.
+
+What a rule can do is declared in its :class:`Capabilities`, never checked by
+name: whether it is online (forward-only, memory flat in T), whether it reports
+the per-step gradient magnitude the ``search`` schedule ranks steps by, and
+which backends it has. ``tests/test_conformance.py`` runs the same checks over
+every entry of :data:`solsa.rules.RULES`.
 """
 
 from __future__ import annotations
 
+import abc
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
 from ..layers import SNN
 from ..losses import Loss, make_loss
-from ..validation import check_input
+from ..validation import check_choice, check_input, check_positive_int
 
-__all__ = ["StepResult", "SequenceResult", "LearningRule", "sequence_weights", "target_at", "state_nbytes"]
+__all__ = [
+    "Capabilities",
+    "StepResult",
+    "SequenceResult",
+    "LearningRule",
+    "sequence_weights",
+    "target_at",
+    "state_nbytes",
+]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a rule can do.
+
+    online: forward-only; its train-state bytes do not grow with T and a flush at any step loses nothing.
+    step_magnitude: ``step(..., magnitude=True)`` fills :attr:`StepResult.magnitude` with Σ|∂ℓ_t/∂W|.
+    backends: the implementations ``backend=`` may name besides ``"auto"`` (the rule's own choice).
+    """
+
+    online: bool
+    step_magnitude: bool
+    backends: tuple[str, ...] = ("reference",)
 
 
 class StepResult(NamedTuple):
     output: torch.Tensor  # [B, C], detached
     loss: torch.Tensor  # scalar, detached (0 where no target was given)
+    magnitude: float | None = None  # Σ|∂ℓ_t/∂W| of this step, when asked for with magnitude=True
 
 
 class SequenceResult(NamedTuple):
@@ -54,43 +86,91 @@ def state_nbytes(*tensors: torch.Tensor | None) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
-class LearningRule:
-    """Base class: subclasses implement ``reset``, ``step``, ``flush`` and ``train_state_bytes``."""
+class LearningRule(abc.ABC):
+    """Base class of every rule: validates, then hands each call to the subclass's ``_reset`` / ``_step``.
+
+    Args:
+        net: the :class:`~solsa.SNN` to train.
+        loss: ``"mse"`` (spiking readout), ``"ce"`` (leaky readout) or a :class:`~solsa.losses.Loss`.
+        backend: ``"auto"`` (the rule's choice) or one of ``capabilities.backends``.
+    """
 
     name = "rule"
-    # Rules that can report Σ|∂ℓ_t/∂W| per step (needed by the search schedule) set this True,
-    # and fill ``step_magnitude`` at each step while ``track_step_magnitude`` is set.
-    supports_step_magnitude = False
-    track_step_magnitude = False
-    step_magnitude = 0.0
+    capabilities = Capabilities(online=False, step_magnitude=False)
 
-    def __init__(self, net: SNN, loss: Loss | str = "mse") -> None:
+    def __init__(self, net: SNN, loss: Loss | str = "mse", *, backend: str = "auto") -> None:
         if not isinstance(net, SNN):
             raise TypeError(f"net must be a solsa.SNN, got {type(net).__name__}")
         self.net = net
         self.loss = make_loss(loss) if isinstance(loss, str) else loss
+        self._backend = check_choice("backend", backend, ("auto", *self.capabilities.backends))
         self.batch_size = 0
+
+    @property
+    def backend(self) -> str:
+        """The backend asked for at construction (``"auto"`` lets the rule choose)."""
+        return self._backend
+
+    @property
+    def active_backend(self) -> str:
+        """The implementation that runs (after ``reset``)."""
+        return "reference"
+
+    @property
+    def fallback_reason(self) -> str:
+        """Why ``"auto"`` could not take the rule's fastest backend ("" when it did, or has only one)."""
+        return ""
 
     def reset(self, batch_size: int) -> None:
         """Start new sequences for a batch of ``batch_size``: zero states and traces."""
-        raise NotImplementedError
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self._reset(batch_size)
 
     def step(
-        self, x: torch.Tensor, target: torch.Tensor | None = None, weight: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        target: torch.Tensor | None = None,
+        weight: torch.Tensor | None = None,
+        *,
+        magnitude: bool = False,
     ) -> StepResult:
         """Process one time step ``x`` ``[B, N_in]``; with a target, accumulate the gradient of ℓ_t.
 
-        ``weight`` ``[B]`` scales each sample's loss (default ``1/B``).
+        ``weight`` ``[B]`` scales each sample's loss (default ``1/B``). ``magnitude=True`` (rules whose
+        capabilities say ``step_magnitude``) also returns Σ|∂ℓ_t/∂W| of this step.
         """
-        raise NotImplementedError
+        if not self.batch_size:
+            raise RuntimeError(f"{self.name}: call reset(batch_size) before step()")
+        if magnitude and not self.capabilities.step_magnitude:
+            raise ValueError(f"rule {self.name!r} does not report a per-step gradient magnitude")
+        return self._step(self._check_step(x), target, weight, magnitude)
 
+    def _check_step(self, x: torch.Tensor) -> torch.Tensor:
+        """Shape and dtype of one step's input (cheap: no pass over the values); a floating input of
+        another precision is converted to the network's."""
+        check_input(x, self.net.n_inputs, rank=2, finite=False)
+        if x.shape[0] != self.batch_size:
+            raise ValueError(f"x must have shape [B, N_in] = {(self.batch_size, self.net.n_inputs)} "
+                             f"(the batch size given to reset), got shape {tuple(x.shape)}")
+        return x.to(self.net.layers[0].weight.dtype)
+
+    @abc.abstractmethod
+    def _reset(self, batch_size: int) -> None:
+        """Zero states and traces for ``batch_size`` sequences."""
+
+    @abc.abstractmethod
+    def _step(
+        self, x: torch.Tensor, target: torch.Tensor | None, weight: torch.Tensor | None, magnitude: bool
+    ) -> StepResult:
+        """One validated time step."""
+
+    @abc.abstractmethod
     def flush(self) -> None:
         """Add the gradient accumulated since the last flush to the parameters' ``.grad``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def train_state_bytes(self) -> int:
         """Bytes this rule holds for training (traces and states, or saved tensors), at its peak since reset."""
-        raise NotImplementedError
 
     def _weight(self, weight: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
         if weight is None:
@@ -104,16 +184,8 @@ class LearningRule:
 
         ``target``: labels ``[B]`` or per-step targets ``[T, B, C]``; ``mask`` ``[T, B]`` marks valid steps.
         """
+        from ..learner import Learner  # the one sequence loop (learner imports this module)
+
         check_input(x, self.net.n_inputs, rank=3)
-        T, B = x.shape[:2]
-        if mask is None:
-            mask = x.new_ones(T, B)
-        weights = sequence_weights(mask.to(x.dtype))
-        self.reset(B)
-        outputs, total = [], x.new_zeros(())
-        for t in range(T):
-            out = self.step(x[t], target_at(target, t), weights[t])
-            outputs.append(out.output)
-            total = total + out.loss
-        self.flush()
-        return SequenceResult(torch.stack(outputs), total)
+        run = Learner(self).sequence(x, target, mask)
+        return SequenceResult(run.outputs, run.loss)

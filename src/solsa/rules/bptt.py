@@ -11,16 +11,23 @@ from __future__ import annotations
 import torch
 
 from ..functional import LIFState
-from .base import LearningRule, StepResult
+from .base import Capabilities, LearningRule, StepResult
 
 __all__ = ["BPTT"]
 
 
 class BPTT(LearningRule):
     name = "bptt"
+    capabilities = Capabilities(online=False, step_magnitude=False)
 
-    def reset(self, batch_size: int) -> None:
-        self.batch_size = batch_size
+    def __init__(self, net, loss="mse", *, backend: str = "auto") -> None:
+        super().__init__(net, loss, backend=backend)
+        self.states: list[LIFState] = []
+        self.total: torch.Tensor | None = None
+        self._saved: dict[int, int] = {}
+        self._peak = 0
+
+    def _reset(self, batch_size: int) -> None:
         self.states = self.net.init_state(batch_size)
         self.total: torch.Tensor | None = None
         self._saved: dict[int, int] = {}
@@ -34,7 +41,7 @@ class BPTT(LearningRule):
             self._saved[ptr] = t.untyped_storage().nbytes()
         return t
 
-    def step(self, x, target=None, weight=None) -> StepResult:
+    def _step(self, x, target, weight, magnitude) -> StepResult:
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
             y, self.states = self.net.step(x, self.states)
             if target is None:

@@ -105,8 +105,10 @@ class EProp(OnlineRule):
 
     name = "eprop"
 
-    def __init__(self, net, loss: Loss | str = "mse", *, feedback: str = "symmetric", seed: int = 0) -> None:
-        super().__init__(net, loss)
+    def __init__(
+        self, net, loss: Loss | str = "mse", *, feedback: str = "symmetric", seed: int = 0, backend: str = "auto"
+    ) -> None:
+        super().__init__(net, loss, backend=backend)
         if feedback not in FEEDBACK_MODES:
             raise ValueError(f"feedback must be one of {list(FEEDBACK_MODES)}, got {feedback!r}")
         self.feedback = feedback
@@ -134,11 +136,11 @@ class EProp(OnlineRule):
             )
         return float(lam.flatten()[0])
 
-    def reset(self, batch_size: int) -> None:
+    def _reset(self, batch_size: int) -> None:
         self.kappa = self._readout_decay()
         w = self.net.layers[-1].weight
         self.feedback_weights = [b.to(device=w.device, dtype=w.dtype) for b in self.feedback_weights]
-        super().reset(batch_size)
+        super()._reset(batch_size)
 
     def _new_traces(self, layer: LIFLayer, B: int) -> EPropTraces:
         filtered = layer is not self.net.layers[-1]  # layers under the readout see its leak κ
@@ -153,28 +155,39 @@ class EProp(OnlineRule):
             tr.n_bar = torch.zeros(B, n_out, **kw) if bias else None
         return tr
 
-    def _backward(self, g: torch.Tensor) -> float:
+    def _backward(self, g: torch.Tensor, magnitude: bool) -> float | None:
         """Learning signals L[t] for every layer (the output error of this step) and Σ_t L ē."""
         delta_out = g * self.traces[-1].psi  # the output error at the readout's membrane
-        magnitude = 0.0
+        total = 0.0
         signal = g  # the output layer learns from its own error
         for index in reversed(range(len(self.net.layers))):
-            tr, acc = self.traces[index], self._grads[index]
+            layer, tr = self.net.layers[index], self.traces[index]
             delta = signal * tr.psi
-            if tr.e_bar is None:  # ∂ℓ_t/∂W ≈ Σ_b L_j ψ_j x̄_i
-                g_weight = _outer_sum(delta, tr.e)
-                g_bias = (delta * tr.n).sum(0) if tr.n is not None else None
-            else:  # ∂ℓ_t/∂W ≈ Σ_b L_j ē_ji
-                g_weight = torch.einsum("bj,bji->ji", signal, tr.e_bar)
-                g_bias = (signal * tr.n_bar).sum(0) if tr.n_bar is not None else None
-            acc["weight"] += g_weight
-            if g_bias is not None:
-                acc["bias"] += g_bias
-            if self.track_step_magnitude:
-                magnitude += g_weight.abs().sum().item()
+            g_weight = self._accumulate(layer, tr, self._grads[index], signal)
+            if magnitude:
+                total += g_weight.abs().sum().item()
             if index > 0:
                 signal = self._signal_below(index, delta, delta_out)
-        return magnitude
+        return total if magnitude else None
+
+    @staticmethod
+    def _accumulate(layer: LIFLayer, tr: EPropTraces, acc: dict[str, torch.Tensor], signal: torch.Tensor) -> torch.Tensor:
+        """Add Σ_b L_j ψ_j x̄_i (or Σ_b L_j ē_ji under a leaky readout) for W and b; returns the W part.
+
+        e-prop's hook takes the learning signal L (not δ = L ψ): under the readout's filter ψ sits
+        inside ē.
+        """
+        if tr.e_bar is None:  # ∂ℓ_t/∂W ≈ Σ_b L_j ψ_j x̄_i
+            delta = signal * tr.psi
+            g_weight = _outer_sum(delta, tr.e)
+            g_bias = (delta * tr.n).sum(0) if tr.n is not None else None
+        else:  # ∂ℓ_t/∂W ≈ Σ_b L_j ē_ji
+            g_weight = torch.einsum("bj,bji->ji", signal, tr.e_bar)
+            g_bias = (signal * tr.n_bar).sum(0) if tr.n_bar is not None else None
+        acc["weight"] += g_weight
+        if g_bias is not None:
+            acc["bias"] += g_bias
+        return g_weight
 
     def _signal_below(self, index: int, delta: torch.Tensor, delta_out: torch.Tensor) -> torch.Tensor:
         """Learning signal L^{index-1}[t] of the layer below ``index``."""

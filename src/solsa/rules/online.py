@@ -6,16 +6,21 @@ with a target, the output error goes down the layers *within the same step*
 ``δ = g ⊙ ε``, adds its gradient to an accumulator (``_accumulate``) and sends
 the spatial error of SOLSA.md §3 to the layer below. ``flush`` hands the
 accumulators to ``.grad``. Nothing is kept per time step.
+
+A new online rule subclasses :class:`OnlineRule`, implements the three
+abstract hooks below, and is added to :data:`solsa.rules.RULES` with one line.
 """
 
 from __future__ import annotations
+
+import abc
+from typing import Any
 
 import torch
 
 from ..functional import spatial_error
 from ..layers import LIFLayer
-from ..losses import Loss
-from .base import LearningRule, StepResult
+from .base import Capabilities, LearningRule, StepResult
 
 __all__ = ["OnlineRule"]
 
@@ -23,16 +28,18 @@ __all__ = ["OnlineRule"]
 class OnlineRule(LearningRule):
     """Base class of the forward-only rules.
 
-    Subclasses define ``_new_traces(layer, B)`` (an object with ``state``, ``eps``
-    and ``nbytes()``), ``_forward_layer(layer, traces, x)``, ``_accumulate(layer,
-    traces, acc, delta)`` (returns the step's weight gradient) and, where they
-    learn more than W and b, ``_learned(layer)``.
+    Hooks (abstract): ``_new_traces(layer, B)`` returns an object with ``state`` (a
+    :class:`~solsa.functional.LIFState`), ``eps`` and ``nbytes()``; ``_forward_layer(layer,
+    traces, x)`` advances them one step; ``_accumulate(layer, traces, acc, delta)`` adds the step's
+    gradient to ``acc`` and returns its weight gradient. Optional: ``_learned(layer)`` (the
+    parameters with an accumulator; W and b by default) and ``_derived_grads(layer, acc)``
+    (gradients computed at flush time).
     """
 
-    supports_step_magnitude = True
+    capabilities = Capabilities(online=True, step_magnitude=True)
 
-    def __init__(self, net, loss: Loss | str = "mse") -> None:
-        super().__init__(net, loss)
+    def __init__(self, net, loss="mse", *, backend: str = "auto") -> None:
+        super().__init__(net, loss, backend=backend)
         self.traces: list = []
         self._grads: list[dict[str, torch.Tensor]] = []
 
@@ -40,11 +47,19 @@ class OnlineRule(LearningRule):
         """The parameters of ``layer`` this rule learns (those with an accumulator)."""
         return [n for n in ("weight", "bias") if layer.is_learnable(n)]
 
-    def _new_traces(self, layer: LIFLayer, batch_size: int):
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _new_traces(self, layer: LIFLayer, batch_size: int) -> Any:
+        """Fresh (zero) state and traces of one layer."""
 
-    def reset(self, batch_size: int) -> None:
-        self.batch_size = batch_size
+    @abc.abstractmethod
+    def _forward_layer(self, layer: LIFLayer, traces: Any, x: torch.Tensor) -> None:
+        """Advance one layer's state and traces by one step (in place on ``traces``)."""
+
+    @abc.abstractmethod
+    def _accumulate(self, layer: LIFLayer, traces: Any, acc: dict[str, torch.Tensor], delta: torch.Tensor) -> torch.Tensor:
+        """Add ``Σ_b δ · trace`` for each learned parameter to ``acc``; return the step's weight gradient."""
+
+    def _reset(self, batch_size: int) -> None:
         self.traces = [self._new_traces(layer, batch_size) for layer in self.net.layers]
         if not self._grads:
             self._grads = [
@@ -52,9 +67,7 @@ class OnlineRule(LearningRule):
             ]
 
     @torch.no_grad()
-    def step(self, x, target=None, weight=None) -> StepResult:
-        if not self.traces:
-            raise RuntimeError("call reset(batch_size) before step()")
+    def _step(self, x, target, weight, magnitude) -> StepResult:
         inp = x
         for layer, tr in zip(self.net.layers, self.traces):
             self._forward_layer(layer, tr, inp)
@@ -63,19 +76,18 @@ class OnlineRule(LearningRule):
         if target is None:
             return StepResult(y, y.new_zeros(()))
         value, g = self.loss.grad(y, target, self._weight(weight, x))
-        self.step_magnitude = self._backward(g)
-        return StepResult(y, value)
+        return StepResult(y, value, self._backward(g, magnitude))
 
-    def _backward(self, g: torch.Tensor) -> float:
-        """Send ``g = ∂ℓ_t/∂y`` down the layers; returns Σ|∂ℓ_t/∂W| when tracked (else 0)."""
-        magnitude = 0.0
+    def _backward(self, g: torch.Tensor, magnitude: bool) -> float | None:
+        """Send ``g = ∂ℓ_t/∂y`` down the layers; returns Σ|∂ℓ_t/∂W| when ``magnitude`` (else None)."""
+        total = 0.0
         for layer, tr, acc in zip(reversed(self.net.layers), reversed(self.traces), reversed(self._grads)):
             delta = g * tr.eps
             g_weight = self._accumulate(layer, tr, acc, delta)
-            if self.track_step_magnitude:
-                magnitude += g_weight.abs().sum().item()
+            if magnitude:
+                total += g_weight.abs().sum().item()
             g = spatial_error(delta, layer.weight, layer.beta)
-        return magnitude
+        return total if magnitude else None
 
     def _derived_grads(self, layer: LIFLayer, acc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Gradients computed from the accumulators at flush time (SOLSA's β); none by default."""

@@ -73,8 +73,8 @@ class OSTL(OnlineRule):
 
     name = "ostl"
 
-    def __init__(self, net, loss: Loss | str = "mse", *, learn_lam: bool = True) -> None:
-        super().__init__(net, loss)
+    def __init__(self, net, loss: Loss | str = "mse", *, learn_lam: bool = True, backend: str = "auto") -> None:
+        super().__init__(net, loss, backend=backend)
         self.learn_lam = learn_lam
 
     def _learned(self, layer: LIFLayer) -> list[str]:

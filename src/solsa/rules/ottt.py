@@ -83,8 +83,8 @@ class OTTT(OnlineRule):
 
     name = "ottt"
 
-    def __init__(self, net, loss: Loss | str = "mse") -> None:
-        super().__init__(net, loss)
+    def __init__(self, net, loss: Loss | str = "mse", *, backend: str = "auto") -> None:
+        super().__init__(net, loss, backend=backend)
         check_ottt_network(net)
 
     @staticmethod

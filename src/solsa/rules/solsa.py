@@ -19,8 +19,9 @@ layers, the loss and the gradient accumulation — in one call of a small
 compiled kernel (:mod:`solsa.fast`), on the same trace tensors (updated in place,
 and reused by ``reset`` while the network and batch size stay the same); ``"auto"`` (the
 default) takes the fused kernel when it builds and supports the network (CPU,
-float32/float64) and the reference otherwise, silently. ``$SOLSA_BACKEND``
-replaces the default ``"auto"``.
+float32/float64) and the reference otherwise, recording why in
+:attr:`SOLSA.fallback_reason` (the trainer prints it once and writes it to
+``metrics.json``). ``$SOLSA_BACKEND`` replaces the default ``"auto"``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from ..functional import (
 )
 from ..layers import LIFLayer
 from ..losses import Loss
-from .base import StepResult, state_nbytes
+from .base import Capabilities, StepResult, state_nbytes
 from .online import OnlineRule
 
 __all__ = ["SOLSA", "LayerTraces", "BACKENDS"]
@@ -87,31 +88,35 @@ class SOLSA(OnlineRule):
     """
 
     name = "solsa"
+    capabilities = Capabilities(online=True, step_magnitude=True, backends=BACKENDS[1:])
 
     def __init__(
         self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True, backend: str | None = None
     ) -> None:
-        super().__init__(net, loss)
-        backend = backend if backend is not None else os.environ.get("SOLSA_BACKEND") or "auto"
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
-        self.backend = backend
-        self.active_backend = ""
-        self.fallback_reason = ""
+        super().__init__(net, loss, backend=backend or os.environ.get("SOLSA_BACKEND") or "auto")
+        self._active_backend = ""
+        self._fallback_reason = ""
         self.reset_feedback = reset_feedback
         self._fused = None  # solsa.fast.fused.FusedStepper while the fused backend is active
 
-    def reset(self, batch_size: int) -> None:
-        if (self._fused is not None and self.backend != "reference"
+    @property
+    def active_backend(self) -> str:
+        return self._active_backend or ("reference" if self.backend == "reference" else "")
+
+    @property
+    def fallback_reason(self) -> str:
+        return self._fallback_reason
+
+    def _reset(self, batch_size: int) -> None:
+        if (self._fused is not None and self._backend != "reference"
                 and self._fused.restart(self.net.layers, batch_size, self.reset_feedback, self.loss)):
-            self.batch_size = batch_size  # fused: the same trace tensors, zeroed in place
-            return
+            return  # fused: the same trace tensors, zeroed in place
         if self._fused is not None:
             self._fused.settle()  # the kernel defers the last step's weight gradient: add it before leaving
-        super().reset(batch_size)
+        super()._reset(batch_size)
         self._fused = None
-        self.active_backend, self.fallback_reason = "reference", ""
-        if self.backend != "reference":
+        self._active_backend, self._fallback_reason = "reference", ""
+        if self._backend != "reference":
             self._start_fused(batch_size)
 
     def _start_fused(self, batch_size: int) -> None:
@@ -126,13 +131,13 @@ class SOLSA(OnlineRule):
             try:
                 self._fused = FusedStepper(self.net.layers, self.traces, self._grads, batch_size,
                                            self.reset_feedback, self.loss)
-                self.active_backend = "fused"
+                self._active_backend = "fused"
                 return
             except RuntimeError as exc:  # e.g. a non-contiguous gradient accumulator
                 reason = str(exc)
-        if self.backend == "fused":
+        if self._backend == "fused":
             raise RuntimeError(f"backend='fused' is not available: {reason}")
-        self.fallback_reason = reason
+        self._fallback_reason = reason
 
     def _learned(self, layer: LIFLayer) -> list[str]:
         return ["weight"] + [n for n in ("bias", "alpha", "lam") if layer.is_learnable(n)]
@@ -151,19 +156,15 @@ class SOLSA(OnlineRule):
             tr.n = torch.zeros(B, n_out, **kw)
         return tr
 
-    def step(self, x, target=None, weight=None) -> StepResult:
+    def _step(self, x, target, weight, magnitude) -> StepResult:
         fused = self._fused
-        if fused is None:
-            return self._reference_step(x, target, weight)
+        if fused is None:  # the plain PyTorch step: the OnlineRule skeleton
+            return super()._step(x, target, weight, magnitude)
         if target is None:
             y = fused.forward(x)
             return StepResult(y, y.new_zeros(()))
-        y, value, self.step_magnitude = fused.step(x, target, weight, self.track_step_magnitude)
-        return StepResult(y, value)
-
-    def _reference_step(self, x, target=None, weight=None) -> StepResult:
-        """The plain PyTorch step (backend ``"reference"``): the :class:`OnlineRule` skeleton."""
-        return super().step(x, target, weight)
+        y, value, size = fused.step(x, target, weight, magnitude)
+        return StepResult(y, value, size if magnitude else None)
 
     def _forward_layer(self, layer: LIFLayer, tr: LayerTraces, x: torch.Tensor) -> None:
         cfg, prev = layer.config, tr.state

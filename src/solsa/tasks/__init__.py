@@ -17,13 +17,15 @@ from . import digits as _digits
 from . import npz as _npz
 from . import patterns as _patterns
 from . import uea as _uea
-from .base import Batch, Split, Task, iterate_batches
+from .base import Batch, Split, Task, TaskFamily, iterate_batches
 from .encoders import ENCODERS, delta, direct, encode, encoder_defaults, latency, list_encoders, population, rate
 from .metrics import van_rossum_distance
 
 __all__ = [
     "Split",
     "Task",
+    "TaskFamily",
+    "TASKS",
     "Batch",
     "iterate_batches",
     "load_task",
@@ -40,45 +42,24 @@ __all__ = [
     "van_rossum_distance",
 ]
 
-_TASKS: list[tuple[str, str]] = [
-    (
-        "uea:NAME",
-        "UEA/UCR classification set NAME via aeon (BasicMotions, JapaneseVowels offline); "
-        "options: extract_path, normalize",
-    ),
-    ("digits", "sklearn 8x8 digits (64 ch, 10 classes) as spike trains; options: steps, test_fraction, split_seed"),
-    (
-        "patterns",
-        "synthetic cue-order spike patterns that need memory; options: n_inputs, n_classes, steps, "
-        "n_samples, n_test, n_cues, cue_len, min_gap, cue_rate, noise_rate, jitter, pattern_seed",
-    ),
-    ("patterns:generate", "map each input spike pattern to a target output spike train; options: n_outputs, ..."),
-    ("npz:PATH", "your own .npz with X (samples, time, channels) and y; options: test_fraction, split_seed, normalize"),
-]
+# One entry per task family: a new task is its loader file (with its FAMILY) plus one line here.
+TASKS: dict[str, TaskFamily] = {f.name: f for f in (_uea.FAMILY, _digits.FAMILY, _patterns.FAMILY, _npz.FAMILY)}
 
 
 def list_tasks() -> list[tuple[str, str]]:
     """``(name pattern, one-line description)`` for every task family."""
-    return list(_TASKS)
+    return [row for family in TASKS.values() for row in family.listing]
 
 
 def _resolve(spec: str, options: dict[str, Any]) -> tuple[Callable[..., Task], tuple[Any, ...], str]:
     """Spec -> (loader, positional args, default encoder). May set ``options["mode"]``."""
     head, sep, arg = spec.partition(":")
-    if head == "uea" and arg:
-        return _uea.load_uea, (arg,), _uea.DEFAULT_ENCODER
-    if head == "npz" and arg:
-        return _npz.load_npz, (arg,), _npz.DEFAULT_ENCODER
-    if head == "digits" and not sep:
-        return _digits.load_digits_task, (), _digits.DEFAULT_ENCODER
-    if head == "patterns" and (not sep or arg in _patterns.MODES):
-        if sep:
-            if "mode" in options and _patterns.MODES.get(options["mode"]) != _patterns.MODES[arg]:
-                raise ValueError(f"task spec {spec!r} conflicts with mode={options['mode']!r}")
-            options["mode"] = arg
-        return _patterns.load_patterns, (), _patterns.DEFAULT_ENCODER
-    valid = ", ".join(name for name, _ in _TASKS)
-    raise ValueError(f"unknown task {spec!r}; valid tasks: {valid}")
+    family = TASKS.get(head)
+    args = family.loader_args(spec, arg if sep else None, options) if family is not None else None
+    if args is None:
+        valid = ", ".join(name for name, _ in list_tasks())
+        raise ValueError(f"unknown task {spec!r}; valid tasks: {valid}")
+    return family.loader, args, family.default_encoder
 
 
 def load_task(

@@ -7,9 +7,11 @@ shorter than ``T`` are zero-padded at the end; ``lengths`` holds the number of v
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import torch
+
+from ..validation import check_positive_int
 
 __all__ = ["Split", "Task", "Batch", "iterate_batches", "length_mask"]
 
@@ -143,8 +145,7 @@ def iterate_batches(
     from ``generator`` (pass a seeded generator for reproducible order). ``drop_last`` skips
     a final batch smaller than ``batch_size``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     n = len(split)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
@@ -159,3 +160,44 @@ def iterate_batches(
             mask=length_mask(lengths, steps).to(torch.float32),
             target=None if split.target is None else split.target[:steps, idx],
         )
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    """A family of task specs, ``NAME`` or ``NAME:ARG``: one entry of :data:`solsa.tasks.TASKS`.
+
+    Args:
+        name: the spec's head (``"uea"`` in ``"uea:BasicMotions"``).
+        loader: called as ``loader(*args, seed=, val_fraction=, encoder=, encoder_options=, **task_options)``;
+            its keyword-only parameters are the family's task options.
+        default_encoder: the encoder used when none is named.
+        listing: ``(spec pattern, one-line description)`` rows shown by ``solsa tasks``.
+        argument: ``"none"`` (no ``:ARG``), ``"required"`` (``ARG`` is the loader's first argument) or
+            ``"mode"`` (an optional ``:MODE``, one of ``modes``, passed as the option ``mode``).
+        modes: the valid ``MODE`` values and what each means (``argument="mode"``).
+    """
+
+    name: str
+    loader: Callable[..., "Task"]
+    default_encoder: str
+    listing: tuple[tuple[str, str], ...]
+    argument: str = "none"
+    modes: dict[str, str] = field(default_factory=dict)
+
+    def loader_args(self, spec: str, arg: str | None, options: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The loader's positional arguments for ``NAME[:arg]`` (None if the spec does not fit this family).
+
+        May set ``options["mode"]``.
+        """
+        if self.argument == "none":
+            return () if arg is None else None
+        if self.argument == "required":
+            return (arg,) if arg else None
+        if arg is None:
+            return ()
+        if arg not in self.modes:
+            return None
+        if "mode" in options and self.modes.get(options["mode"]) != self.modes[arg]:
+            raise ValueError(f"task spec {spec!r} conflicts with mode={options['mode']!r}")
+        options["mode"] = arg
+        return ()

@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..validation import check_positive_int
 from ._prep import UNIT_RANGE_DEFAULTS, build_task, encoder_settings, stratified_split
-from .base import Task
+from .base import Task, TaskFamily
 
-__all__ = ["load_digits_task", "DEFAULT_ENCODER"]
+__all__ = ["load_digits_task", "DEFAULT_ENCODER", "FAMILY"]
 
 DEFAULT_ENCODER = "rate"
 
@@ -43,8 +44,7 @@ def load_digits_task(
     """
     from sklearn.datasets import load_digits
 
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    check_positive_int("steps", steps)
     base = {k: dict(v) for k, v in UNIT_RANGE_DEFAULTS.items()}
     base["latency"]["window"] = steps
     enc_name, enc_opts = encoder_settings(encoder, DEFAULT_ENCODER, encoder_options, base)
@@ -93,3 +93,10 @@ def load_digits_task(
         test_ids=torch.from_numpy(test_idx),
         info=info,
     )
+
+
+FAMILY = TaskFamily(
+    "digits", load_digits_task, DEFAULT_ENCODER,
+    (("digits", "sklearn 8x8 digits (64 ch, 10 classes) as spike trains; options: steps, test_fraction, "
+                "split_seed"),),
+)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..validation import check_positive_int
 from .base import length_mask
 
 __all__ = [
@@ -92,8 +93,7 @@ def population(
     """
     x, lengths, mask = _prepare(x, lengths)
     spikes = check_bool("spikes", spikes)
-    if isinstance(n_per_channel, bool) or not isinstance(n_per_channel, int) or n_per_channel < 1:
-        raise ValueError(f"n_per_channel must be a positive integer, got {n_per_channel!r}")
+    check_positive_int("n_per_channel", n_per_channel)
     if not hi > lo:
         raise ValueError(f"population needs hi > lo, got lo={lo}, hi={hi}")
     if n_per_channel == 1:
@@ -194,8 +194,7 @@ def latency(
     spike. ``T' = T * window``, new lengths ``= lengths * window``, ``C' = C``.
     """
     x, lengths, mask = _prepare(x, lengths)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be a positive integer, got {window!r}")
+    check_positive_int("window", window)
     steps, n, c = x.shape
     v = _squash(x, squash)
     fire = (v >= float(floor)).to(torch.float32) * mask  # [T, N, C]

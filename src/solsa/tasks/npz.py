@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from ._prep import UNIT_RANGE_DEFAULTS, build_task, encoder_settings, index_labels, is_binary, stratified_split
-from .base import Task, length_mask
+from .base import Task, TaskFamily, length_mask
 from .encoders import check_bool
 
-__all__ = ["load_npz", "DEFAULT_ENCODER", "KNOWN_ARRAYS"]
+__all__ = ["load_npz", "DEFAULT_ENCODER", "KNOWN_ARRAYS", "FAMILY"]
 
 DEFAULT_ENCODER = "direct"
 KNOWN_ARRAYS = ("X", "y", "X_test", "y_test", "lengths", "lengths_test")
@@ -205,3 +205,11 @@ def load_npz(
         test_ids=te_ids,
         info=info,
     )
+
+
+FAMILY = TaskFamily(
+    "npz", load_npz, DEFAULT_ENCODER,
+    (("npz:PATH", "your own .npz with X (samples, time, channels) and y; options: test_fraction, split_seed, "
+                  "normalize"),),
+    argument="required",
+)

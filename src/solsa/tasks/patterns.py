@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from ._prep import UNIT_RANGE_DEFAULTS, build_task, encoder_settings
-from .base import Task
+from .base import Task, TaskFamily
 
-__all__ = ["load_patterns", "DEFAULT_ENCODER", "MODES"]
+__all__ = ["load_patterns", "DEFAULT_ENCODER", "MODES", "FAMILY"]
 
 DEFAULT_ENCODER = "direct"
 MODES = {"classify": "classification", "classification": "classification", "generate": "generation", "generation": "generation"}
@@ -306,3 +306,12 @@ def load_patterns(
         target_test=target_te,
         info=info,
     )
+
+
+FAMILY = TaskFamily(
+    "patterns", load_patterns, DEFAULT_ENCODER,
+    (("patterns", "synthetic cue-order spike patterns that need memory; options: n_inputs, n_classes, steps, "
+                  "n_samples, n_test, n_cues, cue_len, min_gap, cue_rate, noise_rate, jitter, pattern_seed"),
+     ("patterns:generate", "map each input spike pattern to a target output spike train; options: n_outputs, ...")),
+    argument="mode", modes=MODES,
+)

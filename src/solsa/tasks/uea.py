@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from ._prep import build_task, encoder_settings, index_labels, pad_sequences
-from .base import Task
+from .base import Task, TaskFamily
 from .encoders import check_bool
 
-__all__ = ["load_uea", "DEFAULT_ENCODER"]
+__all__ = ["load_uea", "DEFAULT_ENCODER", "FAMILY"]
 
 DEFAULT_ENCODER = "direct"
 
@@ -134,3 +134,11 @@ def load_uea(
         normalize=normalize,
         info=info,
     )
+
+
+FAMILY = TaskFamily(
+    "uea", load_uea, DEFAULT_ENCODER,
+    (("uea:NAME", "UEA/UCR classification set NAME via aeon (BasicMotions, JapaneseVowels offline); "
+                  "options: extract_path, normalize"),),
+    argument="required",
+)

@@ -1,17 +1,12 @@
-"""C++ source of the fused SOLSA step (compiled on first use by :mod:`solsa.fast.build`).
-
-Kept as a Python string so that it ships with the package whatever the packaging
-configuration. The kernel needs no PyTorch headers: it works on raw pointers
-that :mod:`solsa.fast.fused` takes from contiguous CPU tensors, so it compiles
-in about a second with any C++17 compiler.
-
-One call advances every layer by one time step and, with a target, computes
-the loss gradient and accumulates every parameter gradient (SOLSA.md §2–§3).
-The arithmetic is exactly that of :mod:`solsa.rules.solsa` (the reference),
-up to the order of floating-point summations.
-"""
-
-KERNEL_SOURCE = r"""
+// The fused SOLSA step (compiled on first use by solsa/fast/build.py; shipped as package data).
+//
+// The kernel needs no PyTorch headers: it works on raw pointers that solsa/fast/fused.py takes
+// from contiguous CPU tensors, so it compiles in about a second with any C++17 compiler.
+//
+// One call advances every layer by one time step and, with a target, computes the loss gradient
+// and accumulates every parameter gradient (SOLSA.md §2-§3). The arithmetic is exactly that of
+// solsa/rules/solsa.py (the reference), up to the order of floating-point summations;
+// tests/test_fast_path.py holds the two equal.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -587,4 +582,3 @@ int64_t solsa_step_f64(Plan* p, const double* x, const void* t, int64_t tk, cons
 }
 int64_t solsa_abi_version() { return 11; }
 }
-"""

@@ -1,0 +1,219 @@
+"""Every option of a training run, each written once: name, type, default, valid values, help.
+
+Options are the fields of :class:`TrainConfig`, grouped (run, task, model,
+neuron and filter, readout, optimizer, enhancements) through their metadata.
+Validation, config files (``from_dict``), ``metrics.json`` (``to_dict``) and the
+command line (:mod:`solsa.cli_options` generates the flags from these fields)
+all read them from here, so an option added here exists everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .functional import RESET_MODES
+from .layers import ALPHA_MAX, BETA_MIN, FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUTS
+from .losses import LOSSES
+from .rules import get_rule
+from .rules.solsa import BACKENDS
+from .schedule import UpdateSchedule
+from .surrogate import SURROGATES
+from .validation import OptionError, check_choice, check_positive_int, check_range
+
+__all__ = ["TrainConfig", "GROUPS", "OPTIMIZERS", "MODELS", "option_fields", "parse_hidden"]
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd", "adamw")
+MODELS = ("full", "paper")
+GROUPS = ("run", "task", "model", "neuron", "readout", "optimizer", "enhancements")
+
+
+def _opt(default: Any, group: str, help: str, *, choices: Any = None,
+         check: Callable[[str, Any], Any] | None = None, factory: Callable[[], Any] | None = None) -> Any:
+    """A :class:`TrainConfig` field: default, group, help, valid values (``choices``: a tuple, or a
+    callable returning one, for registries) and an extra ``check(name, value)``."""
+    meta = {"group": group, "help": help, "choices": choices, "check": check}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _positive(name: str, v: Any) -> None:
+    check_positive_int(name, v)
+
+
+def _non_negative(name: str, v: Any) -> None:
+    check_positive_int(name, v, minimum=0)
+
+
+def _decay(name: str, v: Any) -> None:
+    check_range(name, v, 0.0, ALPHA_MAX, hi_open=False)
+
+
+def _positive_number(name: str, v: Any) -> None:
+    check_range(name, v, 0.0, math.inf, lo_open=True)
+
+
+def _fraction(name: str, v: Any) -> None:
+    check_range(name, v, 0.0, 1.0, lo_open=True, hi_open=False)
+
+
+def _open_fraction(name: str, v: Any) -> None:
+    check_range(name, v, 0.0, 1.0, lo_open=True, hi_open=True)
+
+
+def _optional(check: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
+    return lambda name, v: None if v is None else check(name, v)
+
+
+def _schedule(name: str, v: Any) -> None:
+    UpdateSchedule(v)  # validates the spec; raises naming "schedule"
+
+
+def _hidden(name: str, v: Any) -> None:
+    for h in v:
+        check_positive_int("hidden layer size", h)
+
+
+@dataclass
+class TrainConfig:
+    """Every option of ``solsa train``; the defaults are the main job (SOLSA on JapaneseVowels).
+
+    The training defaults (one α, β per *input channel*, batch 16, lr 2e-3) were chosen on
+    JapaneseVowels' validation split (mean over seeds 0-2; see README). :class:`~solsa.LIFLayer`'s
+    own default stays one α, β per layer, as in the paper.
+    """
+
+    # run
+    task: str = _opt("uea:JapaneseVowels", "task", "task spec, see `solsa tasks`")
+    rule: str = _opt("solsa", "run", "learning rule, see `solsa rules`", check=lambda n, v: get_rule(v))
+    model: str = _opt("full", "model", "full: the SOLSA model; paper: the neuron model of the rule's own paper",
+                      choices=MODELS)
+    epochs: int = _opt(60, "run", "training epochs", check=_positive)
+    seed: int = _opt(0, "run", "seeds the initial weights, the validation split and the batch order",
+                     check=_non_negative)
+    batch_size: int = _opt(16, "optimizer", "sequences per batch", check=_positive)
+    lr: float = _opt(2e-3, "optimizer", "learning rate", check=_positive_number)
+    optimizer: str = _opt("adam", "optimizer", "torch.optim optimizer (sgd uses momentum 0.9)", choices=OPTIMIZERS)
+    hidden: tuple[int, ...] = _opt((100, 100), "model", "hidden layer sizes, e.g. 100,100 ('' for none)",
+                                   check=_hidden)
+    readout: str = _opt("leaky", "readout", "leaky: non-spiking integrator scored by per-step cross-entropy; "
+                        "spike: spiking layer scored by spike-MSE", choices=READOUTS)
+    loss: str | None = _opt(None, "readout", "per-step loss (default: mse for the spiking readout, ce for the leaky)",
+                            choices=(None, *LOSSES))
+    readout_lam: float = _opt(0.0, "readout", "membrane decay of the leaky readout", check=_decay)
+    readout_alpha: float | None = _opt(None, "readout", "initial α of the output layer (default: alpha)",
+                                       check=_optional(_decay))
+    alpha: float = _opt(0.0, "neuron", "initial synaptic decay α", check=_decay)
+    beta: float = _opt(1.0, "neuron", "initial synaptic gain β",
+                       check=lambda n, v: check_range(n, v, BETA_MIN, math.inf))
+    lam: float = _opt(0.5, "neuron", "membrane decay λ", check=_decay)
+    learn_alpha: bool = _opt(True, "neuron", "learn α (the adaptive synapse filter)")
+    learn_beta: bool = _opt(True, "neuron", "learn β")
+    learn_lam: bool = _opt(False, "neuron", "learn λ")
+    filter_granularity: str = _opt("channel", "neuron", "one α, β per layer or per input channel",
+                                   choices=FILTER_GRANULARITIES)
+    lam_granularity: str = _opt("layer", "neuron", "one λ per layer or per neuron", choices=LAM_GRANULARITIES)
+    reset: str = _opt("subtract", "neuron", "reset after a spike", choices=RESET_MODES)
+    surrogate: str = _opt("gaussian", "neuron", "surrogate derivative of the spike", choices=lambda: tuple(SURROGATES))
+    width: float | None = _opt(None, "neuron", "surrogate width (default: the surrogate's)",
+                               check=_optional(_positive_number))
+    threshold: float = _opt(1.0, "neuron", "firing threshold θ", check=_positive_number)
+    weight_scale: float = _opt(1.0, "neuron", "initial weight scale (std = scale / sqrt(N_in))", check=_positive_number)
+    schedule: str = _opt("end", "enhancements", "weight-update schedule: end, every:K or search:K", check=_schedule)
+    search_period: int = _opt(5, "enhancements", "epochs between additions of a search:K point", check=_positive)
+    early_stop: bool = _opt(False, "enhancements", "skip the rest of confidently-right sequences")
+    early_stop_rho: float = _opt(0.9, "enhancements", "fraction of the batch that must be confidently right",
+                                 check=_fraction)
+    early_stop_p: float = _opt(0.9, "enhancements", "class probability that counts as confident", check=_fraction)
+    early_stop_h: int = _opt(2, "enhancements", "confident checks before the rest of a sequence is skipped",
+                             check=_positive)
+    early_stop_warmup: int = _opt(5, "enhancements", "epochs before early stop is allowed", check=_non_negative)
+    encoder: str | None = _opt(None, "task", "input encoder, see `solsa tasks` (default: the task's)")
+    task_options: dict[str, Any] = _opt(None, "task", "options passed to the task loader, e.g. steps=30",
+                                        factory=dict)
+    val_fraction: float = _opt(0.2, "task", "fraction of the training set held out for validation",
+                               check=_open_fraction)
+    device: str = _opt("cpu", "run", "torch device, e.g. cpu or cuda")
+    # 1 by default: at these sizes per-op overhead dominates, and on a shared 2-core machine extra
+    # threads made small ops (log_softmax) ~1000x slower (docs/benchmarks.md)
+    threads: int | None = _opt(1, "run", "torch CPU threads", check=_optional(_positive))
+    backend: str = _opt("auto", "run", "implementation of the rule: auto picks the fastest available "
+                        "(SOLSA: its fused C++ step)", choices=BACKENDS)
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(self.hidden)
+        for f in option_fields():
+            value = getattr(self, f.name)
+            if f.metadata["choices"] is not None:
+                check_choice(f.name, value, _choices(f))
+            if f.metadata["check"] is not None:
+                f.metadata["check"](f.name, value)
+            if _base_type(f) is bool and not isinstance(value, bool):
+                raise OptionError(f.name, f"{f.name} must be true or false, got {value!r}")
+        if not isinstance(self.task_options, dict):
+            raise OptionError("task_options", f"task_options must be a table of KEY = VALUE, got {self.task_options!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Build from a dict (config file, ``metrics.json``); keys may use - or _; unknown keys are refused."""
+        data = {str(k).replace("-", "_"): v for k, v in data.items()}
+        names = {f.name for f in option_fields()}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown}; valid options: {sorted(names)}")
+        if isinstance(data.get("hidden"), str):
+            data["hidden"] = parse_hidden(data["hidden"])
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with ``changes`` applied (and validated)."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+    @property
+    def loss_name(self) -> str:
+        return self.loss or ("mse" if self.readout == "spike" else "ce")
+
+
+def option_fields() -> tuple[dataclasses.Field, ...]:
+    """The options, in declaration order (each field's metadata: group, help, choices, check)."""
+    return dataclasses.fields(TrainConfig)
+
+
+def _choices(f: dataclasses.Field) -> tuple:
+    choices = f.metadata["choices"]
+    return tuple(choices()) if callable(choices) else tuple(choices)
+
+
+def _base_type(f: dataclasses.Field) -> type:
+    """The option's value type: ``int``, ``float``, ``str``, ``bool``, ``tuple`` or ``dict``."""
+    text = str(f.type).replace(" ", "")
+    for name, kind in (("bool", bool), ("int|None", int), ("float", float), ("tuple", tuple), ("dict", dict),
+                       ("int", int), ("str", str)):
+        if text.startswith(name):
+            return kind
+    raise TypeError(f"option {f.name}: unsupported type {f.type}")
+
+
+def option_choices(f: dataclasses.Field) -> tuple | None:
+    """The valid values of option ``f`` (None: any value its check accepts)."""
+    return _choices(f) if f.metadata["choices"] is not None else None
+
+
+def option_type(f: dataclasses.Field) -> type:
+    return _base_type(f)
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """``"100,100"`` -> ``(100, 100)``; ``""`` -> no hidden layer."""
+    try:
+        return tuple(int(h) for h in text.split(",") if h.strip())
+    except ValueError:
+        raise OptionError("hidden", f"hidden must be comma-separated layer sizes like '100,100', got {text!r}") from None

@@ -1,0 +1,61 @@
+"""Build a network, a rule and an optimizer from a :class:`~solsa.config.TrainConfig`.
+
+Training, ``compare``, the stream command and the benchmarks all build through
+these three functions, so a run and a benchmark of the same options train the
+same model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+from .config import OPTIMIZERS, TrainConfig
+from .layers import SNN
+from .learner import Learner
+from .rules import LearningRule, get_rule
+from .validation import check_choice
+
+__all__ = ["network_options", "build_network", "build_rule", "make_optimizer", "build_learner"]
+
+
+def network_options(cfg: TrainConfig) -> dict[str, Any]:
+    """The :class:`~solsa.LIFLayer` options of a run, with the rule's model (paper or ablation) applied."""
+    opts = dict(
+        alpha=cfg.alpha, beta=cfg.beta, lam=cfg.lam, learn_alpha=cfg.learn_alpha, learn_beta=cfg.learn_beta,
+        learn_lam=cfg.learn_lam, filter_granularity=cfg.filter_granularity, lam_granularity=cfg.lam_granularity,
+        reset=cfg.reset, surrogate=cfg.surrogate, width=cfg.width, threshold=cfg.threshold,
+        weight_scale=cfg.weight_scale,
+    )
+    opts.update(get_rule(cfg.rule).model_options(cfg.model))
+    return opts
+
+
+def build_network(cfg: TrainConfig, n_inputs: int, n_outputs: int) -> SNN:
+    """The run's :class:`~solsa.SNN` (on the CPU, float32; move it with ``.to``)."""
+    return SNN(n_inputs, cfg.hidden, n_outputs, readout=cfg.readout, readout_lam=cfg.readout_lam,
+               readout_alpha=cfg.readout_alpha, **network_options(cfg))
+
+
+def build_rule(cfg: TrainConfig, net: SNN) -> LearningRule:
+    """The run's rule on ``net`` (its loss and backend from ``cfg``)."""
+    return get_rule(cfg.rule).build(net, cfg.loss_name, backend=cfg.backend)
+
+
+def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """A ``torch.optim`` optimizer by name (one of :data:`~solsa.config.OPTIMIZERS`)."""
+    check_choice("optimizer", name, OPTIMIZERS)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+
+def build_learner(cfg: TrainConfig, net: SNN) -> Learner:
+    """``Learner(rule, optimizer)`` for ``net`` under ``cfg`` (the optimizer over its learnable parameters)."""
+    rule = build_rule(cfg, net)
+    return Learner(rule, make_optimizer(cfg.optimizer, [p for p in net.parameters() if p.requires_grad], cfg.lr))

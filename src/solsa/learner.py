@@ -1,0 +1,107 @@
+"""The one learner loop: a rule, its optimizer, and the update step every caller shares.
+
+Training (:mod:`solsa.training`), the stream facade (:mod:`solsa.stream`), the
+benchmarks and :meth:`LearningRule.sequence` all run sequences through
+:meth:`Learner.sequence` and apply updates through :meth:`Learner.update`::
+
+    learner = Learner(rule, optimizer)
+    run = learner.sequence(x, y, mask, points={T - 1})   # forward in time, update at the points
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Collection, NamedTuple
+
+import torch
+
+from .early_stop import EarlyStop
+from .rules.base import LearningRule, sequence_weights, target_at
+
+__all__ = ["Learner", "SequenceRun"]
+
+
+class SequenceRun(NamedTuple):
+    outputs: torch.Tensor | None  # [steps, B, C] (None when not kept)
+    loss: torch.Tensor  # scalar: the summed per-step losses of the steps processed
+    steps: int  # time steps processed (< T when stopped early)
+    updates: int  # updates applied
+    state_bytes: int  # the rule's train-state bytes at its largest (measured at the update points)
+
+
+class Learner:
+    """A rule and the optimizer that applies its gradients.
+
+    Args:
+        rule: any :class:`~solsa.rules.LearningRule`.
+        optimizer: a ``torch.optim`` optimizer over the rule's network; None only accumulates ``.grad``
+            (``update`` then just flushes).
+    """
+
+    def __init__(self, rule: LearningRule, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.rule = rule
+        self.optimizer = optimizer
+
+    def update(self) -> None:
+        """Flush the rule's gradient into ``.grad`` and :meth:`apply` it."""
+        self.rule.flush()
+        self.apply()
+
+    def apply(self) -> None:
+        """With an optimizer: step, zero the gradients, clamp the filters into their valid ranges."""
+        if self.optimizer is not None:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.rule.net.clamp_()
+
+    def sequence(
+        self,
+        x: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        points: Collection[int] | None = None,
+        early_stop: EarlyStop | None = None,
+        on_magnitude: Callable[[int, int, float], None] | None = None,
+        on_step: Callable[[int], None] | None = None,
+        keep_outputs: bool = True,
+    ) -> SequenceRun:
+        """Train on one batch ``x`` ``[T, B, N]``, updating after the steps in ``points`` (default: the last).
+
+        Args:
+            target: labels ``[B]`` or per-step targets ``[T, B]`` / ``[T, B, C]``.
+            mask: ``[T, B]`` valid steps (default all); sets each sample's per-step loss weight.
+            early_stop: checked at update points before the last step; once the batch was confidently
+                right at ``h`` checks, the rest of the sequence is skipped (needs ``keep_outputs``).
+            on_magnitude: ``(T, t, Σ|∂ℓ_t/∂W|)`` after each step (the ``search`` schedule's record).
+            on_step: ``(t)`` after each step (benchmarks time the steps with it).
+            keep_outputs: keep the outputs ``[T, B, C]`` (off: memory measurements).
+        """
+        rule = self.rule
+        T, B = x.shape[:2]
+        if mask is None:
+            mask = x.new_ones(T, B)
+        if early_stop is not None and not keep_outputs:
+            raise ValueError("early_stop needs the outputs: keep_outputs must be True")
+        points = {T - 1} if points is None else points
+        weights = sequence_weights(mask.to(x.dtype))
+        rule.reset(B)
+        outputs: list[torch.Tensor] = []
+        total, hits, updates, state_bytes, t = x.new_zeros(()), 0, 0, 0, -1
+        for t in range(T):
+            res = rule.step(x[t], target_at(target, t), weights[t], magnitude=on_magnitude is not None)
+            total = total + res.loss
+            if keep_outputs:
+                outputs.append(res.output)
+            if on_magnitude is not None:
+                on_magnitude(T, t, res.magnitude)
+            if on_step is not None:
+                on_step(t)
+            if t in points:
+                state_bytes = max(state_bytes, rule.train_state_bytes())
+                self.update()
+                updates += 1
+                if early_stop is not None and t < T - 1:
+                    hits += early_stop.check(rule.net, torch.stack(outputs), mask[: t + 1], target)
+                    if hits >= early_stop.h:
+                        break
+        return SequenceRun(torch.stack(outputs) if keep_outputs else None, total, t + 1, updates, state_bytes)
