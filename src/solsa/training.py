@@ -86,7 +86,7 @@ def _train(cfg: TrainConfig, out_dir: Path | None, progress: bool, task: Task | 
                          "does not report per step; use 'end' or 'every:K'")
     rule.reset(min(cfg.batch_size, len(task.train)))  # settles the backend before the first batch
     if rule.fallback_reason:
-        log(f"solsa: rule {cfg.rule!r} runs on its {rule.active_backend} backend ({rule.fallback_reason})")
+        log(f"solsa: rule {cfg.rule!r} falls back to its {rule.active_backend} backend (slower): {rule.fallback_reason}")
     early = EarlyStop(cfg.early_stop_rho, cfg.early_stop_p, cfg.early_stop_h) if cfg.early_stop else None
     gen = torch.Generator().manual_seed(cfg.seed)
     n_batches = math.ceil(len(task.train) / cfg.batch_size)
