@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from solsa import SNN
+from solsa.functional import RESET_MODES
+from solsa.layers import FILTER_GRANULARITIES
 from solsa.gradcheck import compare_gradients, gradcheck, rule_gradients
 from solsa.rules import BPTT, SOLSA
 
@@ -21,8 +23,8 @@ def single_layer(reset, granularity, readout="spike", surrogate="gaussian", T=60
     return net, x, y
 
 
-@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
-@pytest.mark.parametrize("granularity", ["layer", "channel"])
+@pytest.mark.parametrize("reset", RESET_MODES)
+@pytest.mark.parametrize("granularity", FILTER_GRANULARITIES)
 def test_single_layer_solsa_equals_bptt(reset, granularity):
     net, x, y = single_layer(reset, granularity)
     with torch.no_grad():
@@ -42,7 +44,7 @@ def test_single_layer_exact_for_each_surrogate(surrogate):
     assert max(rep["max_rel_error"].values()) < 1e-8
 
 
-@pytest.mark.parametrize("granularity", ["layer", "channel"])
+@pytest.mark.parametrize("granularity", FILTER_GRANULARITIES)
 def test_single_leaky_readout_with_cross_entropy_is_exact(granularity):
     net, x, y = single_layer("subtract", granularity, readout="leaky")
     rep = compare_gradients(rule_gradients(net, SOLSA, x, y, "ce"), rule_gradients(net, BPTT, x, y, "ce"))

@@ -9,6 +9,10 @@ import itertools
 import pytest
 import torch
 
+from solsa.functional import RESET_MODES
+from solsa.layers import FILTER_GRANULARITIES
+from solsa.surrogate import SURROGATES
+
 from solsa import SNN
 from solsa.fast import fused_available, fused_unavailable_reason
 from solsa.losses import Loss, SpikeMSE
@@ -87,7 +91,7 @@ def data(T=25, B=3, seed=1):
     return torch.randn(T, B, 6, generator=g, dtype=D), torch.randint(0, 4, (B,), generator=g)
 
 
-CONFIGS = list(itertools.product(["subtract", "zero", "none"], ["layer", "channel"], [True, False]))
+CONFIGS = list(itertools.product(RESET_MODES, FILTER_GRANULARITIES, [True, False]))
 
 
 @needs_kernel
@@ -103,8 +107,8 @@ def test_fused_equals_reference_spiking(reset, gran, learn):
 
 
 @needs_kernel
-@pytest.mark.parametrize("gran", ["layer", "channel"])
-@pytest.mark.parametrize("surrogate", ["gaussian", "fast_sigmoid", "atan", "triangle"])
+@pytest.mark.parametrize("gran", FILTER_GRANULARITIES)
+@pytest.mark.parametrize("surrogate", list(SURROGATES))
 def test_fused_equals_reference_leaky_readout_ce(gran, surrogate):
     net = make_net("subtract", gran, readout="leaky", surrogate=surrogate, lam_gran="neuron")
     compare(net, *data(), loss="ce", flush_at=(4, 17))

@@ -1,8 +1,11 @@
 """The single-step dynamics of a LIF layer with exponentially decayed synapses (SOLSA.md §1).
 
-This is the only place the neuron equations are written. Every learning rule
-calls :func:`lif_step`: BPTT with autograd on, the online rules under
-``torch.no_grad()``, so the rules cannot drift apart.
+This is the only place the neuron equations are written in Python. Every
+learning rule calls :func:`lif_step`: BPTT with autograd on, the online rules
+under ``torch.no_grad()``, so the rules cannot drift apart. The fused C++ step
+(``solsa/fast/kernel.cpp``) writes them a second time, for speed;
+``tests/test_fast_path.py`` holds it equal to this function (through SOLSA's
+reference path) for every reset mode, surrogate, granularity and readout.
 
     F[t] = α ⊙ F[t-1] + β ⊙ x[t]                  synaptic filter
     I[t] = F[t] Wᵀ + b                            synaptic current
