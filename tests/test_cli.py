@@ -2,23 +2,10 @@
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from solsa.cli import main
-
-
-@pytest.fixture
-def npz_task(tmp_path):
-    rng = np.random.default_rng(0)
-    n, T, C = 60, 10, 4
-    y = np.arange(n) % 2
-    X = rng.normal(size=(n, T, C)).astype(np.float32)
-    X[y == 1, :5, 0] += 2.0  # class 1: channel 0 high early
-    path = tmp_path / "toy.npz"
-    np.savez(path, X=X, y=y)
-    return f"npz:{path}"
 
 
 FAST = ["--hidden", "8", "--epochs", "2", "--batch-size", "8", "--quiet"]

@@ -70,17 +70,27 @@ def _add_train(sub) -> None:
     add_config_options(p)
     p.add_argument("--out", help="output folder (default runs/TASK_RULE_seedN)")
     p.add_argument("--force", action="store_true", help="overwrite an existing run in --out")
+    p.add_argument("--resume", metavar="DIR", help="continue the unfinished run in DIR with its own settings "
+                   "(to the same result as an uninterrupted run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args) -> int:
+    from .cli_options import given_options
     from .runs import default_out_dir
-    from .training import train
+    from .training import resume, train
 
-    cfg, _ = resolve_config(args)
-    out = args.out or default_out_dir(cfg)
-    m = train(cfg, out, force=args.force, progress=not args.quiet)
+    if args.resume:
+        extra = sorted(given_options(args)) + (["config"] if args.config else []) + (["out"] if args.out else [])
+        if extra:
+            raise ValueError(f"--resume continues a run with its own settings; drop {', '.join(map(flag, extra))}")
+        out = args.resume
+        m = resume(out, progress=not args.quiet)
+    else:
+        cfg, _ = resolve_config(args)
+        out = args.out or default_out_dir(cfg)
+        m = train(cfg, out, force=args.force, progress=not args.quiet)
     print(f"{m['rule']} on {m['task']} (seed {m['seed']}, {m['epochs']} epochs, {m['wall_seconds']:.1f} s)")
     print(f"  chosen epoch {m['best_epoch']} (on validation): train {m['train_accuracy']:.4f}  "
           f"val {m['val_accuracy']:.4f}  test {m['test_accuracy']:.4f}  (best test {m['best_test_accuracy']:.4f})")
@@ -221,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         print(f"solsa {args.command}: error: {error_message(err)}", file=sys.stderr)
         return 2
 

@@ -21,9 +21,9 @@ from typing import Any, Callable
 from .config import TrainConfig
 from .factories import build_network, build_rule
 from .io import atomic_write, write_csv, write_json
-from .runs import finished_run
+from .runs import finished_run, unfinished_config
 from .training import train
-from .validation import OptionError, check_choice
+from .validation import OptionError, check_choice, check_device
 
 __all__ = ["SUITES", "BASELINES", "COMPARE_DEFAULTS", "check_rules", "plan_tasks", "compare", "summarize"]
 
@@ -81,9 +81,15 @@ def _run_dir(out: Path, task: str, rule: str, tag: str) -> Path:
 
 
 def _load_or_train(cfg: TrainConfig, run_dir: Path, log) -> dict[str, Any]:
-    """A finished run is reused only if it was trained with exactly this config."""
+    """A finished run is reused only if it was trained with exactly this config; an unfinished one
+    (killed mid-way) is resumed if it was, and started again otherwise."""
     metrics = finished_run(cfg, run_dir)
-    return metrics if metrics is not None else train(cfg, run_dir, force=True, progress=False, log=log)
+    if metrics is not None:
+        return metrics
+    unfinished = unfinished_config(run_dir)
+    if unfinished is not None and unfinished == cfg.to_dict():
+        return train(cfg, run_dir, resume=True, progress=False, log=log)
+    return train(cfg, run_dir, force=True, progress=False, log=log)
 
 
 def _search_grid(search: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -115,6 +121,7 @@ def compare(
 
     if not seeds:
         raise OptionError("seeds", "seeds must be at least 1")
+    check_device(base.device)
     out = Path(out)
     tasks = tasks or plan_tasks(base, suite, given)
     seen_notices: set[str] = set()

@@ -21,12 +21,13 @@ from .rules import get_rule
 from .rules.solsa import BACKENDS
 from .schedule import UpdateSchedule
 from .surrogate import SURROGATES
-from .validation import OptionError, check_choice, check_positive_int, check_range
+from .validation import OptionError, check_choice, check_device, check_positive_int, check_range
 
-__all__ = ["TrainConfig", "GROUPS", "OPTIMIZERS", "MODELS", "option_fields", "parse_hidden"]
+__all__ = ["TrainConfig", "GROUPS", "OPTIMIZERS", "MODELS", "DTYPES", "option_fields", "parse_hidden"]
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd", "adamw")
 MODELS = ("full", "paper")
+DTYPES = ("float32", "float64")
 GROUPS = ("run", "task", "model", "neuron", "readout", "optimizer", "enhancements")
 
 
@@ -136,7 +137,8 @@ class TrainConfig:
                                         factory=dict)
     val_fraction: float = _opt(0.2, "task", "fraction of the training set held out for validation",
                                check=_open_fraction)
-    device: str = _opt("cpu", "run", "torch device, e.g. cpu or cuda")
+    device: str = _opt("cpu", "run", "torch device, e.g. cpu or cuda", check=lambda n, v: check_device(v, n, here=False))
+    dtype: str = _opt("float32", "run", "floating-point precision of the network and data", choices=DTYPES)
     # 1 by default: at these sizes per-op overhead dominates, and on a shared 2-core machine extra
     # threads made small ops (log_softmax) ~1000x slower (docs/benchmarks.md)
     threads: int | None = _opt(1, "run", "torch CPU threads", check=_optional(_positive))

@@ -8,7 +8,7 @@ no trace updates).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -41,6 +41,27 @@ class EarlyStop(NamedTuple):
     p: float = 0.9
     h: int = 2
 
-    def check(self, net: SNN, outputs: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> bool:
-        """Whether the outputs so far ``[t, B, C]`` (valid steps ``mask[:t]``) are confidently right."""
-        return confidently_right(class_probabilities(net, outputs, mask), y, self.rho, self.p)
+    def check(
+        self,
+        net: SNN,
+        outputs: torch.Tensor,
+        mask: torch.Tensor,
+        y: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        reduce: Callable[[list[float]], list[float]] | None = None,
+    ) -> bool:
+        """Whether the outputs so far ``[t, B, C]`` (valid steps ``mask[:t]``) are confidently right.
+
+        ``valid`` ``[B]`` leaves padding samples out; ``reduce`` sums the counts over the processes of a
+        data-parallel run, so that every process takes the same decision.
+        """
+        if valid is None and reduce is None:
+            return confidently_right(class_probabilities(net, outputs, mask), y, self.rho, self.p)
+        best, pred = class_probabilities(net, outputs, mask).max(-1)
+        ok = (pred == y) & (best >= self.p)
+        if valid is not None:
+            ok = ok & valid
+        counts = [float(ok.sum()), float(len(y) if valid is None else valid.sum())]
+        if reduce is not None:
+            counts = reduce(counts)
+        return counts[0] / max(counts[1], 1.0) >= self.rho

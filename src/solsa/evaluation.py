@@ -14,6 +14,7 @@ from .layers import SNN
 from .losses import make_loss
 from .rules import sequence_weights, target_at
 from .tasks import Split, iterate_batches, load_task, van_rossum_distance
+from .validation import check_device
 
 __all__ = ["evaluate", "evaluate_checkpoint", "load_task_of"]
 
@@ -32,11 +33,12 @@ def evaluate(net: SNN, split: Split, loss_name: str, batch_size: int = 256, devi
     loss = make_loss(loss_name)
     correct, total_loss, n, vr_sum = 0, 0.0, 0, 0.0
     protos = _prototypes(split) if split.target is not None else None
+    dtype = net.layers[0].weight.dtype
     for batch in iterate_batches(split, batch_size):
-        x, y, mask = batch.x.to(device), batch.y.to(device), batch.mask.to(device)
+        x, y, mask = batch.x.to(device, dtype), batch.y.to(device), batch.mask.to(device, dtype)
         out = net(x)
         w = sequence_weights(mask)
-        tgt = batch.target.to(device) if batch.target is not None else y
+        tgt = batch.target.to(device, dtype) if batch.target is not None else y
         for t in range(out.shape[0]):
             total_loss += loss(out[t], target_at(tgt, t), w[t]).item() * len(y)
         if protos is None:
@@ -63,6 +65,7 @@ def load_task_of(cfg: TrainConfig, spec: str | None = None):
 
 def evaluate_checkpoint(path: str | Path, task_spec: str | None = None, device: str = "cpu") -> dict[str, Any]:
     """Rebuild the network of a checkpoint and evaluate it on the test split of its task (or ``task_spec``)."""
+    check_device(device)
     ckpt = load_checkpoint(path)
     cfg = TrainConfig.from_dict(ckpt["config"]["train"])
     spec = task_spec or cfg.task

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 import torch
 
 from .config import OPTIMIZERS, TrainConfig
+from .distributed import DataParallel
 from .layers import SNN
 from .learner import Learner
 from .rules import LearningRule, get_rule
@@ -33,9 +34,9 @@ def network_options(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def build_network(cfg: TrainConfig, n_inputs: int, n_outputs: int) -> SNN:
-    """The run's :class:`~solsa.SNN` (on the CPU, float32; move it with ``.to``)."""
+    """The run's :class:`~solsa.SNN` in ``cfg.dtype``, on the CPU (move it with ``.to(device)``)."""
     return SNN(n_inputs, cfg.hidden, n_outputs, readout=cfg.readout, readout_lam=cfg.readout_lam,
-               readout_alpha=cfg.readout_alpha, **network_options(cfg))
+               readout_alpha=cfg.readout_alpha, dtype=getattr(torch, cfg.dtype), **network_options(cfg))
 
 
 def build_rule(cfg: TrainConfig, net: SNN) -> LearningRule:
@@ -55,7 +56,9 @@ def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float) -
     return torch.optim.SGD(params, lr=lr, momentum=0.9)
 
 
-def build_learner(cfg: TrainConfig, net: SNN) -> Learner:
-    """``Learner(rule, optimizer)`` for ``net`` under ``cfg`` (the optimizer over its learnable parameters)."""
+def build_learner(cfg: TrainConfig, net: SNN, sync: DataParallel | None = None) -> Learner:
+    """``Learner(rule, optimizer)`` for ``net`` under ``cfg`` (the optimizer over its learnable parameters);
+    ``sync`` makes it one process of a data-parallel run."""
     rule = build_rule(cfg, net)
-    return Learner(rule, make_optimizer(cfg.optimizer, [p for p in net.parameters() if p.requires_grad], cfg.lr))
+    params = [p for p in net.parameters() if p.requires_grad]
+    return Learner(rule, make_optimizer(cfg.optimizer, params, cfg.lr), sync)

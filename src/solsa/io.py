@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import sys
 import tempfile
@@ -13,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["atomic_write", "write_json", "write_csv", "save_checkpoint", "load_checkpoint", "load_config_file"]
+__all__ = ["atomic_write", "strict_json", "write_json", "write_csv", "save_checkpoint", "load_checkpoint", "load_config_file"]
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w") -> None:
@@ -35,8 +36,21 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w"
         raise
 
 
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None (JSON has no NaN; strict parsers refuse it)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write(path, lambda f: json.dump(obj, f, indent=2, sort_keys=False, default=str))
+    """Write strict JSON atomically: NaN and infinities become null."""
+    atomic_write(path, lambda f: json.dump(strict_json(obj), f, indent=2, sort_keys=False, default=str,
+                                           allow_nan=False))
 
 
 def write_csv(path: str | Path, rows: list[dict]) -> None:

@@ -14,6 +14,7 @@ from typing import Callable, Collection, NamedTuple
 
 import torch
 
+from .distributed import DataParallel
 from .early_stop import EarlyStop
 from .rules.base import LearningRule, sequence_weights, target_at
 
@@ -37,13 +38,18 @@ class Learner:
             (``update`` then just flushes).
     """
 
-    def __init__(self, rule: LearningRule, optimizer: torch.optim.Optimizer | None = None) -> None:
+    def __init__(
+        self, rule: LearningRule, optimizer: torch.optim.Optimizer | None = None, sync: DataParallel | None = None
+    ) -> None:
         self.rule = rule
         self.optimizer = optimizer
+        self.sync = sync or DataParallel()
 
     def update(self) -> None:
-        """Flush the rule's gradient into ``.grad`` and :meth:`apply` it."""
+        """Flush the rule's gradient into ``.grad`` (summed over the processes of a data-parallel run) and
+        :meth:`apply` it."""
         self.rule.flush()
+        self.sync.all_reduce_grads(self.rule.net.parameters())
         self.apply()
 
     def apply(self) -> None:
@@ -64,6 +70,8 @@ class Learner:
         on_magnitude: Callable[[int, int, float], None] | None = None,
         on_step: Callable[[int], None] | None = None,
         keep_outputs: bool = True,
+        weights: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
     ) -> SequenceRun:
         """Train on one batch ``x`` ``[T, B, N]``, updating after the steps in ``points`` (default: the last).
 
@@ -75,6 +83,9 @@ class Learner:
             on_magnitude: ``(T, t, Σ|∂ℓ_t/∂W|)`` after each step (the ``search`` schedule's record).
             on_step: ``(t)`` after each step (benchmarks time the steps with it).
             keep_outputs: keep the outputs ``[T, B, C]`` (off: memory measurements).
+            weights: per-step sample weights ``[T, B]`` (default: from ``mask``, see
+                :func:`~solsa.rules.sequence_weights`); a data-parallel shard passes the global batch's.
+            valid: ``[B]`` samples that count for early stop (a shard's padding does not).
         """
         rule = self.rule
         T, B = x.shape[:2]
@@ -83,7 +94,8 @@ class Learner:
         if early_stop is not None and not keep_outputs:
             raise ValueError("early_stop needs the outputs: keep_outputs must be True")
         points = {T - 1} if points is None else points
-        weights = sequence_weights(mask.to(x.dtype))
+        weights = sequence_weights(mask.to(x.dtype)) if weights is None else weights.to(x.dtype)
+        reduce = self.sync.sum if self.sync.active else None
         rule.reset(B)
         outputs: list[torch.Tensor] = []
         total, hits, updates, state_bytes, t = x.new_zeros(()), 0, 0, 0, -1
@@ -101,7 +113,7 @@ class Learner:
                 self.update()
                 updates += 1
                 if early_stop is not None and t < T - 1:
-                    hits += early_stop.check(rule.net, torch.stack(outputs), mask[: t + 1], target)
+                    hits += early_stop.check(rule.net, torch.stack(outputs), mask[: t + 1], target, valid, reduce)
                     if hits >= early_stop.h:
                         break
         return SequenceRun(torch.stack(outputs) if keep_outputs else None, total, t + 1, updates, state_bytes)

@@ -16,17 +16,18 @@ class Progress:
     line is printed per epoch instead.
     """
 
-    def __init__(self, epochs: int, batches: int, enabled: bool, desc: str, stream: TextIO | None = None) -> None:
+    def __init__(self, epochs: int, batches: int, enabled: bool, desc: str, stream: TextIO | None = None,
+                 start_epoch: int = 0) -> None:
         self.epochs, self.batches, self.desc = epochs, batches, desc
         self.stream = stream or sys.stderr
         self.enabled = enabled
-        self.done = 0
+        self.done = start_epoch * batches  # a resumed run starts after its finished epochs
         self.bar = None
         if enabled and _is_terminal(self.stream):
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=epochs * batches, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
-                            file=self.stream)
+            self.bar = tqdm(total=epochs * batches, initial=self.done, desc=desc, unit="batch", leave=False,
+                            dynamic_ncols=True, file=self.stream)
 
     def batch(self, epoch: int, epoch_loss: float, accuracy: float | None) -> None:
         """One batch of ``epoch`` done: ``epoch_loss`` summed so far, running training accuracy."""

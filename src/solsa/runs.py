@@ -1,32 +1,103 @@
-"""Run folders: where a run goes, what it writes, and whether a finished run can be reused.
+"""Run folders: where a run goes, what it writes, its lock, its resume state, and reuse of finished runs.
 
-A run folder holds ``metrics.json``, ``history.csv``, ``checkpoint.pt`` and
-``report.png``, each written atomically (:mod:`solsa.io`).
+A finished run folder holds ``metrics.json``, ``history.csv``, ``checkpoint.pt`` and
+``report.png``, each written atomically (:mod:`solsa.io`). While it trains it also
+holds ``resume.pt`` — everything needed to continue after a crash, rewritten
+atomically after every epoch — and ``.lock``, which one process holds at a time.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .config import TrainConfig
-from .io import save_checkpoint, write_csv, write_json
+from .io import atomic_write, save_checkpoint, write_csv, write_json
 from .layers import SNN
 
-__all__ = ["prepare_out_dir", "default_out_dir", "write_run", "finished_run", "filter_summary"]
+__all__ = ["RunLock", "prepare_out_dir", "default_out_dir", "write_run", "finished_run", "filter_summary",
+           "RESUME_FILE", "save_resume", "load_resume", "unfinished_config"]
+
+RUN_FILES = ("metrics.json", "history.csv", "checkpoint.pt", "report.png")
+RESUME_FILE = "resume.pt"
+LOCK_FILE = ".lock"
 
 
-def prepare_out_dir(out: str | Path, force: bool) -> Path:
-    """Refuse to overwrite an existing run unless ``force``."""
+class RunLock:
+    """An exclusive lock on a run folder (``fcntl.flock`` on ``FOLDER/.lock``), released when the holder
+    exits however it exits — a killed process leaves no stale lock. A second process gets a
+    ``RuntimeError`` naming the folder and the holder's process id."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, as before
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RuntimeError(f"run folder {self.path.parent} is in use by another process ({holder}); "
+                               "wait for it to finish or choose another out folder") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def prepare_out_dir(out: str | Path, force: bool, resume: bool = False) -> tuple[Path, RunLock]:
+    """Create and lock the run folder; refuse to overwrite an existing run unless ``force``.
+
+    Returns the folder and its held :class:`RunLock` (release it when the run ends). With ``resume``
+    the folder must hold a run's ``resume.pt``.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"out folder {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"out folder {out} already holds a run; pass force=True (--force) to overwrite it")
     out.mkdir(parents=True, exist_ok=True)
-    return out
+    lock = RunLock(out).acquire()
+    try:
+        held = [p for p in out.iterdir() if p.name != LOCK_FILE]
+        if resume:
+            if not (out / RESUME_FILE).is_file():
+                done = " (its run is finished)" if (out / "metrics.json").is_file() else ""
+                raise FileNotFoundError(f"{out / RESUME_FILE} does not exist: nothing to resume in {out}{done}")
+        elif held and not force:
+            hint = (f"; it holds an unfinished run: resume it (resume=True, --resume {out})"
+                    if (out / RESUME_FILE).is_file() else "")
+            raise FileExistsError(f"out folder {out} already holds a run; pass force=True (--force) to overwrite "
+                                  f"it{hint}")
+        elif force:
+            for name in RUN_FILES + (RESUME_FILE,):
+                (out / name).unlink(missing_ok=True)
+    except BaseException:
+        lock.release()
+        raise
+    return out, lock
 
 
 def default_out_dir(cfg: TrainConfig) -> Path:
@@ -73,3 +144,33 @@ def finished_run(cfg: TrainConfig, run_dir: Path) -> dict[str, Any] | None:
         raise ValueError(f"{run_dir} holds a finished run with other settings ({', '.join(changed)}); "
                          "resume with the same options or choose a new out folder")
     return metrics
+
+
+def save_resume(out_dir: Path, state: dict[str, Any]) -> None:
+    """Write the resume state atomically (tensors and plain data: loads with ``weights_only=True``)."""
+    buf = io.BytesIO()
+    torch.save({"format": "solsa-resume-1", **state}, buf)
+    atomic_write(Path(out_dir) / RESUME_FILE, lambda f: f.write(buf.getvalue()), mode="wb")
+
+
+def load_resume(out_dir: Path) -> dict[str, Any]:
+    """The resume state of ``out_dir``; a ``ValueError`` naming the file when it is corrupted."""
+    path = Path(out_dir) / RESUME_FILE
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a truncated or foreign file
+        raise ValueError(f"resume file {path} could not be read ({type(err).__name__}: {err}); "
+                         "it is corrupted: start the run again with --force") from err
+    if not isinstance(state, dict) or state.get("format") != "solsa-resume-1":
+        raise ValueError(f"resume file {path} is not a solsa resume state (no 'format': 'solsa-resume-1')")
+    return state
+
+
+def unfinished_config(run_dir: Path) -> dict[str, Any] | None:
+    """The config of the unfinished run in ``run_dir`` (None if there is none, or it cannot be read)."""
+    if not (Path(run_dir) / RESUME_FILE).is_file() or (Path(run_dir) / "metrics.json").is_file():
+        return None
+    try:
+        return load_resume(run_dir)["config"]
+    except ValueError:
+        return None  # corrupted: the run starts again

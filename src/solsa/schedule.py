@@ -64,5 +64,13 @@ class UpdateSchedule:
             self.offsets.append(-max(candidates)[1])
         self._magnitude.clear()
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs: the chosen offsets and the magnitudes recorded since the last addition."""
+        return {"offsets": list(self.offsets), "magnitude": dict(self._magnitude)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.offsets = list(state["offsets"])
+        self._magnitude = defaultdict(float, state["magnitude"])
+
     def to_dict(self) -> dict:
         return {"spec": self.spec, "period": self.period, "offsets_from_end": sorted(self.offsets)}

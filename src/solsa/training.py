@@ -6,8 +6,11 @@
 
 :func:`train` runs a :class:`~solsa.config.TrainConfig`; each batch goes through
 the one learner loop (:class:`~solsa.learner.Learner`); the epoch is chosen on
-validation (:mod:`solsa.evaluation`); given an output folder the run files are
-written by :mod:`solsa.runs`.
+validation (:mod:`solsa.evaluation`). Given an output folder, the run locks it,
+writes its resume state after every epoch and its run files at the end
+(:mod:`solsa.runs`); :func:`resume` continues a killed run to the same result.
+Launched by ``torchrun``, the processes train one run data-parallel
+(:mod:`solsa.distributed`).
 """
 
 from __future__ import annotations
@@ -22,23 +25,23 @@ from typing import Any, Callable
 import torch
 
 from .config import TrainConfig
+from .distributed import DataParallel
 from .early_stop import EarlyStop
 from .evaluation import evaluate, load_task_of
 from .factories import build_learner, build_network
 from .layers import SNN
 from .progress import Progress
-from .runs import filter_summary, prepare_out_dir, write_run
+from .rules import sequence_weights
+from .runs import filter_summary, load_resume, prepare_out_dir, save_resume, write_run
 from .schedule import UpdateSchedule
 from .tasks import Task, iterate_batches
+from .validation import check_device
 
-__all__ = ["train"]
+__all__ = ["train", "resume", "TrainingDiverged"]
 
 
-def _alpha_stats(net: SNN) -> dict[str, float]:
-    a = torch.cat([layer.alpha.detach().flatten() for layer in net.layers])
-    b = torch.cat([layer.beta.detach().flatten() for layer in net.layers])
-    return {"alpha_mean": a.mean().item(), "alpha_min": a.min().item(), "alpha_max": a.max().item(),
-            "beta_mean": b.mean().item()}
+class TrainingDiverged(ValueError):
+    """The loss or a parameter became NaN or infinite; the last good epoch's state is kept."""
 
 
 def _stderr(message: str) -> None:
@@ -50,136 +53,235 @@ def train(
     out: str | Path | None = None,
     *,
     force: bool = False,
+    resume: bool = False,
     progress: bool = True,
     task: Task | None = None,
     log: Callable[[str], None] | None = _stderr,
 ) -> dict[str, Any]:
     """Train one run; returns the metrics dict (also written to ``out/metrics.json`` if ``out``).
 
-    ``log`` receives one-line notices (e.g. that the rule fell back to its reference backend, and why);
-    None silences them.
+    ``out`` is locked while the run trains and gets a resume state after every epoch; ``resume``
+    continues the unfinished run in ``out`` (trained with the same ``cfg``) where it stopped.
+    ``log`` receives one-line notices (e.g. that the rule fell back to its reference backend, and
+    why); None silences them.
     """
-    out_dir = prepare_out_dir(out, force) if out is not None else None
+    sync = DataParallel.from_environment(check_device(cfg.device))
+    lock = None
     threads = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     try:
-        return _train(cfg, out_dir, progress, task, log or (lambda message: None))
+        out_dir = None
+        if out is not None and sync.is_main:  # rank 0 writes; the others train and evaluate alike
+            out_dir, lock = prepare_out_dir(out, force, resume)
+        state = load_resume(Path(out)) if resume else None
+        if state is not None and state["config"] != cfg.to_dict():
+            changed = sorted(k for k, v in cfg.to_dict().items() if state["config"].get(k) != v)
+            raise ValueError(f"{Path(out)} was trained with other settings ({', '.join(changed)}); "
+                             "resume it with its own settings (solsa.training.resume)")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        return _Run(cfg, out_dir, progress, task, log or (lambda message: None), sync).run(state)
     finally:
         torch.set_num_threads(threads)  # leave the caller's setting as it was
+        if lock is not None:
+            lock.release()
+        sync.close()
 
 
-def _train(cfg: TrainConfig, out_dir: Path | None, progress: bool, task: Task | None,
-           log: Callable[[str], None]) -> dict[str, Any]:
-    torch.manual_seed(cfg.seed)
-    if task is None:
-        task = load_task_of(cfg)
-    if task.kind == "generation" and cfg.readout != "spike":
-        raise ValueError(f"task {task.name} generates spike trains: it needs readout 'spike'")
-    device = torch.device(cfg.device)
-    net = build_network(cfg, task.n_inputs, task.n_classes).to(device)
-    learner = build_learner(cfg, net)
-    rule = learner.rule
-    schedule = UpdateSchedule(cfg.schedule, cfg.search_period)
-    if schedule.mode == "search" and not rule.capabilities.step_magnitude:
-        raise ValueError(f"schedule {cfg.schedule!r} ranks steps by their gradient, which rule {cfg.rule!r} "
-                         "does not report per step; use 'end' or 'every:K'")
-    rule.reset(min(cfg.batch_size, len(task.train)))  # settles the backend before the first batch
-    if rule.fallback_reason:
-        log(f"solsa: rule {cfg.rule!r} falls back to its {rule.active_backend} backend (slower): {rule.fallback_reason}")
-    early = EarlyStop(cfg.early_stop_rho, cfg.early_stop_p, cfg.early_stop_h) if cfg.early_stop else None
-    gen = torch.Generator().manual_seed(cfg.seed)
-    n_batches = math.ceil(len(task.train) / cfg.batch_size)
+def resume(out: str | Path, *, progress: bool = True, log: Callable[[str], None] | None = _stderr) -> dict[str, Any]:
+    """Continue the unfinished run in ``out`` with its own settings; returns its metrics."""
+    out = Path(out)
+    if not (out / "resume.pt").is_file():
+        done = " (its run is finished)" if (out / "metrics.json").is_file() else ""
+        raise FileNotFoundError(f"{out / 'resume.pt'} does not exist: nothing to resume in {out}{done}")
+    cfg = TrainConfig.from_dict(load_resume(out)["config"])
+    return train(cfg, out, resume=True, progress=progress, log=log)
 
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    state_bytes, total_updates, steps_done, steps_seen = 0, 0, 0, 0
-    start = time.perf_counter()
-    bar = Progress(cfg.epochs, n_batches, progress, f"{cfg.rule} on {task.name}")
-    for epoch in range(1, cfg.epochs + 1):
+
+class _Run:
+    """One run's state between epochs, so that it can be saved and resumed exactly."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: Path | None, progress: bool, task: Task | None,
+                 log: Callable[[str], None], sync: DataParallel) -> None:
+        self.cfg, self.out_dir, self.sync = cfg, out_dir, sync
+        self.log = log if sync.is_main else (lambda message: None)
+        torch.manual_seed(cfg.seed)
+        self.task = task if task is not None else load_task_of(cfg)
+        if self.task.kind == "generation" and cfg.readout != "spike":
+            raise ValueError(f"task {self.task.name} generates spike trains: it needs readout 'spike'")
+        self.device = torch.device(cfg.device)
+        self.dtype = getattr(torch, cfg.dtype)
+        self.net = build_network(cfg, self.task.n_inputs, self.task.n_classes).to(self.device)
+        self.learner = build_learner(cfg, self.net, sync)
+        self.schedule = UpdateSchedule(cfg.schedule, cfg.search_period)
+        if self.schedule.mode == "search" and not self.learner.rule.capabilities.step_magnitude:
+            raise ValueError(f"schedule {cfg.schedule!r} ranks steps by their gradient, which rule {cfg.rule!r} "
+                             "does not report per step; use 'end' or 'every:K'")
+        self.early = EarlyStop(cfg.early_stop_rho, cfg.early_stop_p, cfg.early_stop_h) if cfg.early_stop else None
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.n_batches = math.ceil(len(self.task.train) / cfg.batch_size)
+        self.progress = progress and sync.is_main
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        self.totals = {"state_bytes": 0, "updates": 0, "steps_done": 0, "steps_seen": 0, "seconds": 0.0}
+
+    # ---- resume state --------------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {"config": self.cfg.to_dict(), "epoch": self.epoch, "net": self.net.state_dict(),
+                "optimizer": self.learner.optimizer.state_dict(), "history": self.history, "best": self.best,
+                "totals": self.totals, "schedule": self.schedule.state_dict(),
+                "rng": {"torch": torch.get_rng_state(), "batches": self.gen.get_state()}}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.epoch, self.history, self.best, self.totals = state["epoch"], state["history"], state["best"], state["totals"]
+        self.net.load_state_dict(state["net"])
+        self.learner.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.gen.set_state(state["rng"]["batches"])
+
+    # ---- the loop ------------------------------------------------------------------------------------------
+
+    def run(self, state: dict[str, Any] | None) -> dict[str, Any]:
+        cfg, rule = self.cfg, self.learner.rule
+        if state is not None:
+            self.load(state)
+        rule.reset(min(cfg.batch_size, len(self.task.train)))  # settles the backend before the first batch
+        if rule.fallback_reason:
+            self.log(f"solsa: rule {cfg.rule!r} falls back to its {rule.active_backend} backend (slower): "
+                     f"{rule.fallback_reason}")
+        bar = Progress(cfg.epochs, self.n_batches, self.progress, f"{cfg.rule} on {self.task.name}",
+                       start_epoch=self.epoch)
+        while self.epoch < cfg.epochs:
+            t0 = time.perf_counter()
+            row = self._epoch(self.epoch + 1, bar)
+            self.totals["seconds"] += time.perf_counter() - t0
+            self.epoch += 1
+            self.history.append(row)
+            bar.epoch(self.epoch, row["loss"], row["val_accuracy"])
+            # model selection on validation only: best accuracy, ties to the lower validation loss
+            key = [row["val_accuracy"], -row["val_loss"]]
+            if self.best is None or key > self.best["key"]:
+                self.best = {"key": key, "row": row, "state": copy.deepcopy(self.net.state_dict())}
+            if self.out_dir is not None:
+                save_resume(self.out_dir, self.state())
+        bar.close()
+        metrics = self._metrics()
+        if self.out_dir is not None:
+            write_run(self.out_dir, self.net, cfg, metrics, self.history, self.task)
+            (self.out_dir / "resume.pt").unlink(missing_ok=True)  # finished: metrics.json says so
+        return metrics
+
+    def _epoch(self, epoch: int, bar: Progress) -> dict[str, Any]:
+        cfg, task, net, sync = self.cfg, self.task, self.net, self.sync
         t0 = time.perf_counter()
         net.train()
-        epoch_loss, epoch_done, epoch_seen, epoch_updates, correct, count = 0.0, 0, 0, 0, 0, 0
-        for batch in iterate_batches(task.train, cfg.batch_size, shuffle=True, generator=gen):
-            x, y, mask = batch.x.to(device), batch.y.to(device), batch.mask.to(device)
-            target = batch.target.to(device) if batch.target is not None else y
-            T, B = x.shape[:2]
-            stopper = early if (epoch > cfg.early_stop_warmup and task.kind != "generation") else None
-            res = learner.sequence(x, target, mask, points=schedule.points(T), early_stop=stopper,
-                                   on_magnitude=schedule.record if schedule.searching else None)
-            epoch_loss += float(res.loss)
-            epoch_updates += res.updates
-            state_bytes = max(state_bytes, res.state_bytes)
-            epoch_done += res.steps
-            epoch_seen += T
+        loss, done, seen, updates, correct, count = 0.0, 0, 0, 0, 0.0, 0.0
+        stopper = self.early if (epoch > cfg.early_stop_warmup and task.kind != "generation") else None
+        searching = self.schedule.searching
+        for b, batch in enumerate(iterate_batches(task.train, cfg.batch_size, shuffle=True, generator=self.gen)):
+            idx, valid = sync.shard(len(batch.y))
+            weights = sequence_weights(batch.mask)[:, idx] * valid
+            x = batch.x[:, idx].to(self.device, self.dtype)
+            y, mask, valid = batch.y[idx].to(self.device), batch.mask[:, idx].to(self.device), valid.to(self.device)
+            target = batch.target[:, idx].to(self.device, self.dtype) if batch.target is not None else y
+            res = self.learner.sequence(x, target, mask, points=self.schedule.points(x.shape[0]), early_stop=stopper,
+                                        on_magnitude=self.schedule.record if searching else None,
+                                        weights=weights.to(self.device), valid=valid if sync.active else None)
+            batch_loss = float(res.loss)
+            self._check_finite(epoch, b + 1, batch_loss)
+            loss += batch_loss
+            updates += res.updates
+            self.totals["state_bytes"] = max(self.totals["state_bytes"], res.state_bytes)
+            done += res.steps
+            seen += x.shape[0]
             if task.kind != "generation":
-                correct += (net.scores(res.outputs, mask[: res.steps]).argmax(-1) == y).sum().item()
-                count += B
-            bar.batch(epoch, epoch_loss, correct / count if count else None)
-        schedule.end_epoch(epoch)
-        total_updates += epoch_updates
-        steps_done += epoch_done
-        steps_seen += epoch_seen
+                right = net.scores(res.outputs, mask[: res.steps]).argmax(-1) == y
+                correct += float((right & valid).sum())
+                count += float(valid.sum())
+            bar.batch(epoch, loss, correct / count if count else None)
+        self.schedule.end_epoch(epoch)
+        loss, correct, count = sync.sum([loss, correct, count])
         train_seconds = time.perf_counter() - t0
+        self.totals["updates"] += updates
+        self.totals["steps_done"] += done
+        self.totals["steps_seen"] += seen
         net.eval()
         ev = {name: evaluate(net, split, cfg.loss_name, device=cfg.device)
               for name, split in (("train", task.train), ("val", task.val), ("test", task.test))}
+        self._check_finite(epoch, None, ev["val"]["loss"])
         row = {
             "epoch": epoch,
-            "loss": epoch_loss / n_batches,
+            "loss": loss / self.n_batches,
             "online_train_accuracy": correct / count if count else float("nan"),
             "train_accuracy": ev["train"]["accuracy"],
             "val_accuracy": ev["val"]["accuracy"],
             "val_loss": ev["val"]["loss"],
             "test_accuracy": ev["test"]["accuracy"],
-            "steps_processed_fraction": epoch_done / epoch_seen,
-            "update_steps": epoch_updates,
+            "steps_processed_fraction": done / seen,
+            "update_steps": updates,
             "epoch_seconds": train_seconds,
             **_alpha_stats(net),
         }
         if "van_rossum" in ev["test"]:
             row["val_van_rossum"] = ev["val"]["van_rossum"]
             row["test_van_rossum"] = ev["test"]["van_rossum"]
-        history.append(row)
-        bar.epoch(epoch, row["loss"], row["val_accuracy"])
-        # model selection on validation only: best accuracy, ties to the lower validation loss
-        key = (row["val_accuracy"], -row["val_loss"])
-        if best is None or key > best["key"]:
-            best = {"key": key, "row": row, "state": copy.deepcopy(net.state_dict())}
-    bar.close()
-    wall = time.perf_counter() - start
+        return row
 
-    chosen = best["row"]
-    net.load_state_dict(best["state"])
-    metrics = {
-        "task": task.name,
-        "rule": cfg.rule,
-        "seed": cfg.seed,
-        "epochs": cfg.epochs,
-        "best_epoch": chosen["epoch"],
-        "train_accuracy": chosen["train_accuracy"],
-        "val_accuracy": chosen["val_accuracy"],
-        "val_loss": chosen["val_loss"],
-        "test_accuracy": chosen["test_accuracy"],
-        "best_test_accuracy": max(r["test_accuracy"] for r in history),
-        "final_test_accuracy": history[-1]["test_accuracy"],
-        "wall_seconds": wall,
-        "seconds_per_epoch": sum(r["epoch_seconds"] for r in history) / len(history),
-        "train_state_bytes": state_bytes,
-        "steps_processed_fraction": steps_done / max(steps_seen, 1),
-        "update_steps": total_updates,
-        "schedule": schedule.to_dict(),
-        "backend": rule.active_backend,
-        "backend_note": rule.fallback_reason,
-        "learned_filters": filter_summary(net),
-        "n_parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
-        "n_inputs": task.n_inputs,
-        "n_classes": task.n_classes,
-        "task_info": task.info,
-        "config": cfg.to_dict(),
-    }
-    if "test_van_rossum" in chosen:
-        metrics["test_van_rossum"] = chosen["test_van_rossum"]
-    if out_dir is not None:
-        write_run(out_dir, net, cfg, metrics, history, task)
-    return metrics
+    def _check_finite(self, epoch: int, batch: int | None, loss: float) -> None:
+        """Stop a diverged run with a clear error; the resume state of the last good epoch stays."""
+        bad = [name for name, p in self.net.named_parameters() if not bool(torch.isfinite(p).all())]
+        if math.isfinite(loss) and not bad:
+            return
+        where = f"epoch {epoch}" + (f", batch {batch}" if batch is not None else " (validation)")
+        what = f"the loss is {loss}" if not math.isfinite(loss) else "the loss is finite"
+        if bad:
+            what += f", parameters {', '.join(bad[:4])} hold NaN or inf"
+        kept = (f"; the last good state (epoch {self.epoch}) is kept in {self.out_dir / 'resume.pt'}"
+                if self.out_dir is not None and self.epoch else "")
+        raise TrainingDiverged(f"training diverged at {where}: {what}{kept}; try a smaller lr "
+                               f"(lr={self.cfg.lr}, optimizer={self.cfg.optimizer})")
+
+    def _metrics(self) -> dict[str, Any]:
+        cfg, task, history, rule = self.cfg, self.task, self.history, self.learner.rule
+        chosen = self.best["row"]
+        self.net.load_state_dict(self.best["state"])
+        metrics = {
+            "task": task.name,
+            "rule": cfg.rule,
+            "seed": cfg.seed,
+            "epochs": cfg.epochs,
+            "best_epoch": chosen["epoch"],
+            "train_accuracy": chosen["train_accuracy"],
+            "val_accuracy": chosen["val_accuracy"],
+            "val_loss": chosen["val_loss"],
+            "test_accuracy": chosen["test_accuracy"],
+            "best_test_accuracy": max(r["test_accuracy"] for r in history),
+            "final_test_accuracy": history[-1]["test_accuracy"],
+            "wall_seconds": self.totals["seconds"],
+            "seconds_per_epoch": sum(r["epoch_seconds"] for r in history) / len(history),
+            "train_state_bytes": self.totals["state_bytes"],
+            "steps_processed_fraction": self.totals["steps_done"] / max(self.totals["steps_seen"], 1),
+            "update_steps": self.totals["updates"],
+            "schedule": self.schedule.to_dict(),
+            "backend": rule.active_backend,
+            "backend_note": rule.fallback_reason,
+            "processes": self.sync.world,
+            "learned_filters": filter_summary(self.net),
+            "n_parameters": sum(p.numel() for p in self.net.parameters() if p.requires_grad),
+            "n_inputs": task.n_inputs,
+            "n_classes": task.n_classes,
+            "task_info": task.info,
+            "config": cfg.to_dict(),
+        }
+        if "test_van_rossum" in chosen:
+            metrics["test_van_rossum"] = chosen["test_van_rossum"]
+        return metrics
+
+
+def _alpha_stats(net: SNN) -> dict[str, float]:
+    a = torch.cat([layer.alpha.detach().flatten() for layer in net.layers])
+    b = torch.cat([layer.beta.detach().flatten() for layer in net.layers])
+    return {"alpha_mean": a.mean().item(), "alpha_min": a.min().item(), "alpha_max": a.max().item(),
+            "beta_mean": b.mean().item()}

@@ -12,7 +12,8 @@ from typing import Any, Iterable
 
 import torch
 
-__all__ = ["OptionError", "check_range", "check_positive_int", "check_choice", "check_input"]
+__all__ = ["OptionError", "check_range", "check_positive_int", "check_choice", "check_input", "check_device",
+           "available_devices"]
 
 
 class OptionError(ValueError):
@@ -49,6 +50,35 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     if value not in choices:
         raise OptionError(name, f"{name} must be one of {choices}, got {value!r}")
     return value
+
+
+def available_devices() -> list[str]:
+    """The torch devices this machine can use, e.g. ``["cpu", "cuda:0"]``."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
+
+
+def check_device(value: Any, option: str = "device", *, here: bool = True) -> torch.device:
+    """``torch.device(value)`` if this machine has it (``here=False``: if it names a torch device at all),
+    else :class:`OptionError` naming what is available."""
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise OptionError(option, f"device {value!r} is not a torch device; available here: "
+                                  f"{', '.join(available_devices())}") from None
+    if device.type == "cpu" or not here:
+        return device
+    if device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count():
+        return device
+    if device.type == "mps" and "mps" in available_devices():
+        return device
+    raise OptionError(option, f"device {value!r} is not available on this machine; available here: "
+                              f"{', '.join(available_devices())}")
 
 
 def check_input(x: torch.Tensor, n_features: int, *, rank: int, name: str = "x", finite: bool = True) -> None:

@@ -56,6 +56,9 @@ def _ptr(t: torch.Tensor | None) -> int | None:
 
 def unsupported_reason(layers: Sequence[Any]) -> str:
     """Why the fused kernel cannot run these layers (empty string when it can)."""
+    devices = {t.device.type for layer in layers for t in layer.parameters()}
+    if devices - {"cpu"}:  # step aside before building anything: the kernel is CPU code
+        return f"fused kernel runs on CPU only (the network is on {', '.join(sorted(devices - {'cpu'}))})"
     if load_kernel() is None:
         from .build import unavailable_reason
 

@@ -61,7 +61,7 @@ def check_ottt_network(net) -> None:
         if layer.lam.dim() != 0:
             raise ValueError(
                 f"ottt needs lam_granularity='layer' (one λ per layer), but layer {i} has one λ per neuron: "
-                "its presynaptic trace â = λ â + s would differ per neuron; use --model paper or solsa/ostl"
+                "its presynaptic trace â = λ â + s would differ per neuron; use model 'paper' or the rules solsa/ostl"
             )
         if layer.spiking and layer.config.reset == "zero":
             raise ValueError(
