@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def _run_train(args) -> int:
         cfg, _ = resolve_config(args)
         out = args.out or default_out_dir(cfg)
         m = train(cfg, out, force=args.force, progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":  # a data-parallel run: process 0 reports and writes
+        return 0
     print(f"{m['rule']} on {m['task']} (seed {m['seed']}, {m['epochs']} epochs, {m['wall_seconds']:.1f} s)")
     print(f"  chosen epoch {m['best_epoch']} (on validation): train {m['train_accuracy']:.4f}  "
           f"val {m['val_accuracy']:.4f}  test {m['test_accuracy']:.4f}  (best test {m['best_test_accuracy']:.4f})")
