@@ -176,6 +176,8 @@ def _add_compare(sub) -> None:
     p.add_argument("--search", action="append", type=_search_option, metavar="KEY=V1,V2",
                    help="grid searched per rule on validation (repeatable; default lr=0.001,0.003; 'none' to skip)")
     p.add_argument("--no-search", action="store_true", help="use the given settings for every rule")
+    p.add_argument("--models", help="comma-separated neuron models every rule trains, e.g. paper,full (default: "
+                   "--model, or with --suite both: each rule on its paper's model and on the full SOLSA model)")
     p.add_argument("--out", default="runs/compare", help="output folder; finished runs in it are kept and skipped")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_compare)
@@ -193,8 +195,9 @@ def _run_compare(args) -> int:
     check_positive_int("seeds", n_seeds)
     cfg, given = resolve_config(args, defaults={**COMPARE_DEFAULTS, **({"rule": rules[0]} if rules else {})})
     search = {} if args.no_search else dict(args.search or [("lr", [0.001, 0.003])])
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     report = compare(cfg, rules, list(range(n_seeds)), args.out, suite=args.suite, given=given, search=search,
-                     progress=not args.quiet, log=_stderr)
+                     models=models, progress=not args.quiet, log=_stderr)
     print((Path(args.out) / "summary.md").read_text())
     print(f"wrote {args.out}/results.json, summary.json, summary.md, summary.csv, compare.png "
           f"({len(report['runs'])} runs)")

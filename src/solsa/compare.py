@@ -13,25 +13,24 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
-import statistics
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import TrainConfig
+from .compare_report import BASELINES, plot_compare, summarize, summary_markdown
+from .config import MODELS, TrainConfig
 from .factories import build_network, build_rule
 from .io import atomic_write, write_csv, write_json
+from .rules import get_rule
 from .runs import finished_run, unfinished_config
 from .training import train
 from .validation import OptionError, check_choice, check_device
 
-__all__ = ["SUITES", "BASELINES", "COMPARE_DEFAULTS", "check_rules", "plan_tasks", "compare", "summarize"]
+__all__ = ["SUITES", "SUITE_MODELS", "BASELINES", "COMPARE_DEFAULTS", "check_rules", "plan_tasks", "plan_entries",
+           "compare", "summarize"]
 
 # Each rule trains its own paper's neuron model unless the user names a model.
 COMPARE_DEFAULTS = {"model": "paper"}
 
-# The non-BPTT rules that SOLSA is compared with (the paper's "other non-BPTT SNN learning rules").
-BASELINES = ("eprop", "ottt", "ostl")
 
 # Bundled tasks of the paper suite, with the per-task options that differ from the defaults.
 SUITES: dict[str, dict[str, dict[str, Any]]] = {
@@ -43,8 +42,14 @@ SUITES: dict[str, dict[str, dict[str, Any]]] = {
         # order of cues ≥ 15 steps apart: the hidden layers need slow decays to remember; the readout
         # starts without a filter, as on the other tasks (chosen on validation, see README)
         "patterns": {"epochs": 15, "alpha": 0.9, "lam": 0.9, "filter_granularity": "layer", "readout_alpha": 0.0},
+        # the same task with a slow readout filter: credit through the readout's filter matters
+        "patterns-slow-readout": {"task": "patterns", "epochs": 15, "alpha": 0.9, "lam": 0.9,
+                                  "filter_granularity": "layer", "readout_alpha": 0.9},
     }
 }
+# The models each rule trains in a suite: its paper's (the paper's setting) and the full SOLSA model (the
+# rule's own contribution, every rule on the same model).
+SUITE_MODELS: dict[str, tuple[str, ...]] = {"paper": ("paper", "full")}
 
 
 def check_rules(cfg: TrainConfig, rules: list[str]) -> None:
@@ -66,13 +71,32 @@ def plan_tasks(base: TrainConfig, suite: str | None = None, given: dict[str, Any
     """The tasks of a comparison and, per task, the options that differ from ``base``.
 
     Without a suite: ``base.task`` alone. With one: the suite's tasks and per-task settings, where every
-    option the user gave (``given``: from a config file or the command line) wins over the suite's.
+    option the user gave (``given``: from a config file or the command line) wins over the suite's. A
+    suite entry may name its ``task`` (the same task twice with other settings); the key is its label.
     """
     if suite is None:
         return {base.task: {}}
     check_choice("suite", suite, SUITES)
     user = {k: v for k, v in (given or {}).items() if k not in ("task", "rule")}
     return {task: {**options, **user} for task, options in SUITES[suite].items()}
+
+
+def plan_entries(rules: list[str], models: list[str] | tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """``(label, rule, model)`` for every rule on every model; a rule whose neuron model is the same on
+    several models (SOLSA, BPTT) runs once. Labels are the rule's name, or ``RULE@MODEL`` where a rule runs
+    on more than one model."""
+    for m in models:
+        check_choice("models", m, MODELS)
+    entries = []
+    for rule in rules:
+        spec = get_rule(rule)
+        variants: dict[str, list[str]] = {}
+        for m in models:
+            variants.setdefault(json.dumps(spec.model_options(m), sort_keys=True, default=str), []).append(m)
+        for same in variants.values():
+            m = "full" if "full" in same else same[0]  # e.g. SOLSA and BPTT: their paper's model is the full one
+            entries.append((rule if len(variants) == 1 else f"{rule}@{m}", rule, m))
+    return entries
 
 
 def _run_dir(out: Path, task: str, rule: str, tag: str) -> Path:
@@ -106,6 +130,7 @@ def compare(
     tasks: dict[str, dict[str, Any]] | None = None,
     suite: str | None = None,
     given: dict[str, Any] | None = None,
+    models: list[str] | tuple[str, ...] | None = None,
     search: dict[str, list[Any]] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
@@ -115,15 +140,22 @@ def compare(
     and ``compare.png``. Returns the report dict (``summary.json``'s content plus ``runs``).
 
     ``tasks`` (task -> option overrides) or ``suite`` with the options the user ``given`` (see
-    :func:`plan_tasks`). ``log`` gets each distinct notice of the runs once (e.g. a backend fallback).
+    :func:`plan_tasks`). ``models``: the neuron models every rule trains (default: the suite's
+    :data:`SUITE_MODELS`, else ``base.model``; see :func:`plan_entries`). ``log`` gets each distinct notice
+    of the runs once (e.g. a backend fallback).
     """
     from tqdm.auto import tqdm
 
     if not seeds:
         raise OptionError("seeds", "seeds must be at least 1")
+    if not rules:
+        raise OptionError("rules", "rules is empty; name at least one rule, e.g. solsa,bptt")
     check_device(base.device)
     out = Path(out)
     tasks = tasks or plan_tasks(base, suite, given)
+    if models is None:
+        models = SUITE_MODELS.get(suite, (base.model,)) if suite and "model" not in (given or {}) else (base.model,)
+    entries = plan_entries(rules, models)
     seen_notices: set[str] = set()
 
     def notice(message: str) -> None:
@@ -134,43 +166,45 @@ def compare(
     search = search or {}
     grid = _search_grid(search) if search else [{}]
     for task, overrides in tasks.items():
-        check_rules(dataclasses.replace(base, task=task, **overrides), rules)
+        for model in dict.fromkeys(m for _, _, m in entries):
+            check_rules(dataclasses.replace(base, **{"task": task, **overrides, "model": model}),
+                        [r for _, r, m in entries if m == model])
     for point in grid:
         TrainConfig.from_dict({**base.to_dict(), **point})  # a bad search value fails now
-    total = len(tasks) * len(rules) * ((len(grid) - 1 if len(grid) > 1 else 0) + len(seeds))
+    total = len(tasks) * len(entries) * ((len(grid) - 1 if len(grid) > 1 else 0) + len(seeds))
     bar = tqdm(total=total, desc="compare", unit="run", disable=not progress, dynamic_ncols=True)
     results: list[dict[str, Any]] = []
     searches: list[dict[str, Any]] = []
     for task, overrides in tasks.items():
-        for rule in rules:
-            cfg = dataclasses.replace(base, task=task, rule=rule, **overrides)
+        for label, rule, model in entries:
+            cfg = dataclasses.replace(base, **{"task": task, **overrides, "rule": rule, "model": model})
             chosen: dict[str, Any] = {}
             chosen_run: dict[str, Any] | None = None
             if len(grid) > 1:
                 scored = []
                 for i, point in enumerate(grid):
-                    bar.set_postfix_str(f"{task} {rule} search {point}")
+                    bar.set_postfix_str(f"{task} {label} search {point}")
                     trial = TrainConfig.from_dict({**cfg.to_dict(), **point, "seed": seeds[0]})
-                    m = _load_or_train(trial, _run_dir(out, task, rule, f"search{i}"), notice)
+                    m = _load_or_train(trial, _run_dir(out, task, label, f"search{i}"), notice)
                     scored.append(((m["val_accuracy"], -m["val_loss"]), point, m))
-                    searches.append({"task": task, "rule": rule, "params": point, "val_accuracy": m["val_accuracy"],
+                    searches.append({"task": task, "rule": label, "params": point, "val_accuracy": m["val_accuracy"],
                                      "val_loss": m["val_loss"]})
                     bar.update(1)
                 _, chosen, chosen_run = max(scored, key=lambda s: s[0])
             elif grid[0]:
                 chosen = grid[0]
             for seed in seeds:
-                bar.set_postfix_str(f"{task} {rule} seed {seed}")
+                bar.set_postfix_str(f"{task} {label} seed {seed}")
                 if seed == seeds[0] and chosen_run is not None:
                     m = chosen_run  # the search already trained exactly this run (same config and seed)
                 else:
                     run_cfg = TrainConfig.from_dict({**cfg.to_dict(), **chosen, "seed": seed})
-                    m = _load_or_train(run_cfg, _run_dir(out, task, rule, f"seed{seed}"), notice)
-                results.append({**m, "chosen_params": chosen})
+                    m = _load_or_train(run_cfg, _run_dir(out, task, label, f"seed{seed}"), notice)
+                results.append({**m, "chosen_params": chosen, "label": label, "model": model, "suite_task": task})
                 bar.update(1)
     bar.close()
-    summary = summarize(results, rules)
-    report = {"rules": rules, "seeds": seeds, "tasks": list(tasks), "search": search, "search_results": searches,
+    summary = summarize(results, [label for label, _, _ in entries])
+    report = {"rules": rules, "models": list(models), "seeds": seeds, "tasks": list(tasks), "search": search, "search_results": searches,
               "summary": summary, "runs": results}
     write_json(out / "results.json", results)  # one object per run, with the fields of metrics.json
     write_json(out / "summary.json", {k: v for k, v in report.items() if k != "runs"})
@@ -178,108 +212,3 @@ def compare(
     atomic_write(out / "summary.md", lambda f: f.write(summary_markdown(summary, search)))
     plot_compare(out / "compare.png", summary)
     return report
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def summarize(results: list[dict[str, Any]], rules: list[str]) -> dict[str, Any]:
-    """Per task and rule: accuracy mean ± std, bytes, seconds per epoch; the paper's differences."""
-    rows, diffs = [], []
-    for task in dict.fromkeys(r["task"] for r in results):
-        per_rule: dict[str, dict[str, float]] = {}
-        for rule in rules:
-            runs = [r for r in results if r["task"] == task and r["rule"] == rule]
-            if not runs:
-                continue
-            acc, acc_std = _mean_std([r["test_accuracy"] for r in runs])
-            per_rule[rule] = {
-                "task": task,
-                "rule": rule,
-                "runs": len(runs),
-                "test_accuracy_mean": acc,
-                "test_accuracy_std": acc_std,
-                "best_test_accuracy_mean": _mean_std([r["best_test_accuracy"] for r in runs])[0],
-                "train_state_bytes": _mean_std([r["train_state_bytes"] for r in runs])[0],
-                "seconds_per_epoch": _mean_std([r["seconds_per_epoch"] for r in runs])[0],
-                "steps_processed_fraction": _mean_std([r["steps_processed_fraction"] for r in runs])[0],
-                "chosen_params": json.dumps(runs[0].get("chosen_params", {})),
-            }
-        rows.extend(per_rule.values())
-        d: dict[str, Any] = {"task": task}
-        if "solsa" in per_rule:
-            s = per_rule["solsa"]
-            base = [per_rule[b] for b in BASELINES if b in per_rule]
-            if base:
-                best = max(base, key=lambda r: r["test_accuracy_mean"])
-                d["best_non_bptt_rule"] = best["rule"]
-                d["solsa_minus_best_non_bptt"] = 100 * (s["test_accuracy_mean"] - best["test_accuracy_mean"])
-            if "bptt" in per_rule:
-                b = per_rule["bptt"]
-                d["solsa_minus_bptt"] = 100 * (s["test_accuracy_mean"] - b["test_accuracy_mean"])
-                d["memory_saving_vs_bptt"] = 1 - s["train_state_bytes"] / b["train_state_bytes"]
-        diffs.append(d)
-    average = {}
-    for key in ("solsa_minus_best_non_bptt", "solsa_minus_bptt", "memory_saving_vs_bptt"):
-        vals = [d[key] for d in diffs if key in d]
-        if vals:
-            average[key] = statistics.fmean(vals)
-    return {"rows": rows, "differences": diffs, "average": average}
-
-
-def summary_markdown(summary: dict[str, Any], search: dict[str, list[Any]]) -> str:
-    lines = ["| task | rule | test accuracy (%) | train-state bytes | s / epoch | chosen |",
-             "|---|---|---|---|---|---|"]
-    for r in summary["rows"]:
-        lines.append(
-            f"| {r['task']} | {r['rule']} | {100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} "
-            f"(n={r['runs']}) | {r['train_state_bytes']:,.0f} | {r['seconds_per_epoch']:.2f} | {r['chosen_params']} |"
-        )
-    lines += ["", "| task | SOLSA − best non-BPTT (points) | SOLSA − BPTT (points) | 1 − SOLSA/BPTT bytes |",
-              "|---|---|---|---|"]
-
-    def fmt(d, key, pct=False):
-        if key not in d:
-            return "–"
-        return f"{100 * d[key]:.1f} %" if pct else f"{d[key]:+.2f}"
-
-    for d in summary["differences"] + ([{"task": "**average**", **summary["average"]}] if summary["average"] else []):
-        extra = f" (vs {d['best_non_bptt_rule']})" if "best_non_bptt_rule" in d else ""
-        lines.append(f"| {d['task']} | {fmt(d, 'solsa_minus_best_non_bptt')}{extra} | {fmt(d, 'solsa_minus_bptt')} | "
-                     f"{fmt(d, 'memory_saving_vs_bptt', pct=True)} |")
-    lines += ["", "Paper (abstract): SOLSA − non-BPTT rules +14.2 points; SOLSA − BPTT +5 points; 72 % less memory.",
-              "Hyper-parameters: " + (f"grid {search} per rule, trained on the first seed, chosen on validation "
-                                      "accuracy (ties: validation loss); test never used." if search else
-                                      "the same settings for every rule (no search).")]
-    return "\n".join(lines) + "\n"
-
-
-def plot_compare(path: str | Path, summary: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .report import save_figure
-
-    tasks = list(dict.fromkeys(r["task"] for r in summary["rows"]))
-    fig, axes = plt.subplots(2, len(tasks), figsize=(4.5 * len(tasks), 7), squeeze=False)
-    for i, task in enumerate(tasks):
-        rows = [r for r in summary["rows"] if r["task"] == task]
-        names = [r["rule"] for r in rows]
-        ax = axes[0, i]
-        ax.bar(names, [100 * r["test_accuracy_mean"] for r in rows], yerr=[100 * r["test_accuracy_std"] for r in rows],
-               color=["C3" if n == "solsa" else "C0" for n in names], capsize=3)
-        lo = min(100 * r["test_accuracy_mean"] for r in rows)
-        ax.set_ylim(max(0, lo - 10), 100.5)
-        ax.set_title(task), ax.set_ylabel("test accuracy (%)")
-        ax.tick_params(axis="x", rotation=60)
-        ax = axes[1, i]
-        ax.bar(names, [r["train_state_bytes"] for r in rows], color="C2")
-        ax.set_yscale("log"), ax.set_ylabel("train-state bytes")
-        ax.tick_params(axis="x", rotation=60)
-    fig.tight_layout()
-    save_figure(fig, path)
