@@ -69,7 +69,7 @@ def add_config_options(parser: argparse.ArgumentParser, exclude: Iterable[str] =
         kind, choices = option_type(f), option_choices(f)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        kw: dict[str, Any] = {"help": f"{f.metadata['help']} (default {shown})"}
+        kw: dict[str, Any] = {"help": f.metadata["help"] + ("" if default is None else f" (default {shown})")}
         if kind is dict:  # task_options: repeatable KEY=VALUE
             groups[f.metadata["group"]].add_argument(
                 "--task-option", dest="task_options", action="append", type=parse_task_option, metavar="KEY=VALUE",
