@@ -285,8 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(sub)
     _add_gradcheck(sub)
     from .bench.cli import add_parser as add_bench
+    from .interop.cli import add_parser as add_export
 
     add_bench(sub)
+    add_export(sub)
     return parser
 
 

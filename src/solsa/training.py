@@ -35,6 +35,7 @@ __all__ = [
     "evaluate",
     "train",
     "evaluate_checkpoint",
+    "network_from_checkpoint",
     "prepare_out_dir",
     "OPTIMIZERS",
     "MODELS",
@@ -471,10 +472,21 @@ def _write_run(out_dir: Path, net: SNN, cfg: TrainConfig, metrics: dict, history
     write_json(out_dir / "metrics.json", metrics)
 
 
+def network_from_checkpoint(path: str | Path) -> tuple[SNN, TrainConfig, dict[str, Any]]:
+    """The trained network of a checkpoint (on the CPU, in eval mode), its config and the checkpoint dict."""
+    ckpt = load_checkpoint(path)
+    try:
+        cfg = TrainConfig.from_dict(ckpt["config"]["train"])
+        net = build_network(cfg, ckpt["config"]["n_inputs"], ckpt["config"]["n_classes"])
+        net.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise ValueError(f"checkpoint {path} is malformed: {type(err).__name__}: {err}") from err
+    return net.eval(), cfg, ckpt
+
+
 def evaluate_checkpoint(path: str | Path, task_spec: str | None = None, device: str = "cpu") -> dict[str, Any]:
     """Rebuild the network of a checkpoint and evaluate it on the test split of its task (or ``task_spec``)."""
-    ckpt = load_checkpoint(path)
-    cfg = TrainConfig.from_dict(ckpt["config"]["train"])
+    net, cfg, ckpt = network_from_checkpoint(path)
     spec = task_spec or cfg.task
     task = load_task(spec, seed=cfg.seed, encoder=cfg.encoder, val_fraction=cfg.val_fraction, **cfg.task_options)
     if (task.n_inputs, task.n_classes) != (ckpt["config"]["n_inputs"], ckpt["config"]["n_classes"]):
@@ -482,9 +494,7 @@ def evaluate_checkpoint(path: str | Path, task_spec: str | None = None, device: 
             f"task {spec} has {task.n_inputs} inputs and {task.n_classes} classes; the checkpoint's network "
             f"expects {ckpt['config']['n_inputs']} and {ckpt['config']['n_classes']}"
         )
-    net = build_network(cfg, task.n_inputs, task.n_classes)
-    net.load_state_dict(ckpt["state_dict"])
-    net.to(device).eval()
+    net.to(device)
     result = evaluate(net, task.test, cfg.loss_name, device=device)
     return {"task": task.name, "checkpoint": str(path), "test_accuracy": result["accuracy"], "test_loss": result["loss"],
             "recorded_test_accuracy": ckpt["config"].get("test_accuracy")}
