@@ -174,6 +174,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--task", help="task spec (default: the checkpoint's task)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--metrics", action="store_true",
+                   help="also NeuroBench's metrics: activation sparsity, synaptic operations, footprint")
     p.set_defaults(func=_run_evaluate)
 
 
@@ -181,10 +183,16 @@ def _run_evaluate(args) -> int:
     from .training import evaluate_checkpoint
 
     r = evaluate_checkpoint(args.checkpoint, args.task, args.device)
+    if args.metrics:
+        from .interop.neurobench import checkpoint_metrics, format_metrics
+
+        r["neurobench"] = checkpoint_metrics(args.checkpoint, args.task, args.device)
     if args.json:
         print(json.dumps(r))
     else:
         print(f"{r['task']}: test accuracy {r['test_accuracy']:.4f} (recorded at training: {r['recorded_test_accuracy']})")
+        if args.metrics:
+            print(format_metrics(r["neurobench"]))
     return 0
 
 

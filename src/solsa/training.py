@@ -36,6 +36,7 @@ __all__ = [
     "train",
     "evaluate_checkpoint",
     "network_from_checkpoint",
+    "checkpoint_task",
     "prepare_out_dir",
     "OPTIMIZERS",
     "MODELS",
@@ -484,8 +485,8 @@ def network_from_checkpoint(path: str | Path) -> tuple[SNN, TrainConfig, dict[st
     return net.eval(), cfg, ckpt
 
 
-def evaluate_checkpoint(path: str | Path, task_spec: str | None = None, device: str = "cpu") -> dict[str, Any]:
-    """Rebuild the network of a checkpoint and evaluate it on the test split of its task (or ``task_spec``)."""
+def checkpoint_task(path: str | Path, task_spec: str | None = None) -> tuple[SNN, TrainConfig, dict[str, Any], Task]:
+    """A checkpoint's network, config and dict, and its task (or ``task_spec``) loaded as at training."""
     net, cfg, ckpt = network_from_checkpoint(path)
     spec = task_spec or cfg.task
     task = load_task(spec, seed=cfg.seed, encoder=cfg.encoder, val_fraction=cfg.val_fraction, **cfg.task_options)
@@ -494,6 +495,12 @@ def evaluate_checkpoint(path: str | Path, task_spec: str | None = None, device: 
             f"task {spec} has {task.n_inputs} inputs and {task.n_classes} classes; the checkpoint's network "
             f"expects {ckpt['config']['n_inputs']} and {ckpt['config']['n_classes']}"
         )
+    return net, cfg, ckpt, task
+
+
+def evaluate_checkpoint(path: str | Path, task_spec: str | None = None, device: str = "cpu") -> dict[str, Any]:
+    """Rebuild the network of a checkpoint and evaluate it on the test split of its task (or ``task_spec``)."""
+    net, cfg, ckpt, task = checkpoint_task(path, task_spec)
     net.to(device)
     result = evaluate(net, task.test, cfg.loss_name, device=device)
     return {"task": task.name, "checkpoint": str(path), "test_accuracy": result["accuracy"], "test_loss": result["loss"],
