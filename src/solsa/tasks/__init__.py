@@ -14,8 +14,10 @@ import inspect
 from typing import Any, Callable
 
 from . import digits as _digits
+from . import events as _events
 from . import npz as _npz
 from . import patterns as _patterns
+from . import tonic_sets as _tonic
 from . import uea as _uea
 from .base import Batch, Split, Task, iterate_batches
 from .encoders import ENCODERS, delta, direct, encode, encoder_defaults, latency, list_encoders, population, rate
@@ -54,6 +56,11 @@ _TASKS: list[tuple[str, str]] = [
     ),
     ("patterns:generate", "map each input spike pattern to a target output spike train; options: n_outputs, ..."),
     ("npz:PATH", "your own .npz with X (samples, time, channels) and y; options: test_fraction, split_seed, normalize"),
+    ("shd:PATH", "Spiking Heidelberg Digits, PATH/shd_{train,test}.h5 (700 ch, 20 classes); options: bin_ms, steps, "
+     "max_ms, pool, binary, limit"),
+    ("nmnist:PATH", "N-MNIST, PATH/{Train,Test}/<digit>/*.bin (34x34x2); options: bin_ms, steps, max_ms, pool, "
+     "polarity, binary, limit"),
+    ("tonic:NAME:ROOT", "tonic data set NAME with its files under ROOT/NAME (never downloads); options as nmnist"),
 ]
 
 
@@ -69,6 +76,12 @@ def _resolve(spec: str, options: dict[str, Any]) -> tuple[Callable[..., Task], t
         return _uea.load_uea, (arg,), _uea.DEFAULT_ENCODER
     if head == "npz" and arg:
         return _npz.load_npz, (arg,), _npz.DEFAULT_ENCODER
+    if head == "shd" and arg:
+        return _events.load_shd, (arg,), _events.DEFAULT_ENCODER
+    if head == "nmnist" and arg:
+        return _events.load_nmnist, (arg,), _events.DEFAULT_ENCODER
+    if head == "tonic" and ":" in arg and all(arg.partition(":")[::2]):
+        return _tonic.load_tonic, tuple(arg.partition(":")[::2]), _tonic.DEFAULT_ENCODER
     if head == "digits" and not sep:
         return _digits.load_digits_task, (), _digits.DEFAULT_ENCODER
     if head == "patterns" and (not sep or arg in _patterns.MODES):
@@ -93,7 +106,7 @@ def load_task(
     """Load a task by spec.
 
     Specs: ``"uea:NAME"``, ``"digits"``, ``"patterns"``, ``"patterns:generate"``,
-    ``"npz:PATH"`` (see :func:`list_tasks`).
+    ``"npz:PATH"``, ``"shd:PATH"``, ``"nmnist:PATH"``, ``"tonic:NAME:ROOT"`` (see :func:`list_tasks`).
 
     Args:
         spec: Task spec.
