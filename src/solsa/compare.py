@@ -147,7 +147,7 @@ def compare(
     write_json(out / "summary.json", {k: v for k, v in report.items() if k != "runs"})
     write_csv(out / "summary.csv", summary["rows"])
     atomic_write(out / "summary.md", lambda f: f.write(summary_markdown(summary, search)))
-    plot_compare(out / "compare.png", summary)
+    plot_compare(out / "compare.png", summary, results)
     return report
 
 
@@ -228,16 +228,19 @@ def summary_markdown(summary: dict[str, Any], search: dict[str, list[Any]]) -> s
     return "\n".join(lines) + "\n"
 
 
-def plot_compare(path: str | Path, summary: dict[str, Any]) -> None:
+def plot_compare(path: str | Path, summary: dict[str, Any], results: list[dict[str, Any]] | None = None) -> None:
+    """Accuracy and train-state bytes per rule and task; with ``results``, the learned α of each rule's seed-0 run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .plots import filter_histogram
     from .report import save_figure
 
     tasks = list(dict.fromkeys(r["task"] for r in summary["rows"]))
-    fig, axes = plt.subplots(2, len(tasks), figsize=(4.5 * len(tasks), 7), squeeze=False)
+    n_rows = 3 if results else 2
+    fig, axes = plt.subplots(n_rows, len(tasks), figsize=(4.5 * len(tasks), 3.5 * n_rows), squeeze=False)
     for i, task in enumerate(tasks):
         rows = [r for r in summary["rows"] if r["task"] == task]
         names = [r["rule"] for r in rows]
@@ -252,5 +255,12 @@ def plot_compare(path: str | Path, summary: dict[str, Any]) -> None:
         ax.bar(names, [r["train_state_bytes"] for r in rows], color="C2")
         ax.set_yscale("log"), ax.set_ylabel("train-state bytes")
         ax.tick_params(axis="x", rotation=60)
+        if results:
+            runs = {r["rule"]: r for r in results if r.get("task") == task and r.get("seed") == min(
+                x.get("seed", 0) for x in results if x.get("task") == task) and r.get("learned_filters")}
+            for rule, run in runs.items():
+                first = [dict(run["learned_filters"][0], layer=0)]  # the input layer's filters, one curve per rule
+                filter_histogram(axes[2, i], first, "alpha", label=f"{rule}, ")
+            axes[2, i].set_title(f"learned α of the input layer, {task}")
     fig.tight_layout()
     save_figure(fig, path)
