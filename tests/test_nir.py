@@ -169,6 +169,8 @@ def test_a_plain_hard_reset_cubalif_graph_imports_as_reset_zero():
         (lambda: [_affine(3, 2), _lif(3, tau_mem=np.full(3, 1e-4))], "tau_mem .* shorter than dt"),
         (lambda: [_affine(3, 2), _lif(3, v_reset=np.full(3, -0.5))], "solsa needs v_reset = 0"),
         (lambda: [_lif(2), _affine(3, 2), _lif(3)], r"'cubalif' \(CubaLIF\) is out of place"),
+        (lambda: [_affine(3, 2), nir.LI(tau=np.full(3, 1e-3), r=np.ones(3), v_leak=np.zeros(3)), _affine(2, 3), _lif(2)],
+         r"'li' \(LI\) is a non-spiking layer before the last one"),
     ],
 )
 def test_unsupported_graphs_are_refused_naming_the_node(nodes, match):
@@ -214,9 +216,9 @@ def test_cli_export(tmp_path, capsys):
     save_checkpoint(tmp_path / "checkpoint.pt", {k: v.detach() for k, v in net.state_dict().items()}, ckpt)
     assert main(["export", str(tmp_path / "checkpoint.pt"), str(tmp_path / "net.nir"), "--dt", "1e-3"]) == 0
     out, err = capsys.readouterr()
-    # a fresh network has α = 0 on every channel: one α, so the CubaLIF form
-    assert "Input → Affine → CubaLIF → Affine → CubaLI → Output" in out
-    assert "warning: NIR node 'l0_lif' (CubaLIF)" in err and "warning: NIR node 'l1_readout' (CubaLI)" in err
+    # a fresh network has α = 0 on every channel: one α, so the CubaLIF form, and a readout without filter
+    assert "Input → Affine → CubaLIF → Affine → LI → Output" in out
+    assert "warning: NIR node 'l0_lif' (CubaLIF)" in err and "warning: NIR node 'l1_readout' (LI)" in err
     assert float(nir.read(tmp_path / "net.nir").metadata["dt"]) == 1e-3
 
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")

@@ -9,7 +9,8 @@ The mapping (docs/interop.md has the derivations):
   (``W(αF + βx) = α(WF) + (Wβ)x``), so it becomes CubaLIF's per-neuron synaptic current;
 * a per-channel α, or a bias with α > 0 (a bias is added *after* the filter, which CubaLIF
   cannot express) → the exact form ``LI`` (one per input channel) → ``Affine(W, b)`` → ``LIF``;
-* the leaky (non-spiking) readout → ``Affine`` → ``CubaLI``, or ``LI`` → ``Affine`` → ``LI``.
+* the leaky (non-spiking) readout → ``Affine`` → ``LI`` (α = 0), ``Affine`` → ``CubaLI`` (one α > 0,
+  no bias), or ``LI`` → ``Affine`` → ``LI``.
 
 Decays use the forward-Euler convention of snnTorch's and Norse's importers,
 ``decay = 1 - dt/τ``, so ``τ = dt / (1 - decay)``; ``r`` and ``w_in`` are set so that the
@@ -87,6 +88,8 @@ def _layer_nodes(nir, i: int, layer: LIFLayer, dt: float) -> list[tuple[str, Any
         if c.spiking:
             neuron = nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r_mem, v_leak=zeros,
                                  v_threshold=np.full(n_out, c.threshold), v_reset=zeros.copy(), w_in=w_in, metadata=meta)
+        elif alpha[0] == 0.0:  # a readout without synaptic memory: the membrane alone
+            neuron = nir.LI(tau=tau_mem, r=r_mem, v_leak=zeros, metadata=meta)
         else:
             neuron = nir.CubaLI(tau_syn=tau_syn, tau_mem=tau_mem, r=r_mem, v_leak=zeros, w_in=w_in, metadata=meta)
     else:

@@ -43,13 +43,13 @@ def _meta(node: Any) -> dict[str, Any]:
     return dict(getattr(node, "metadata", None) or {})
 
 
-def _arr(node: Any, name: str, field: str) -> np.ndarray:
+def _arr(node: Any, field: str) -> np.ndarray:
     return np.asarray(getattr(node, field), dtype=np.float64).reshape(-1)
 
 
 def _decay(node: Any, name: str, field: str, dt: float) -> np.ndarray:
     """``1 - dt/τ`` for the time constants in ``node.field``, refused outside [0, 1)."""
-    tau = _arr(node, name, field)
+    tau = _arr(node, field)
     if not np.all(np.isfinite(tau)) or np.any(tau <= 0):
         raise ValueError(f"NIR node '{name}' ({_kind(node)}): {field} must be positive and finite")
     decay = 1.0 - dt / tau
@@ -60,7 +60,7 @@ def _decay(node: Any, name: str, field: str, dt: float) -> np.ndarray:
 
 
 def _zero(node: Any, name: str, field: str) -> None:
-    if np.any(_arr(node, name, field) != 0):
+    if np.any(_arr(node, field) != 0):
         raise ValueError(f"NIR node '{name}' ({_kind(node)}): solsa needs {field} = 0")
 
 
@@ -138,26 +138,26 @@ def _build_layer(graph: Any, names: tuple[str | None, str, str], dt: float, dtyp
     meta = _meta(neuron)
     tau_field = "tau_mem" if kind.startswith("Cuba") else "tau"
     for field in (tau_field, "r", "v_leak") + (("tau_syn", "w_in") if kind.startswith("Cuba") else ()):
-        if _arr(neuron, neuron_name, field).size != n_out:
-            raise ValueError(f"NIR node '{neuron_name}' ({kind}): {field} has {_arr(neuron, neuron_name, field).size} "
+        if _arr(neuron, field).size != n_out:
+            raise ValueError(f"NIR node '{neuron_name}' ({kind}): {field} has {_arr(neuron, field).size} "
                              f"values but '{conn_name}' has {n_out} outputs")
     _zero(neuron, neuron_name, "v_leak")
     lam = _decay(neuron, neuron_name, tau_field, dt)
-    gain = _arr(neuron, neuron_name, "r") * (1.0 - lam)  # membrane input gain r·dt/τ
+    gain = _arr(neuron, "r") * (1.0 - lam)  # membrane input gain r·dt/τ
     alpha, beta = np.zeros(1), np.ones(1)
     if kind.startswith("Cuba"):
         syn = _decay(neuron, neuron_name, "tau_syn", dt)
         alpha = np.array([_uniform(syn, neuron, neuron_name, "tau_syn")])
-        gain = gain * _arr(neuron, neuron_name, "w_in") * (1.0 - syn)
+        gain = gain * _arr(neuron, "w_in") * (1.0 - syn)
     elif filt_name is not None:
         filt = graph.nodes[filt_name]
         for field in ("tau", "r", "v_leak"):
-            if _arr(filt, filt_name, field).size != n_in:
-                raise ValueError(f"NIR node '{filt_name}' (LI): {field} has {_arr(filt, filt_name, field).size} values "
+            if _arr(filt, field).size != n_in:
+                raise ValueError(f"NIR node '{filt_name}' (LI): {field} has {_arr(filt, field).size} values "
                                  f"but '{conn_name}' has {n_in} inputs")
         _zero(filt, filt_name, "v_leak")
         alpha = _decay(filt, filt_name, "tau", dt)
-        beta = _arr(filt, filt_name, "r") * (1.0 - alpha)
+        beta = _arr(filt, "r") * (1.0 - alpha)
         if np.any(beta <= 0):
             raise ValueError(f"NIR node '{filt_name}' (LI): solsa needs a positive input gain r*dt/tau")
     W = W * gain[:, None]
@@ -171,7 +171,7 @@ def _build_layer(graph: Any, names: tuple[str | None, str, str], dt: float, dtyp
         options["width"] = float(meta["surrogate_width"]) if "surrogate_width" in meta else None
         check_surrogate(options["surrogate"], options["width"])
     if spiking:
-        options["threshold"] = _uniform(_arr(neuron, neuron_name, "v_threshold"), neuron, neuron_name, "v_threshold")
+        options["threshold"] = _uniform(_arr(neuron, "v_threshold"), neuron, neuron_name, "v_threshold")
         reset = str(meta.get("reset", "zero"))
         if reset not in ("subtract", "zero", "none"):
             raise ValueError(f"NIR node '{neuron_name}' ({kind}): metadata reset must be 'subtract', 'zero' or "
