@@ -61,9 +61,10 @@ def layer_form(layer: LIFLayer) -> str:
     return "cuba" if one_alpha and (no_bias or float(alpha.flatten()[0]) == 0.0) else "li"
 
 
-def _reset_metadata(layer: LIFLayer) -> dict[str, Any]:
+def _neuron_metadata(i: int, layer: LIFLayer) -> dict[str, Any]:
+    """What NIR has no field for: the reset (and its amount) and the surrogate of layer ``i``."""
     c = layer.config
-    meta: dict[str, Any] = {"solsa_layer": -1, "surrogate": c.surrogate, "surrogate_width": float(c.width)}
+    meta: dict[str, Any] = {"solsa_layer": i, "surrogate": c.surrogate, "surrogate_width": float(c.width)}
     if c.spiking:
         meta.update(reset=c.reset, reset_amount=float(c.reset_amount))
     return meta
@@ -78,7 +79,7 @@ def _layer_nodes(nir, i: int, layer: LIFLayer, dt: float) -> list[tuple[str, Any
     tau_mem = _tau(lam, dt)
     r_mem = tau_mem / dt  # membrane input gain r·dt/τ = 1
     zeros = np.zeros(n_out)
-    meta = _reset_metadata(layer) | {"solsa_layer": i}
+    meta = _neuron_metadata(i, layer)
     c = layer.config
     nodes: list[tuple[str, Any]] = []
     if layer_form(layer) == "cuba":
