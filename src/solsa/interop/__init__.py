@@ -5,7 +5,14 @@ with ``pip install -e ".[interop]"``.
 """
 
 from .nir_export import DEFAULT_DT, NIRCompatibilityWarning, layer_form, to_nir, write_nir
-from .neurobench import NeuroBenchNet, SpikeActivation, activity_metrics, neurobench_model, static_metrics
+from .neurobench import (
+    NeuroBenchNet,
+    SpikeActivation,
+    activity_metrics,
+    neurobench_dataset,
+    neurobench_model,
+    static_metrics,
+)
 from .nir_import import SUPPORTED_NODES, from_nir
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "activity_metrics",
     "static_metrics",
     "neurobench_model",
+    "neurobench_dataset",
     "NeuroBenchNet",
     "SpikeActivation",
 ]

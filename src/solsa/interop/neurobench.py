@@ -2,8 +2,9 @@
 
 Definitions (those of NeuroBench 2.3.0, https://neurobench.ai; docs/interop.md):
 
-* **activation sparsity**: zero outputs / all outputs of the *spiking* layers, over every
-  sample and valid time step (a leaky readout's membrane is not an activation);
+* **activation sparsity**: zero outputs / all outputs of the *spiking* layers over the valid
+  time steps of a sample, averaged over samples (NeuroBench averages per batch, weighted by
+  its size; a leaky readout's membrane is not an activation);
 * **synaptic operations** per sample: the multiply-accumulates of each layer's synaptic
   matmul ``I = F Wᵀ`` on the filter state ``F`` it actually receives. *Dense* counts every
   weight at every step (``N_in·N_out`` per layer and step); *effective* counts only the pairs
@@ -14,9 +15,11 @@ Definitions (those of NeuroBench 2.3.0, https://neurobench.ai; docs/interop.md):
 * **footprint**: bytes of the network's parameters and buffers; **parameter count** and
   **connection sparsity** (zero weights / all weights), as NeuroBench computes them.
 
-solsa counts valid steps only (padding excluded); NeuroBench's harness counts every step it
-is fed, so compare on data of equal length. :func:`neurobench_model` wraps a network so that
-NeuroBench's hooks see it: its matmuls run through ``nn.Linear`` modules that *share* the
+solsa counts valid steps only (padding excluded) and tells ACs from MACs per sample and step,
+so its numbers do not depend on the batch size; NeuroBench's harness counts every step it is fed
+and decides per batch and step. Feed it :func:`neurobench_dataset` (each sample at its own
+length) with ``batch_size=1`` and the two agree exactly. :func:`neurobench_model` wraps a
+network so that NeuroBench's hooks see it: its matmuls run through ``nn.Linear`` modules that *share* the
 network's weights, and each spiking layer's output passes a :class:`SpikeActivation` module.
 """
 
@@ -31,7 +34,7 @@ from ..functional import membrane_step, synaptic_filter
 from ..layers import SNN
 from ..tasks import Split, iterate_batches
 
-__all__ = ["activity_metrics", "static_metrics", "checkpoint_metrics", "format_metrics", "SpikeActivation", "NeuroBenchNet", "neurobench_model"]
+__all__ = ["activity_metrics", "static_metrics", "checkpoint_metrics", "format_metrics", "neurobench_dataset", "SpikeActivation", "NeuroBenchNet", "neurobench_model"]
 
 
 def static_metrics(net: nn.Module) -> dict[str, Any]:
@@ -46,10 +49,6 @@ def static_metrics(net: nn.Module) -> dict[str, Any]:
             "connection_sparsity": zeros / max(sum(w.numel() for w in weights), 1)}
 
 
-def _is_spikes(x: torch.Tensor) -> bool:
-    return bool(((x == 0) | (x == 1) | (x == -1)).all())
-
-
 @torch.no_grad()
 def activity_metrics(net: SNN, split: Split, batch_size: int = 256, device: str | torch.device = "cpu") -> dict[str, Any]:
     """NeuroBench's workload and static metrics of ``net`` on ``split`` (see the module docstring).
@@ -60,11 +59,14 @@ def activity_metrics(net: SNN, split: Split, batch_size: int = 256, device: str 
     """
     nnz_cols = [(layer.weight != 0).sum(0).to(torch.float64) for layer in net.layers]  # [N_in]: fan-out of each input
     dense = macs = acs = 0.0
-    spikes = activations = 0
-    n = steps = 0
+    spikes = steps = 0
+    sparsity_sum = 0.0  # Σ over samples of each sample's zero fraction
+    n = 0
     for batch in iterate_batches(split, batch_size):
         x, mask = batch.x.to(device), batch.mask.to(device)
         states = net.init_state(x.shape[1])
+        fired = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
+        outputs = torch.zeros_like(fired)
         for x_t, m_t in zip(x, mask):
             valid = m_t > 0
             steps += int(valid.sum())
@@ -73,24 +75,25 @@ def activity_metrics(net: SNN, split: Split, batch_size: int = 256, device: str 
             for layer, state, fan_out in zip(net.layers, states, nnz_cols):
                 s = layer(inp, state)
                 F = s.F[valid]
-                ops = float(((F != 0).to(torch.float64) @ fan_out).sum())
-                if _is_spikes(F):
-                    acs += ops
-                else:
-                    macs += ops
+                ops = (F != 0).to(torch.float64) @ fan_out  # [B]: non-zero inputs x non-zero weights
+                spiking = ((F == 0) | (F == 1) | (F == -1)).all(1)  # per sample: an AC if the input is spikes
+                acs += float(ops[spiking].sum())
+                macs += float(ops[~spiking].sum())
                 dense += F.shape[0] * layer.in_features * layer.out_features
                 if layer.spiking:
-                    spikes += int((s.o[valid] != 0).sum())
-                    activations += s.o[valid].numel()
+                    fired += ((s.o != 0) & valid[:, None]).sum(1)
+                    outputs += valid * layer.out_features
                 new_states.append(s)
                 inp = s.o
             states = new_states
         n += x.shape[1]
+        spikes += int(fired.sum())
+        sparsity_sum += float((1.0 - fired / outputs.clamp(min=1)).masked_fill(outputs == 0, 0.0).sum())
     n = max(n, 1)
     return {
         "samples": n,
         "valid_steps": steps,
-        "activation_sparsity": 1.0 - spikes / activations if activations else 0.0,
+        "activation_sparsity": sparsity_sum / n,
         "spikes_per_sample": spikes / n,
         "synaptic_operations": {"dense": dense / n, "effective_macs": macs / n, "effective_acs": acs / n,
                                 "effective": (macs + acs) / n},
@@ -159,6 +162,12 @@ class NeuroBenchNet(nn.Module):
             states = new_states
             outputs.append(inp)
         return torch.stack(outputs, 1)
+
+
+def neurobench_dataset(split: Split) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(x [T_i, C], y)`` per sample, each cut to its own length: NeuroBench's ``[B, T, C]`` batches with
+    ``DataLoader(neurobench_dataset(split), batch_size=1)`` count no padding."""
+    return [(split.x[: int(n), i], split.y[i]) for i, n in enumerate(split.lengths)]
 
 
 def neurobench_model(net: SNN) -> tuple[Any, Callable[[torch.Tensor], torch.Tensor]]:
