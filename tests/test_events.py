@@ -56,6 +56,8 @@ def test_shd_steps_binary_and_limit(tmp_path):
     assert task.info["steps"] == 2 and task.info["bin_ms"] == 10.0
     assert len(task.train) + len(task.val) == 3 and len(task.test) == 3
     assert set(task.train.x.unique().tolist()) <= {0.0, 1.0}
+    spanned = load_task(f"shd:{root}", steps=4, val_fraction=0.34)  # 4 bins up to the last event (31 ms)
+    assert spanned.info["steps"] == 4 and int(spanned.train.lengths.max()) <= 4
 
 
 @pytest.mark.parametrize("drop", ["spikes/times", "spikes/units"])

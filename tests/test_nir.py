@@ -169,7 +169,8 @@ def test_a_plain_hard_reset_cubalif_graph_imports_as_reset_zero():
         (lambda: [_affine(3, 2), _lif(3, tau_mem=np.full(3, 1e-4))], "tau_mem .* shorter than dt"),
         (lambda: [_affine(3, 2), _lif(3, v_reset=np.full(3, -0.5))], "solsa needs v_reset = 0"),
         (lambda: [_lif(2), _affine(3, 2), _lif(3)], r"'cubalif' \(CubaLIF\) is out of place"),
-        (lambda: [_affine(3, 2), nir.LI(tau=np.full(3, 1e-3), r=np.ones(3), v_leak=np.zeros(3)), _affine(2, 3), _lif(2)],
+        (lambda: [_affine(3, 2), nir.LI(tau=np.full(3, 1e-3), r=np.ones(3), v_leak=np.zeros(3)),
+                  _affine(2, 3), _lif(2)],
          r"'li' \(LI\) is a non-spiking layer before the last one"),
     ],
 )

@@ -105,8 +105,14 @@ def filter_histogram(ax, learned_filters: Sequence[dict[str, Any]], key: str = "
     ax.set_xlabel(symbol), ax.set_ylabel("count"), ax.legend(fontsize=7), ax.set_title(f"learned {symbol}")
 
 
-def plot_activity(path: str | Path, net: SNN, x: torch.Tensor, layer: int = 0,
-                  neurons: Sequence[int] | None = None, learned_filters: Sequence[dict[str, Any]] | None = None) -> None:
+def plot_activity(
+    path: str | Path,
+    net: SNN,
+    x: torch.Tensor,
+    layer: int = 0,
+    neurons: Sequence[int] | None = None,
+    learned_filters: Sequence[dict[str, Any]] | None = None,
+) -> None:
     """A figure of one sample ``x`` ``[T, N_in]``: raster, membrane and traces of ``layer``, filter histograms."""
     import matplotlib
 

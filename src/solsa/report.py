@@ -1,4 +1,4 @@
-"""A run's ``report.png`` (learning curves and the inspection plots of :mod:`solsa.plots`) and the atomic figure writer."""
+"""A run's ``report.png`` (learning curves, the inspection plots of :mod:`solsa.plots`) and the atomic figure writer."""
 
 from __future__ import annotations
 

@@ -34,7 +34,10 @@ from ..functional import membrane_step, synaptic_filter
 from ..layers import SNN
 from ..tasks import Split, iterate_batches
 
-__all__ = ["activity_metrics", "static_metrics", "checkpoint_metrics", "format_metrics", "neurobench_dataset", "SpikeActivation", "NeuroBenchNet", "neurobench_model"]
+__all__ = [
+    "activity_metrics", "static_metrics", "checkpoint_metrics", "format_metrics", "neurobench_dataset",
+    "SpikeActivation", "NeuroBenchNet", "neurobench_model",
+]
 
 
 def static_metrics(net: nn.Module) -> dict[str, Any]:
@@ -50,7 +53,9 @@ def static_metrics(net: nn.Module) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def activity_metrics(net: SNN, split: Split, batch_size: int = 256, device: str | torch.device = "cpu") -> dict[str, Any]:
+def activity_metrics(
+    net: SNN, split: Split, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """NeuroBench's workload and static metrics of ``net`` on ``split`` (see the module docstring).
 
     Returns a dict with ``activation_sparsity``, ``synaptic_operations`` (``dense``,
@@ -113,8 +118,10 @@ def format_metrics(m: dict[str, Any]) -> str:
     """The metrics as the few lines ``solsa evaluate --metrics`` prints."""
     syn = m["synaptic_operations"]
     return "\n".join([
-        f"  NeuroBench metrics on the {m.get('split', 'given')} split ({m['samples']} samples, {m['valid_steps']} valid steps):",
-        f"  activation sparsity {m['activation_sparsity']:.4f} (spiking layers; {m['spikes_per_sample']:.1f} spikes/sample)",
+        f"  NeuroBench metrics on the {m.get('split', 'given')} split ({m['samples']} samples, "
+        f"{m['valid_steps']} valid steps):",
+        f"  activation sparsity {m['activation_sparsity']:.4f} "
+        f"(spiking layers; {m['spikes_per_sample']:.1f} spikes/sample)",
         f"  synaptic operations per sample: dense {syn['dense']:,.0f}, effective {syn['effective']:,.0f} "
         f"(MACs {syn['effective_macs']:,.0f}, ACs {syn['effective_acs']:,.0f})",
         f"  footprint {m['footprint_bytes']:,} bytes, {m['parameter_count']:,} parameters, "

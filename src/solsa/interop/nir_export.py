@@ -87,8 +87,8 @@ def _layer_nodes(nir, i: int, layer: LIFLayer, dt: float) -> list[tuple[str, Any
         w_in = tau_syn / dt  # synaptic input gain w_in·dt/τ_syn = 1 (β is folded into the weights)
         nodes.append((f"l{i}_affine", nir.Affine(weight=W * beta[None, :], bias=b)))
         if c.spiking:
-            neuron = nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r_mem, v_leak=zeros,
-                                 v_threshold=np.full(n_out, c.threshold), v_reset=zeros.copy(), w_in=w_in, metadata=meta)
+            neuron = nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r_mem, v_leak=zeros, w_in=w_in,
+                                 v_threshold=np.full(n_out, c.threshold), v_reset=zeros.copy(), metadata=meta)
         elif alpha[0] == 0.0:  # a readout without synaptic memory: the membrane alone
             neuron = nir.LI(tau=tau_mem, r=r_mem, v_leak=zeros, metadata=meta)
         else:

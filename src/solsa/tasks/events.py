@@ -10,17 +10,20 @@ Files (download them once; solsa never downloads):
   23-bit timestamp in µs; an event with y = 240 marks a timestamp overflow (+2¹³ µs).
 
 Every sample becomes a ``[T, C]`` count tensor: events are binned in ``bin_ms`` wide steps
-from t = 0 (or ``steps`` bins over ``max_ms``), ``pool`` sums neighbouring channels (units for
-SHD, pixels along x and y for N-MNIST), ``polarity=False`` merges ON and OFF, ``binary``
-clips counts to spikes. A sample's length is its last event's bin; events after ``max_ms``
-are dropped. ``limit`` keeps a stratified, seeded subset of that many samples per split.
+from t = 0 (or ``steps`` bins over ``max_ms``, by default up to the data set's last event),
+``pool`` sums neighbouring channels (units for SHD, pixels along x and y for N-MNIST),
+``polarity=False`` merges ON and OFF, ``binary`` clips counts to spikes. A sample's length is
+its last event's bin; events after ``max_ms`` are dropped. ``limit`` keeps a stratified,
+seeded subset of that many samples per split. Samples are read and binned one at a time
+(:class:`LazySamples`): the raw events of a data set are never all in memory.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +32,9 @@ from ._prep import build_task, encoder_settings, index_labels, pad_sequences, st
 from .base import Task
 from .encoders import check_bool
 
-__all__ = ["load_shd", "load_nmnist", "events_task", "Events", "DEFAULT_ENCODER", "read_nmnist_file"]
+__all__ = [
+    "load_shd", "load_nmnist", "events_task", "Events", "LazySamples", "DEFAULT_ENCODER", "read_nmnist_file",
+]
 
 DEFAULT_ENCODER = "direct"
 SHD_UNITS = 700
@@ -41,6 +46,20 @@ class Events(dict):
     """One sample's events: ``{"t": µs, "x": ..., "y": ..., "p": ...}`` int64 arrays of equal length."""
 
 
+class LazySamples(Sequence):
+    """Samples read on demand (``read(i)`` for each kept source index ``i``), so a data set is binned one
+    sample at a time and never held as raw events."""
+
+    def __init__(self, indices: np.ndarray, read: Callable[[int], Events]) -> None:
+        self.indices, self.read = indices, read
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> Events:  # type: ignore[override]
+        return self.read(int(self.indices[k]))
+
+
 def _positive(name: str, value: Any, kind: type = float) -> Any:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
     if not ok or (kind is int and int(value) != value):
@@ -48,14 +67,14 @@ def _positive(name: str, value: Any, kind: type = float) -> Any:
     return kind(value)
 
 
-def _frame(ev: Events, sensor: tuple[int, int, int], bin_us: float, steps: int, pool: int, polarity: bool,
+def _frame(ev: Events, sensor: tuple[int, int, int], bin_us: float, steps: int | None, pool: int, polarity: bool,
            binary: bool) -> np.ndarray:
     """``[L, C]`` counts of one sample, ``L`` = the bin of its last event kept (at least 1)."""
     W, H, P = sensor
     w, h, p = math.ceil(W / pool), math.ceil(H / pool), (P if polarity else 1)
     t = np.asarray(ev["t"], dtype=np.float64)
     b = np.floor(t / bin_us).astype(np.int64)
-    keep = (b >= 0) & (b < steps)
+    keep = (b >= 0) & (b < steps) if steps is not None else b >= 0
     b = b[keep]
     x = np.asarray(ev["x"], dtype=np.int64)[keep] // pool
     y = np.asarray(ev.get("y", np.zeros_like(t)), dtype=np.int64)[keep] // pool
@@ -103,15 +122,18 @@ def events_task(
     polarity, binary = check_bool("polarity", polarity), check_bool("binary", binary)
     if max_ms is not None:
         max_ms = _positive("max_ms", max_ms)
-    last_us = max((float(np.max(ev["t"])) for ev in (*train[0], *test[0]) if len(ev["t"])), default=0.0)
-    span_us = max_ms * 1e3 if max_ms is not None else last_us + 1.0
+    enc_name, enc_opts = encoder_settings(encoder, DEFAULT_ENCODER, encoder_options)
     if steps is not None:
         steps = _positive("steps", steps, int)
-        bin_us = span_us / steps
+        if max_ms is None:  # a first pass for the span: the last event of the whole data set
+            last_us = max((float(np.max(ev["t"])) for part in (train[0], test[0]) for ev in part if len(ev["t"])),
+                          default=0.0)
+            bin_us = (last_us + 1.0) / steps
+        else:
+            bin_us = max_ms * 1e3 / steps
     else:
         bin_us = _positive("bin_ms", bin_ms) * 1e3
-        steps = max(1, math.ceil(span_us / bin_us))
-    enc_name, enc_opts = encoder_settings(encoder, DEFAULT_ENCODER, encoder_options)
+        steps = math.ceil(max_ms * 1e3 / bin_us) if max_ms is not None else None  # None: keep every event
     frames = {part: [_frame(ev, sensor, bin_us, steps, pool, polarity, binary) for ev in evs]
               for part, (evs, _) in (("train", train), ("test", test))}
     T = max(len(f) for f in frames["train"] + frames["test"])
@@ -130,38 +152,39 @@ def events_task(
 
 
 # --------------------------------------------------------------------------------------------- SHD
-def _read_shd(path: Path, limit: int | None, seed: int) -> tuple[list[Events], np.ndarray]:
+def _open_shd(path: Path, limit: int | None, seed: int, stack: ExitStack) -> tuple[LazySamples, np.ndarray]:
+    """Open an SHD file (closed by ``stack``); its kept samples are read when binned."""
     import h5py
 
     if not path.is_file():
         raise ValueError(f"SHD file '{path}' does not exist; expected shd_train.h5 and shd_test.h5 "
                          "(unzipped from https://zenkelab.org/datasets/) in that folder")
     try:
-        f = h5py.File(path, "r")
+        f = stack.enter_context(h5py.File(path, "r"))
     except OSError as err:
         raise ValueError(f"'{path}' could not be read as an HDF5 file ({err})") from err
-    with f:
-        for field in ("spikes/times", "spikes/units", "labels"):
-            if field not in f:
-                found: list[str] = []
-                f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
-                raise ValueError(f"SHD file '{path}' has no field '{field}' (found: {found or 'nothing'})")
-        labels = np.asarray(f["labels"][()]).astype(np.int64).reshape(-1)
-        times, units = f["spikes/times"], f["spikes/units"]
-        if not (len(times) == len(units) == len(labels)):
-            raise ValueError(f"SHD file '{path}': 'spikes/times' ({len(times)}), 'spikes/units' ({len(units)}) and "
-                             f"'labels' ({len(labels)}) must have one entry per sample")
-        keep = _subset(labels, limit, seed)
-        samples = []
-        for i in keep:
-            t, u = np.asarray(times[i], dtype=np.float64), np.asarray(units[i]).astype(np.int64)
-            if t.shape != u.shape:
-                raise ValueError(f"SHD file '{path}', sample {i}: 'spikes/times' has {t.size} events but "
-                                 f"'spikes/units' has {u.size}")
-            if u.size and (u.min() < 0 or u.max() >= SHD_UNITS):
-                raise ValueError(f"SHD file '{path}', sample {i}: 'spikes/units' must lie in 0..{SHD_UNITS - 1}")
-            samples.append(Events(t=(t * 1e6).astype(np.int64), x=u))  # µs, as tonic reads them
-    return samples, labels[keep]
+    for field in ("spikes/times", "spikes/units", "labels"):
+        if field not in f:
+            found: list[str] = []
+            f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
+            raise ValueError(f"SHD file '{path}' has no field '{field}' (found: {found or 'nothing'})")
+    labels = np.asarray(f["labels"][()]).astype(np.int64).reshape(-1)
+    times, units = f["spikes/times"], f["spikes/units"]
+    if not (len(times) == len(units) == len(labels)):
+        raise ValueError(f"SHD file '{path}': 'spikes/times' ({len(times)}), 'spikes/units' ({len(units)}) and "
+                         f"'labels' ({len(labels)}) must have one entry per sample")
+
+    def read(i: int) -> Events:
+        t, u = np.asarray(times[i], dtype=np.float64), np.asarray(units[i]).astype(np.int64)
+        if t.shape != u.shape:
+            raise ValueError(f"SHD file '{path}', sample {i}: 'spikes/times' has {t.size} events but "
+                             f"'spikes/units' has {u.size}")
+        if u.size and (u.min() < 0 or u.max() >= SHD_UNITS):
+            raise ValueError(f"SHD file '{path}', sample {i}: 'spikes/units' must lie in 0..{SHD_UNITS - 1}")
+        return Events(t=(t * 1e6).astype(np.int64), x=u)  # µs, truncated as tonic reads them
+
+    keep = _subset(labels, limit, seed)
+    return LazySamples(keep, read), labels[keep]
 
 
 def load_shd(
@@ -184,11 +207,13 @@ def load_shd(
     root = Path(path).expanduser()
     if not root.is_dir():
         raise ValueError(f"SHD folder '{root}' does not exist; it must hold shd_train.h5 and shd_test.h5")
-    train = _read_shd(root / "shd_train.h5", limit, seed)
-    test = _read_shd(root / "shd_test.h5", limit, seed)
-    return events_task(f"shd:{root}", train, test, (SHD_UNITS, 1, 1), seed=seed, val_fraction=val_fraction,
-                       encoder=encoder, encoder_options=encoder_options, bin_ms=bin_ms, steps=steps, max_ms=max_ms,
-                       pool=pool, polarity=False, binary=binary, info={"source": "shd", "path": str(root)})
+    with ExitStack() as stack:
+        train = _open_shd(root / "shd_train.h5", limit, seed, stack)
+        test = _open_shd(root / "shd_test.h5", limit, seed, stack)
+        return events_task(f"shd:{root}", train, test, (SHD_UNITS, 1, 1), seed=seed, val_fraction=val_fraction,
+                           encoder=encoder, encoder_options=encoder_options, bin_ms=bin_ms, steps=steps,
+                           max_ms=max_ms, pool=pool, polarity=False, binary=binary,
+                           info={"source": "shd", "path": str(root)})
 
 
 # ------------------------------------------------------------------------------------------ N-MNIST
@@ -213,7 +238,7 @@ def read_nmnist_file(path: str | Path) -> Events:
     return Events(t=t, x=x, y=y, p=p)
 
 
-def _read_nmnist_split(folder: Path, limit: int | None, seed: int) -> tuple[list[Events], np.ndarray]:
+def _read_nmnist_split(folder: Path, limit: int | None, seed: int) -> tuple[LazySamples, np.ndarray]:
     if not folder.is_dir():
         raise ValueError(f"N-MNIST folder '{folder}' does not exist; expected Train/<digit>/*.bin and "
                          "Test/<digit>/*.bin under the path")
@@ -227,7 +252,7 @@ def _read_nmnist_split(folder: Path, limit: int | None, seed: int) -> tuple[list
         raise ValueError(f"N-MNIST folder '{folder}' holds no <digit>/*.bin files")
     labels = np.asarray(labels, dtype=np.int64)
     keep = _subset(labels, limit, seed)
-    return [read_nmnist_file(files[i]) for i in keep], labels[keep]
+    return LazySamples(keep, lambda i: read_nmnist_file(files[i])), labels[keep]
 
 
 def load_nmnist(

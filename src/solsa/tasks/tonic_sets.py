@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .base import Task
-from .events import Events, _subset, events_task
+from .events import Events, LazySamples, _subset, events_task
 
 __all__ = ["load_tonic", "DEFAULT_ENCODER"]
 
@@ -65,20 +65,21 @@ def _split(cls: type, name: str, root: Path, train: bool) -> Any:
                          f"{type(err).__name__}: {err}") from err
 
 
-def _events(ds: Any, name: str, limit: int | None, seed: int) -> tuple[list[Events], np.ndarray]:
-    labels = np.asarray([int(t) for t in ds.targets], dtype=np.int64) if len(getattr(ds, "targets", [])) == len(ds) \
-        else None
-    if labels is None:  # the label comes with each sample (e.g. SHD's HDF5)
+def _events(ds: Any, name: str, limit: int | None, seed: int) -> tuple[LazySamples, np.ndarray]:
+    if len(getattr(ds, "targets", [])) == len(ds):
+        labels = np.asarray([int(t) for t in ds.targets], dtype=np.int64)
+    else:  # the label comes with each sample (e.g. SHD's HDF5): one pass to read them
         labels = np.asarray([int(ds[i][1]) for i in range(len(ds))], dtype=np.int64)
-    samples = []
-    keep = _subset(labels, limit, seed)
-    for i in keep:
-        ev, _ = ds[int(i)]
+
+    def read(i: int) -> Events:
+        ev, _ = ds[i]
         fields = ev.dtype.names or ()
         if "t" not in fields or "x" not in fields:
             raise ValueError(f"tonic data set {name}: sample {i} has fields {list(fields)}; solsa needs 't' and 'x'")
-        samples.append(Events({k: np.asarray(ev[k], dtype=np.int64) for k in ("t", "x", "y", "p") if k in fields}))
-    return samples, labels[keep]
+        return Events({k: np.asarray(ev[k], dtype=np.int64) for k in ("t", "x", "y", "p") if k in fields})
+
+    keep = _subset(labels, limit, seed)
+    return LazySamples(keep, read), labels[keep]
 
 
 def load_tonic(
