@@ -1,6 +1,7 @@
 """solsa: online learning for spiking neural networks (SOLSA, BPTT and the online baselines)."""
 
 from .functional import LIFConfig, LIFParams, LIFState, lif_step
+from .interop import from_nir, to_nir
 from .layers import SNN, LIFLayer
 from .losses import CrossEntropy, SpikeMSE, make_loss
 from .rules import BPTT, OSTL, OTTT, RULES, SOLSA, EProp, LearningRule, get_rule
@@ -33,4 +34,6 @@ __all__ = [
     "TrainConfig",
     "Learner",
     "train",
+    "to_nir",
+    "from_nir",
 ]

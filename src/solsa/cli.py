@@ -114,6 +114,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--task", help="task spec (default: the checkpoint's task)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--metrics", action="store_true",
+                   help="also NeuroBench's metrics: activation sparsity, synaptic operations, footprint")
     p.set_defaults(func=_run_evaluate)
 
 
@@ -121,10 +123,16 @@ def _run_evaluate(args) -> int:
     from .evaluation import evaluate_checkpoint
 
     r = evaluate_checkpoint(args.checkpoint, args.task, args.device)
+    if args.metrics:
+        from .interop.neurobench import checkpoint_metrics, format_metrics
+
+        r["neurobench"] = checkpoint_metrics(args.checkpoint, args.task, args.device)
     if args.json:
         print(json.dumps(r))
     else:
         print(f"{r['task']}: test accuracy {r['test_accuracy']:.4f} (recorded at training: {r['recorded_test_accuracy']})")
+        if args.metrics:
+            print(format_metrics(r["neurobench"]))
     return 0
 
 
@@ -214,8 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(sub)
     _add_gradcheck(sub)
     from .bench.cli import add_parser as add_bench
+    from .interop.cli import add_parser as add_export
 
     add_bench(sub)
+    add_export(sub)
     return parser
 
 

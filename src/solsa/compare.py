@@ -210,5 +210,5 @@ def compare(
     write_json(out / "summary.json", {k: v for k, v in report.items() if k != "runs"})
     write_csv(out / "summary.csv", summary["rows"])
     atomic_write(out / "summary.md", lambda f: f.write(summary_markdown(summary, search)))
-    plot_compare(out / "compare.png", summary)
+    plot_compare(out / "compare.png", summary, results)
     return report

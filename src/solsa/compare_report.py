@@ -110,16 +110,20 @@ def summary_markdown(summary: dict[str, Any], search: dict[str, list[Any]]) -> s
     return "\n".join(lines) + "\n"
 
 
-def plot_compare(path: str | Path, summary: dict[str, Any]) -> None:
+def plot_compare(path: str | Path, summary: dict[str, Any], results: list[dict[str, Any]] | None = None) -> None:
+    """Accuracy and train-state bytes per rule and task; with ``results``, the learned α of each rule's
+    first-seed run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .plots import filter_histogram
     from .report import save_figure
 
     tasks = list(dict.fromkeys(r["task"] for r in summary["rows"]))
-    fig, axes = plt.subplots(2, len(tasks), figsize=(4.5 * len(tasks), 7), squeeze=False)
+    n_rows = 3 if results else 2
+    fig, axes = plt.subplots(n_rows, len(tasks), figsize=(4.5 * len(tasks), 3.5 * n_rows), squeeze=False)
     for i, task in enumerate(tasks):
         rows = [r for r in summary["rows"] if r["task"] == task]
         names = [r["rule"] for r in rows]
@@ -134,5 +138,12 @@ def plot_compare(path: str | Path, summary: dict[str, Any]) -> None:
         ax.bar(names, [r["train_state_bytes"] for r in rows], color="C2")
         ax.set_yscale("log"), ax.set_ylabel("train-state bytes")
         ax.tick_params(axis="x", rotation=60)
+        if results:
+            on_task = [r for r in results if _task(r) == task and r.get("learned_filters")]
+            first_seed = min((r.get("seed", 0) for r in on_task), default=0)
+            for run in (r for r in on_task if r.get("seed", 0) == first_seed):
+                first = [dict(run["learned_filters"][0], layer=0)]  # the input layer's filters, one curve per rule
+                filter_histogram(axes[2, i], first, "alpha", label=f"{_label(run)}, ")
+            axes[2, i].set_title(f"learned α of the input layer, {task}")
     fig.tight_layout()
     save_figure(fig, path)

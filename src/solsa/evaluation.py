@@ -13,10 +13,10 @@ from .io import load_checkpoint
 from .layers import SNN
 from .losses import make_loss
 from .rules import sequence_weights, target_at
-from .tasks import Split, iterate_batches, load_task, van_rossum_distance
+from .tasks import Split, Task, iterate_batches, load_task, van_rossum_distance
 from .validation import check_device
 
-__all__ = ["evaluate", "evaluate_checkpoint", "load_task_of"]
+__all__ = ["evaluate", "evaluate_checkpoint", "load_task_of", "network_from_checkpoint", "checkpoint_task"]
 
 
 def _prototypes(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,11 +63,21 @@ def load_task_of(cfg: TrainConfig, spec: str | None = None):
                      **cfg.task_options)
 
 
-def evaluate_checkpoint(path: str | Path, task_spec: str | None = None, device: str = "cpu") -> dict[str, Any]:
-    """Rebuild the network of a checkpoint and evaluate it on the test split of its task (or ``task_spec``)."""
-    check_device(device)
+def network_from_checkpoint(path: str | Path) -> tuple[SNN, TrainConfig, dict[str, Any]]:
+    """The trained network of a checkpoint (on the CPU, in eval mode), its config and the checkpoint dict."""
     ckpt = load_checkpoint(path)
-    cfg = TrainConfig.from_dict(ckpt["config"]["train"])
+    try:
+        cfg = TrainConfig.from_dict(ckpt["config"]["train"])
+        net = build_network(cfg, ckpt["config"]["n_inputs"], ckpt["config"]["n_classes"])
+        net.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise ValueError(f"checkpoint {path} is malformed: {type(err).__name__}: {err}") from err
+    return net.eval(), cfg, ckpt
+
+
+def checkpoint_task(path: str | Path, task_spec: str | None = None) -> tuple[SNN, TrainConfig, dict[str, Any], Task]:
+    """A checkpoint's network, config and dict, and its task (or ``task_spec``) loaded as at training."""
+    net, cfg, ckpt = network_from_checkpoint(path)
     spec = task_spec or cfg.task
     task = load_task_of(cfg, spec)
     if (task.n_inputs, task.n_classes) != (ckpt["config"]["n_inputs"], ckpt["config"]["n_classes"]):
@@ -75,9 +85,14 @@ def evaluate_checkpoint(path: str | Path, task_spec: str | None = None, device: 
             f"task {spec} has {task.n_inputs} inputs and {task.n_classes} classes; the checkpoint's network "
             f"expects {ckpt['config']['n_inputs']} and {ckpt['config']['n_classes']}"
         )
-    net = build_network(cfg, task.n_inputs, task.n_classes)
-    net.load_state_dict(ckpt["state_dict"])
-    net.to(device).eval()
+    return net, cfg, ckpt, task
+
+
+def evaluate_checkpoint(path: str | Path, task_spec: str | None = None, device: str = "cpu") -> dict[str, Any]:
+    """Rebuild the network of a checkpoint and evaluate it on the test split of its task (or ``task_spec``)."""
+    check_device(device)
+    net, cfg, ckpt, task = checkpoint_task(path, task_spec)
+    net.to(device)
     result = evaluate(net, task.test, cfg.loss_name, device=device)
     return {"task": task.name, "checkpoint": str(path), "test_accuracy": result["accuracy"], "test_loss": result["loss"],
             "recorded_test_accuracy": ckpt["config"].get("test_accuracy")}

@@ -78,7 +78,7 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a corrupt file
-        raise ValueError(f"checkpoint {path} could not be read: {err}") from err
+        raise ValueError(f"checkpoint {path} could not be read: {type(err).__name__}: {err}") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != "solsa-checkpoint-1":
         raise ValueError(f"checkpoint {path} is not a solsa checkpoint (no 'format': 'solsa-checkpoint-1')")
     return ckpt

@@ -1,6 +1,15 @@
 """Pure functions: the neuron step and the trace recursions. No state, no modules."""
 
-from .neuron import RESET_MODES, LIFConfig, LIFParams, LIFState, lif_step, spike_derivative
+from .neuron import (
+    RESET_MODES,
+    LIFConfig,
+    LIFParams,
+    LIFState,
+    lif_step,
+    membrane_step,
+    spike_derivative,
+    synaptic_filter,
+)
 from .traces import (
     alpha_input_trace,
     alpha_trace,
@@ -17,6 +26,8 @@ __all__ = [
     "LIFParams",
     "LIFState",
     "lif_step",
+    "synaptic_filter",
+    "membrane_step",
     "spike_derivative",
     "decay_factor",
     "weight_trace",

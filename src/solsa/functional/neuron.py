@@ -24,7 +24,10 @@ import torch
 
 from ..surrogate import spike, surrogate_derivative
 
-__all__ = ["RESET_MODES", "LIFParams", "LIFConfig", "LIFState", "lif_step", "spike_derivative"]
+__all__ = [
+    "RESET_MODES", "LIFParams", "LIFConfig", "LIFState", "lif_step", "synaptic_filter", "membrane_step",
+    "spike_derivative",
+]
 
 RESET_MODES = ("subtract", "zero", "none")
 
@@ -58,12 +61,13 @@ class LIFState(NamedTuple):
     o: torch.Tensor
 
 
-def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFConfig) -> LIFState:
-    """Advance one layer by one time step. ``x`` is ``[B, N_in]``; returns the new state."""
-    F = p.alpha * state.F + p.beta * x
-    current = F @ p.weight.t()
-    if p.bias is not None:
-        current = current + p.bias
+def synaptic_filter(x: torch.Tensor, F: torch.Tensor, p: LIFParams) -> torch.Tensor:
+    """The synaptic filter ``F[t] = α ⊙ F[t-1] + β ⊙ x[t]`` (per layer or per input channel)."""
+    return p.alpha * F + p.beta * x
+
+
+def membrane_step(current: torch.Tensor, state: LIFState, F: torch.Tensor, p: LIFParams, cfg: LIFConfig) -> LIFState:
+    """Membrane, reset and spike from the synaptic current ``I[t] = F[t] Wᵀ + b``; returns the new state."""
     if not cfg.spiking:
         V = p.lam * state.V + current
         return LIFState(F, V, V)
@@ -75,6 +79,15 @@ def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFConfig) -> 
         V = p.lam * state.V + current
     o = spike(V - cfg.threshold, cfg.surrogate, cfg.width)
     return LIFState(F, V, o)
+
+
+def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFConfig) -> LIFState:
+    """Advance one layer by one time step. ``x`` is ``[B, N_in]``; returns the new state."""
+    F = synaptic_filter(x, state.F, p)
+    current = F @ p.weight.t()
+    if p.bias is not None:
+        current = current + p.bias
+    return membrane_step(current, state, F, p, cfg)
 
 
 def spike_derivative(V: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:

@@ -14,8 +14,10 @@ import inspect
 from typing import Any, Callable
 
 from . import digits as _digits
+from . import events as _events
 from . import npz as _npz
 from . import patterns as _patterns
+from . import tonic_sets as _tonic
 from . import uea as _uea
 from .base import Batch, Split, Task, TaskFamily, iterate_batches
 from .encoders import ENCODERS, delta, direct, encode, encoder_defaults, latency, list_encoders, population, rate
@@ -43,7 +45,8 @@ __all__ = [
 ]
 
 # One entry per task family: a new task is its loader file (with its FAMILY) plus one line here.
-TASKS: dict[str, TaskFamily] = {f.name: f for f in (_uea.FAMILY, _digits.FAMILY, _patterns.FAMILY, _npz.FAMILY)}
+TASKS: dict[str, TaskFamily] = {f.name: f for f in (_uea.FAMILY, _digits.FAMILY, _patterns.FAMILY, _npz.FAMILY,
+                                                      _events.SHD_FAMILY, _events.NMNIST_FAMILY, _tonic.FAMILY)}
 
 
 def list_tasks() -> list[tuple[str, str]]:
@@ -74,7 +77,7 @@ def load_task(
     """Load a task by spec.
 
     Specs: ``"uea:NAME"``, ``"digits"``, ``"patterns"``, ``"patterns:generate"``,
-    ``"npz:PATH"`` (see :func:`list_tasks`).
+    ``"npz:PATH"``, ``"shd:PATH"``, ``"nmnist:PATH"``, ``"tonic:NAME:ROOT"`` (see :func:`list_tasks`).
 
     Args:
         spec: Task spec.

@@ -172,8 +172,9 @@ class TaskFamily:
             its keyword-only parameters are the family's task options.
         default_encoder: the encoder used when none is named.
         listing: ``(spec pattern, one-line description)`` rows shown by ``solsa tasks``.
-        argument: ``"none"`` (no ``:ARG``), ``"required"`` (``ARG`` is the loader's first argument) or
-            ``"mode"`` (an optional ``:MODE``, one of ``modes``, passed as the option ``mode``).
+        argument: ``"none"`` (no ``:ARG``), ``"required"`` (``ARG`` is the loader's first argument),
+            ``"pair"`` (``A:B``, the loader's first two arguments) or ``"mode"`` (an optional ``:MODE``, one
+            of ``modes``, passed as the option ``mode``).
         modes: the valid ``MODE`` values and what each means (``argument="mode"``).
     """
 
@@ -193,6 +194,9 @@ class TaskFamily:
             return () if arg is None else None
         if self.argument == "required":
             return (arg,) if arg else None
+        if self.argument == "pair":
+            first, sep, second = (arg or "").partition(":")
+            return (first, second) if first and sep and second else None
         if arg is None:
             return ()
         if arg not in self.modes:
