@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench.cli import add_parser as add_bench
 
     add_bench(sub)
+    from .stream_cli import add_parser as add_stream
+
+    add_stream(sub)
     return parser
 
 

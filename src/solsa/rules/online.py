@@ -105,3 +105,8 @@ class OnlineRule(LearningRule):
 
     def train_state_bytes(self) -> int:
         return sum(tr.nbytes() for tr in self.traces)
+
+    def states(self) -> list:
+        """The current neuron state of every layer (:class:`~solsa.functional.LIFState`, read-only use:
+        ``net.step(x, rule.states())`` predicts the next step without advancing anything)."""
+        return [tr.state for tr in self.traces]
