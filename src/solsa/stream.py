@@ -31,6 +31,7 @@ The rules of the game:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from typing import Any, Hashable, Iterable, Mapping
@@ -95,7 +96,8 @@ class StreamClassifier:
         self.classes: list[Hashable] = []
         self._index: dict[Hashable, int] = {}
         for label in classes or ():
-            if self._new_label(label, "classes") != len(self.classes):
+            self._new_label(label, "classes")
+            if label in self._index:
                 raise OptionError("classes", f"classes lists {label!r} twice")
             self._index[label] = len(self.classes)
             self.classes.append(label)
@@ -195,13 +197,13 @@ class StreamClassifier:
         return self._since_update > 0
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly here (tensors and plain data). Call :meth:`update` first:
-        a snapshot holds no partial gradient."""
+        """A copy of everything needed to continue exactly here (tensors and plain data). Call
+        :meth:`update` first: a snapshot holds no partial gradient."""
         if self._since_update:
             raise RuntimeError("state_dict: a gradient is pending; call update() first")
         return {
-            "net": self.net.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "traces": [_trace_tensors(tr) for tr in self.rule.traces],
             "score": self._score.clone(),
             "classes": list(self.classes),
@@ -273,7 +275,10 @@ class StreamClassifier:
         return row, start, (keys if self.features is None else None)
 
     def _label_index(self, y: Hashable) -> int:
-        index = self._index.get(y)
+        try:
+            index = self._index.get(y)
+        except TypeError:  # unhashable
+            index = None
         return index if index is not None else self._new_label(y, "y")
 
     def _new_label(self, y: Hashable, name: str) -> int:

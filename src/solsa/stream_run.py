@@ -114,15 +114,15 @@ def _open(cfg: TrainConfig, opts: dict[str, Any]):
     if opts["csv"] is not None:
         source: CsvStream | TaskStream = CsvStream(opts["csv"])
         if opts["drift_at"] is not None:
-            raise OptionError("drift_at", "drift_at permutes a task's labels; it does not apply to a CSV stream")
+            raise OptionError("drift_at", "drift_at applies to task streams only (it permutes a task's labels)")
         if not source.has_segments and opts["update_every"] is None:
-            raise OptionError("update_every", f"{source.name} has no {'segment'!r} column (one endless segment): "
-                                              "give update_every")
+            raise OptionError("update_every", f"update_every must be given: {source.name} has no 'segment' column "
+                                              "(one endless segment, never ended)")
         classes = opts["classes"]
         n_outputs = opts["max_classes"] or (len(classes) if classes else None)
         if n_outputs is None:
-            raise OptionError("max_classes", "a CSV stream needs its number of classes: give max_classes "
-                                             "(the readout size) or classes")
+            raise OptionError("max_classes", "max_classes (the readout size) or classes must be given for a CSV "
+                                             "stream")
     else:
         source = TaskStream(cfg.task, seed=cfg.seed, passes=opts["passes"], drift_at=opts["drift_at"],
                             encoder=cfg.encoder, **cfg.task_options)
@@ -223,8 +223,6 @@ def _loop(cfg, opts, source, clf: StreamClassifier, pq: Prequential, out_dir: Pa
         _save(out_dir, cfg, opts, clf, pq)
     finally:
         torch.set_num_threads(threads)
-        if isinstance(source, CsvStream):
-            source.close()
     metrics = _metrics(cfg, opts, source, clf, pq, finished)
     write_csv(out_dir / "accuracy.csv", pq.rows)
     plot_stream(out_dir / "stream.png", pq.rows, drift_step, f"{cfg.rule} on {name}")

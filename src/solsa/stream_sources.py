@@ -28,7 +28,7 @@ import csv
 import math
 import sys
 from pathlib import Path
-from typing import Hashable, Iterator, NamedTuple, TextIO
+from typing import Hashable, Iterator, NamedTuple
 
 import torch
 
@@ -118,9 +118,12 @@ class CsvStream:
         self.name = "stdin" if path == "-" else str(path)
         if path != "-" and not Path(path).is_file():
             raise FileNotFoundError(f"CSV file {path} does not exist")
-        self._file: TextIO | None = None
-        self._reader = csv.reader(self._open())
-        header = next(self._reader, None)
+        self._stdin = csv.reader(sys.stdin) if path == "-" else None
+        if self._stdin is not None:
+            header = next(self._stdin, None)
+        else:
+            with open(path, newline="", encoding="utf-8") as f:
+                header = next(csv.reader(f), None)
         if not header:
             raise ValueError(f"line 1 of {self.name}: expected a header line naming the columns")
         header = [h.strip() for h in header]
@@ -138,12 +141,6 @@ class CsvStream:
         self.has_segments = self._segment is not None
         self.classes: list[Hashable] | None = None  # learned as they appear
 
-    def _open(self) -> TextIO:
-        if self.path == "-":
-            return sys.stdin
-        self._file = open(self.path, newline="", encoding="utf-8")
-        return self._file
-
     def describe(self) -> dict:
         return {"kind": "csv", "file": self.name, "features": self.features,
                 "label_column": self._label is not None, "segment_column": self.has_segments}
@@ -151,10 +148,18 @@ class CsvStream:
     def steps(self, start: int = 0) -> Iterator[StreamStep]:
         """The rows from data row ``start`` on (standard input cannot rewind: its rows are taken as the
         continuation)."""
-        skip = start if self.path != "-" else 0
-        width, line, previous, seen = len(self.header), 1, None, 0
-        for row in self._reader:
-            line = self._reader.line_num
+        if self._stdin is not None:
+            yield from self._rows(self._stdin, 0)
+            return
+        with open(self.path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            next(reader, None)
+            yield from self._rows(reader, start)
+
+    def _rows(self, reader, skip: int) -> Iterator[StreamStep]:
+        width, previous, seen = len(self.header), None, 0
+        for row in reader:
+            line = reader.line_num
             if not row or all(not field.strip() for field in row):
                 continue
             if len(row) != width:
@@ -176,8 +181,4 @@ class CsvStream:
             label = row[self._label].strip() if self._label is not None else ""
             yield StreamStep(torch.tensor(values, dtype=torch.float32), label or None,
                              begins and self._segment is not None, line)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
 
