@@ -79,7 +79,7 @@ def test_predictions_are_pure_and_match_the_step_that_follows():
         assert clf.predict_one(x) == max(proba, key=proba.get)
         assert same(before, snapshot(clf))
         clf.learn_one(x, None)  # advance without a label: what a pure prediction computed
-        expected = torch.softmax(clf._score / (t + 1), 0)
+        expected = torch.softmax(clf._score[0] / (t + 1), 0)
         assert torch.allclose(torch.tensor(list(proba.values()), dtype=torch.float64), expected, atol=1e-12)
     assert clf.updates == 0 and not clf.pending
 

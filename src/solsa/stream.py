@@ -43,7 +43,7 @@ from .learner import Learner
 from .rules import LearningRule, get_rule
 from .validation import OptionError, check_positive_int
 
-__all__ = ["StreamClassifier"]
+__all__ = ["StreamClassifier", "trace_tensors"]
 
 Sample = Mapping[str, Any] | torch.Tensor
 
@@ -115,8 +115,8 @@ class StreamClassifier:
         self._device = w.device
         self._row = torch.zeros(1, net.n_inputs, dtype=w.dtype)  # reused for every dict input
         self._row_np = self._row.numpy() if w.dtype in (torch.float32, torch.float64) else None
-        self._target = torch.zeros(1, dtype=torch.int64, device=w.device)
-        self._score = torch.zeros(net.n_outputs, dtype=w.dtype, device=w.device)  # the segment's summed output
+        self._targets = [torch.tensor([i], device=w.device) for i in range(net.n_outputs)]  # one per neuron
+        self._score = torch.zeros(1, net.n_outputs, dtype=w.dtype, device=w.device)  # the segment's summed output
         self._rest = net.init_state(1)
         rule.reset(1)
         _register_with_river()
@@ -138,10 +138,9 @@ class StreamClassifier:
         if index is None:
             out = self.rule.step(row).output
         else:
-            self._target[0] = index
-            out = self.rule.step(row, self._target).output
+            out = self.rule.step(row, self._targets[index]).output
             self._since_update += 1
-        self._score.add_(out[0])
+        self._score.add_(out)
         self.steps += 1
         self.segment_steps += 1
         if self.update_every is not None and self._since_update >= self.update_every:
@@ -204,7 +203,7 @@ class StreamClassifier:
         return {
             "net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "traces": [_trace_tensors(tr) for tr in self.rule.traces],
+            "traces": [trace_tensors(tr) for tr in self.rule.traces],
             "score": self._score.clone(),
             "classes": list(self.classes),
             "features": None if self.features is None else list(self.features),
@@ -242,7 +241,7 @@ class StreamClassifier:
             raise ValueError(f"x at step {self.steps} must be a floating tensor of {n} features, "
                              f"got {x.dtype} of shape {tuple(x.shape)}")
         row = x.reshape(1, n)
-        if not math.isfinite(float(row.sum(dtype=torch.float64))):
+        if not math.isfinite(row.sum().item()):  # NaN and inf survive the sum (cheaper than isfinite().all())
             raise ValueError(f"x at step {self.steps} contains NaN or inf")
         return row, False, None
 
@@ -299,7 +298,7 @@ class StreamClassifier:
             y, _ = self.net.step(row, self._rest if fresh else self.rule.states())
         if fresh:
             return y[0], 1
-        return self._score + y[0], self.segment_steps + 1
+        return (self._score + y)[0], self.segment_steps + 1
 
     def __repr__(self) -> str:
         return (f"StreamClassifier({self.rule.name}, net={self.net.n_inputs}-"
@@ -307,8 +306,9 @@ class StreamClassifier:
                 f"update_every={self.update_every}, classes={self.classes})")
 
 
-def _trace_tensors(traces: Any) -> dict[str, torch.Tensor]:
-    """Copies of one layer's state and traces (a dataclass of tensors, LIFStates and Nones)."""
+def trace_tensors(traces: Any) -> dict[str, torch.Tensor]:
+    """Copies of one layer's state and traces (an online rule's ``rule.traces[i]``: a dataclass of tensors,
+    a LIFState and Nones), by name (``state.V``, ``e``, ...)."""
     out = {}
     for f in dataclasses.fields(traces):
         value = getattr(traces, f.name)
