@@ -8,8 +8,9 @@
 The rules of the game:
 
 * **One step per sample.** ``predict_proba_one`` and ``predict_one`` compute the next step from the
-  current neuron state with the pure :func:`~solsa.functional.lif_step` (through ``net.step``) and
-  change nothing; ``learn_one`` advances the state, accumulates the rule's gradient and returns None.
+  current neuron state with the rule's pure ``predict_step`` (the pure :func:`~solsa.functional.lif_step`
+  through ``net.step``; SOLSA's fused kernel has its own pure step, tested equal) and change nothing;
+  ``learn_one`` advances the state, accumulates the rule's gradient and returns None.
   River's ``progressive_val_score`` (predict, then learn) therefore steps the network once per sample.
   With river installed the class registers itself as a ``river.base.Classifier``.
 * **Predictions** are "the class so far in this segment": the readout's output accumulated since the
@@ -81,7 +82,7 @@ class StreamClassifier:
     ) -> None:
         if isinstance(rule, str):
             rule = get_rule(rule).build(net, "ce" if net.readout == "leaky" else "mse")
-        if not rule.capabilities.online or not hasattr(rule, "states"):
+        if not rule.capabilities.online or not hasattr(rule, "predict_step"):
             raise OptionError("rule", f"StreamClassifier needs an online rule; {rule.name} must wait for the "
                                       "sequence to end")
         if rule.net is not net:
@@ -164,7 +165,9 @@ class StreamClassifier:
         """The most likely known label for the segment so far, this step included (None before any label)."""
         score, _ = self._next_scores(x)
         k = len(self.classes)
-        return self.classes[int(score[:k].argmax())] if k else None
+        if not k:
+            return None
+        return self.classes[int((score if k == score.shape[0] else score[:k]).argmax())]
 
     def check_one(self, x: Sample, y: Hashable | None = None) -> None:
         """Raise the error ``learn_one(x, y)`` would raise, changing nothing (a caller that must act before
@@ -294,11 +297,10 @@ class StreamClassifier:
         """The segment's summed output with the next step's, and the step count, from the current state."""
         row, start, _ = self._parse(x)
         fresh = start or not self.segment_steps
-        with torch.no_grad():
-            y, _ = self.net.step(row, self._rest if fresh else self.rule.states())
         if fresh:
-            return y[0], 1
-        return (self._score + y)[0], self.segment_steps + 1
+            with torch.no_grad():
+                return self.net.step(row, self._rest)[0][0], 1
+        return self._score.add(self.rule.predict_step(row)).view(-1), self.segment_steps + 1
 
     def __repr__(self) -> str:
         return (f"StreamClassifier({self.rule.name}, net={self.net.n_inputs}-"
