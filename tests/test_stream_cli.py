@@ -123,3 +123,6 @@ def test_option_errors_name_their_flags(tmp_path, capsys):
     assert "error: --max-classes" in capsys.readouterr().err
     assert main(["stream", "--resume", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["stream", "--resume", str(tmp_path / "a"), "--hidden", "4", "--update-every", "3"]) == 2
+    assert "error: --resume continues with the run's own options; only --steps and --print-every may be given " \
+           "(got --hidden, --update-every)" in capsys.readouterr().err

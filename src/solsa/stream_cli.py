@@ -7,7 +7,8 @@ import re
 import sys
 from pathlib import Path
 
-from .cli_options import add_config_options, resolve_config
+from .cli_options import add_config_options, flag, given_options, resolve_config
+from .validation import OptionError
 
 __all__ = ["add_parser"]
 
@@ -74,6 +75,11 @@ def _run(args) -> int:
 
     log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
     if args.resume:
+        fixed = sorted(set(_options(args)) - {"steps", "print_every"} | set(given_options(args))
+                       | ({"out"} if args.out else set()) | ({"force"} if args.force else set()))
+        if fixed:
+            raise OptionError("resume", f"resume continues with the run's own options; only --steps and "
+                                        f"--print-every may be given (got {', '.join(flag(k) for k in fixed)})")
         m = resume_stream(args.resume, steps=args.steps, print_every=args.print_every, log=log)
         out = Path(args.resume)
     else:
