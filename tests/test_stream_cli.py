@@ -126,3 +126,24 @@ def test_option_errors_name_their_flags(tmp_path, capsys):
     assert main(["stream", "--resume", str(tmp_path / "a"), "--hidden", "4", "--update-every", "3"]) == 2
     assert "error: --resume continues with the run's own options; only --steps and --print-every may be given " \
            "(got --hidden, --update-every)" in capsys.readouterr().err
+
+
+def test_a_crash_leaves_the_last_checkpoint_and_resume_finishes_like_one_run(tmp_path, capsys):
+    rows = [f"{0.1 * (i % 7):.1f},{1 - 0.1 * (i % 5):.1f},{'ab'[(i // 4) % 2]},{i // 4}" for i in range(40)]
+    good = "u,v,label,segment\n" + "\n".join(rows) + "\n"
+    path = tmp_path / "s.csv"
+    path.write_text(good.replace(rows[25], "0.3,oops,a,6"))  # a bad row at step 25 (line 27)
+    args = ["stream", "--csv", str(path), "--max-classes", "2", *TINY, "--checkpoint-every", "8", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "crash")]) == 2
+    assert "line 27 of" in capsys.readouterr().err
+    m = strict_json(tmp_path / "crash" / "metrics.json")  # written with the checkpoint at step 24
+    assert m["steps"] == 24 and not m["finished"]
+    path.write_text(good)
+    assert main(["stream", "--resume", str(tmp_path / "crash"), "--print-every", "1000"]) == 0
+    path2 = tmp_path / "s2.csv"
+    path2.write_text(good)
+    assert main([*args[:2], str(path2), *args[3:], "--out", str(tmp_path / "whole")]) == 0
+    a = torch.load(tmp_path / "crash" / "checkpoint.pt", weights_only=True)["state_dict"]["classifier"]["net"]
+    b = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["state_dict"]["classifier"]["net"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert strict_json(tmp_path / "crash" / "metrics.json")["steps"] == 40

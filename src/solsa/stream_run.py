@@ -212,6 +212,7 @@ def _loop(cfg, opts, source, clf: StreamClassifier, pq: Prequential, out_dir: Pa
                 log(_line(pq))
             if ckpt_every is not None and pq.steps % ckpt_every == 0:
                 _save(out_dir, cfg, opts, clf, pq)
+                _write(out_dir, cfg, opts, source, clf, pq, finished=False, plot=False)  # what a crash leaves
             if limit is not None and pq.steps >= limit:
                 finished = False  # stopped at `steps` (the source is not read further)
                 break
@@ -223,9 +224,17 @@ def _loop(cfg, opts, source, clf: StreamClassifier, pq: Prequential, out_dir: Pa
         _save(out_dir, cfg, opts, clf, pq)
     finally:
         torch.set_num_threads(threads)
+    return _write(out_dir, cfg, opts, source, clf, pq, finished=finished, plot=True)
+
+
+def _write(out_dir: Path, cfg, opts, source, clf: StreamClassifier, pq: Prequential, *, finished: bool,
+           plot: bool) -> dict[str, Any]:
+    """``accuracy.csv``, ``stream.png`` (with ``plot``) and, last, ``metrics.json``; returns the metrics."""
     metrics = _metrics(cfg, opts, source, clf, pq, finished)
     write_csv(out_dir / "accuracy.csv", pq.rows)
-    plot_stream(out_dir / "stream.png", pq.rows, drift_step, f"{cfg.rule} on {name}")
+    if plot:
+        title = f"{cfg.rule} on {getattr(source, 'name', 'stream')}"
+        plot_stream(out_dir / "stream.png", pq.rows, getattr(source, "drift_step", None), title)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
 
