@@ -246,7 +246,7 @@ class StreamClassifier:
         row = x.reshape(1, n)
         if not math.isfinite(row.sum().item()):  # NaN and inf survive the sum (cheaper than isfinite().all())
             raise ValueError(f"x at step {self.steps} contains NaN or inf")
-        return row, False, None
+        return (row if row.device == self._device else row.to(self._device)), False, None
 
     def _parse_dict(self, x: Mapping[str, Any]) -> tuple[torch.Tensor, bool, list[str] | None]:
         key = self.boundary_key
