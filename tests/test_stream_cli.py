@@ -147,3 +147,25 @@ def test_a_crash_leaves_the_last_checkpoint_and_resume_finishes_like_one_run(tmp
     b = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["state_dict"]["classifier"]["net"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert strict_json(tmp_path / "crash" / "metrics.json")["steps"] == 40
+
+
+def test_labels_only_at_each_segments_end_still_train(tmp_path):
+    """Late labels: rows without a label only advance; the label on a segment's last row trains on it."""
+    rows = []
+    for seg in range(30):
+        label = "ab"[seg % 2]
+        for t in range(5):
+            u = (0.9 if label == "a" else 0.1) + 0.01 * t
+            rows.append(f"{u:.2f},{1 - u:.2f},{label if t == 4 else ''},{seg}")
+    path = tmp_path / "late.csv"
+    path.write_text("u,v,label,segment\n" + "\n".join(rows) + "\n")
+    cfg = TrainConfig(hidden=(8,), threads=1, lr=0.05)
+    m = run_stream(cfg, tmp_path / "o", csv=str(path), max_classes=2, log=lambda s: None)
+    assert m["steps"] == 150 and m["labelled_steps"] == m["segments"] == m["updates"] == 30
+    first = torch.load(tmp_path / "o" / "checkpoint.pt", weights_only=True)["state_dict"]["classifier"]["net"]
+    torch.manual_seed(0)
+    from solsa.factories import build_network
+
+    init = build_network(cfg, 2, 2).state_dict()
+    assert not torch.equal(first["layers.0.weight"], init["layers.0.weight"])  # the weights moved
+    assert m["segment_accuracy"] > 0.5
