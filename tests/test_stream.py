@@ -1,9 +1,12 @@
-"""The river-style facade: learn_one / predict_one over single time steps."""
+"""The stream learner: river's conventions (pure predictions, one step per sample), labels, bad input."""
+
+import math
 
 import pytest
 import torch
 
 from solsa import SNN
+from solsa.rules import SOLSA
 from solsa.stream import StreamClassifier
 
 
@@ -13,36 +16,155 @@ def cue(label, T=12, gen=None):
     return x
 
 
-def test_learns_a_stream_and_predicts():
-    torch.manual_seed(0)
+def snapshot(clf):
+    """Everything a sample could change: weights, optimizer, traces, segment score, labels, counters."""
+    state = clf.state_dict() if not clf.pending else {"pending": True}
+    return repr(state), [p.detach().clone() for p in clf.net.parameters()]
+
+
+def same(a, b):
+    return a[0] == b[0] and all(torch.equal(x, y) for x, y in zip(a[1], b[1]))
+
+
+def test_learns_a_stream_with_predict_then_learn():
     gen = torch.Generator().manual_seed(0)
     clf = StreamClassifier(SNN(6, [16], 2, readout="leaky"), lr=0.01, update_every=6)
     bytes_at_start = clf.rule.train_state_bytes()
-    for i in range(60):
-        label = i % 2
-        for x_t in cue(label, gen=gen):
+    correct = []
+    for i in range(100):
+        label = ("left", "right")[i % 2]
+        for x_t in cue(i % 2, gen=gen):
+            pred = clf.predict_one(x_t)
             clf.learn_one(x_t, label)
+        correct.append(pred == label)
         clf.end_sequence()
     assert clf.rule.train_state_bytes() == bytes_at_start
-    correct = 0
-    for i in range(40):
-        label = i % 2
-        for x_t in cue(label, gen=gen):
-            pred = clf.predict_one(x_t)
-        clf.end_sequence()
-        correct += pred == label
-    assert correct / 40 >= 0.85
+    assert clf.steps == 100 * 12 and clf.classes == ["left", "right"]
+    assert sum(correct[-40:]) / 40 >= 0.85
 
 
-def test_bad_input():
-    clf = StreamClassifier(SNN(6, [4], 2))
-    with pytest.raises(ValueError, match=r"y must be a class in \[0, 2\)"):
-        clf.learn_one(torch.zeros(6), 5)
-    with pytest.raises(ValueError, match="x must have 6 features"):
-        clf.learn_one(torch.zeros(7), 0)
-    with pytest.raises(ValueError, match="x contains NaN"):
-        clf.predict_one(torch.full((6,), float("nan")))
+def test_river_progressive_val_score_steps_the_network_once_per_sample(monkeypatch):
+    from river import evaluate, metrics
+
+    torch.manual_seed(0)
+    clf = StreamClassifier(SNN(3, [16], 2, readout="leaky"), lr=0.01, update_every=5, boundary_key="start")
+    calls = []
+    step = clf.rule.step
+    monkeypatch.setattr(clf.rule, "step", lambda *a, **k: calls.append(1) or step(*a, **k))
+
+    def data(n):
+        gen = torch.Generator().manual_seed(1)
+        for i in range(n):
+            label = ("a", "b")[(i // 25) % 2]
+            v = torch.randn(3, generator=gen) * 0.3 + (1.0 if label == "a" else -1.0)
+            yield {"u": float(v[0]), "v": float(v[1]), "w": float(v[2]), "start": i % 25 == 0}, label
+
+    acc = evaluate.progressive_val_score(data(1000), clf, metrics.Accuracy())
+    assert len(calls) == 1000 and clf.steps == 1000  # predict + learn: one network step per sample
+    assert acc.get() > 0.9
+    assert clf.features == ["u", "v", "w"] and clf.learn_one(*next(data(1))) is None
+    loss = evaluate.progressive_val_score(data(100), clf, metrics.CrossEntropy())  # predict_proba_one
+    assert math.isfinite(loss.get()) and len(calls) == 1101
+
+
+def test_predictions_are_pure_and_match_the_step_that_follows():
+    torch.manual_seed(0)
+    net = SNN(4, [8], 3, readout="leaky").double()
+    clf = StreamClassifier(net, SOLSA(net, "ce", backend="reference"), classes=[0, 1, 2])
+    gen = torch.Generator().manual_seed(0)
+    for t in range(5):
+        x = torch.randn(4, generator=gen, dtype=torch.float64)
+        before = snapshot(clf)
+        proba = clf.predict_proba_one(x)
+        assert clf.predict_one(x) == max(proba, key=proba.get)
+        assert same(before, snapshot(clf))
+        clf.learn_one(x, None)  # advance without a label: what a pure prediction computed
+        expected = torch.softmax(clf._score[0] / (t + 1), 0)
+        assert torch.allclose(torch.tensor(list(proba.values()), dtype=torch.float64), expected, atol=1e-12)
+    assert clf.updates == 0 and not clf.pending
+
+
+def test_labels_added_as_they_appear_up_to_the_readout_and_a_full_readout_refuses_cleanly():
+    clf = StreamClassifier(SNN(2, [4], 2, readout="leaky"), update_every=3)
+    assert clf.predict_one({"a": 0.0, "b": 1.0}) is None and clf.predict_proba_one({"a": 0.0, "b": 1.0}) == {}
+    clf.learn_one({"a": 0.0, "b": 1.0}, "cat")
+    clf.learn_one({"a": 1.0, "b": 0.0}, ("dog", 1))
+    assert clf.classes == ["cat", ("dog", 1)]
+    assert set(clf.predict_proba_one({"a": 0.0, "b": 0.0})) == {"cat", ("dog", 1)}
+    clf.update()
+    before = snapshot(clf)
+    with pytest.raises(ValueError, match=r"label 'cow' at step 2 is new, but all 2 output neurons"):
+        clf.learn_one({"a": 0.0, "b": 1.0}, "cow")
+    assert same(before, snapshot(clf)) and clf.steps == 2
+    with pytest.raises(TypeError, match="labels must be hashable"):
+        clf.learn_one({"a": 0.0, "b": 1.0}, ["list"])
+    with pytest.raises(ValueError, match="classes lists 1 twice"):
+        StreamClassifier(SNN(2, [4], 3), classes=[1, 1])
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"a": 1.0}, r"x at step 3 must have the features \['a', 'b'\]; missing \['b'\]"),
+    ({"a": 1.0, "b": 2.0, "c": 3.0}, r"unknown \['c'\]"),
+    ({"a": float("nan"), "b": 0.0}, r"x at step 3 contains NaN or inf \(features \['a'\]\)"),
+    ({"a": "x", "b": 0.0}, r"x at step 3: every feature must be a number"),
+    (torch.zeros(3), r"x at step 3 must be a floating tensor of 2 features"),
+    (torch.tensor([1.0, float("inf")]), r"x at step 3 contains NaN or inf"),
+])
+def test_bad_input_names_the_step_and_changes_nothing(bad, message):
+    clf = StreamClassifier(SNN(2, [4], 2, readout="leaky"), update_every=10)
+    for v in (0.5, 1.0, -1.0):
+        clf.learn_one({"a": v, "b": -v}, 1)
+    clf.update()
+    before = snapshot(clf)
+    for call in (lambda: clf.learn_one(bad, 1), lambda: clf.predict_one(bad), lambda: clf.check_one(bad)):
+        with pytest.raises((ValueError, TypeError), match=message):
+            call()
+        assert same(before, snapshot(clf)) and clf.steps == 3
+
+
+def test_boundary_key_ends_the_segment_and_late_labels_still_train():
+    torch.manual_seed(0)
+    clf = StreamClassifier(SNN(2, [4], 2, readout="leaky"), lr=0.05, boundary_key="new")
+    w0 = clf.net.layers[0].weight.detach().clone()
+    for t in range(4):  # the label is not known until the segment's last step
+        clf.learn_one({"a": 1.0, "b": 0.0, "new": t == 0}, None)
+    assert not clf.pending and torch.equal(clf.net.layers[0].weight, w0)
+    clf.learn_one({"a": 1.0, "b": 0.0, "new": False}, "x")
+    assert clf.pending and clf.segment_steps == 5
+    clf.learn_one({"a": 0.0, "b": 1.0, "new": True}, "y")  # a new segment: the last one's update is applied
+    assert clf.updates == 1 and clf.segment_steps == 1 and not torch.equal(clf.net.layers[0].weight, w0)
+    # a pure prediction at a boundary starts from rest, like the step that follows it
+    fresh = StreamClassifier(SNN(2, [4], 2, readout="leaky"), boundary_key="new", classes=["x", "y"])
+    fresh.net.load_state_dict(clf.net.state_dict())
+    x = {"a": 0.3, "b": 0.7, "new": True}
+    assert clf.predict_proba_one(x) == pytest.approx(fresh.predict_proba_one(x))
+
+
+def test_state_dict_continues_exactly():
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(3, generator=gen) for _ in range(40)]
+
+    def make():
+        torch.manual_seed(0)
+        return StreamClassifier(SNN(3, [8], 2, readout="leaky"), update_every=4)
+
+    a, b = make(), make()
+    for i, x in enumerate(xs[:20]):
+        a.learn_one(x, i % 2)
+    with pytest.raises(RuntimeError, match="call update"):
+        a.learn_one(xs[0], 0) or a.state_dict()
+    a.update()
+    b.load_state_dict(a.state_dict())
+    for i, x in enumerate(xs[20:]):
+        a.learn_one(x, i % 2)
+        b.learn_one(x, i % 2)
+    assert all(torch.equal(p, q) for p, q in zip(a.net.parameters(), b.net.parameters()))
+
+
+def test_construction_errors():
     with pytest.raises(ValueError, match="needs an online rule"):
         StreamClassifier(SNN(6, [4], 2), rule="bptt")
     with pytest.raises(ValueError, match="update_every must be a positive integer"):
         StreamClassifier(SNN(6, [4], 2), update_every=0)
+    with pytest.raises(ValueError, match="features must name 6 distinct keys"):
+        StreamClassifier(SNN(6, [4], 2), features=["a"])

@@ -226,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench(sub)
     add_export(sub)
+    from .stream_cli import add_parser as add_stream
+
+    add_stream(sub)
     return parser
 
 

@@ -28,7 +28,7 @@ from importlib import resources
 
 __all__ = ["load_kernel", "unavailable_reason", "cache_dir", "compiler_command", "kernel_source", "ABI_VERSION"]
 
-ABI_VERSION = 11
+ABI_VERSION = 12
 _LOCK = threading.Lock()
 _STATE: dict[str, object] = {"tried": False, "lib": None, "reason": "not built yet"}
 
@@ -110,6 +110,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     for suffix in ("f32", "f64"):
         getattr(lib, f"solsa_forward_{suffix}").argtypes = [vp, vp, vp]
         getattr(lib, f"solsa_forward_{suffix}").restype = None
+        getattr(lib, f"solsa_predict_{suffix}").argtypes = [vp, vp, vp, vp]
+        getattr(lib, f"solsa_predict_{suffix}").restype = None
         getattr(lib, f"solsa_backward_{suffix}").argtypes = [vp, vp]
         getattr(lib, f"solsa_backward_{suffix}").restype = None
         getattr(lib, f"solsa_settle_{suffix}").argtypes = [vp]

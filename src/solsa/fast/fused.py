@@ -105,6 +105,8 @@ class FusedStepper:
         self.dtype = w0.dtype
         suffix = _DTYPES[self.dtype]
         self._forward = getattr(lib, f"solsa_forward_{suffix}")
+        self._predict = getattr(lib, f"solsa_predict_{suffix}")
+        self._predict_scratch = None  # three buffers per layer for predict(), made on first use
         self._backward = getattr(lib, f"solsa_backward_{suffix}")
         self._step = getattr(lib, f"solsa_step_{suffix}")
         self._flush = getattr(lib, f"solsa_flush_{suffix}")
@@ -234,6 +236,21 @@ class FusedStepper:
         self._refresh_params()
         y = torch.empty(self._y_shape, dtype=self.dtype)
         self._forward(self._plan_ref, x.data_ptr(), y.data_ptr())
+        return y
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The output ``[B, C]`` the next step would give, from the current state; nothing is advanced
+        (states, traces and accumulators are not written)."""
+        x = self._input(x)
+        if self._predict_scratch is None:
+            kw = {"dtype": self.dtype, "device": self.layers[0].weight.device}
+            bufs = [torch.zeros(self.B, n, **kw) for layer in self.layers
+                    for n in (layer.in_features, layer.out_features, layer.out_features)]
+            self._keep += bufs
+            self._predict_scratch = (ctypes.c_void_p * len(bufs))(*[b.data_ptr() for b in bufs])
+        self._refresh_params()
+        y = torch.empty(self._y_shape, dtype=self.dtype)
+        self._predict(self._plan_ref, x.data_ptr(), y.data_ptr(), self._predict_scratch)
         return y
 
     def step(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,

@@ -150,14 +150,101 @@ static inline int n_threads(int64_t work, int64_t par_min) {
 #endif
 }
 
+// W^T [n_in, n_out], so that the currents vectorise over neurons; rebuilt only when W's bits changed
+// (whoever wrote them: optimizer, load_state_dict, .data), found by comparing with a copy. A cache:
+// rebuilding it changes no result.
+template <typename T>
+static void refresh_wt(const LayerDesc& L, const T* W) {
+    const int64_t ni = L.n_in, no = L.n_out;
+    T* Wc = (T*)L.wcopy;
+    T* WT = (T*)L.wT;
+    if (std::memcmp(Wc, W, sizeof(T) * no * ni) != 0) {
+        std::memcpy(Wc, W, sizeof(T) * no * ni);
+        for (int64_t j = 0; j < no; ++j)
+            for (int64_t i = 0; i < ni; ++i) WT[i * no + j] = W[j * ni + i];
+    }
+}
+
+// F[t] = alpha F[t-1] + beta x[t] into Fn, and the current I = Fn W^T + b into cur (zero inputs skipped),
+// in the order forward_layer and predict_layer share, so that both give the same bits.
+template <typename T>
+static void filter_and_current(const LayerDesc& L, void* const* P, int64_t B, const T* x, const T* F, T* Fn,
+                               T* cur) {
+    const int64_t ni = L.n_in, no = L.n_out;
+    const T* bias = (const T*)P[1];
+    const T* alpha = (const T*)P[2];
+    const T* beta = (const T*)P[3];
+    const T* WT = (const T*)L.wT;
+    const bool fpc = L.filter_per_channel != 0;
+    for (int64_t b = 0; b < B; ++b) {
+        for (int64_t i = 0; i < ni; ++i) {
+            const int64_t k = b * ni + i;
+            Fn[k] = (fpc ? alpha[i] : alpha[0]) * F[k] + (fpc ? beta[i] : beta[0]) * x[k];
+        }
+        T* cb = cur + b * no;
+        for (int64_t j = 0; j < no; ++j) cb[j] = T(0);
+        for (int64_t i = 0; i < ni; ++i) {
+            const T* WTi = WT + i * no;
+            const T f = Fn[b * ni + i];
+            if (f != T(0)) {
+                #pragma omp simd
+                for (int64_t j = 0; j < no; ++j) cb[j] += f * WTi[j];
+            }
+        }
+        if (bias) for (int64_t j = 0; j < no; ++j) cb[j] += bias[j];
+    }
+}
+
+// V[t] and o[t] of one neuron from V[t-1], o[t-1] and the current (SOLSA.md §1)
+template <typename T>
+static inline T membrane(int64_t reset, T lj, T Vp, T op, T c, T ra) {
+    if (reset == 0) return lj * Vp + c - ra * op;
+    if (reset == 1) return lj * Vp * (T(1) - op) + c;
+    return lj * Vp + c;
+}
+
+// The output of one layer at the next step from its current state, into Fn [B,n_in], Vn and on [B,n_out]:
+// state, traces and accumulators are not written (only the W^T cache may be refreshed).
+template <typename T>
+static void predict_layer(const LayerDesc& L, void* const* P, int64_t B, const T* x, bool w_dirty, T* Fn, T* Vn,
+                          T* on) {
+    const int64_t no = L.n_out;
+    if (w_dirty) refresh_wt<T>(L, (const T*)P[0]);
+    filter_and_current<T>(L, P, B, x, (const T*)L.F, Fn, Vn);
+    const T* lam = (const T*)P[4];
+    const T* V = (const T*)L.V;
+    const T* o = (const T*)L.o;
+    const bool spiking = L.spiking != 0;
+    const int64_t reset = spiking ? L.reset : 2;
+    const T th = (T)L.threshold, ra = (T)L.reset_amount;
+    for (int64_t bj = 0; bj < B * no; ++bj) {
+        const T v = membrane<T>(reset, L.lam_per_neuron ? lam[bj % no] : lam[0], V[bj], o[bj], Vn[bj], ra);
+        Vn[bj] = v;
+        on[bj] = spiking ? (v - th > T(0) ? T(1) : T(0)) : v;
+    }
+}
+
+// A pure step: the network's output at the next step (into y_out), from the current state; scratch holds
+// three buffers per layer (F [B,n_in], V and o [B,n_out]). Nothing the learner keeps is written.
+template <typename T>
+static void predict_all(const Plan* plan, const T* x, T* y_out, void* const* scratch) {
+    const T* in = x;
+    for (int64_t l = 0; l < plan->n_layers; ++l) {
+        T* on = (T*)scratch[3 * l + 2];
+        predict_layer<T>(plan->layers[l], plan->params + 5 * l, plan->batch, in, (plan->w_dirty >> l) & 1,
+                         (T*)scratch[3 * l], (T*)scratch[3 * l + 1], on);
+        in = on;
+    }
+    const LayerDesc& top = plan->layers[plan->n_layers - 1];
+    std::memcpy(y_out, in, sizeof(T) * plan->batch * top.n_out);
+}
+
 template <typename T>
 static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T* x, bool rf, int64_t par_min,
                           bool w_dirty, bool pending) {
     const int64_t ni = L.n_in, no = L.n_out;
     const T* W = (const T*)P[0];
-    const T* bias = (const T*)P[1];
     const T* alpha = (const T*)P[2];
-    const T* beta = (const T*)P[3];
     const T* lam = (const T*)P[4];
     T* F = (T*)L.F; T* V = (T*)L.V; T* o = (T*)L.o; T* eps = (T*)L.eps;
     T* e = (T*)L.e; T* p = (T*)L.p; T* a = (T*)L.a; T* m = (T*)L.m; T* n = (T*)L.n;
@@ -168,39 +255,21 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
     const T th = (T)L.threshold, ra = (T)L.reset_amount, width = (T)L.width;
     const int64_t sur = L.surrogate;
 
-    // W^T [n_in, n_out], so that the currents below vectorise over neurons; rebuilt only when W's bits
-    // changed (whoever wrote them: optimizer, load_state_dict, .data), found by comparing with a copy
-    T* Wc = (T*)L.wcopy;
-    if (w_dirty && std::memcmp(Wc, W, sizeof(T) * no * ni) != 0) {
-        std::memcpy(Wc, W, sizeof(T) * no * ni);
-        for (int64_t j = 0; j < no; ++j)
-            for (int64_t i = 0; i < ni; ++i) WT[i * no + j] = W[j * ni + i];
+    if (w_dirty) refresh_wt<T>(L, W);
+    // p[t] = F[t-1] + alpha p[t-1], before F moves on
+    if (p) {
+        for (int64_t b = 0; b < B; ++b)
+            for (int64_t i = 0; i < ni; ++i) p[b * ni + i] = F[b * ni + i] + (fpc ? alpha[i] : alpha[0]) * p[b * ni + i];
     }
-    // p[t] = F[t-1] + alpha p[t-1];  F[t] = alpha F[t-1] + beta x[t]
-    for (int64_t b = 0; b < B; ++b) {
-        for (int64_t i = 0; i < ni; ++i) {
-            const int64_t k = b * ni + i;
-            const T al = fpc ? alpha[i] : alpha[0];
-            const T be = fpc ? beta[i] : beta[0];
-            const T Fp = F[k];
-            if (p) p[k] = Fp + al * p[k];
-            F[k] = al * Fp + be * x[k];
-        }
-    }
-    // I = F W^T + b (and W p for one alpha per layer); zero inputs (no spike) are skipped
-    for (int64_t b = 0; b < B; ++b) {
-        T* cb = cur + b * no;
-        T* wb = wp + b * no;
-        for (int64_t j = 0; j < no; ++j) cb[j] = T(0);
-        if (a_layer) for (int64_t j = 0; j < no; ++j) wb[j] = T(0);
-        for (int64_t i = 0; i < ni; ++i) {
-            const T* WTi = WT + i * no;
-            const T f = F[b * ni + i];
-            if (f != T(0)) {
-                #pragma omp simd
-                for (int64_t j = 0; j < no; ++j) cb[j] += f * WTi[j];
-            }
-            if (a_layer) {
+    // F[t] = alpha F[t-1] + beta x[t] (in place) and I = F W^T + b
+    filter_and_current<T>(L, P, B, x, F, F, cur);
+    // W p for one alpha per layer; zero entries skipped
+    if (a_layer) {
+        for (int64_t b = 0; b < B; ++b) {
+            T* wb = wp + b * no;
+            for (int64_t j = 0; j < no; ++j) wb[j] = T(0);
+            for (int64_t i = 0; i < ni; ++i) {
+                const T* WTi = WT + i * no;
                 const T pi = p[b * ni + i];
                 if (pi != T(0)) {
                     #pragma omp simd
@@ -208,7 +277,6 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
                 }
             }
         }
-        if (bias) for (int64_t j = 0; j < no; ++j) cb[j] += bias[j];
     }
     // d[t] = dV[t]/dV[t-1], the reset path included (SOLSA.md §2)
     for (int64_t bj = 0; bj < B * no; ++bj) {
@@ -270,10 +338,7 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
         if (a_layer) a[bj] = wp[bj] + d * a[bj];
         if (m) m[bj] = ((reset == 1) ? Vp * (T(1) - op) : Vp) + d * m[bj];
         if (n) n[bj] = T(1) + d * n[bj];
-        T Vn;
-        if (reset == 0) Vn = lj * Vp + cur[bj] - ra * op;
-        else if (reset == 1) Vn = lj * Vp * (T(1) - op) + cur[bj];
-        else Vn = lj * Vp + cur[bj];
+        const T Vn = membrane<T>(reset, lj, Vp, op, cur[bj], ra);
         V[bj] = Vn;
         o[bj] = spiking ? (Vn - th > T(0) ? T(1) : T(0)) : Vn;
     }
@@ -568,6 +633,11 @@ void solsa_flush_f32(Plan* p, void* const* d, const int64_t* m) { FlushDenormals
 void solsa_flush_f64(Plan* p, void* const* d, const int64_t* m) { FlushDenormals f; flush_all<double>(p, d, m); }
 void solsa_forward_f32(Plan* p, const float* x, float* y) { FlushDenormals f; forward_all<float>(p, x, y); }
 void solsa_forward_f64(Plan* p, const double* x, double* y) { FlushDenormals f; forward_all<double>(p, x, y); }
+void solsa_predict_f32(Plan* p, const float* x, float* y, void* const* s) { FlushDenormals f; predict_all<float>(p, x, y, s); }
+void solsa_predict_f64(Plan* p, const double* x, double* y, void* const* s) {
+    FlushDenormals f;
+    predict_all<double>(p, x, y, s);
+}
 void solsa_backward_f32(Plan* p, const float* g) { FlushDenormals f; backward_all<float>(p, g); }
 void solsa_backward_f64(Plan* p, const double* g) { FlushDenormals f; backward_all<double>(p, g); }
 int64_t solsa_step_f32(Plan* p, const float* x, const void* t, int64_t tk, const float* w, int64_t lk, float* y,
@@ -580,5 +650,5 @@ int64_t solsa_step_f64(Plan* p, const double* x, const void* t, int64_t tk, cons
     FlushDenormals f;
     return step_all<double>(p, x, t, tk, w, lk, y, loss, gbuf);
 }
-int64_t solsa_abi_version() { return 11; }
+int64_t solsa_abi_version() { return 12; }
 }

@@ -105,3 +105,11 @@ class OnlineRule(LearningRule):
 
     def train_state_bytes(self) -> int:
         return sum(tr.nbytes() for tr in self.traces)
+
+    @torch.no_grad()
+    def predict_step(self, x: torch.Tensor) -> torch.Tensor:
+        """The output ``[B, C]`` the next :meth:`step` on ``x`` would give, from the current state, with
+        nothing advanced or accumulated (the pure :func:`~solsa.functional.lif_step`, through ``net.step``)."""
+        if not self.batch_size:
+            raise RuntimeError(f"{self.name}: call reset(batch_size) before predict_step()")
+        return self.net.step(self._check_step(x), [tr.state for tr in self.traces])[0]

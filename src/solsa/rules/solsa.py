@@ -166,6 +166,11 @@ class SOLSA(OnlineRule):
         y, value, size = fused.step(x, target, weight, magnitude)
         return StepResult(y, value, size if magnitude else None)
 
+    def predict_step(self, x: torch.Tensor) -> torch.Tensor:
+        if self._fused is None:
+            return super().predict_step(x)
+        return self._fused.predict(self._check_step(x))  # the kernel's own pure step: the next step's bits
+
     def _forward_layer(self, layer: LIFLayer, tr: LayerTraces, x: torch.Tensor) -> None:
         cfg, prev = layer.config, tr.state
         state = lif_step(x, prev, layer.params(), cfg)
