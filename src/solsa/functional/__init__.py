@@ -1,5 +1,6 @@
 """Pure functions: the neuron step and the trace recursions. No state, no modules."""
 
+from .credit import channel_decay, mean_decay, membrane_credit, synaptic_credit
 from .neuron import RESET_MODES, LIFConfig, LIFParams, LIFState, lif_step, spike_derivative
 from .traces import (
     alpha_input_trace,
@@ -25,4 +26,8 @@ __all__ = [
     "lambda_trace",
     "bias_trace",
     "spatial_error",
+    "synaptic_credit",
+    "membrane_credit",
+    "mean_decay",
+    "channel_decay",
 ]

@@ -44,9 +44,10 @@ from ..functional import (
 from ..layers import LIFLayer
 from ..losses import Loss
 from .base import StepResult, state_nbytes
+from .credit import CREDIT_MODES, LayerCredit, advance_credit, check_credit, credit_depth, new_credit
 from .online import OnlineRule
 
-__all__ = ["SOLSA", "LayerTraces", "BACKENDS"]
+__all__ = ["SOLSA", "LayerTraces", "BACKENDS", "CREDIT_MODES"]
 
 BACKENDS = ("auto", "reference", "fused")
 
@@ -62,9 +63,11 @@ class LayerTraces:
     a: torch.Tensor | None = None  # α trace [B, N_out, N_in] or [B, N_out]
     m: torch.Tensor | None = None  # λ trace [B, N_out]
     n: torch.Tensor | None = None  # bias trace [B, N_out]
+    credit: LayerCredit | None = None  # e, a, m, n filtered through the layers above (rules/credit.py)
 
     def nbytes(self) -> int:
-        return state_nbytes(*self.state, self.eps, self.e, self.p, self.a, self.m, self.n)
+        extra = self.credit.nbytes() if self.credit is not None else 0
+        return state_nbytes(*self.state, self.eps, self.e, self.p, self.a, self.m, self.n) + extra
 
 
 def _sum_to(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -84,14 +87,20 @@ class SOLSA(OnlineRule):
             (``reset`` raises when the compiled kernel is unavailable). After ``reset``,
             :attr:`active_backend` names the path in use and :attr:`fallback_reason` says why
             ``"auto"`` fell back to the reference.
+        credit: how a hidden layer's traces cross the layers above, one of :data:`CREDIT_MODES`
+            (docs/credit.md): ``"same-step"`` (SOLSA.md §3, no extra memory), ``"next"`` (through the
+            layer directly above; exact under a leaky readout with one λ) or ``"cascade"`` (through
+            every layer above). The fused kernel implements ``"same-step"`` only.
     """
 
     name = "solsa"
 
     def __init__(
-        self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True, backend: str | None = None
+        self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True, backend: str | None = None,
+        credit: str = "same-step",
     ) -> None:
         super().__init__(net, loss)
+        self.credit = check_credit(credit)
         backend = backend if backend is not None else os.environ.get("SOLSA_BACKEND") or "auto"
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
@@ -122,6 +131,8 @@ class SOLSA(OnlineRule):
             FusedStepper, reason = None, f"solsa.fast cannot be imported: {exc}"
         else:
             reason = unsupported_reason(self.net.layers)
+        if self.credit != "same-step" and len(self.net.layers) > 1:
+            reason = f"the fused kernel implements credit='same-step' only, not {self.credit!r}"
         if not reason:
             try:
                 self._fused = FusedStepper(self.net.layers, self.traces, self._grads, batch_size,
@@ -149,6 +160,8 @@ class SOLSA(OnlineRule):
             tr.m = torch.zeros(B, n_out, **kw)
         if layer.is_learnable("bias"):
             tr.n = torch.zeros(B, n_out, **kw)
+        index = next(i for i, lay in enumerate(self.net.layers) if lay is layer)
+        tr.credit = new_credit(tr, credit_depth(self.credit, index, len(self.net.layers)))
         return tr
 
     def step(self, x, target=None, weight=None) -> StepResult:
@@ -177,6 +190,9 @@ class SOLSA(OnlineRule):
             tr.m = lambda_trace(tr.m, d, prev.V, prev.o, cfg)
         if tr.n is not None:
             tr.n = bias_trace(tr.n, d)
+        if self.credit != "same-step":  # the layers below filter their traces through this one
+            upper = next(i for i, t in enumerate(self.traces) if t is tr)
+            advance_credit(self.traces, upper, layer.alpha, d)
         tr.eps = spike_derivative(state.V, cfg)
         tr.state = state
 
@@ -195,6 +211,13 @@ class SOLSA(OnlineRule):
         if tr.n is not None:
             acc["bias"] += (delta * tr.n).sum(0)
         return g_weight
+
+    def _credited(self, tr: LayerTraces, g: torch.Tensor, delta: torch.Tensor) -> tuple:
+        """A hidden layer with filtered traces pairs them with ``g`` (its ε is inside the filter)."""
+        if tr.credit is None:
+            return tr, delta
+        c = tr.credit
+        return LayerTraces(tr.state, tr.eps, c.final("e"), None, c.final("a"), c.final("m"), c.final("n")), g
 
     def _derived_grads(self, layer: LIFLayer, acc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not layer.is_learnable("beta"):

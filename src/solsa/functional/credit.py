@@ -1,0 +1,64 @@
+"""Cross-layer credit: a hidden layer's sensitivities filtered through the layers above (docs/credit.md).
+
+For hidden layer k feeding layer l = k+1, with ``z^k_i[s]`` any trace of
+layer k (``e, a, m, n``: the exact ``∂V^k_i[s]/∂θ``), the sensitivity of the
+upper layer's membrane to θ is
+
+    ∂V^l_j[t]/∂θ = W^l_ji β^l_i Σ_{r≤t} D_j[t,r] Σ_{s≤r} (α^l_i)^{r-s} ε^k_i[s] z^k_i[s],
+    D_j[t,r] = Π_{u=r+1..t} d^l_j[u].
+
+The inner sum is a first-order filter with the upper layer's synaptic decay,
+:func:`synaptic_credit`; the outer one a filter with its membrane decay,
+:func:`membrane_credit`. When ``d^l`` does not depend on j (a leaky readout with
+one λ, or a spiking layer with one λ and no reset) the filtered trace paired
+with the same-step signal ``g^k = β^l (δ^l W^l)`` is the exact gradient;
+otherwise ``d^l_j`` is replaced by its mean over the upper layer's neurons,
+:func:`mean_decay`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["synaptic_credit", "membrane_credit", "mean_decay", "channel_decay"]
+
+
+def _over(x: torch.Tensor, like: torch.Tensor, lead: int) -> torch.Tensor:
+    """View ``x`` (its dims are the first ``x.dim()`` dims of ``like`` after ``lead`` ones) so it broadcasts."""
+    return x.reshape((1,) * lead + tuple(x.shape) + (1,) * (like.dim() - lead - x.dim()))
+
+
+def synaptic_credit(
+    q: torch.Tensor, z: torch.Tensor, alpha: torch.Tensor, eps: torch.Tensor | None = None
+) -> torch.Tensor:
+    """q_i[t] = α_i q_i[t-1] + ε_i[t] z_i[t]: layer k's sensitivity through the synaptic filter above.
+
+    ``z`` is a trace of layer k (``[B, N_k, ...]``), ``eps`` its ``ε^k[t]`` (``[B, N_k]``), ``alpha`` the
+    upper layer's α (``[]`` or ``[N_k]``, one per input channel = one per neuron of layer k). In a cascade,
+    ``z`` is the output of the stage below and ``eps`` is None (no spike between the stages).
+    """
+    x = z if eps is None else _over(eps, z, 0) * z
+    return _over(alpha, q, 1) * q + x
+
+
+def membrane_credit(u: torch.Tensor, q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """u[t] = d̄[t] u[t-1] + q[t]: the filtered sensitivity through the membrane above.
+
+    ``d`` is the upper layer's decay factor, one per sample (``[B]``, :func:`mean_decay`) or ``[]``.
+    Exact when every neuron of the upper layer has the same ``d[t]``.
+    """
+    return _over(d, u, 0) * u + q
+
+
+def mean_decay(d: torch.Tensor) -> torch.Tensor:
+    """d̄_b[t] = mean_j d_j[t]: the upper layer's membrane decay factor shared by its neurons, ``[B]``.
+
+    For the subtract reset ``d̄ = λ̄ - θ_r mean_j ε_j[t-1]``; equal to every ``d_j`` for a leaky readout
+    with one λ.
+    """
+    return d.mean(dim=-1)
+
+
+def channel_decay(alpha: torch.Tensor) -> torch.Tensor:
+    """ᾱ = mean_i α_i: one synaptic decay for a layer two or more levels above (its channels are not layer k's)."""
+    return alpha.mean()
