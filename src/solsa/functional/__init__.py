@@ -1,6 +1,6 @@
 """Pure functions: the neuron step and the trace recursions. No state, no modules."""
 
-from .credit import channel_decay, mean_decay, membrane_credit, synaptic_credit
+from .credit import channel_decay, lagged_surrogate, mean_decay, membrane_credit, synaptic_credit
 from .neuron import RESET_MODES, LIFConfig, LIFParams, LIFState, lif_step, spike_derivative
 from .traces import (
     alpha_input_trace,
@@ -30,4 +30,5 @@ __all__ = [
     "membrane_credit",
     "mean_decay",
     "channel_decay",
+    "lagged_surrogate",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["synaptic_credit", "membrane_credit", "mean_decay", "channel_decay"]
+__all__ = ["synaptic_credit", "membrane_credit", "mean_decay", "channel_decay", "lagged_surrogate"]
 
 
 def _over(x: torch.Tensor, like: torch.Tensor, lead: int) -> torch.Tensor:
@@ -62,3 +62,15 @@ def mean_decay(d: torch.Tensor) -> torch.Tensor:
 def channel_decay(alpha: torch.Tensor) -> torch.Tensor:
     """ᾱ = mean_i α_i: one synaptic decay for a layer two or more levels above (its channels are not layer k's)."""
     return alpha.mean()
+
+
+def lagged_surrogate(E: torch.Tensor, N: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """ε̃_j[t] = Σ_{s<t} K[t,s] ε_j[s] / Σ_{s<t} K[t,s]: a layer's surrogate averaged over the lags of the stage above.
+
+    ``E`` and ``N`` are ``ε`` and ``1`` filtered through the layer above (:func:`synaptic_credit`, then
+    :func:`membrane_credit`: ``E[t] = Σ_{s≤t} K[t,s] ε[s]``, the ``s = t`` term has ``K = 1``), so the
+    lagged part is ``E - ε`` over ``N - 1``. Zero while there is no lag (t = 1).
+    """
+    den = N - 1.0
+    ok = den.abs() > 1e-12
+    return torch.where(ok, (E - eps) / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(eps))

@@ -3,16 +3,18 @@
 ``credit`` chooses how far up a hidden layer's sensitivities are carried:
 
 - ``"same-step"``: not at all; the error crosses layers within the step (SOLSA.md §3). No extra memory.
-- ``"next"``: through the synaptic filter and membrane of the layer directly above
-  (two extra copies of each trace of the layer). Exact for one hidden layer under a leaky readout
-  with one λ; elsewhere the upper layer's ``d_j[t]`` is replaced by its mean over neurons.
+- ``"next"``: through the synaptic filter and membrane of the layer directly above (two extra
+  copies of each trace of the layer). Exact for one hidden layer under a leaky readout with one λ;
+  elsewhere the upper layer's ``d_j[t]`` is replaced by its mean over neurons.
 - ``"cascade"``: through every layer above, stage after stage (two extra copies per layer above).
+  A stage's lagged part (an intermediate layer spiked before step t) pairs with an error that
+  crossed that layer with its surrogate averaged over the stage's lags (:func:`lagged_surrogate`).
   Layers two or more levels up use their mean α (their channels are not this layer's neurons).
 
 Each stage is a pair ``(q, u)`` per trace: ``q`` after the upper synaptic filter
 (:func:`~solsa.functional.synaptic_credit`), ``u`` after its membrane
-(:func:`~solsa.functional.membrane_credit`). The last stage's ``u`` pairs with the same-step
-spatial error ``g`` (not ``g ⊙ ε``: ``ε^k`` is inside the filter, taken when the spike happened).
+(:func:`~solsa.functional.membrane_credit`). The stages pair with the same-step spatial error
+``g`` (not ``g ⊙ ε``: ``ε^k`` is inside the filter, taken when the spike happened).
 """
 
 from __future__ import annotations
@@ -21,11 +23,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..functional import channel_decay, mean_decay, membrane_credit, synaptic_credit
+from ..functional import (
+    channel_decay,
+    lagged_surrogate,
+    mean_decay,
+    membrane_credit,
+    spatial_error,
+    synaptic_credit,
+)
 from .base import state_nbytes
 
 __all__ = ["CREDIT_MODES", "CREDIT_TRACES", "LayerCredit", "check_credit", "credit_depth", "new_credit",
-           "advance_credit"]
+           "advance_credit", "descend_signals", "credited_view"]
 
 CREDIT_MODES = ("same-step", "next", "cascade")
 # the traces of a layer that are filtered (``p`` only builds ``a`` and is not)
@@ -47,26 +56,31 @@ def credit_depth(credit: str, index: int, n_layers: int) -> int:
 
 @dataclass
 class LayerCredit:
-    """One hidden layer's filtered traces: ``stages[s][name] = [q, u]`` for the (s+1)-th layer above."""
+    """One hidden layer's credit state.
+
+    ``stages[s][name] = [q, u]``: trace ``name`` after the (s+1)-th layer above. ``lag`` (cascade, a
+    layer with a layer below): ``[qE, uE, qN, uN]``, its ε and 1 filtered through the layer above,
+    from which ``eps_lag`` (ε̃, :func:`lagged_surrogate`) is formed each step.
+    """
 
     stages: list[dict[str, list[torch.Tensor]]] = field(default_factory=list)
-
-    def final(self, name: str) -> torch.Tensor | None:
-        """The trace ``name`` after every stage (None when the layer has no such trace)."""
-        last = self.stages[-1].get(name)
-        return None if last is None else last[1]
+    lag: list[torch.Tensor] | None = None
+    eps_lag: torch.Tensor | None = None
 
     def nbytes(self) -> int:
-        return state_nbytes(*(t for stage in self.stages for pair in stage.values() for t in pair))
+        tensors = [t for stage in self.stages for pair in stage.values() for t in pair]
+        return state_nbytes(*tensors, *(self.lag or []), self.eps_lag)
 
 
-def new_credit(traces, depth: int) -> LayerCredit | None:
-    """Zeroed stages for a layer whose :class:`~solsa.rules.solsa.LayerTraces` are ``traces``; None at depth 0."""
+def new_credit(traces, depth: int, lag: bool) -> LayerCredit | None:
+    """Zeroed credit state for a layer with :class:`~solsa.rules.solsa.LayerTraces` ``traces``; None at depth 0."""
     if depth == 0:
         return None
     names = [n for n in CREDIT_TRACES if getattr(traces, n) is not None]
-    return LayerCredit([{n: [torch.zeros_like(getattr(traces, n)) for _ in range(2)] for n in names}
-                        for _ in range(depth)])
+    stages = [{n: [torch.zeros_like(getattr(traces, n)) for _ in range(2)] for n in names} for _ in range(depth)]
+    eps = traces.eps
+    return LayerCredit(stages, [torch.zeros_like(eps) for _ in range(4)] if lag else None,
+                       torch.zeros_like(eps) if lag else None)
 
 
 def advance_credit(traces: list, upper: int, alpha: torch.Tensor, d: torch.Tensor) -> None:
@@ -83,9 +97,52 @@ def advance_credit(traces: list, upper: int, alpha: torch.Tensor, d: torch.Tenso
             continue
         a = alpha if level == 0 else channel_decay(alpha)
         for name, pair in credit.stages[level].items():
-            if level == 0:
-                q = synaptic_credit(pair[0], getattr(traces[k], name), a, traces[k].eps)
-            else:
-                q = synaptic_credit(pair[0], credit.stages[level - 1][name][1], a)
-            pair[0] = q
-            pair[1] = membrane_credit(pair[1], q, d_bar)
+            z = getattr(traces[k], name) if level == 0 else credit.stages[level - 1][name][1]
+            pair[0] = synaptic_credit(pair[0], z, a, traces[k].eps if level == 0 else None)
+            pair[1] = membrane_credit(pair[1], pair[0], d_bar)
+        if level == 0 and credit.lag is not None:
+            qE, uE, qN, uN = credit.lag
+            eps = traces[k].eps
+            qE, qN = synaptic_credit(qE, eps, alpha), synaptic_credit(qN, torch.ones_like(eps), alpha)
+            uE, uN = membrane_credit(uE, qE, d_bar), membrane_credit(uN, qN, d_bar)
+            credit.lag = [qE, uE, qN, uN]
+            credit.eps_lag = lagged_surrogate(uE, uN, eps)
+
+
+def descend_signals(above: list[torch.Tensor] | None, upper_layer, upper_credit, g: torch.Tensor,
+                    depth: int) -> list[torch.Tensor]:
+    """The errors at a layer's output that pair with its stages: ``[g, P², P³, ...]`` (at least ``[g]``).
+
+    ``P^s`` (s ≥ 2) is the error of the stage-(s-1) signal ``above[s-2]`` of the layer above, crossed
+    with that layer's lag-averaged surrogate ε̃: ``P^s = β (ε̃ ⊙ above[s-2]) W``.
+    """
+    signals = [g]
+    if above is not None and upper_credit is not None and upper_credit.eps_lag is not None:
+        eps = upper_credit.eps_lag
+        signals += [spatial_error(p * eps, upper_layer.weight, upper_layer.beta) for p in above[: depth - 1]]
+    return signals
+
+
+def credited_view(tr, signals: list[torch.Tensor]):
+    """The filtered traces and the signal they pair with in ``SOLSA._accumulate``.
+
+    One stage: ``(u, g)``. Several: ``Σ_s P^s ⊙ (u^s - u^{s-1})`` (the s-th stage's lagged part with
+    its own error) paired with a signal of ones.
+    """
+    credit = tr.credit
+    final = {}
+    for name in credit.stages[0]:
+        us = [stage[name][1] for stage in credit.stages]
+        if len(signals) == 1 or len(us) == 1:
+            final[name] = us[-1]
+            continue
+        total, below = 0.0, None
+        for p, u in zip(signals, us):
+            view = p.reshape(p.shape + (1,) * (u.dim() - 2))
+            total = total + view * (u if below is None else u - below)
+            below = u
+        final[name] = total
+    view = type(tr)(tr.state, tr.eps, final["e"], None, final.get("a"), final.get("m"), final.get("n"))
+    if len(signals) == 1 or len(credit.stages) == 1:
+        return view, signals[0]
+    return view, torch.ones_like(signals[0])

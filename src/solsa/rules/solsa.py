@@ -44,7 +44,8 @@ from ..functional import (
 from ..layers import LIFLayer
 from ..losses import Loss
 from .base import StepResult, state_nbytes
-from .credit import CREDIT_MODES, LayerCredit, advance_credit, check_credit, credit_depth, new_credit
+from .credit import (CREDIT_MODES, LayerCredit, advance_credit, check_credit, credit_depth, credited_view,
+                     descend_signals, new_credit)
 from .online import OnlineRule
 
 __all__ = ["SOLSA", "LayerTraces", "BACKENDS", "CREDIT_MODES"]
@@ -161,7 +162,8 @@ class SOLSA(OnlineRule):
         if layer.is_learnable("bias"):
             tr.n = torch.zeros(B, n_out, **kw)
         index = next(i for i, lay in enumerate(self.net.layers) if lay is layer)
-        tr.credit = new_credit(tr, credit_depth(self.credit, index, len(self.net.layers)))
+        tr.credit = new_credit(tr, credit_depth(self.credit, index, len(self.net.layers)),
+                               lag=self.credit == "cascade" and index > 0)
         return tr
 
     def step(self, x, target=None, weight=None) -> StepResult:
@@ -214,10 +216,13 @@ class SOLSA(OnlineRule):
 
     def _credited(self, tr: LayerTraces, g: torch.Tensor, delta: torch.Tensor) -> tuple:
         """A hidden layer with filtered traces pairs them with ``g`` (its ε is inside the filter)."""
-        if tr.credit is None:
+        if self.credit == "same-step":
             return tr, delta
-        c = tr.credit
-        return LayerTraces(tr.state, tr.eps, c.final("e"), None, c.final("a"), c.final("m"), c.final("n")), g
+        index = next(i for i, t in enumerate(self.traces) if t is tr)
+        above = None if index == len(self.traces) - 1 else self.traces[index + 1]
+        self._signals = descend_signals(self._signals if above else None, self.net.layers[index + 1] if above else None,
+                                        above.credit if above else None, g, len(tr.credit.stages) if tr.credit else 0)
+        return (tr, delta) if tr.credit is None else credited_view(tr, self._signals)
 
     def _derived_grads(self, layer: LIFLayer, acc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not layer.is_learnable("beta"):
