@@ -1,6 +1,14 @@
 """Pure functions: the neuron step and the trace recursions. No state, no modules."""
 
-from .credit import channel_decay, lagged_surrogate, mean_decay, membrane_credit, synaptic_credit
+from .credit import (
+    channel_decay,
+    lagged_surrogate,
+    mean_decay,
+    membrane_credit,
+    neuron_credit_pairing,
+    neuron_membrane_credit,
+    synaptic_credit,
+)
 from .neuron import RESET_MODES, LIFConfig, LIFParams, LIFState, lif_step, spike_derivative
 from .traces import (
     alpha_input_trace,
@@ -31,4 +39,6 @@ __all__ = [
     "mean_decay",
     "channel_decay",
     "lagged_surrogate",
+    "neuron_membrane_credit",
+    "neuron_credit_pairing",
 ]

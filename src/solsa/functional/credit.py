@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["synaptic_credit", "membrane_credit", "mean_decay", "channel_decay", "lagged_surrogate"]
+__all__ = ["synaptic_credit", "membrane_credit", "mean_decay", "channel_decay", "lagged_surrogate",
+           "neuron_membrane_credit", "neuron_credit_pairing"]
 
 
 def _over(x: torch.Tensor, like: torch.Tensor, lead: int) -> torch.Tensor:
@@ -74,3 +75,17 @@ def lagged_surrogate(E: torch.Tensor, N: torch.Tensor, eps: torch.Tensor) -> tor
     den = N - 1.0
     ok = den.abs() > 1e-12
     return torch.where(ok, (E - eps) / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(eps))
+
+
+def neuron_membrane_credit(h: torch.Tensor, q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """h_ji[t] = d_j[t] h_ji[t-1] + q_i[t]: :func:`membrane_credit` with each upper neuron's own decay.
+
+    ``h`` is ``[B, N_l, N_k]`` (one row per upper neuron j), ``q`` a per-neuron trace ``[B, N_k]`` of layer k,
+    ``d`` the upper layer's ``d[t]`` ``[B, N_l]``. Exact for any upper layer; costs ``N_l`` copies of ``q``.
+    """
+    return d.unsqueeze(2) * h + q.unsqueeze(1)
+
+
+def neuron_credit_pairing(h: torch.Tensor, delta: torch.Tensor, weight: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Σ_j δ^l_j[t] W^l_ji β^l_i h_ji[t]: the per-neuron filtered trace paired with the upper layer's δ, ``[B, N_k]``."""
+    return torch.einsum("bj,ji,bji->bi", delta, weight, h) * beta

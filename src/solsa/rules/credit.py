@@ -10,6 +10,8 @@
   A stage's lagged part (an intermediate layer spiked before step t) pairs with an error that
   crossed that layer with its surrogate averaged over the stage's lags (:func:`lagged_surrogate`).
   Layers two or more levels up use their mean α (their channels are not this layer's neurons).
+  The layer under the output keeps each output neuron's own decay for its per-neuron traces
+  (α per layer, λ, b: ``N_out`` copies each, :func:`~solsa.functional.neuron_membrane_credit`).
 
 Each stage is a pair ``(q, u)`` per trace: ``q`` after the upper synaptic filter
 (:func:`~solsa.functional.synaptic_credit`), ``u`` after its membrane
@@ -28,6 +30,8 @@ from ..functional import (
     lagged_surrogate,
     mean_decay,
     membrane_credit,
+    neuron_credit_pairing,
+    neuron_membrane_credit,
     spatial_error,
     synaptic_credit,
 )
@@ -60,27 +64,36 @@ class LayerCredit:
 
     ``stages[s][name] = [q, u]``: trace ``name`` after the (s+1)-th layer above. ``lag`` (cascade, a
     layer with a layer below): ``[qE, uE, qN, uN]``, its ε and 1 filtered through the layer above,
-    from which ``eps_lag`` (ε̃, :func:`lagged_surrogate`) is formed each step.
+    from which ``eps_lag`` (ε̃, :func:`lagged_surrogate`) is formed each step. ``neuron``: the
+    per-neuron traces ``[B, N_k]`` through each upper neuron's own membrane, ``[B, N_l, N_k]``.
     """
 
     stages: list[dict[str, list[torch.Tensor]]] = field(default_factory=list)
     lag: list[torch.Tensor] | None = None
     eps_lag: torch.Tensor | None = None
+    neuron: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def nbytes(self) -> int:
         tensors = [t for stage in self.stages for pair in stage.values() for t in pair]
-        return state_nbytes(*tensors, *(self.lag or []), self.eps_lag)
+        return state_nbytes(*tensors, *(self.lag or []), self.eps_lag, *self.neuron.values())
 
 
-def new_credit(traces, depth: int, lag: bool) -> LayerCredit | None:
-    """Zeroed credit state for a layer with :class:`~solsa.rules.solsa.LayerTraces` ``traces``; None at depth 0."""
+def new_credit(traces, depth: int, lag: bool, upper_neurons: int = 0) -> LayerCredit | None:
+    """Zeroed credit state for a layer with :class:`~solsa.rules.solsa.LayerTraces` ``traces``; None at depth 0.
+
+    ``upper_neurons > 0`` keeps the per-neuron traces through each of that many upper neurons' membranes.
+    """
     if depth == 0:
         return None
     names = [n for n in CREDIT_TRACES if getattr(traces, n) is not None]
     stages = [{n: [torch.zeros_like(getattr(traces, n)) for _ in range(2)] for n in names} for _ in range(depth)]
     eps = traces.eps
+    neuron = {}
+    if upper_neurons:
+        neuron = {n: eps.new_zeros(eps.shape[0], upper_neurons, eps.shape[1]) for n in names
+                  if getattr(traces, n).dim() == 2}
     return LayerCredit(stages, [torch.zeros_like(eps) for _ in range(4)] if lag else None,
-                       torch.zeros_like(eps) if lag else None)
+                       torch.zeros_like(eps) if lag else None, neuron)
 
 
 def advance_credit(traces: list, upper: int, alpha: torch.Tensor, d: torch.Tensor) -> None:
@@ -100,6 +113,9 @@ def advance_credit(traces: list, upper: int, alpha: torch.Tensor, d: torch.Tenso
             z = getattr(traces[k], name) if level == 0 else credit.stages[level - 1][name][1]
             pair[0] = synaptic_credit(pair[0], z, a, traces[k].eps if level == 0 else None)
             pair[1] = membrane_credit(pair[1], pair[0], d_bar)
+        if level == 0:
+            for name, h in credit.neuron.items():
+                credit.neuron[name] = neuron_membrane_credit(h, credit.stages[0][name][0], d)
         if level == 0 and credit.lag is not None:
             qE, uE, qN, uN = credit.lag
             eps = traces[k].eps
@@ -123,26 +139,27 @@ def descend_signals(above: list[torch.Tensor] | None, upper_layer, upper_credit,
     return signals
 
 
-def credited_view(tr, signals: list[torch.Tensor]):
+def credited_view(tr, signals: list[torch.Tensor], upper_delta: torch.Tensor | None = None, upper_layer=None):
     """The filtered traces and the signal they pair with in ``SOLSA._accumulate``.
 
     One stage: ``(u, g)``. Several: ``Σ_s P^s ⊙ (u^s - u^{s-1})`` (the s-th stage's lagged part with
-    its own error) paired with a signal of ones.
+    its own error); per-neuron traces (``credit.neuron``): :func:`neuron_credit_pairing` with the upper
+    layer's ``upper_delta``. Both pair with a signal of ones.
     """
     credit = tr.credit
+    if len(credit.stages) == 1 and not credit.neuron:
+        final = {name: stage[1] for name, stage in credit.stages[0].items()}
+        return type(tr)(tr.state, tr.eps, final["e"], None, final.get("a"), final.get("m"), final.get("n")), signals[0]
     final = {}
     for name in credit.stages[0]:
-        us = [stage[name][1] for stage in credit.stages]
-        if len(signals) == 1 or len(us) == 1:
-            final[name] = us[-1]
+        if name in credit.neuron:
+            final[name] = neuron_credit_pairing(credit.neuron[name], upper_delta, upper_layer.weight, upper_layer.beta)
             continue
         total, below = 0.0, None
-        for p, u in zip(signals, us):
-            view = p.reshape(p.shape + (1,) * (u.dim() - 2))
-            total = total + view * (u if below is None else u - below)
+        for p, stage in zip(signals, credit.stages):
+            u = stage[name][1]
+            total = total + p.reshape(p.shape + (1,) * (u.dim() - 2)) * (u if below is None else u - below)
             below = u
         final[name] = total
     view = type(tr)(tr.state, tr.eps, final["e"], None, final.get("a"), final.get("m"), final.get("n"))
-    if len(signals) == 1 or len(credit.stages) == 1:
-        return view, signals[0]
     return view, torch.ones_like(signals[0])

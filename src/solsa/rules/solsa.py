@@ -162,8 +162,10 @@ class SOLSA(OnlineRule):
         if layer.is_learnable("bias"):
             tr.n = torch.zeros(B, n_out, **kw)
         index = next(i for i, lay in enumerate(self.net.layers) if lay is layer)
+        below_output = self.credit == "cascade" and index == len(self.net.layers) - 2
         tr.credit = new_credit(tr, credit_depth(self.credit, index, len(self.net.layers)),
-                               lag=self.credit == "cascade" and index > 0)
+                               lag=self.credit == "cascade" and index > 0,
+                               upper_neurons=self.net.layers[-1].weight.shape[0] if below_output else 0)
         return tr
 
     def step(self, x, target=None, weight=None) -> StepResult:
@@ -219,10 +221,13 @@ class SOLSA(OnlineRule):
         if self.credit == "same-step":
             return tr, delta
         index = next(i for i, t in enumerate(self.traces) if t is tr)
-        above = None if index == len(self.traces) - 1 else self.traces[index + 1]
-        self._signals = descend_signals(self._signals if above else None, self.net.layers[index + 1] if above else None,
-                                        above.credit if above else None, g, len(tr.credit.stages) if tr.credit else 0)
-        return (tr, delta) if tr.credit is None else credited_view(tr, self._signals)
+        if index == len(self.traces) - 1:
+            self._signals = [g]
+            return tr, delta
+        above, upper = self.traces[index + 1], self.net.layers[index + 1]
+        upper_delta = self._signals[0] * above.eps
+        self._signals = descend_signals(self._signals, upper, above.credit, g, len(tr.credit.stages))
+        return credited_view(tr, self._signals, upper_delta, upper)
 
     def _derived_grads(self, layer: LIFLayer, acc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not layer.is_learnable("beta"):
