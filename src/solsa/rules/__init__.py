@@ -12,6 +12,7 @@ from typing import Any
 
 from .base import LearningRule, SequenceResult, StepResult, sequence_weights, target_at
 from .bptt import BPTT
+from .credit import CREDIT_MODES
 from .eprop import EProp
 from .ostl import OSTL
 from .ottt import OTTT
@@ -36,7 +37,20 @@ class RuleSpec:
 
 
 RULES: dict[str, RuleSpec] = {
-    "solsa": RuleSpec("solsa", SOLSA, "SOLSA: exact per-layer traces with reset feedback, learned synaptic filter"),
+    "solsa": RuleSpec("solsa", SOLSA, "SOLSA: exact per-layer traces with reset feedback, learned synaptic filter",
+                      options={"credit": "same-step"}),
+    "solsa-next": RuleSpec(
+        "solsa-next", SOLSA, "SOLSA, each hidden layer's traces filtered through the layer above (docs/credit.md)",
+        options={"credit": "next"},
+    ),
+    "solsa-cascade": RuleSpec(
+        "solsa-cascade", SOLSA, "SOLSA, each hidden layer's traces filtered through every layer above (docs/credit.md)",
+        options={"credit": "cascade"},
+    ),
+    "solsa-samestep": RuleSpec(
+        "solsa-samestep", SOLSA, "ablation: SOLSA with the error crossing layers within the step only (SOLSA.md §3)",
+        options={"credit": "same-step"},
+    ),
     "bptt": RuleSpec("bptt", BPTT, "backpropagation through time on the identical model"),
     "solsa-nofilter": RuleSpec(
         "solsa-nofilter", SOLSA, "ablation: SOLSA without synaptic dynamics (α = 0, β = 1 fixed)",
@@ -88,6 +102,7 @@ __all__ = [
     "OSTL",
     "RuleSpec",
     "RULES",
+    "CREDIT_MODES",
     "NO_FILTER",
     "ABLATIONS",
     "get_rule",
