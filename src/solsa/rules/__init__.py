@@ -39,6 +39,7 @@ class RuleSpec:
 RULES: dict[str, RuleSpec] = {
     "solsa": RuleSpec("solsa", SOLSA, "SOLSA: exact per-layer traces with reset feedback, learned synaptic filter",
                       options={"credit": "same-step"}),
+    "bptt": RuleSpec("bptt", BPTT, "backpropagation through time on the identical model"),
     "solsa-next": RuleSpec(
         "solsa-next", SOLSA, "SOLSA, each hidden layer's traces filtered through the layer above (docs/credit.md)",
         options={"credit": "next"},
@@ -51,7 +52,6 @@ RULES: dict[str, RuleSpec] = {
         "solsa-samestep", SOLSA, "ablation: SOLSA with the error crossing layers within the step only (SOLSA.md §3)",
         options={"credit": "same-step"},
     ),
-    "bptt": RuleSpec("bptt", BPTT, "backpropagation through time on the identical model"),
     "solsa-nofilter": RuleSpec(
         "solsa-nofilter", SOLSA, "ablation: SOLSA without synaptic dynamics (α = 0, β = 1 fixed)",
         paper_model=NO_FILTER,
