@@ -7,6 +7,7 @@ import torch
 
 from solsa import SNN
 from solsa.cli import main
+from solsa.fast import fused_available, fused_unavailable_reason
 from solsa.functional import lagged_surrogate, membrane_credit, synaptic_credit
 from solsa.gradcheck import compare_gradients, gradcheck_seeds, rule_gradients
 from solsa.rules import BPTT, RULES, SOLSA
@@ -14,6 +15,7 @@ from solsa.rules import BPTT, RULES, SOLSA
 D = torch.float64
 ALL = ("weight", "alpha", "beta", "lambda", "bias")
 MODES = ("next", "cascade")
+needs_kernel = pytest.mark.skipif(not fused_available(), reason=f"fused kernel unavailable ({fused_unavailable_reason()})")
 
 
 def two_layers(reset, granularity, readout="leaky", lam_granularity="layer", T=50):
@@ -100,13 +102,60 @@ def test_credit_is_validated():
         SOLSA(net, credit="future")
 
 
-def test_fused_backend_never_runs_a_credit_mode():
+def test_fused_backend_never_runs_a_credit_mode_it_does_not_implement():
     net = SNN(4, [6], 3, alpha=0.5, dtype=torch.float32)
     rule = SOLSA(net, "mse", credit="cascade", backend="auto")
     rule.reset(2)
     assert rule.active_backend == "reference" and "credit" in rule.fallback_reason
     with pytest.raises(RuntimeError, match="credit"):
-        SOLSA(net, "mse", credit="next", backend="fused").reset(2)
+        SOLSA(net, "mse", credit="cascade", backend="fused").reset(2)
+
+
+def _fused_run(backend, net, x, y, loss, track, flush_at=(), opt_at=()):
+    net.zero_grad(set_to_none=True)
+    rule = SOLSA(net, loss, credit="next", backend=backend)
+    rule.track_step_magnitude = track
+    rule.reset(x.shape[1])
+    assert rule.active_backend == backend, rule.fallback_reason
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    outs = []
+    for t in range(x.shape[0]):
+        res = rule.step(x[t], y)
+        outs.append(torch.cat([res.output.flatten(), res.loss.reshape(1), torch.tensor([rule.step_magnitude], dtype=D)]))
+        if t in flush_at or t in opt_at:
+            rule.flush()
+        if t in opt_at:
+            opt.step()
+            net.clamp_()
+    rule.flush()
+    grads = torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+    return torch.stack(outs), grads, rule.train_state_bytes()
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", [
+    dict(reset="subtract", gran="layer", readout="spike", hidden=(7, 5), track=False),
+    dict(reset="zero", gran="channel", readout="spike", hidden=(7,), track=True),
+    dict(reset="none", gran="layer", readout="leaky", hidden=(7, 5), track=True),
+    dict(reset="subtract", gran="channel", readout="leaky", hidden=(7,), track=False),
+])
+def test_fused_next_equals_reference(case):
+    case = dict(case)
+    track = case.pop("track")
+    readout = case.pop("readout")
+    torch.manual_seed(2)
+    net = SNN(6, list(case.pop("hidden")), 4, readout=readout, readout_lam=0.4, alpha=0.5, beta=1.2, lam=0.6,
+              reset=case["reset"], filter_granularity=case["gran"], learn_lam=True, lam_granularity="neuron",
+              weight_scale=2.5, dtype=D)
+    x, y = torch.randn(25, 3, 6, dtype=D), torch.tensor([0, 3, 1])
+    loss = "mse" if readout == "spike" else "ce"
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    ref = _fused_run("reference", net, x, y, loss, track, flush_at=(8,), opt_at=(15,))
+    net.load_state_dict(state)
+    fused = _fused_run("fused", net, x, y, loss, track, flush_at=(8,), opt_at=(15,))
+    assert torch.allclose(ref[0], fused[0], rtol=0, atol=1e-10)
+    assert ((ref[1] - fused[1]).abs().max() / ref[1].abs().max()).item() < 1e-10
+    assert ref[2] == fused[2]
 
 
 def test_train_state_bytes_are_flat_in_T_and_counted():

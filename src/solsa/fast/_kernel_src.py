@@ -50,6 +50,10 @@ struct LayerDesc {
     void *delta, *gbelow, *wtmp, *atmp;  // scratch [B,n_out], [B,n_in], [n_out,n_in], [n_in]
     void *wT, *cur, *wp, *d;     // scratch [n_in,n_out] (W transposed), [B,n_out] x3
     void *wcopy;                 // [n_out,n_in]: the W that wT was made from
+    int64_t credit;              // 1: this hidden layer's traces are filtered through the layer above
+                                 // (credit="next", docs/credit.md); its gradient pairs them with g
+    void *qe, *ue, *qa, *ua, *qm, *um, *qn, *un;  // the filtered traces (q: synaptic, u: membrane stage)
+    void *dbar;                  // scratch [B]: the mean decay of the layer above
 };
 
 struct Plan {
@@ -304,17 +308,22 @@ static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, cons
     T* wtmp = (T*)L.wtmp;
     const bool fpc = L.filter_per_channel != 0, lpn = L.lam_per_neuron != 0;
     for (int64_t k = 0; k < B * no; ++k) delta[k] = g[k] * eps[k];
+    // credit="next": the filtered traces pair with g (epsilon is inside the filter), docs/credit.md
+    const bool cr = L.credit != 0;
+    const T* sig = cr ? g : delta;
+    if (cr) { e = (const T*)L.ue; a = (const T*)L.ua; m = (const T*)L.um; n = (const T*)L.un; }
 
-    // dl/dW = sum_b delta e: accumulated right away only when this step's magnitude is wanted; otherwise
-    // it is added during the next step's trace update (or by settle() at flush/reset), see forward_layer.
+    // dl/dW = sum_b delta e: accumulated right away only when this step's magnitude is wanted (or the
+    // traces are filtered); otherwise it is added during the next step's trace update (or by settle()
+    // at flush/reset), see forward_layer.
     double mag = 0.0;
-    if (track) {
+    if (track || cr) {
         auto grad_row = [&](int64_t j) -> double {
             T* gWj = gW + j * ni;
             T* s = wtmp + j * ni;
             for (int64_t i = 0; i < ni; ++i) s[i] = 0;
             for (int64_t b = 0; b < B; ++b) {
-                const T dj = delta[b * no + j];
+                const T dj = sig[b * no + j];
                 if (dj == T(0)) continue;
                 const T* ej = e + (b * no + j) * ni;
                 #pragma omp simd
@@ -341,7 +350,7 @@ static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, cons
             T* at = (T*)L.atmp;
             for (int64_t i = 0; i < ni; ++i) at[i] = 0;
             for (int64_t bj = 0; bj < B * no; ++bj) {
-                const T dj = delta[bj];
+                const T dj = sig[bj];
                 if (dj == T(0)) continue;
                 const T* aj = a + bj * ni;
                 #pragma omp simd
@@ -350,7 +359,7 @@ static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, cons
             for (int64_t i = 0; i < ni; ++i) galpha[i] += at[i];
         } else {
             T s = 0;
-            for (int64_t bj = 0; bj < B * no; ++bj) s += delta[bj] * a[bj];
+            for (int64_t bj = 0; bj < B * no; ++bj) s += sig[bj] * a[bj];
             galpha[0] += s;
         }
     }
@@ -358,7 +367,7 @@ static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, cons
         T total = 0;
         for (int64_t j = 0; j < no; ++j) {
             T s = 0;
-            for (int64_t b = 0; b < B; ++b) s += delta[b * no + j] * m[b * no + j];
+            for (int64_t b = 0; b < B; ++b) s += sig[b * no + j] * m[b * no + j];
             if (lpn) glam[j] += s; else total += s;
         }
         if (!lpn) glam[0] += total;
@@ -366,7 +375,7 @@ static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, cons
     if (gb && n) {
         for (int64_t j = 0; j < no; ++j) {
             T s = 0;
-            for (int64_t b = 0; b < B; ++b) s += delta[b * no + j] * n[b * no + j];
+            for (int64_t b = 0; b < B; ++b) s += sig[b * no + j] * n[b * no + j];
             gb[j] += s;
         }
     }
@@ -436,6 +445,48 @@ static int loss_grad(int64_t kind, const T* y, int64_t B, int64_t C, const void*
     return 0;
 }
 
+// credit="next" (docs/credit.md): layer K's traces filtered through the layer U above it, after U's d[t]:
+//   q[t] = alpha^U_j q[t-1] + eps^K_j[t] z[t],   u[t] = dbar[t] u[t-1] + q[t],   dbar_b[t] = mean_i d^U_bi[t]
+// (j: neuron of K = input channel of U). The reference is solsa.functional.credit.
+template <typename T>
+static void credit_filter(T* q, T* u, const T* z, T al, T s, T db, int64_t count) {
+    #pragma omp simd
+    for (int64_t k = 0; k < count; ++k) {
+        const T qv = al * q[k] + s * z[k];
+        q[k] = qv;
+        u[k] = db * u[k] + qv;
+    }
+}
+
+template <typename T>
+static void credit_update(const LayerDesc& K, const LayerDesc& U, void* const* PU, int64_t B) {
+    const int64_t nk = K.n_out, ni = K.n_in, nu = U.n_out;
+    const T* alpha = (const T*)PU[2];
+    const bool fpc = U.filter_per_channel != 0;
+    const T* dU = (const T*)U.d;
+    const T* eps = (const T*)K.eps;
+    T* dbar = (T*)K.dbar;
+    for (int64_t b = 0; b < B; ++b) {
+        T s = 0;
+        for (int64_t i = 0; i < nu; ++i) s += dU[b * nu + i];
+        dbar[b] = s / T(nu);
+    }
+    const int64_t a_row = K.filter_per_channel ? ni : 1;
+    for (int64_t b = 0; b < B; ++b) {
+        const T db = dbar[b];
+        for (int64_t j = 0; j < nk; ++j) {
+            const int64_t bj = b * nk + j;
+            const T al = fpc ? alpha[j] : alpha[0];
+            const T s = eps[bj];
+            credit_filter<T>((T*)K.qe + bj * ni, (T*)K.ue + bj * ni, (const T*)K.e + bj * ni, al, s, db, ni);
+            if (K.qa) credit_filter<T>((T*)K.qa + bj * a_row, (T*)K.ua + bj * a_row, (const T*)K.a + bj * a_row,
+                                       al, s, db, a_row);
+            if (K.qm) credit_filter<T>((T*)K.qm + bj, (T*)K.um + bj, (const T*)K.m + bj, al, s, db, 1);
+            if (K.qn) credit_filter<T>((T*)K.qn + bj, (T*)K.un + bj, (const T*)K.n + bj, al, s, db, 1);
+        }
+    }
+}
+
 template <typename T>
 static void forward_all(Plan* plan, const T* x, T* y_out) {
     const bool rf = plan->reset_feedback != 0;
@@ -443,7 +494,9 @@ static void forward_all(Plan* plan, const T* x, T* y_out) {
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
         forward_layer<T>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min, (plan->w_dirty >> l) & 1,
-                         plan->pending != 0);
+                         plan->pending != 0 && L.credit == 0);
+        if (l > 0 && plan->layers[l - 1].credit)
+            credit_update<T>(plan->layers[l - 1], L, plan->params + 5 * l, plan->batch);
         in = (const T*)L.o;
     }
     plan->w_dirty = 0;
@@ -531,6 +584,7 @@ static void settle(Plan* plan) {
     const int64_t B = plan->batch;
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
+        if (L.credit) continue;  // accumulated in backward_layer already
         const int64_t ni = L.n_in, no = L.n_out;
         const T* e = (const T*)L.e;
         const T* delta = (const T*)L.delta;
@@ -561,6 +615,12 @@ static void zero_state(Plan* plan) {
         const int64_t sizes[9] = {B * ni, B * no, B * no, B * no, B * no * ni, B * ni, a_size, B * no, B * no};
         for (int k = 0; k < 9; ++k)
             if (ptrs[k]) std::memset(ptrs[k], 0, sizeof(T) * sizes[k]);
+        if (L.credit) {
+            void* cp[8] = {L.qe, L.ue, L.qa, L.ua, L.qm, L.um, L.qn, L.un};
+            const int64_t cs[8] = {B * no * ni, B * no * ni, a_size, a_size, B * no, B * no, B * no, B * no};
+            for (int k = 0; k < 8; ++k)
+                if (cp[k]) std::memset(cp[k], 0, sizeof(T) * cs[k]);
+        }
     }
 }
 
@@ -585,6 +645,6 @@ int64_t solsa_step_f64(Plan* p, const double* x, const void* t, int64_t tk, cons
     FlushDenormals f;
     return step_all<double>(p, x, t, tk, w, lk, y, loss, gbuf);
 }
-int64_t solsa_abi_version() { return 11; }
+int64_t solsa_abi_version() { return 12; }
 }
 """

@@ -28,7 +28,7 @@ from ._kernel_src import KERNEL_SOURCE
 
 __all__ = ["load_kernel", "unavailable_reason", "cache_dir", "compiler_command", "ABI_VERSION"]
 
-ABI_VERSION = 11
+ABI_VERSION = 12
 _LOCK = threading.Lock()
 _STATE: dict[str, object] = {"tried": False, "lib": None, "reason": "not built yet"}
 

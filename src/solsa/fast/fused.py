@@ -39,6 +39,8 @@ class LayerDesc(ctypes.Structure):
     _fields_ += [(name, ctypes.c_void_p) for name in
                  ("F", "V", "o", "eps", "e", "p", "a", "m", "n", "gW", "gb", "galpha", "glam",
                   "delta", "gbelow", "wtmp", "atmp", "wT", "cur", "wp", "d", "wcopy")]
+    _fields_ += [("credit", ctypes.c_int64)]
+    _fields_ += [(name, ctypes.c_void_p) for name in ("qe", "ue", "qa", "ua", "qm", "um", "qn", "un", "dbar")]
 
 
 class Plan(ctypes.Structure):
@@ -136,7 +138,18 @@ class FusedStepper:
             desc.galpha, desc.glam = _ptr(acc.get("alpha")), _ptr(acc.get("lam"))
             (desc.delta, desc.gbelow, desc.wtmp, desc.atmp,
              desc.wT, desc.cur, desc.wp, desc.d, desc.wcopy) = (_ptr(s) for s in scratch)
-            for t in [*tr.state, tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n, *acc.values()]:
+            credit = []
+            if tr.credit is not None:  # credit="next": one stage of filtered traces (docs/credit.md)
+                if len(tr.credit.stages) != 1 or tr.credit.lag is not None or tr.credit.neuron:
+                    raise RuntimeError("fused kernel implements credit='next' and 'same-step' only")
+                stage = tr.credit.stages[0]
+                credit = [t for name in ("e", "a", "m", "n") for t in stage.get(name, (None, None))]
+                dbar = torch.zeros(batch_size, **kw)
+                self._keep.append(dbar)
+                desc.credit = 1
+                (desc.qe, desc.ue, desc.qa, desc.ua, desc.qm, desc.um, desc.qn, desc.un) = (_ptr(t) for t in credit)
+                desc.dbar = _ptr(dbar)
+            for t in [*tr.state, tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n, *acc.values(), *credit]:
                 if t is not None and not t.is_contiguous():
                     raise RuntimeError("fused kernel needs contiguous traces")
         self._descs = descs

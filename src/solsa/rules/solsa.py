@@ -51,6 +51,7 @@ from .online import OnlineRule
 __all__ = ["SOLSA", "LayerTraces", "BACKENDS", "CREDIT_MODES"]
 
 BACKENDS = ("auto", "reference", "fused")
+FUSED_CREDIT = ("same-step", "next")  # the credit modes the compiled kernel implements
 
 
 @dataclass
@@ -91,7 +92,7 @@ class SOLSA(OnlineRule):
         credit: how a hidden layer's traces cross the layers above, one of :data:`CREDIT_MODES`
             (docs/credit.md): ``"same-step"`` (SOLSA.md §3, no extra memory), ``"next"`` (through the
             layer directly above; exact under a leaky readout with one λ) or ``"cascade"`` (through
-            every layer above). The fused kernel implements ``"same-step"`` only.
+            every layer above). The fused kernel implements ``"same-step"`` and ``"next"``.
     """
 
     name = "solsa"
@@ -132,8 +133,8 @@ class SOLSA(OnlineRule):
             FusedStepper, reason = None, f"solsa.fast cannot be imported: {exc}"
         else:
             reason = unsupported_reason(self.net.layers)
-        if self.credit != "same-step" and len(self.net.layers) > 1:
-            reason = f"the fused kernel implements credit='same-step' only, not {self.credit!r}"
+        if self.credit not in FUSED_CREDIT and len(self.net.layers) > 1:
+            reason = f"the fused kernel implements credit {list(FUSED_CREDIT)} only, not {self.credit!r}"
         if not reason:
             try:
                 self._fused = FusedStepper(self.net.layers, self.traces, self._grads, batch_size,
