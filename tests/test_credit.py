@@ -102,7 +102,10 @@ def test_credit_is_validated():
         SOLSA(net, credit="future")
 
 
-def test_fused_backend_never_runs_a_credit_mode_it_does_not_implement():
+def test_fused_backend_never_runs_a_credit_mode_it_does_not_implement(monkeypatch):
+    import solsa.rules.solsa as solsa_rule
+
+    monkeypatch.setattr(solsa_rule, "FUSED_CREDIT", ("same-step", "next"))
     net = SNN(4, [6], 3, alpha=0.5, dtype=torch.float32)
     rule = SOLSA(net, "mse", credit="cascade", backend="auto")
     rule.reset(2)
@@ -111,9 +114,9 @@ def test_fused_backend_never_runs_a_credit_mode_it_does_not_implement():
         SOLSA(net, "mse", credit="cascade", backend="fused").reset(2)
 
 
-def _fused_run(backend, net, x, y, loss, track, flush_at=(), opt_at=()):
+def _fused_run(backend, net, x, y, loss, track, credit, flush_at=(), opt_at=()):
     net.zero_grad(set_to_none=True)
-    rule = SOLSA(net, loss, credit="next", backend=backend)
+    rule = SOLSA(net, loss, credit=credit, backend=backend)
     rule.track_step_magnitude = track
     rule.reset(x.shape[1])
     assert rule.active_backend == backend, rule.fallback_reason
@@ -133,13 +136,16 @@ def _fused_run(backend, net, x, y, loss, track, flush_at=(), opt_at=()):
 
 
 @needs_kernel
+@pytest.mark.parametrize("credit", MODES)
 @pytest.mark.parametrize("case", [
     dict(reset="subtract", gran="layer", readout="spike", hidden=(7, 5), track=False),
     dict(reset="zero", gran="channel", readout="spike", hidden=(7,), track=True),
     dict(reset="none", gran="layer", readout="leaky", hidden=(7, 5), track=True),
     dict(reset="subtract", gran="channel", readout="leaky", hidden=(7,), track=False),
+    dict(reset="subtract", gran="layer", readout="spike", hidden=(7, 6, 5), track=True),
+    dict(reset="zero", gran="channel", readout="leaky", hidden=(7, 5), track=False),
 ])
-def test_fused_next_equals_reference(case):
+def test_fused_credit_equals_reference(case, credit):
     case = dict(case)
     track = case.pop("track")
     readout = case.pop("readout")
@@ -150,9 +156,9 @@ def test_fused_next_equals_reference(case):
     x, y = torch.randn(25, 3, 6, dtype=D), torch.tensor([0, 3, 1])
     loss = "mse" if readout == "spike" else "ce"
     state = {k: v.clone() for k, v in net.state_dict().items()}
-    ref = _fused_run("reference", net, x, y, loss, track, flush_at=(8,), opt_at=(15,))
+    ref = _fused_run("reference", net, x, y, loss, track, credit, flush_at=(8,), opt_at=(15,))
     net.load_state_dict(state)
-    fused = _fused_run("fused", net, x, y, loss, track, flush_at=(8,), opt_at=(15,))
+    fused = _fused_run("fused", net, x, y, loss, track, credit, flush_at=(8,), opt_at=(15,))
     assert torch.allclose(ref[0], fused[0], rtol=0, atol=1e-10)
     assert ((ref[1] - fused[1]).abs().max() / ref[1].abs().max()).item() < 1e-10
     assert ref[2] == fused[2]

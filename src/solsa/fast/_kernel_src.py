@@ -8,8 +8,11 @@ in about a second with any C++17 compiler.
 One call advances every layer by one time step and, with a target, computes
 the loss gradient and accumulates every parameter gradient (SOLSA.md §2–§3).
 The arithmetic is exactly that of :mod:`solsa.rules.solsa` (the reference),
-up to the order of floating-point summations.
+up to the order of floating-point summations. The cross-layer credit modes
+``"next"`` and ``"cascade"`` (docs/credit.md) are spliced in from :mod:`._credit_src`.
 """
+
+from ._credit_src import CREDIT_SOURCE
 
 KERNEL_SOURCE = r"""
 #include <cmath>
@@ -50,10 +53,12 @@ struct LayerDesc {
     void *delta, *gbelow, *wtmp, *atmp;  // scratch [B,n_out], [B,n_in], [n_out,n_in], [n_in]
     void *wT, *cur, *wp, *d;     // scratch [n_in,n_out] (W transposed), [B,n_out] x3
     void *wcopy;                 // [n_out,n_in]: the W that wT was made from
-    int64_t credit;              // 1: this hidden layer's traces are filtered through the layer above
-                                 // (credit="next", docs/credit.md); its gradient pairs them with g
-    void *qe, *ue, *qa, *ua, *qm, *um, *qn, *un;  // the filtered traces (q: synaptic, u: membrane stage)
-    void *dbar;                  // scratch [B]: the mean decay of the layer above
+    int64_t credit_depth;        // > 0: the traces are filtered through that many layers above (docs/credit.md)
+    void** cstage;               // [credit_depth * 8]: q, u of e, a, m, n per stage (null where absent)
+    void *lag_qE, *lag_uE, *lag_qN, *lag_uN, *eps_lag;  // cascade: eps and 1 through the layer above, eps~
+    int64_t n_neuron;            // > 0: per-output-neuron copies of the [B, n_out] traces (cascade, under the output)
+    void *h_a, *h_m, *h_n;       // [B, n_neuron, n_out]
+    void *signals, *dbar;        // scratch [credit_depth, B, n_out] (P^s) and [B] (this layer's mean d)
 };
 
 struct Plan {
@@ -159,6 +164,7 @@ static inline int n_threads(int64_t work, int64_t par_min) {
 #endif
 }
 
+""" + CREDIT_SOURCE + r"""
 template <typename T>
 static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T* x, bool rf, int64_t par_min,
                           bool w_dirty, bool pending) {
@@ -296,8 +302,11 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
 // Accumulates this step's gradient of one layer from g = dl_t/do[t]; writes the error for the layer
 // below into L.gbelow when `below`. Returns sum |dl_t/dW| when `track`.
 template <typename T>
-static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, const T* g, bool below, bool track,
-                             int64_t par_min) {
+static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool track) {
+    const LayerDesc& L = plan->layers[l];
+    void* const* P = plan->params + 5 * l;
+    const int64_t B = plan->batch, par_min = plan->par_min;
+    const bool plain = L.credit_depth == 0;  // otherwise credit_backward accumulates
     const int64_t ni = L.n_in, no = L.n_out;
     const T* W = (const T*)P[0];
     const T* beta = (const T*)P[3];
@@ -308,22 +317,17 @@ static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, cons
     T* wtmp = (T*)L.wtmp;
     const bool fpc = L.filter_per_channel != 0, lpn = L.lam_per_neuron != 0;
     for (int64_t k = 0; k < B * no; ++k) delta[k] = g[k] * eps[k];
-    // credit="next": the filtered traces pair with g (epsilon is inside the filter), docs/credit.md
-    const bool cr = L.credit != 0;
-    const T* sig = cr ? g : delta;
-    if (cr) { e = (const T*)L.ue; a = (const T*)L.ua; m = (const T*)L.um; n = (const T*)L.un; }
 
-    // dl/dW = sum_b delta e: accumulated right away only when this step's magnitude is wanted (or the
-    // traces are filtered); otherwise it is added during the next step's trace update (or by settle()
-    // at flush/reset), see forward_layer.
-    double mag = 0.0;
-    if (track || cr) {
+    // dl/dW = sum_b delta e: accumulated right away only when this step's magnitude is wanted; otherwise
+    // it is added during the next step's trace update (or by settle() at flush/reset), see forward_layer.
+    double mag = plain ? 0.0 : credit_backward<T>(plan, l, g, track);
+    if (track && plain) {
         auto grad_row = [&](int64_t j) -> double {
             T* gWj = gW + j * ni;
             T* s = wtmp + j * ni;
             for (int64_t i = 0; i < ni; ++i) s[i] = 0;
             for (int64_t b = 0; b < B; ++b) {
-                const T dj = sig[b * no + j];
+                const T dj = delta[b * no + j];
                 if (dj == T(0)) continue;
                 const T* ej = e + (b * no + j) * ni;
                 #pragma omp simd
@@ -345,12 +349,12 @@ static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, cons
             for (int64_t j = 0; j < no; ++j) mag += grad_row(j);
         }
     }
-    if (galpha && a) {
+    if (galpha && a && plain) {
         if (fpc) {
             T* at = (T*)L.atmp;
             for (int64_t i = 0; i < ni; ++i) at[i] = 0;
             for (int64_t bj = 0; bj < B * no; ++bj) {
-                const T dj = sig[bj];
+                const T dj = delta[bj];
                 if (dj == T(0)) continue;
                 const T* aj = a + bj * ni;
                 #pragma omp simd
@@ -359,23 +363,23 @@ static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, cons
             for (int64_t i = 0; i < ni; ++i) galpha[i] += at[i];
         } else {
             T s = 0;
-            for (int64_t bj = 0; bj < B * no; ++bj) s += sig[bj] * a[bj];
+            for (int64_t bj = 0; bj < B * no; ++bj) s += delta[bj] * a[bj];
             galpha[0] += s;
         }
     }
-    if (glam && m) {
+    if (glam && m && plain) {
         T total = 0;
         for (int64_t j = 0; j < no; ++j) {
             T s = 0;
-            for (int64_t b = 0; b < B; ++b) s += sig[b * no + j] * m[b * no + j];
+            for (int64_t b = 0; b < B; ++b) s += delta[b * no + j] * m[b * no + j];
             if (lpn) glam[j] += s; else total += s;
         }
         if (!lpn) glam[0] += total;
     }
-    if (gb && n) {
+    if (gb && n && plain) {
         for (int64_t j = 0; j < no; ++j) {
             T s = 0;
-            for (int64_t b = 0; b < B; ++b) s += sig[b * no + j] * n[b * no + j];
+            for (int64_t b = 0; b < B; ++b) s += delta[b * no + j] * n[b * no + j];
             gb[j] += s;
         }
     }
@@ -445,48 +449,6 @@ static int loss_grad(int64_t kind, const T* y, int64_t B, int64_t C, const void*
     return 0;
 }
 
-// credit="next" (docs/credit.md): layer K's traces filtered through the layer U above it, after U's d[t]:
-//   q[t] = alpha^U_j q[t-1] + eps^K_j[t] z[t],   u[t] = dbar[t] u[t-1] + q[t],   dbar_b[t] = mean_i d^U_bi[t]
-// (j: neuron of K = input channel of U). The reference is solsa.functional.credit.
-template <typename T>
-static void credit_filter(T* q, T* u, const T* z, T al, T s, T db, int64_t count) {
-    #pragma omp simd
-    for (int64_t k = 0; k < count; ++k) {
-        const T qv = al * q[k] + s * z[k];
-        q[k] = qv;
-        u[k] = db * u[k] + qv;
-    }
-}
-
-template <typename T>
-static void credit_update(const LayerDesc& K, const LayerDesc& U, void* const* PU, int64_t B) {
-    const int64_t nk = K.n_out, ni = K.n_in, nu = U.n_out;
-    const T* alpha = (const T*)PU[2];
-    const bool fpc = U.filter_per_channel != 0;
-    const T* dU = (const T*)U.d;
-    const T* eps = (const T*)K.eps;
-    T* dbar = (T*)K.dbar;
-    for (int64_t b = 0; b < B; ++b) {
-        T s = 0;
-        for (int64_t i = 0; i < nu; ++i) s += dU[b * nu + i];
-        dbar[b] = s / T(nu);
-    }
-    const int64_t a_row = K.filter_per_channel ? ni : 1;
-    for (int64_t b = 0; b < B; ++b) {
-        const T db = dbar[b];
-        for (int64_t j = 0; j < nk; ++j) {
-            const int64_t bj = b * nk + j;
-            const T al = fpc ? alpha[j] : alpha[0];
-            const T s = eps[bj];
-            credit_filter<T>((T*)K.qe + bj * ni, (T*)K.ue + bj * ni, (const T*)K.e + bj * ni, al, s, db, ni);
-            if (K.qa) credit_filter<T>((T*)K.qa + bj * a_row, (T*)K.ua + bj * a_row, (const T*)K.a + bj * a_row,
-                                       al, s, db, a_row);
-            if (K.qm) credit_filter<T>((T*)K.qm + bj, (T*)K.um + bj, (const T*)K.m + bj, al, s, db, 1);
-            if (K.qn) credit_filter<T>((T*)K.qn + bj, (T*)K.un + bj, (const T*)K.n + bj, al, s, db, 1);
-        }
-    }
-}
-
 template <typename T>
 static void forward_all(Plan* plan, const T* x, T* y_out) {
     const bool rf = plan->reset_feedback != 0;
@@ -494,9 +456,8 @@ static void forward_all(Plan* plan, const T* x, T* y_out) {
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
         forward_layer<T>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min, (plan->w_dirty >> l) & 1,
-                         plan->pending != 0 && L.credit == 0);
-        if (l > 0 && plan->layers[l - 1].credit)
-            credit_update<T>(plan->layers[l - 1], L, plan->params + 5 * l, plan->batch);
+                         plan->pending != 0 && L.credit_depth == 0);
+        if (l > 0) credit_forward<T>(plan, l);
         in = (const T*)L.o;
     }
     plan->w_dirty = 0;
@@ -510,7 +471,7 @@ static void backward_all(Plan* plan, const T* g) {
     double mag = 0.0;
     for (int64_t l = plan->n_layers - 1; l >= 0; --l) {
         const LayerDesc& L = plan->layers[l];
-        mag += backward_layer<T>(L, plan->params + 5 * l, plan->batch, g, l > 0, plan->track != 0, plan->par_min);
+        mag += backward_layer<T>(plan, l, g, l > 0, plan->track != 0);
         g = (const T*)L.gbelow;
     }
     plan->magnitude = mag;
@@ -584,7 +545,7 @@ static void settle(Plan* plan) {
     const int64_t B = plan->batch;
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
-        if (L.credit) continue;  // accumulated in backward_layer already
+        if (L.credit_depth) continue;  // credit_backward accumulated it already
         const int64_t ni = L.n_in, no = L.n_out;
         const T* e = (const T*)L.e;
         const T* delta = (const T*)L.delta;
@@ -615,12 +576,7 @@ static void zero_state(Plan* plan) {
         const int64_t sizes[9] = {B * ni, B * no, B * no, B * no, B * no * ni, B * ni, a_size, B * no, B * no};
         for (int k = 0; k < 9; ++k)
             if (ptrs[k]) std::memset(ptrs[k], 0, sizeof(T) * sizes[k]);
-        if (L.credit) {
-            void* cp[8] = {L.qe, L.ue, L.qa, L.ua, L.qm, L.um, L.qn, L.un};
-            const int64_t cs[8] = {B * no * ni, B * no * ni, a_size, a_size, B * no, B * no, B * no, B * no};
-            for (int k = 0; k < 8; ++k)
-                if (cp[k]) std::memset(cp[k], 0, sizeof(T) * cs[k]);
-        }
+        credit_zero<T>(L, B);
     }
 }
 

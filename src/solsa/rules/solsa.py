@@ -51,7 +51,8 @@ from .online import OnlineRule
 __all__ = ["SOLSA", "LayerTraces", "BACKENDS", "CREDIT_MODES"]
 
 BACKENDS = ("auto", "reference", "fused")
-FUSED_CREDIT = ("same-step", "next")  # the credit modes the compiled kernel implements
+# the credit modes the compiled kernel implements (a new mode runs on the reference path until it is added)
+FUSED_CREDIT = ("same-step", "next", "cascade")
 
 
 @dataclass
@@ -92,7 +93,7 @@ class SOLSA(OnlineRule):
         credit: how a hidden layer's traces cross the layers above, one of :data:`CREDIT_MODES`
             (docs/credit.md): ``"same-step"`` (SOLSA.md §3, no extra memory), ``"next"`` (through the
             layer directly above; exact under a leaky readout with one λ) or ``"cascade"`` (through
-            every layer above). The fused kernel implements ``"same-step"`` and ``"next"``.
+            every layer above). The fused kernel implements all three.
     """
 
     name = "solsa"
