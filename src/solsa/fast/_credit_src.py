@@ -81,6 +81,13 @@ static void credit_forward(Plan* plan, int64_t l) {
                     el[bj] = std::fabs(den) > T(1e-12) ? (uE[bj] - eps[bj]) / den : T(0);
                 }
         }
+        if (level == 0 && K.mass) {  // decay_mass: M = d M + 1 per upper neuron, and with dbar
+            T* M = (T*)K.mass; T* Mb = (T*)K.mass_bar;
+            for (int64_t b = 0; b < B; ++b) {
+                for (int64_t x = 0; x < nu; ++x) M[b * nu + x] = dU[b * nu + x] * M[b * nu + x] + T(1);
+                Mb[b] = dbar[b] * Mb[b] + T(1);
+            }
+        }
         if (level == 0 && K.n_neuron) {  // neuron_membrane_credit: h[b, x, j] = d_x h + q_j
             void* hs[4] = {nullptr, K.h_a, K.h_m, K.h_n};
             for (int c = 1; c < 4; ++c) {
@@ -115,7 +122,24 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
     const int64_t B = plan->batch, nk = K.n_out, ni = K.n_in, na = A.n_out, D = K.credit_depth;
     const int64_t BN = B * nk;
     T* P = (T*)K.signals;
-    std::memcpy(P, g, sizeof(T) * BN);
+    const T* deltaA = (const T*)A.delta;
+    if (K.mass) {  // mass_corrected_error: P^1 = beta^A ((delta^A . M / Mbar) W^A)
+        const T* M = (const T*)K.mass; const T* Mb = (const T*)K.mass_bar;
+        for (int64_t b = 0; b < B; ++b) {
+            T* row = P + b * nk;
+            for (int64_t i = 0; i < nk; ++i) row[i] = 0;
+            for (int64_t x = 0; x < na; ++x) {
+                const T v = deltaA[b * na + x] * (M[b * na + x] / Mb[b]);
+                if (v == T(0)) continue;
+                const T* Wx = WA + x * nk;
+                #pragma omp simd
+                for (int64_t i = 0; i < nk; ++i) row[i] += v * Wx[i];
+            }
+            for (int64_t i = 0; i < nk; ++i) row[i] *= fpcA ? betaA[i] : betaA[0];
+        }
+    } else {
+        std::memcpy(P, g, sizeof(T) * BN);
+    }
     for (int64_t s = 1; s < D; ++s) {
         const T* Pa = (const T*)A.signals + (s - 1) * B * na;
         const T* el = (const T*)A.eps_lag;
@@ -157,7 +181,6 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
         }
     }
     // the [B, N] traces: sum_s c^s u^s, or the per-output-neuron pairing
-    const T* deltaA = (const T*)A.delta;
     auto neuron_pair = [&](const T* h, int64_t b, int64_t j) -> T {
         T s = 0;
         for (int64_t x = 0; x < na; ++x) s += deltaA[b * na + x] * WA[x * nk + j] * h[(b * na + x) * nk + j];
@@ -212,7 +235,7 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
 
 // zero a layer's credit state (a new sequence)
 template <typename T>
-static void credit_zero(const LayerDesc& L, int64_t B) {
+static void credit_zero(const LayerDesc& L, int64_t B, int64_t n_above) {
     const int64_t no = L.n_out, ni = L.n_in;
     const int64_t sizes[4] = {B * no * ni, L.filter_per_channel ? B * no * ni : B * no, B * no, B * no};
     for (int64_t s = 0; s < L.credit_depth; ++s)
@@ -225,5 +248,9 @@ static void credit_zero(const LayerDesc& L, int64_t B) {
     void* hs[3] = {L.h_a, L.h_m, L.h_n};
     for (int k = 0; k < 3; ++k)
         if (hs[k]) std::memset(hs[k], 0, sizeof(T) * B * L.n_neuron * no);
+    if (L.mass) {
+        std::memset(L.mass, 0, sizeof(T) * B * n_above);
+        std::memset(L.mass_bar, 0, sizeof(T) * B);
+    }
 }
 """

@@ -59,6 +59,7 @@ struct LayerDesc {
     int64_t n_neuron;            // > 0: per-output-neuron copies of the [B, n_out] traces (cascade, under the output)
     void *h_a, *h_m, *h_n;       // [B, n_neuron, n_out]
     void *signals, *dbar;        // scratch [credit_depth, B, n_out] (P^s) and [B] (this layer's mean d)
+    void *mass, *mass_bar;       // cascade: decay-kernel masses of the layer above, [B, n_above] and [B]
 };
 
 struct Plan {
@@ -576,7 +577,7 @@ static void zero_state(Plan* plan) {
         const int64_t sizes[9] = {B * ni, B * no, B * no, B * no, B * no * ni, B * ni, a_size, B * no, B * no};
         for (int k = 0; k < 9; ++k)
             if (ptrs[k]) std::memset(ptrs[k], 0, sizeof(T) * sizes[k]);
-        credit_zero<T>(L, B);
+        credit_zero<T>(L, B, l + 1 < plan->n_layers ? plan->layers[l + 1].n_out : 0);
     }
 }
 

@@ -43,7 +43,7 @@ class LayerDesc(ctypes.Structure):
     _fields_ += [("credit_depth", ctypes.c_int64), ("cstage", ctypes.POINTER(ctypes.c_void_p))]
     _fields_ += [(name, ctypes.c_void_p) for name in ("lag_qE", "lag_uE", "lag_qN", "lag_uN", "eps_lag")]
     _fields_ += [("n_neuron", ctypes.c_int64)]
-    _fields_ += [(name, ctypes.c_void_p) for name in ("h_a", "h_m", "h_n", "signals", "dbar")]
+    _fields_ += [(name, ctypes.c_void_p) for name in ("h_a", "h_m", "h_n", "signals", "dbar", "mass", "mass_bar")]
 
 
 class Plan(ctypes.Structure):
@@ -203,7 +203,9 @@ class FusedStepper:
         signals = torch.zeros(len(credit.stages), batch_size, n_out, **kw)
         self._keep.append(signals)
         desc.signals = _ptr(signals)
-        return [t for t in tensors + lag + list(h.values()) if t is not None]
+        mass = credit.mass or [None, None]
+        desc.mass, desc.mass_bar = _ptr(mass[0]), _ptr(mass[1])
+        return [t for t in tensors + lag + list(h.values()) + mass if t is not None]
 
     @staticmethod
     def _identity(layers, batch_size: int, reset_feedback: bool, loss: Loss) -> tuple:

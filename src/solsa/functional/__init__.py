@@ -2,7 +2,9 @@
 
 from .credit import (
     channel_decay,
+    decay_mass,
     lagged_surrogate,
+    mass_corrected_error,
     mean_decay,
     membrane_credit,
     neuron_credit_pairing,
@@ -41,4 +43,6 @@ __all__ = [
     "lagged_surrogate",
     "neuron_membrane_credit",
     "neuron_credit_pairing",
+    "decay_mass",
+    "mass_corrected_error",
 ]

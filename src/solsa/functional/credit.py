@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 __all__ = ["synaptic_credit", "membrane_credit", "mean_decay", "channel_decay", "lagged_surrogate",
-           "neuron_membrane_credit", "neuron_credit_pairing"]
+           "neuron_membrane_credit", "neuron_credit_pairing", "decay_mass", "mass_corrected_error"]
 
 
 def _over(x: torch.Tensor, like: torch.Tensor, lead: int) -> torch.Tensor:
@@ -89,3 +89,19 @@ def neuron_membrane_credit(h: torch.Tensor, q: torch.Tensor, d: torch.Tensor) ->
 def neuron_credit_pairing(h: torch.Tensor, delta: torch.Tensor, weight: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """Σ_j δ^l_j[t] W^l_ji β^l_i h_ji[t]: the per-neuron filtered trace paired with the upper layer's δ, ``[B, N_k]``."""
     return torch.einsum("bj,ji,bji->bi", delta, weight, h) * beta
+
+
+def decay_mass(M: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """M[t] = d[t] M[t-1] + 1: the mass of a membrane's decay kernel (per upper neuron ``[B, N_l]``, or ``d̄`` ``[B]``)."""
+    return d * M + 1.0
+
+
+def mass_corrected_error(
+    delta: torch.Tensor, M: torch.Tensor, M_bar: torch.Tensor, weight: torch.Tensor, beta: torch.Tensor
+) -> torch.Tensor:
+    """g_i = β_i Σ_j δ_j[t] (M_j[t] / M̄[t]) W_ji: the spatial error for traces filtered with the mean decay.
+
+    Each upper neuron's error is scaled by how much its own decay kernel holds against the mean one
+    (``M`` of :func:`decay_mass` with ``d_j``, ``M̄`` with ``d̄``). 1 when every ``d_j`` is ``d̄``.
+    """
+    return ((delta * (M / M_bar.unsqueeze(-1))) @ weight) * beta

@@ -11,7 +11,9 @@
   crossed that layer with its surrogate averaged over the stage's lags (:func:`lagged_surrogate`).
   Layers two or more levels up use their mean α (their channels are not this layer's neurons).
   The layer under the output keeps each output neuron's own decay for its per-neuron traces
-  (α per layer, λ, b: ``N_out`` copies each, :func:`~solsa.functional.neuron_membrane_credit`).
+  (α per layer, λ, b: ``N_out`` copies each, :func:`~solsa.functional.neuron_membrane_credit`),
+  and each hidden layer's error from the layer above is scaled per upper neuron by the mass of its
+  own decay kernel against the mean one (:func:`~solsa.functional.mass_corrected_error`).
 
 Each stage is a pair ``(q, u)`` per trace: ``q`` after the upper synaptic filter
 (:func:`~solsa.functional.synaptic_credit`), ``u`` after its membrane
@@ -27,7 +29,9 @@ import torch
 
 from ..functional import (
     channel_decay,
+    decay_mass,
     lagged_surrogate,
+    mass_corrected_error,
     mean_decay,
     membrane_credit,
     neuron_credit_pairing,
@@ -66,22 +70,25 @@ class LayerCredit:
     layer with a layer below): ``[qE, uE, qN, uN]``, its ε and 1 filtered through the layer above,
     from which ``eps_lag`` (ε̃, :func:`lagged_surrogate`) is formed each step. ``neuron``: the
     per-neuron traces ``[B, N_k]`` through each upper neuron's own membrane, ``[B, N_l, N_k]``.
+    ``mass``: ``[M, M̄]``, the decay-kernel masses of the layer above, per neuron ``[B, N_l]`` and mean ``[B]``.
     """
 
     stages: list[dict[str, list[torch.Tensor]]] = field(default_factory=list)
     lag: list[torch.Tensor] | None = None
     eps_lag: torch.Tensor | None = None
     neuron: dict[str, torch.Tensor] = field(default_factory=dict)
+    mass: list[torch.Tensor] | None = None
 
     def nbytes(self) -> int:
         tensors = [t for stage in self.stages for pair in stage.values() for t in pair]
-        return state_nbytes(*tensors, *(self.lag or []), self.eps_lag, *self.neuron.values())
+        return state_nbytes(*tensors, *(self.lag or []), self.eps_lag, *self.neuron.values(), *(self.mass or []))
 
 
-def new_credit(traces, depth: int, lag: bool, upper_neurons: int = 0) -> LayerCredit | None:
+def new_credit(traces, depth: int, lag: bool, upper_neurons: int = 0, mass_neurons: int = 0) -> LayerCredit | None:
     """Zeroed credit state for a layer with :class:`~solsa.rules.solsa.LayerTraces` ``traces``; None at depth 0.
 
-    ``upper_neurons > 0`` keeps the per-neuron traces through each of that many upper neurons' membranes.
+    ``upper_neurons > 0`` keeps the per-neuron traces through each of that many upper neurons' membranes;
+    ``mass_neurons > 0`` the decay-kernel masses of the layer above (that many neurons).
     """
     if depth == 0:
         return None
@@ -92,8 +99,9 @@ def new_credit(traces, depth: int, lag: bool, upper_neurons: int = 0) -> LayerCr
     if upper_neurons:
         neuron = {n: eps.new_zeros(eps.shape[0], upper_neurons, eps.shape[1]) for n in names
                   if getattr(traces, n).dim() == 2}
+    mass = [eps.new_zeros(eps.shape[0], mass_neurons), eps.new_zeros(eps.shape[0])] if mass_neurons else None
     return LayerCredit(stages, [torch.zeros_like(eps) for _ in range(4)] if lag else None,
-                       torch.zeros_like(eps) if lag else None, neuron)
+                       torch.zeros_like(eps) if lag else None, neuron, mass)
 
 
 def advance_credit(traces: list, upper: int, alpha: torch.Tensor, d: torch.Tensor) -> None:
@@ -113,6 +121,8 @@ def advance_credit(traces: list, upper: int, alpha: torch.Tensor, d: torch.Tenso
             z = getattr(traces[k], name) if level == 0 else credit.stages[level - 1][name][1]
             pair[0] = synaptic_credit(pair[0], z, a, traces[k].eps if level == 0 else None)
             pair[1] = membrane_credit(pair[1], pair[0], d_bar)
+        if level == 0 and credit.mass is not None:
+            credit.mass = [decay_mass(credit.mass[0], d), decay_mass(credit.mass[1], d_bar)]
         if level == 0:
             for name, h in credit.neuron.items():
                 credit.neuron[name] = neuron_membrane_credit(h, credit.stages[0][name][0], d)

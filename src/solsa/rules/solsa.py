@@ -32,6 +32,7 @@ import torch
 
 from ..functional import (
     LIFState,
+    mass_corrected_error,
     alpha_input_trace,
     alpha_trace,
     bias_trace,
@@ -164,10 +165,11 @@ class SOLSA(OnlineRule):
         if layer.is_learnable("bias"):
             tr.n = torch.zeros(B, n_out, **kw)
         index = next(i for i, lay in enumerate(self.net.layers) if lay is layer)
-        below_output = self.credit == "cascade" and index == len(self.net.layers) - 2
-        tr.credit = new_credit(tr, credit_depth(self.credit, index, len(self.net.layers)),
-                               lag=self.credit == "cascade" and index > 0,
-                               upper_neurons=self.net.layers[-1].weight.shape[0] if below_output else 0)
+        cascade, layers = self.credit == "cascade", self.net.layers
+        upper = layers[index + 1].weight.shape[0] if index + 1 < len(layers) else 0
+        tr.credit = new_credit(tr, credit_depth(self.credit, index, len(layers)), lag=cascade and index > 0,
+                               upper_neurons=upper if cascade and index == len(layers) - 2 else 0,
+                               mass_neurons=upper if cascade else 0)
         return tr
 
     def step(self, x, target=None, weight=None) -> StepResult:
@@ -224,10 +226,13 @@ class SOLSA(OnlineRule):
             return tr, delta
         index = next(i for i, t in enumerate(self.traces) if t is tr)
         if index == len(self.traces) - 1:
-            self._signals = [g]
+            self._signals, self._g_above = [g], g
             return tr, delta
         above, upper = self.traces[index + 1], self.net.layers[index + 1]
-        upper_delta = self._signals[0] * above.eps
+        upper_delta, self._g_above = self._g_above * above.eps, g
+        mass = tr.credit.mass
+        if mass is not None:  # cascade: each upper neuron's error scaled by its decay kernel's mass
+            g = mass_corrected_error(upper_delta, mass[0], mass[1], upper.weight, upper.beta)
         self._signals = descend_signals(self._signals, upper, above.credit, g, len(tr.credit.stages))
         return credited_view(tr, self._signals, upper_delta, upper)
 
