@@ -229,3 +229,21 @@ def test_cli_table_shows_same_step_beside(capsys):
 def test_cli_rejects_unknown_credit(capsys):
     with pytest.raises(SystemExit):
         main(["gradcheck", "--credit", "future"])
+
+
+def test_mass_correction_is_the_spatial_error_when_every_decay_is_the_mean():
+    from solsa.functional import decay_mass, mass_corrected_error, spatial_error
+
+    torch.manual_seed(1)
+    B, n_up, n_k = 3, 4, 5
+    delta, W, beta = torch.randn(B, n_up, dtype=D), torch.randn(n_up, n_k, dtype=D), torch.rand(n_k, dtype=D) + 0.5
+    d_same, d_diff = torch.full((B, n_up), 0.6, dtype=D), torch.rand(B, n_up, dtype=D)
+    M_same, M_diff = torch.zeros(B, n_up, dtype=D), torch.zeros(B, n_up, dtype=D)
+    M_bar = torch.zeros(B, dtype=D)
+    for _ in range(6):
+        M_same, M_diff = decay_mass(M_same, d_same), decay_mass(M_diff, d_diff)
+        M_bar = decay_mass(M_bar, torch.full((B,), 0.6, dtype=D))
+    assert torch.allclose(M_bar, torch.full((B,), sum(0.6**k for k in range(6)), dtype=D))
+    plain = spatial_error(delta, W, beta)
+    assert torch.allclose(mass_corrected_error(delta, M_same, M_bar, W, beta), plain)
+    assert not torch.allclose(mass_corrected_error(delta, M_diff, M_bar, W, beta), plain)
