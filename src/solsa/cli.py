@@ -16,7 +16,8 @@ __all__ = ["main"]
 
 def _add_gradcheck(sub) -> None:
     from .functional import RESET_MODES
-    from .layers import FILTER_GRANULARITIES, READOUTS
+    from .layers import FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUTS
+    from .rules.credit import CREDIT_MODES
     from .surrogate import SURROGATES
 
     p = sub.add_parser("gradcheck", help="compare the SOLSA gradient with BPTT on a random network")
@@ -25,10 +26,17 @@ def _add_gradcheck(sub) -> None:
     p.add_argument("--reset", default="subtract", choices=RESET_MODES)
     p.add_argument("--surrogate", default="gaussian", choices=list(SURROGATES))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, default=0,
+                   help="summarise seeds 0..N-1 (mean per-layer cosine, seeds with BPTT's sign); overrides --seed")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--hidden", type=int, default=20, help="width of each hidden layer (default 20)")
     p.add_argument("--readout", default="spike", choices=READOUTS)
     p.add_argument("--filter-granularity", default="layer", choices=FILTER_GRANULARITIES)
+    p.add_argument("--lam-granularity", default="neuron", choices=LAM_GRANULARITIES,
+                   help="one membrane decay per layer or per neuron, in every layer (default neuron)")
+    p.add_argument("--credit", default="same-step", choices=list(CREDIT_MODES),
+                   help="SOLSA's cross-layer credit (docs/credit.md; default same-step); "
+                        "other modes print same-step's numbers beside")
     p.add_argument("--alpha", type=float, default=0.5, help="initial synaptic decay of every layer (default 0.5)")
     p.add_argument("--lam", type=float, default=0.7, help="membrane decay of every layer (default 0.7)")
     p.add_argument("--weight-scale", type=float, default=2.0, help="weight scale (default 2.0: every layer spikes)")
@@ -40,24 +48,39 @@ def _add_gradcheck(sub) -> None:
 def _run_gradcheck(args) -> int:
     import torch
 
-    from .gradcheck import gradcheck
+    from .gradcheck import gradcheck, gradcheck_seeds
 
-    report = gradcheck(
-        layers=args.layers, T=args.T, reset=args.reset, surrogate=args.surrogate, seed=args.seed,
-        batch=args.batch, hidden=args.hidden, readout=args.readout,
-        filter_granularity=args.filter_granularity, alpha=args.alpha, lam=args.lam, weight_scale=args.weight_scale,
-        dtype=getattr(torch, args.dtype),
+    options = dict(
+        layers=args.layers, T=args.T, reset=args.reset, surrogate=args.surrogate,
+        batch=args.batch, hidden=args.hidden, readout=args.readout, filter_granularity=args.filter_granularity,
+        lam_granularity=args.lam_granularity, credit=args.credit, alpha=args.alpha, lam=args.lam,
+        weight_scale=args.weight_scale, dtype=getattr(torch, args.dtype),
     )
+    if args.seeds:
+        report = gradcheck_seeds(args.seeds, **options)
+        cos_key, sign_key, what = "per_layer_cosine_mean", "per_layer_sign_agreement", f"seeds 0..{args.seeds - 1}"
+    else:
+        report = gradcheck(seed=args.seed, **options)
+        cos_key, sign_key, what = "per_layer_cosine", "per_layer_sign", f"seed {args.seed}"
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"SOLSA vs BPTT: {args.layers} layer(s), T={args.T}, reset={args.reset}, surrogate={args.surrogate}, "
-          f"readout={args.readout}, {report['dtype']}")
-    print(f"spike rate per layer: {report['spike_rate']}")
-    print(f"{'parameter':<10} {'max_rel_error':>14} {'cosine':>10}   per-layer cosine")
+    print(f"SOLSA (credit={args.credit}) vs BPTT: {args.layers} layer(s), T={args.T}, reset={args.reset}, "
+          f"surrogate={args.surrogate}, readout={args.readout}, {report['dtype']}, {what}")
+    print(f"spike rate per layer: {report.get('spike_rate_mean', report.get('spike_rate'))}")
+    sign = (lambda v: f"{v:4.1f}/{args.seeds}") if args.seeds else (lambda v: f"{v:7.2f}")
+    print(f"cosine: {'mean over seeds' if args.seeds else 'per layer'}; sign: "
+          f"{'seeds with BPTT sign (tensors: summed fraction of entries)' if args.seeds else 'fraction of entries with BPTT sign'}")
+    base = report.get("same_step")
+    columns = [args.credit] + (["same-step"] if base else [])
+    print(f"{'parameter':<10} {'layer':>5} {'max_rel_error':>13}" + "".join(f"   {c + ' cosine':>17} {'sign':>7}" for c in columns))
     for kind, err in report["max_rel_error"].items():
-        layers = ", ".join(f"{c:.4f}" for c in report["per_layer_cosine"][kind])
-        print(f"{kind:<10} {err:>14.3e} {report['cosine'][kind]:>10.6f}   [{layers}]")
+        for i, cos in enumerate(report[cos_key][kind]):
+            line = f"{kind if i == 0 else '':<10} {i + 1:>5} {f'{err:.3e}' if i == 0 else '':>13}"
+            line += f"   {cos:>17.4f} {sign(report[sign_key][kind][i]):>7}"
+            if base:
+                line += f"   {base[cos_key][kind][i]:>17.4f} {sign(base[sign_key][kind][i]):>7}"
+            print(line)
     return 0
 
 

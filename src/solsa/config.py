@@ -10,6 +10,7 @@ all read them from here, so an option added here exists everywhere.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -18,6 +19,7 @@ from .functional import RESET_MODES
 from .layers import ALPHA_MAX, BETA_MIN, FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUTS
 from .losses import LOSSES
 from .rules import get_rule
+from .rules.credit import CREDIT_MODES
 from .rules.solsa import BACKENDS
 from .schedule import UpdateSchedule
 from .surrogate import SURROGATES
@@ -142,6 +144,8 @@ class TrainConfig:
     # 1 by default: at these sizes per-op overhead dominates, and on a shared 2-core machine extra
     # threads made small ops (log_softmax) ~1000x slower (docs/benchmarks.md)
     threads: int | None = _opt(1, "run", "torch CPU threads", check=_optional(_positive))
+    credit: str | None = _opt(None, "model", "SOLSA's cross-layer credit (docs/credit.md): same-step, next or "
+                              "cascade (default: the rule's own)", choices=(None, *CREDIT_MODES))
     backend: str = _opt("auto", "run", "implementation of the rule: auto picks the fastest available "
                         "(SOLSA: its fused C++ step)", choices=BACKENDS)
 
@@ -155,6 +159,8 @@ class TrainConfig:
                 f.metadata["check"](f.name, value)
             if _base_type(f) is bool and not isinstance(value, bool):
                 raise OptionError(f.name, f"{f.name} must be true or false, got {value!r}")
+        if self.credit is not None and "credit" not in inspect.signature(get_rule(self.rule).cls).parameters:
+            raise OptionError("credit", f"credit applies to the SOLSA rules only, not to rule {self.rule!r}")
         if not isinstance(self.task_options, dict):
             raise OptionError("task_options", f"task_options must be a table of KEY = VALUE, got {self.task_options!r}")
 

@@ -41,7 +41,8 @@ def build_network(cfg: TrainConfig, n_inputs: int, n_outputs: int) -> SNN:
 
 def build_rule(cfg: TrainConfig, net: SNN) -> LearningRule:
     """The run's rule on ``net`` (its loss and backend from ``cfg``)."""
-    return get_rule(cfg.rule).build(net, cfg.loss_name, backend=cfg.backend)
+    options = {"credit": cfg.credit} if cfg.credit is not None else {}
+    return get_rule(cfg.rule).build(net, cfg.loss_name, backend=cfg.backend, **options)
 
 
 def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:

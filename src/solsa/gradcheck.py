@@ -2,9 +2,13 @@
 
 ``max_rel_error`` of a parameter kind is ``max |g_solsa - g_bptt| / max |g_bptt|``
 per layer, the largest over layers; ``cosine`` is the cosine similarity of the
-concatenated gradients of that kind over all layers. For one layer SOLSA is
-exact (errors at float64 round-off); across layers the spatial error of
-SOLSA.md §3 drops the paths through later layers' future states.
+concatenated gradients of that kind over all layers (the exact output layer
+dominates it: read ``per_layer_cosine``). ``per_layer_sign`` is, per layer, the
+fraction of the gradient's entries with BPTT's sign (1 or 0 for a parameter
+with one value per layer). For one layer SOLSA is exact (errors at float64
+round-off); across layers the credit mode decides which paths through the
+layers above are kept (docs/credit.md). :func:`gradcheck_seeds` summarises seeds
+``0..N-1``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import torch
 
 from .layers import SNN
 from .rules import BPTT, SOLSA
+from .rules.credit import check_credit
 from .validation import check_positive_int
 
-__all__ = ["PARAM_KINDS", "rule_gradients", "compare_gradients", "gradcheck"]
+__all__ = ["PARAM_KINDS", "rule_gradients", "compare_gradients", "gradcheck", "gradcheck_seeds"]
 
 # parameter attribute -> the name used in reports
 PARAM_KINDS = {"weight": "weight", "alpha": "alpha", "beta": "beta", "lam": "lambda", "bias": "bias"}
@@ -33,10 +38,11 @@ def rule_gradients(net: SNN, rule_cls, x: torch.Tensor, target: torch.Tensor, lo
 
 
 def compare_gradients(test: list[dict], reference: list[dict]) -> dict[str, dict[str, float]]:
-    """``{"max_rel_error": {kind: x}, "cosine": {kind: x}, "per_layer_cosine": {kind: [..]}}``."""
+    """``{"max_rel_error", "cosine", "per_layer_cosine", "per_layer_sign"}``, each ``{kind: ...}``."""
     rel: dict[str, float] = {}
     cos: dict[str, float] = {}
     per_layer: dict[str, list[float]] = {}
+    sign: dict[str, list[float]] = {}
     for attr, kind in PARAM_KINDS.items():
         pairs = [(t[attr].flatten(), r[attr].flatten()) for t, r in zip(test, reference) if attr in r]
         if not pairs:
@@ -46,7 +52,8 @@ def compare_gradients(test: list[dict], reference: list[dict]) -> dict[str, dict
         b = torch.cat([p[1] for p in pairs])
         cos[kind] = torch.nn.functional.cosine_similarity(a, b, dim=0, eps=1e-300).item()
         per_layer[kind] = [torch.nn.functional.cosine_similarity(x, y, dim=0, eps=1e-300).item() for x, y in pairs]
-    return {"max_rel_error": rel, "cosine": cos, "per_layer_cosine": per_layer}
+        sign[kind] = [(x.sign() == y.sign()).double().mean().item() for x, y in pairs]
+    return {"max_rel_error": rel, "cosine": cos, "per_layer_cosine": per_layer, "per_layer_sign": sign}
 
 
 def gradcheck(
@@ -62,12 +69,19 @@ def gradcheck(
     outputs: int = 5,
     readout: str = "spike",
     filter_granularity: str = "layer",
+    lam_granularity: str = "neuron",
+    credit: str = "same-step",
     alpha: float = 0.5,
     lam: float = 0.7,
     weight_scale: float = 2.0,
     dtype: torch.dtype = torch.float64,
 ) -> dict[str, Any]:
-    """Build a random network (every parameter learnable), compare SOLSA with BPTT, return a report dict."""
+    """Build a random network (every parameter learnable), compare SOLSA with BPTT, return a report dict.
+
+    With ``credit`` other than ``"same-step"`` the report also holds ``"same_step"``: today's
+    per-layer cosines and signs on the same network, for comparison.
+    """
+    check_credit(credit)
     check_positive_int("layers", layers)
     check_positive_int("T", T)
     gen = torch.Generator().manual_seed(seed)
@@ -75,13 +89,17 @@ def gradcheck(
     net = SNN(
         inputs, [hidden] * (layers - 1), outputs,
         readout=readout, readout_lam=lam, alpha=alpha, lam=lam, reset=reset, surrogate=surrogate,
-        filter_granularity=filter_granularity, learn_lam=True, lam_granularity="neuron", weight_scale=weight_scale,
+        filter_granularity=filter_granularity, learn_lam=True, lam_granularity=lam_granularity, weight_scale=weight_scale,
         dtype=dtype,
     )
     x = torch.randn(T, batch, inputs, generator=gen, dtype=dtype)
     target = torch.randint(0, outputs, (batch,), generator=gen)
     loss = "mse" if readout == "spike" else "ce"
-    report = compare_gradients(rule_gradients(net, SOLSA, x, target, loss), rule_gradients(net, BPTT, x, target, loss))
+    reference = rule_gradients(net, BPTT, x, target, loss)
+    report = compare_gradients(rule_gradients(net, SOLSA, x, target, loss, credit=credit), reference)
+    if credit != "same-step":
+        base = compare_gradients(rule_gradients(net, SOLSA, x, target, loss, credit="same-step"), reference)
+        report["same_step"] = {key: base[key] for key in ("max_rel_error", "per_layer_cosine", "per_layer_sign")}
     with torch.no_grad():
         states, rates = net.init_state(batch), torch.zeros(len(net.layers), dtype=dtype)
         for x_t in x:
@@ -96,7 +114,48 @@ def gradcheck(
         "seed": seed,
         "readout": readout,
         "filter_granularity": filter_granularity,
+        "lam_granularity": lam_granularity,
+        "credit": credit,
         "dtype": str(dtype).replace("torch.", ""),
         **report,
         "spike_rate": [round(r, 4) if s else None for r, s in zip(rates.tolist(), spiking)],
     }
+
+
+def _summary(reports: list[dict]) -> dict[str, Any]:
+    """Over seeds: the largest relative error, the mean per-layer cosine, the per-layer sign count."""
+    kinds = reports[0]["per_layer_cosine"]
+    n = len(reports)
+    return {
+        "max_rel_error": {k: max(r["max_rel_error"][k] for r in reports) for k in kinds},
+        "per_layer_cosine_mean": {k: [sum(c) / n for c in zip(*(r["per_layer_cosine"][k] for r in reports))]
+                                  for k in kinds},
+        "per_layer_cosine_min": {k: [min(c) for c in zip(*(r["per_layer_cosine"][k] for r in reports))]
+                                 for k in kinds},
+        # a scalar parameter counts the seeds with BPTT's sign; a tensor sums the fraction of its entries
+        "per_layer_sign_agreement": {k: [round(sum(c), 6) for c in zip(*(r["per_layer_sign"][k] for r in reports))]
+                                     for k in kinds},
+    }
+
+
+def gradcheck_seeds(seeds: int, **options) -> dict[str, Any]:
+    """:func:`gradcheck` on seeds ``0..seeds-1``, summarised per layer and parameter kind.
+
+    Returns the options, ``"seeds"``, ``"max_rel_error"`` (largest over seeds),
+    ``"per_layer_cosine_mean"`` / ``"per_layer_cosine_min"`` ``{kind: [one per layer]}`` and
+    ``"per_layer_sign_agreement"`` ``{kind: [seeds with BPTT's sign, one per layer]}`` (for a
+    parameter with several entries: the sum over seeds of the fraction of entries with BPTT's sign);
+    with a credit mode other than ``"same-step"``, the same summary of today's rule under ``"same_step"``.
+    """
+    check_positive_int("seeds", seeds)
+    reports = [gradcheck(seed=s, **options) for s in range(seeds)]
+    first = reports[0]
+    out = {key: first[key] for key in ("layers", "T", "reset", "surrogate", "readout", "filter_granularity",
+                                       "lam_granularity", "credit", "dtype")}
+    out["seeds"] = seeds
+    out.update(_summary(reports))
+    if "same_step" in first:
+        out["same_step"] = _summary([r["same_step"] for r in reports])
+    out["spike_rate_mean"] = [None if r is None else round(sum(x["spike_rate"][i] for x in reports) / seeds, 4)
+                              for i, r in enumerate(first["spike_rate"])]
+    return out

@@ -28,7 +28,7 @@ from importlib import resources
 
 __all__ = ["load_kernel", "unavailable_reason", "cache_dir", "compiler_command", "kernel_source", "ABI_VERSION"]
 
-ABI_VERSION = 12
+ABI_VERSION = 13
 _LOCK = threading.Lock()
 _STATE: dict[str, object] = {"tried": False, "lib": None, "reason": "not built yet"}
 
@@ -81,22 +81,27 @@ def _cpu_key() -> str:
     return platform.machine() + platform.system() + flags
 
 
-def kernel_source() -> str:
-    """The C++ source of the fused step: ``kernel.cpp``, shipped beside this module as package data."""
-    return resources.files(__package__).joinpath("kernel.cpp").read_text(encoding="utf-8")
+KERNEL_FILES = ("kernel.cpp", "credit.h")  # the sources, shipped beside this module as package data
+
+
+def kernel_source() -> dict[str, str]:
+    """The C++ sources of the fused step by file name (``kernel.cpp`` includes the others)."""
+    return {name: resources.files(__package__).joinpath(name).read_text(encoding="utf-8") for name in KERNEL_FILES}
 
 
 def _build(cxx: str, openmp: bool) -> Path:
-    source = kernel_source()
+    sources = kernel_source()
     folder = cache_dir()
     probe = compiler_command(cxx, Path("k.cpp"), Path("k.so"), openmp)
-    key = hashlib.sha256("\0".join([source, " ".join(probe), _cpu_key(), sys.platform]).encode()).hexdigest()
+    key = hashlib.sha256("\0".join([*sources.values(), " ".join(probe), _cpu_key(), sys.platform]).encode()
+                         ).hexdigest()
     target = folder / f"solsa_fused_{key[:20]}.so"
     if target.exists():
         return target
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        src = Path(tmp) / "solsa_fused.cpp"
-        src.write_text(source, encoding="utf-8")
+        for name, text in sources.items():
+            (Path(tmp) / name).write_text(text, encoding="utf-8")
+        src = Path(tmp) / KERNEL_FILES[0]
         out = Path(tmp) / "solsa_fused.so"
         proc = subprocess.run(compiler_command(cxx, src, out, openmp), capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:

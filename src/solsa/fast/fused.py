@@ -39,6 +39,11 @@ class LayerDesc(ctypes.Structure):
     _fields_ += [(name, ctypes.c_void_p) for name in
                  ("F", "V", "o", "eps", "e", "p", "a", "m", "n", "gW", "gb", "galpha", "glam",
                   "delta", "gbelow", "wtmp", "atmp", "wT", "cur", "wp", "d", "wcopy")]
+    # cross-layer credit (docs/credit.md; credit.h)
+    _fields_ += [("credit_depth", ctypes.c_int64), ("cstage", ctypes.POINTER(ctypes.c_void_p))]
+    _fields_ += [(name, ctypes.c_void_p) for name in ("lag_qE", "lag_uE", "lag_qN", "lag_uN", "eps_lag")]
+    _fields_ += [("n_neuron", ctypes.c_int64)]
+    _fields_ += [(name, ctypes.c_void_p) for name in ("h_a", "h_m", "h_n", "signals", "dbar", "mass", "mass_bar")]
 
 
 class Plan(ctypes.Structure):
@@ -120,6 +125,7 @@ class FusedStepper:
         self.loss_kind = 0 if type(loss) is SpikeMSE else 1 if type(loss) is CrossEntropy else -1
         kw = {"dtype": self.dtype, "device": w0.device}
         self._keep: list[torch.Tensor] = []  # scratch tensors the plan points into
+        self._keep_ctypes: list = []  # pointer arrays the plan points into
         descs = (LayerDesc * len(layers))()
         for desc, layer, tr, acc in zip(descs, layers, traces, grads):
             cfg = layer.config
@@ -141,7 +147,8 @@ class FusedStepper:
             desc.galpha, desc.glam = _ptr(acc.get("alpha")), _ptr(acc.get("lam"))
             (desc.delta, desc.gbelow, desc.wtmp, desc.atmp,
              desc.wT, desc.cur, desc.wp, desc.d, desc.wcopy) = (_ptr(s) for s in scratch)
-            for t in [*tr.state, tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n, *acc.values()]:
+            credit = self._plumb_credit(desc, tr, batch_size, kw)
+            for t in [*tr.state, tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n, *acc.values(), *credit]:
                 if t is not None and not t.is_contiguous():
                     raise RuntimeError("fused kernel needs contiguous traces")
         self._descs = descs
@@ -177,6 +184,33 @@ class FusedStepper:
         # trace tensors are referenced by the plan; keep them alive with it
         self._traces = traces
         self._grads = grads
+
+    def _plumb_credit(self, desc: LayerDesc, tr, batch_size: int, kw: dict) -> list:
+        """Point ``desc`` at the layer's credit state (``tr.credit``, updated in place); returns its tensors."""
+        n_out = desc.n_out
+        dbar = torch.zeros(batch_size, **kw)
+        self._keep.append(dbar)
+        desc.dbar = _ptr(dbar)
+        credit = tr.credit
+        if credit is None:
+            return []
+        tensors = [t for stage in credit.stages for name in ("e", "a", "m", "n")
+                   for t in stage.get(name, (None, None))]
+        slots = (ctypes.c_void_p * len(tensors))(*[_ptr(t) for t in tensors])
+        self._keep_ctypes.append(slots)
+        desc.credit_depth = len(credit.stages)
+        desc.cstage = ctypes.cast(slots, ctypes.POINTER(ctypes.c_void_p))
+        lag = [*(credit.lag or [None] * 4), credit.eps_lag]
+        desc.lag_qE, desc.lag_uE, desc.lag_qN, desc.lag_uN, desc.eps_lag = (_ptr(t) for t in lag)
+        h = credit.neuron
+        desc.n_neuron = next(iter(h.values())).shape[1] if h else 0
+        desc.h_a, desc.h_m, desc.h_n = (_ptr(h.get(name)) for name in ("a", "m", "n"))
+        signals = torch.zeros(len(credit.stages), batch_size, n_out, **kw)
+        self._keep.append(signals)
+        desc.signals = _ptr(signals)
+        mass = credit.mass or [None, None]
+        desc.mass, desc.mass_bar = _ptr(mass[0]), _ptr(mass[1])
+        return [t for t in tensors + lag + list(h.values()) + mass if t is not None]
 
     @staticmethod
     def _identity(layers, batch_size: int, reset_feedback: bool, loss: Loss) -> tuple:

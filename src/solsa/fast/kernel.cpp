@@ -6,7 +6,8 @@
 // One call advances every layer by one time step and, with a target, computes the loss gradient
 // and accumulates every parameter gradient (SOLSA.md §2-§3). The arithmetic is exactly that of
 // solsa/rules/solsa.py (the reference), up to the order of floating-point summations;
-// tests/test_fast_path.py holds the two equal.
+// tests/test_fast_path.py holds the two equal. The cross-layer credit modes "next" and "cascade"
+// (docs/credit.md) are in credit.h, included below; tests/test_credit.py holds them equal to the reference.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -45,6 +46,13 @@ struct LayerDesc {
     void *delta, *gbelow, *wtmp, *atmp;  // scratch [B,n_out], [B,n_in], [n_out,n_in], [n_in]
     void *wT, *cur, *wp, *d;     // scratch [n_in,n_out] (W transposed), [B,n_out] x3
     void *wcopy;                 // [n_out,n_in]: the W that wT was made from
+    int64_t credit_depth;        // > 0: the traces are filtered through that many layers above (docs/credit.md)
+    void** cstage;               // [credit_depth * 8]: q, u of e, a, m, n per stage (null where absent)
+    void *lag_qE, *lag_uE, *lag_qN, *lag_uN, *eps_lag;  // cascade: eps and 1 through the layer above, eps~
+    int64_t n_neuron;            // > 0: per-output-neuron copies of the [B, n_out] traces (cascade, under the output)
+    void *h_a, *h_m, *h_n;       // [B, n_neuron, n_out]
+    void *signals, *dbar;        // scratch [credit_depth, B, n_out] (P^s) and [B] (this layer's mean d)
+    void *mass, *mass_bar;       // cascade: decay-kernel masses of the layer above, [B, n_above] and [B]
 };
 
 struct Plan {
@@ -239,6 +247,8 @@ static void predict_all(const Plan* plan, const T* x, T* y_out, void* const* scr
     std::memcpy(y_out, in, sizeof(T) * plan->batch * top.n_out);
 }
 
+#include "credit.h"
+
 template <typename T>
 static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T* x, bool rf, int64_t par_min,
                           bool w_dirty, bool pending) {
@@ -352,8 +362,11 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
 // Accumulates this step's gradient of one layer from g = dl_t/do[t]; writes the error for the layer
 // below into L.gbelow when `below`. Returns sum |dl_t/dW| when `track`.
 template <typename T>
-static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, const T* g, bool below, bool track,
-                             int64_t par_min) {
+static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool track) {
+    const LayerDesc& L = plan->layers[l];
+    void* const* P = plan->params + 5 * l;
+    const int64_t B = plan->batch, par_min = plan->par_min;
+    const bool plain = L.credit_depth == 0;  // otherwise credit_backward accumulates
     const int64_t ni = L.n_in, no = L.n_out;
     const T* W = (const T*)P[0];
     const T* beta = (const T*)P[3];
@@ -367,8 +380,8 @@ static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, cons
 
     // dl/dW = sum_b delta e: accumulated right away only when this step's magnitude is wanted; otherwise
     // it is added during the next step's trace update (or by settle() at flush/reset), see forward_layer.
-    double mag = 0.0;
-    if (track) {
+    double mag = plain ? 0.0 : credit_backward<T>(plan, l, g, track);
+    if (track && plain) {
         auto grad_row = [&](int64_t j) -> double {
             T* gWj = gW + j * ni;
             T* s = wtmp + j * ni;
@@ -396,7 +409,7 @@ static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, cons
             for (int64_t j = 0; j < no; ++j) mag += grad_row(j);
         }
     }
-    if (galpha && a) {
+    if (galpha && a && plain) {
         if (fpc) {
             T* at = (T*)L.atmp;
             for (int64_t i = 0; i < ni; ++i) at[i] = 0;
@@ -414,7 +427,7 @@ static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, cons
             galpha[0] += s;
         }
     }
-    if (glam && m) {
+    if (glam && m && plain) {
         T total = 0;
         for (int64_t j = 0; j < no; ++j) {
             T s = 0;
@@ -423,7 +436,7 @@ static double backward_layer(const LayerDesc& L, void* const* P, int64_t B, cons
         }
         if (!lpn) glam[0] += total;
     }
-    if (gb && n) {
+    if (gb && n && plain) {
         for (int64_t j = 0; j < no; ++j) {
             T s = 0;
             for (int64_t b = 0; b < B; ++b) s += delta[b * no + j] * n[b * no + j];
@@ -503,7 +516,8 @@ static void forward_all(Plan* plan, const T* x, T* y_out) {
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
         forward_layer<T>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min, (plan->w_dirty >> l) & 1,
-                         plan->pending != 0);
+                         plan->pending != 0 && L.credit_depth == 0);
+        if (l > 0) credit_forward<T>(plan, l);
         in = (const T*)L.o;
     }
     plan->w_dirty = 0;
@@ -517,7 +531,7 @@ static void backward_all(Plan* plan, const T* g) {
     double mag = 0.0;
     for (int64_t l = plan->n_layers - 1; l >= 0; --l) {
         const LayerDesc& L = plan->layers[l];
-        mag += backward_layer<T>(L, plan->params + 5 * l, plan->batch, g, l > 0, plan->track != 0, plan->par_min);
+        mag += backward_layer<T>(plan, l, g, l > 0, plan->track != 0);
         g = (const T*)L.gbelow;
     }
     plan->magnitude = mag;
@@ -591,6 +605,7 @@ static void settle(Plan* plan) {
     const int64_t B = plan->batch;
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
+        if (L.credit_depth) continue;  // credit_backward accumulated it already
         const int64_t ni = L.n_in, no = L.n_out;
         const T* e = (const T*)L.e;
         const T* delta = (const T*)L.delta;
@@ -621,6 +636,7 @@ static void zero_state(Plan* plan) {
         const int64_t sizes[9] = {B * ni, B * no, B * no, B * no, B * no * ni, B * ni, a_size, B * no, B * no};
         for (int k = 0; k < 9; ++k)
             if (ptrs[k]) std::memset(ptrs[k], 0, sizeof(T) * sizes[k]);
+        credit_zero<T>(L, B, l + 1 < plan->n_layers ? plan->layers[l + 1].n_out : 0);
     }
 }
 
@@ -650,5 +666,5 @@ int64_t solsa_step_f64(Plan* p, const double* x, const void* t, int64_t tk, cons
     FlushDenormals f;
     return step_all<double>(p, x, t, tk, w, lk, y, loss, gbuf);
 }
-int64_t solsa_abi_version() { return 12; }
+int64_t solsa_abi_version() { return 13; }
 }

@@ -1,5 +1,16 @@
 """Pure functions: the neuron step and the trace recursions. No state, no modules."""
 
+from .credit import (
+    channel_decay,
+    decay_mass,
+    lagged_surrogate,
+    mass_corrected_error,
+    mean_decay,
+    membrane_credit,
+    neuron_credit_pairing,
+    neuron_membrane_credit,
+    synaptic_credit,
+)
 from .neuron import (
     RESET_MODES,
     LIFConfig,
@@ -36,4 +47,13 @@ __all__ = [
     "lambda_trace",
     "bias_trace",
     "spatial_error",
+    "synaptic_credit",
+    "membrane_credit",
+    "mean_decay",
+    "channel_decay",
+    "lagged_surrogate",
+    "neuron_membrane_credit",
+    "neuron_credit_pairing",
+    "decay_mass",
+    "mass_corrected_error",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 from ..validation import OptionError
 from .base import Capabilities, LearningRule, SequenceResult, StepResult, sequence_weights, target_at
 from .bptt import BPTT
+from .credit import CREDIT_MODES
 from .eprop import EProp
 from .ostl import OSTL
 from .ottt import OTTT
@@ -39,9 +40,10 @@ class RuleSpec:
     model: dict[str, Any] = field(default_factory=dict)
     ablation: bool = False
 
-    def build(self, net, loss, *, backend: str = "auto") -> LearningRule:
-        """The rule on ``net`` with ``loss``; ``backend`` as in :class:`~solsa.rules.LearningRule`."""
-        return self.cls(net, loss, backend=backend, **self.options)
+    def build(self, net, loss, *, backend: str = "auto", **options: Any) -> LearningRule:
+        """The rule on ``net`` with ``loss``; ``backend`` as in :class:`~solsa.rules.LearningRule`; ``options``
+        (e.g. SOLSA's ``credit``) replace the registry's."""
+        return self.cls(net, loss, backend=backend, **{**self.options, **options})
 
     def model_options(self, model: str) -> dict[str, Any]:
         """The layer options this rule imposes on ``model`` ("full" or "paper")."""
@@ -50,8 +52,21 @@ class RuleSpec:
 
 # One line per rule: a new rule is its file plus one entry here (tests/test_conformance.py checks it).
 RULES: dict[str, RuleSpec] = {
-    "solsa": RuleSpec("solsa", SOLSA, "SOLSA: exact per-layer traces with reset feedback, learned synaptic filter"),
+    "solsa": RuleSpec("solsa", SOLSA, "SOLSA: exact per-layer traces with reset feedback, learned synaptic filter",
+                      options={"credit": "same-step"}),
     "bptt": RuleSpec("bptt", BPTT, "backpropagation through time on the identical model"),
+    "solsa-next": RuleSpec(
+        "solsa-next", SOLSA, "SOLSA, each hidden layer's traces filtered through the layer above (docs/credit.md)",
+        options={"credit": "next"},
+    ),
+    "solsa-cascade": RuleSpec(
+        "solsa-cascade", SOLSA, "SOLSA, each hidden layer's traces filtered through every layer above (docs/credit.md)",
+        options={"credit": "cascade"},
+    ),
+    "solsa-samestep": RuleSpec(
+        "solsa-samestep", SOLSA, "ablation: SOLSA with the error crossing layers within the step only (SOLSA.md §3)",
+        options={"credit": "same-step"}, ablation=True,
+    ),
     "solsa-nofilter": RuleSpec(
         "solsa-nofilter", SOLSA, "ablation: SOLSA without synaptic dynamics (α = 0, β = 1 fixed)",
         model=NO_FILTER, ablation=True,
@@ -103,6 +118,7 @@ __all__ = [
     "OSTL",
     "RuleSpec",
     "RULES",
+    "CREDIT_MODES",
     "NO_FILTER",
     "ABLATIONS",
     "get_rule",

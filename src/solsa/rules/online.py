@@ -83,11 +83,16 @@ class OnlineRule(LearningRule):
         total = 0.0
         for layer, tr, acc in zip(reversed(self.net.layers), reversed(self.traces), reversed(self._grads)):
             delta = g * tr.eps
-            g_weight = self._accumulate(layer, tr, acc, delta)
+            credited, signal = self._credited(tr, g, delta)
+            g_weight = self._accumulate(layer, credited, acc, signal)
             if magnitude:
                 total += g_weight.abs().sum().item()
             g = spatial_error(delta, layer.weight, layer.beta)
         return total if magnitude else None
+
+    def _credited(self, tr, g: torch.Tensor, delta: torch.Tensor) -> tuple:
+        """The traces and the signal that pair in ``_accumulate``: ``(tr, g ⊙ ε)``, the same-step credit."""
+        return tr, delta
 
     def _derived_grads(self, layer: LIFLayer, acc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Gradients computed from the accumulators at flush time (SOLSA's β); none by default."""

@@ -33,6 +33,7 @@ import torch
 
 from ..functional import (
     LIFState,
+    mass_corrected_error,
     alpha_input_trace,
     alpha_trace,
     bias_trace,
@@ -45,11 +46,15 @@ from ..functional import (
 from ..layers import LIFLayer
 from ..losses import Loss
 from .base import Capabilities, StepResult, state_nbytes
+from .credit import (CREDIT_MODES, LayerCredit, advance_credit, check_credit, credit_depth, credited_view,
+                     descend_signals, new_credit)
 from .online import OnlineRule
 
-__all__ = ["SOLSA", "LayerTraces", "BACKENDS"]
+__all__ = ["SOLSA", "LayerTraces", "BACKENDS", "CREDIT_MODES"]
 
 BACKENDS = ("auto", "reference", "fused")
+# the credit modes the compiled kernel implements (a new mode runs on the reference path until it is added)
+FUSED_CREDIT = ("same-step", "next", "cascade")
 
 
 @dataclass
@@ -63,9 +68,11 @@ class LayerTraces:
     a: torch.Tensor | None = None  # α trace [B, N_out, N_in] or [B, N_out]
     m: torch.Tensor | None = None  # λ trace [B, N_out]
     n: torch.Tensor | None = None  # bias trace [B, N_out]
+    credit: LayerCredit | None = None  # e, a, m, n filtered through the layers above (rules/credit.py)
 
     def nbytes(self) -> int:
-        return state_nbytes(*self.state, self.eps, self.e, self.p, self.a, self.m, self.n)
+        extra = self.credit.nbytes() if self.credit is not None else 0
+        return state_nbytes(*self.state, self.eps, self.e, self.p, self.a, self.m, self.n) + extra
 
 
 def _sum_to(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -85,15 +92,21 @@ class SOLSA(OnlineRule):
             (``reset`` raises when the compiled kernel is unavailable). After ``reset``,
             :attr:`active_backend` names the path in use and :attr:`fallback_reason` says why
             ``"auto"`` fell back to the reference.
+        credit: how a hidden layer's traces cross the layers above, one of :data:`CREDIT_MODES`
+            (docs/credit.md): ``"same-step"`` (SOLSA.md §3, no extra memory), ``"next"`` (through the
+            layer directly above; exact under a leaky readout with one λ) or ``"cascade"`` (through
+            every layer above). The fused kernel implements all three.
     """
 
     name = "solsa"
     capabilities = Capabilities(online=True, step_magnitude=True, backends=BACKENDS[1:])
 
     def __init__(
-        self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True, backend: str | None = None
+        self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True, backend: str | None = None,
+        credit: str = "same-step",
     ) -> None:
         super().__init__(net, loss, backend=backend or os.environ.get("SOLSA_BACKEND") or "auto")
+        self.credit = check_credit(credit)
         self._active_backend = ""
         self._fallback_reason = ""
         self.reset_feedback = reset_feedback
@@ -127,6 +140,8 @@ class SOLSA(OnlineRule):
             FusedStepper, reason = None, f"solsa.fast cannot be imported: {exc}"
         else:
             reason = unsupported_reason(self.net.layers)
+        if self.credit not in FUSED_CREDIT and len(self.net.layers) > 1:
+            reason = f"the fused kernel implements credit {list(FUSED_CREDIT)} only, not {self.credit!r}"
         if not reason:
             try:
                 self._fused = FusedStepper(self.net.layers, self.traces, self._grads, batch_size,
@@ -154,6 +169,12 @@ class SOLSA(OnlineRule):
             tr.m = torch.zeros(B, n_out, **kw)
         if layer.is_learnable("bias"):
             tr.n = torch.zeros(B, n_out, **kw)
+        index = next(i for i, lay in enumerate(self.net.layers) if lay is layer)
+        cascade, layers = self.credit == "cascade", self.net.layers
+        upper = layers[index + 1].weight.shape[0] if index + 1 < len(layers) else 0
+        tr.credit = new_credit(tr, credit_depth(self.credit, index, len(layers)), lag=cascade and index > 0,
+                               upper_neurons=upper if cascade and index == len(layers) - 2 else 0,
+                               mass_neurons=upper if cascade else 0)
         return tr
 
     def _step(self, x, target, weight, magnitude) -> StepResult:
@@ -183,6 +204,9 @@ class SOLSA(OnlineRule):
             tr.m = lambda_trace(tr.m, d, prev.V, prev.o, cfg)
         if tr.n is not None:
             tr.n = bias_trace(tr.n, d)
+        if self.credit != "same-step":  # the layers below filter their traces through this one
+            upper = next(i for i, t in enumerate(self.traces) if t is tr)
+            advance_credit(self.traces, upper, layer.alpha, d)
         tr.eps = spike_derivative(state.V, cfg)
         tr.state = state
 
@@ -201,6 +225,22 @@ class SOLSA(OnlineRule):
         if tr.n is not None:
             acc["bias"] += (delta * tr.n).sum(0)
         return g_weight
+
+    def _credited(self, tr: LayerTraces, g: torch.Tensor, delta: torch.Tensor) -> tuple:
+        """A hidden layer with filtered traces pairs them with ``g`` (its ε is inside the filter)."""
+        if self.credit == "same-step":
+            return tr, delta
+        index = next(i for i, t in enumerate(self.traces) if t is tr)
+        if index == len(self.traces) - 1:
+            self._signals, self._g_above = [g], g
+            return tr, delta
+        above, upper = self.traces[index + 1], self.net.layers[index + 1]
+        upper_delta, self._g_above = self._g_above * above.eps, g
+        mass = tr.credit.mass
+        if mass is not None:  # cascade: each upper neuron's error scaled by its decay kernel's mass
+            g = mass_corrected_error(upper_delta, mass[0], mass[1], upper.weight, upper.beta)
+        self._signals = descend_signals(self._signals, upper, above.credit, g, len(tr.credit.stages))
+        return credited_view(tr, self._signals, upper_delta, upper)
 
     def _derived_grads(self, layer: LIFLayer, acc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not layer.is_learnable("beta"):
