@@ -10,6 +10,7 @@ import torch
 from solsa import SNN
 from solsa.fast import fused_available, fused_unavailable_reason
 from solsa.functional import RESET_MODES
+from solsa.layers import FILTER_GRANULARITIES, READOUTS
 from solsa.rules import RULES, SOLSA
 from solsa.stream import trace_tensors
 
@@ -46,7 +47,7 @@ def test_every_online_rule_predicts_its_next_step(name):
 
 
 @pytest.mark.skipif(not fused_available(), reason=f"fused kernel unavailable: {fused_unavailable_reason()}")
-@pytest.mark.parametrize("reset, readout, gran", itertools.product(RESET_MODES, ("leaky", "spike"), ("layer", "channel")))
+@pytest.mark.parametrize("reset, readout, gran", list(itertools.product(RESET_MODES, READOUTS, FILTER_GRANULARITIES)))
 def test_fused_predict_step_is_the_next_steps_bits_and_the_references_value(reset, readout, gran):
     loss = "ce" if readout == "leaky" else "mse"
     net = net_of(reset, readout, gran)
