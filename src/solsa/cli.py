@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench.cli import add_parser as add_bench
 
     add_bench(sub)
+    from .tune_cli import add_parser as add_tune
+
+    add_tune(sub)
     return parser
 
 

@@ -53,24 +53,26 @@ def train(
     progress: bool = True,
     task: Task | None = None,
     log: Callable[[str], None] | None = _stderr,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train one run; returns the metrics dict (also written to ``out/metrics.json`` if ``out``).
 
     ``log`` receives one-line notices (e.g. that the rule fell back to its reference backend, and why);
-    None silences them.
+    None silences them. ``on_epoch(epoch, row)`` is called after each epoch with its ``history.csv`` row;
+    an exception it raises stops the run (``solsa tune`` prunes poor trials this way) and nothing is written.
     """
     out_dir = prepare_out_dir(out, force) if out is not None else None
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _train(cfg, out_dir, progress, task, log or (lambda message: None))
+        return _train(cfg, out_dir, progress, task, log or (lambda message: None), on_epoch)
     finally:
         torch.set_num_threads(threads)  # leave the caller's setting as it was
 
 
 def _train(cfg: TrainConfig, out_dir: Path | None, progress: bool, task: Task | None,
-           log: Callable[[str], None]) -> dict[str, Any]:
+           log: Callable[[str], None], on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if task is None:
         task = load_task_of(cfg)
@@ -142,6 +144,8 @@ def _train(cfg: TrainConfig, out_dir: Path | None, progress: bool, task: Task | 
             row["test_van_rossum"] = ev["test"]["van_rossum"]
         history.append(row)
         bar.epoch(epoch, row["loss"], row["val_accuracy"])
+        if on_epoch is not None:
+            on_epoch(epoch, row)
         # model selection on validation only: best accuracy, ties to the lower validation loss
         key = (row["val_accuracy"], -row["val_loss"])
         if best is None or key > best["key"]:
