@@ -199,3 +199,40 @@ def test_killed_tune_resumes_with_its_finished_trials(tmp_path):
     after = _study_trials(out / "study.db", "patterns-solsa")
     assert {t.number: t.value for t in after if t.number in before} == before  # kept, not rerun
     assert sum(t.state.name == "COMPLETE" for t in after) == 5
+
+
+def test_compare_tune_gives_every_rule_the_same_study(tmp_path):
+    from solsa.compare import compare
+
+    options = {**TINY["task_options"], "n_samples": 250}  # ≥ 200 training samples: scored on the validation split
+    base = TrainConfig(**{**TINY, "task_options": options}, model="paper")
+    given = {"epochs": 1, "hidden": (6,), "task_options": options, "batch_size": 32, "lr": 3e-3,
+             "filter_granularity": "layer", "readout_alpha": 0.0, "encoder": "direct"}
+    report = compare(base, ["solsa", "eprop"], [0], tmp_path, given=given, tune=2, progress=False)
+    found = {f["rule"]: f for f in report["search_results"]}
+    assert found["solsa"]["trials"] == found["eprop"]["trials"] == 2
+    assert set(found["solsa"]["params"]) == {"alpha", "beta", "lam"}
+    assert "alpha" not in found["eprop"]["params"]  # e-prop's paper model has no filter to tune
+    for run in report["runs"]:
+        assert all(run["config"][k] == v for k, v in found[run["rule"]]["params"].items())
+    text = (tmp_path / "summary.md").read_text()
+    assert "an optuna study of 2 trials per task and rule" in text and "| patterns | eprop |" in text
+    assert len(_rows(tmp_path / "tune" / "patterns" / "eprop" / "trials.csv")) == 2
+
+
+def test_compare_cli_one_suite_task_and_tune_instead_of_the_grid(monkeypatch, tmp_path, capsys):
+    import solsa.compare as compare_module
+
+    seen = {}
+
+    def fake_compare(base, rules, seeds, out, **kw):
+        seen.update(kw)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(compare_module, "compare", fake_compare)
+    assert main(["compare", "--suite", "paper", "--task", "patterns", "--tune", "3", "--epochs", "2",
+                 "--out", str(tmp_path / "c")]) == 2
+    assert list(seen["tasks"]) == ["patterns"] and seen["tune"] == 3 and seen["search"] == {}
+    assert seen["tasks"]["patterns"]["alpha"] == 0.9 and seen["tasks"]["patterns"]["epochs"] == 2
+    assert main(["compare", "--tune", "3", "--search", "lr=0.001,0.002", "--out", str(tmp_path / "c")]) == 2
+    assert "error: --tune replaces the grid search" in capsys.readouterr().err

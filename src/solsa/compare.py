@@ -6,6 +6,11 @@ split (accuracy, ties to the lower validation loss); test data never enters the
 choice. The search run of the chosen point is the first seed's run (same
 config, same seed: training is deterministic). Finished runs are kept under
 ``OUT/runs`` and skipped when the comparison is resumed.
+
+With ``tune`` (``solsa compare --tune N``) the grid is replaced by an optuna study of N trials per
+task and rule (:func:`solsa.tune.tune`, ``OUT/tune/TASK/RULE``): every rule gets the same number of
+trials over the same space (less the options the user gave and those its neuron model fixes), on the
+same split, scored the same way; then the chosen configuration is trained on every seed.
 """
 
 from __future__ import annotations
@@ -75,15 +80,30 @@ def plan_tasks(base: TrainConfig, suite: str | None = None, given: dict[str, Any
     return {task: {**options, **user} for task, options in SUITES[suite].items()}
 
 
+def _safe(task: str) -> str:
+    return task.replace(":", "-").replace("/", "_")
+
+
 def _run_dir(out: Path, task: str, rule: str, tag: str) -> Path:
-    safe = task.replace(":", "-").replace("/", "_")
-    return out / "runs" / safe / rule / tag
+    return out / "runs" / _safe(task) / rule / tag
 
 
 def _load_or_train(cfg: TrainConfig, run_dir: Path, log) -> dict[str, Any]:
     """A finished run is reused only if it was trained with exactly this config."""
     metrics = finished_run(cfg, run_dir)
     return metrics if metrics is not None else train(cfg, run_dir, force=True, progress=False, log=log)
+
+
+def _tune_rule(cfg: TrainConfig, out: Path, given: dict[str, Any] | None, trials: int, log) -> tuple[dict, dict]:
+    """One rule's study (``OUT/tune/TASK/RULE``): the chosen option changes and a record of the search."""
+    from .tune import tune
+
+    fixed = {k: v for k, v in (given or {}).items() if k not in ("task", "rule")}
+    r = tune(cfg, out / "tune" / _safe(cfg.task) / cfg.rule, given=fixed, trials=trials, final=False, log=log)
+    found = {"task": cfg.task, "rule": cfg.rule, "params": r["best_params"], "val_accuracy": r["best_val_accuracy"],
+             "val_loss": r["best_val_loss"], "scoring": r["scoring"], "trials": r["trials"],
+             "tune_seconds": r["search_seconds"], "start_val_accuracy": (r["start_trial"] or {}).get("val_accuracy")}
+    return r["changes"], found
 
 
 def _search_grid(search: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -101,6 +121,7 @@ def compare(
     suite: str | None = None,
     given: dict[str, Any] | None = None,
     search: dict[str, list[Any]] | None = None,
+    tune: int = 0,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -110,6 +131,7 @@ def compare(
 
     ``tasks`` (task -> option overrides) or ``suite`` with the options the user ``given`` (see
     :func:`plan_tasks`). ``log`` gets each distinct notice of the runs once (e.g. a backend fallback).
+    ``tune``: trials of an optuna study per task and rule instead of the grid ``search`` (see the module).
     """
     from tqdm.auto import tqdm
 
@@ -125,12 +147,14 @@ def compare(
             log(message)
 
     search = search or {}
+    if tune and search:
+        raise OptionError("tune", "tune replaces the grid search; give tune or search, not both")
     grid = _search_grid(search) if search else [{}]
     for task, overrides in tasks.items():
         check_rules(dataclasses.replace(base, task=task, **overrides), rules)
     for point in grid:
         TrainConfig.from_dict({**base.to_dict(), **point})  # a bad search value fails now
-    total = len(tasks) * len(rules) * ((len(grid) - 1 if len(grid) > 1 else 0) + len(seeds))
+    total = len(tasks) * len(rules) * ((len(grid) - 1 if len(grid) > 1 else 0) + len(seeds) + tune)
     bar = tqdm(total=total, desc="compare", unit="run", disable=not progress, dynamic_ncols=True)
     results: list[dict[str, Any]] = []
     searches: list[dict[str, Any]] = []
@@ -139,7 +163,12 @@ def compare(
             cfg = dataclasses.replace(base, task=task, rule=rule, **overrides)
             chosen: dict[str, Any] = {}
             chosen_run: dict[str, Any] | None = None
-            if len(grid) > 1:
+            if tune:
+                bar.set_postfix_str(f"{task} {rule} tune")
+                chosen, found = _tune_rule(dataclasses.replace(cfg, seed=seeds[0]), out, given, tune, log)
+                searches.append(found)
+                bar.update(tune)
+            elif len(grid) > 1:
                 scored = []
                 for i, point in enumerate(grid):
                     bar.set_postfix_str(f"{task} {rule} search {point}")
@@ -163,12 +192,13 @@ def compare(
                 bar.update(1)
     bar.close()
     summary = summarize(results, rules)
-    report = {"rules": rules, "seeds": seeds, "tasks": list(tasks), "search": search, "search_results": searches,
+    report = {"rules": rules, "seeds": seeds, "tasks": list(tasks), "search": search, "tune": tune,
+              "search_results": searches,
               "summary": summary, "runs": results}
     write_json(out / "results.json", results)  # one object per run, with the fields of metrics.json
     write_json(out / "summary.json", {k: v for k, v in report.items() if k != "runs"})
     write_csv(out / "summary.csv", summary["rows"])
-    atomic_write(out / "summary.md", lambda f: f.write(summary_markdown(summary, search)))
+    atomic_write(out / "summary.md", lambda f: f.write(summary_markdown(summary, search, tune, searches)))
     plot_compare(out / "compare.png", summary)
     return report
 
@@ -223,7 +253,8 @@ def summarize(results: list[dict[str, Any]], rules: list[str]) -> dict[str, Any]
     return {"rows": rows, "differences": diffs, "average": average}
 
 
-def summary_markdown(summary: dict[str, Any], search: dict[str, list[Any]]) -> str:
+def summary_markdown(summary: dict[str, Any], search: dict[str, list[Any]], tune: int = 0,
+                     searches: list[dict[str, Any]] | None = None) -> str:
     lines = ["| task | rule | test accuracy (%) | train-state bytes | s / epoch | chosen |",
              "|---|---|---|---|---|---|"]
     for r in summary["rows"]:
@@ -244,9 +275,17 @@ def summary_markdown(summary: dict[str, Any], search: dict[str, list[Any]]) -> s
         lines.append(f"| {d['task']} | {fmt(d, 'solsa_minus_best_non_bptt')}{extra} | {fmt(d, 'solsa_minus_bptt')} | "
                      f"{fmt(d, 'memory_saving_vs_bptt', pct=True)} |")
     lines += ["", "Paper (abstract): SOLSA − non-BPTT rules +14.2 points; SOLSA − BPTT +5 points; 72 % less memory.",
-              "Hyper-parameters: " + (f"grid {search} per rule, trained on the first seed, chosen on validation "
+              "Hyper-parameters: " + (f"an optuna study of {tune} trials per task and rule (the same space, split "
+                                      "and scoring), chosen on validation; test never used." if tune else
+                                      f"grid {search} per rule, trained on the first seed, chosen on validation "
                                       "accuracy (ties: validation loss); test never used." if search else
                                       "the same settings for every rule (no search).")]
+    if tune:
+        lines += ["", "| task | rule | start val | tuned val | scored on | tuning (s) |", "|---|---|---|---|---|---|"]
+        for f in searches or []:
+            start = "–" if f["start_val_accuracy"] is None else f"{100 * f['start_val_accuracy']:.2f}"
+            lines.append(f"| {f['task']} | {f['rule']} | {start} | {100 * f['val_accuracy']:.2f} | {f['scoring']} | "
+                         f"{f['tune_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,8 @@
 
 Each trial is a normal :func:`~solsa.training.train` run with its own run folder (``OUT/trials/NNNN``),
 drawn by optuna's TPE sampler from the search space (:mod:`solsa.tune_space`) and stopped early by a
-median pruner on its per-epoch validation curve. A trial is scored on validation only:
+percentile pruner on its per-epoch validation curve (worst quarter at the same epoch, from a third of
+its epochs on). A trial is scored on validation only:
 
 - **holdout**: the task's validation split (accuracy of the epoch chosen on it);
 - **k-fold cross-validation** when the training data (train + validation) hold fewer than
@@ -65,7 +66,8 @@ def open_study(storage: str, study_name: str, *, heartbeat: int = 5, grace: int 
     except Exception as err:  # sqlalchemy raises many kinds: bad URL, missing driver, unreachable server
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise OptionError("storage", f"storage {storage!r} cannot be opened: {reason}") from None
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=4)
+    # prune a trial in the worst quarter at the same epoch (judged from a third of its epochs on, see _pruning_hook)
+    pruner = optuna.pruners.PercentilePruner(25.0, n_startup_trials=5)
     return optuna.create_study(storage=store, study_name=study_name, direction="maximize", pruner=pruner,
                                load_if_exists=True)
 
@@ -127,7 +129,7 @@ class _Objective:
             runs = []
             for i, task in enumerate(self.tasks(cfg)):
                 folder = self.out / "trials" / f"{trial.number:04d}" / (f"fold{i + 1}" if self.cv else "")
-                hook = _pruning_hook(trial, report=(i == 0))
+                hook = _pruning_hook(trial, report=(i == 0), epochs=cfg.epochs)
                 runs.append(self.train_fn(cfg, folder, force=True, progress=False, task=task, log=self.notice,
                                           on_epoch=hook))
         except optuna.TrialPruned:
@@ -149,8 +151,9 @@ class _TrialFailed(Exception):
     """A trial that failed by its own settings (recorded as failed; the study goes on)."""
 
 
-def _pruning_hook(trial, report: bool) -> Callable[[int, dict], None]:
-    """Stop a diverging run; report the best validation accuracy so far to the pruner (``report``)."""
+def _pruning_hook(trial, report: bool, epochs: int = 1) -> Callable[[int, dict], None]:
+    """Stop a diverging run; report the best validation accuracy so far to the pruner (``report``), which may
+    stop the trial from a third of its ``epochs`` on (spiking networks often sit at chance for a few epochs)."""
     import optuna
 
     best = [-math.inf]
@@ -161,7 +164,7 @@ def _pruning_hook(trial, report: bool) -> Callable[[int, dict], None]:
         if report:
             best[0] = max(best[0], row["val_accuracy"])
             trial.report(best[0], epoch)
-            if trial.should_prune():
+            if epoch >= max(3, epochs // 3) and trial.should_prune():
                 trial.set_user_attr("pruned_at_epoch", epoch)
                 raise optuna.TrialPruned()
 
