@@ -96,23 +96,23 @@ def test_folds_are_stratified_disjoint_and_seeded():
 def test_tune_writes_the_study_and_continues_it(tmp_path):
     base = TrainConfig(**TINY)
     given = {"epochs": 1, "hidden": (6,), "task_options": TINY["task_options"]}
-    r = tune(base, tmp_path, given=given, trials=3, space=SMALL_SPACE, cv_folds=0, log=None)
+    r = tune(base, tmp_path, given=given, trials=2, space=SMALL_SPACE, cv_folds=0, log=None)
     rows = _rows(tmp_path / "trials.csv")
-    assert len(rows) == 3 and rows[0]["start_configuration"] == "True"
+    assert len(rows) == 2 and rows[0]["start_configuration"] == "True"
     assert float(rows[0]["alpha"]) == 0.0 and float(rows[0]["lr"]) == base.lr  # trial 0: the defaults
     assert r["scoring"].startswith("the validation split") and r["final"]["test_accuracy"] >= 0
     chosen = TrainConfig.from_dict(load_config_file(tmp_path / "best.toml"))  # `solsa train --config` reads it
     assert chosen.alpha == r["best_params"]["alpha"] and chosen.epochs == 1
     assert (tmp_path / "tune.png").is_file() and (tmp_path / "study.db").is_file()
-    assert (tmp_path / "trials" / "0002" / "metrics.json").is_file()
+    assert (tmp_path / "trials" / "0001" / "metrics.json").is_file()
     report = json.loads((tmp_path / "tune.json").read_text())
-    assert report["best_trial"] == r["best_trial"] and report["trials"] == 3
-    r2 = tune(base, tmp_path, given=given, trials=5, space=SMALL_SPACE, cv_folds=0, log=None)
+    assert report["best_trial"] == r["best_trial"] and report["trials"] == 2
+    r2 = tune(base, tmp_path, given=given, trials=3, space=SMALL_SPACE, cv_folds=0, log=None)
     rows2 = _rows(tmp_path / "trials.csv")
-    assert len(rows2) == 5 and rows2[:3] == rows  # the finished trials are kept, --trials is the total
-    assert r2["trials"] == 5
+    assert len(rows2) == 3 and rows2[:2] == rows  # the finished trials are kept, --trials is the total
+    assert r2["trials"] == 3
     with pytest.raises(ValueError, match="was started with other settings"):
-        tune(base.replace(lam=0.7), tmp_path, given=given, trials=6, space=SMALL_SPACE, cv_folds=0, log=None)
+        tune(base.replace(lam=0.7), tmp_path, given=given, trials=4, space=SMALL_SPACE, cv_folds=0, log=None)
 
 
 def test_cross_validation_below_the_threshold_and_a_failing_trial(tmp_path):

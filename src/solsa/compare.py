@@ -88,9 +88,15 @@ def _run_dir(out: Path, task: str, rule: str, tag: str) -> Path:
     return out / "runs" / _safe(task) / rule / tag
 
 
-def _load_or_train(cfg: TrainConfig, run_dir: Path, log) -> dict[str, Any]:
-    """A finished run is reused only if it was trained with exactly this config."""
-    metrics = finished_run(cfg, run_dir)
+def _load_or_train(cfg: TrainConfig, run_dir: Path, log, replace: bool = False) -> dict[str, Any]:
+    """A finished run is reused only if it was trained with exactly this config; one trained with another is
+    an error, or with ``replace`` (a study that went on chose another configuration) retrained."""
+    try:
+        metrics = finished_run(cfg, run_dir)
+    except ValueError:
+        if not replace:
+            raise
+        metrics = None
     return metrics if metrics is not None else train(cfg, run_dir, force=True, progress=False, log=log)
 
 
@@ -187,7 +193,7 @@ def compare(
                     m = chosen_run  # the search already trained exactly this run (same config and seed)
                 else:
                     run_cfg = TrainConfig.from_dict({**cfg.to_dict(), **chosen, "seed": seed})
-                    m = _load_or_train(run_cfg, _run_dir(out, task, rule, f"seed{seed}"), notice)
+                    m = _load_or_train(run_cfg, _run_dir(out, task, rule, f"seed{seed}"), notice, replace=bool(tune))
                 results.append({**m, "chosen_params": chosen})
                 bar.update(1)
     bar.close()

@@ -85,6 +85,21 @@ def _counts(study) -> tuple[int, int]:
     return done, running
 
 
+def _fail_dead_trials(study, grace: int) -> None:
+    """Fail the running trials whose process died: no heartbeat for ``grace`` seconds (optuna's check), or
+    killed between their creation and their first heartbeat (never started, created over ``grace`` s ago)."""
+    import datetime
+
+    optuna = _quiet_optuna()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    now = datetime.datetime.now()
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if "started" not in t.user_attrs and (now - t.datetime_start).total_seconds() > grace:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+
+
 def _settings(base: TrainConfig, space: dict[str, Dimension], cv: int) -> dict[str, Any]:
     config = {k: v for k, v in base.to_dict().items() if k not in _RUN_ONLY}
     return json.loads(json.dumps({"config": config, "space": space_text(space), "cv_folds": cv}))
@@ -112,17 +127,21 @@ class _Objective:
                  notice: Callable[[str], None]) -> None:
         self.base, self.space, self.cv, self.out, self.train_fn, self.notice = base, space, cv, out, train_fn, notice
         self._tasks: dict[str, Any] = {}
+        self.last: int | None = None  # the number of the trial this process ran last
 
-    def tasks(self, cfg: TrainConfig) -> list:
+    def tasks(self, cfg: TrainConfig, loaded: Any = None) -> list:
+        """The tasks a trial of ``cfg`` trains on (one load per encoder setting; the split is seeded the same)."""
         key = json.dumps([cfg.encoder, cfg.task_options], sort_keys=True, default=str)
-        if key not in self._tasks:  # one load per encoder setting; the split is seeded the same
-            task = load_task_of(cfg)
+        if key not in self._tasks:
+            task = load_task_of(cfg) if loaded is None else loaded
             self._tasks[key] = fold_tasks(task, self.cv, cfg.seed) if self.cv else [holdout_task(task)]
         return self._tasks[key]
 
     def __call__(self, trial) -> float:
         import optuna
 
+        self.last = trial.number
+        trial.set_user_attr("started", True)  # its heartbeat runs from here on (see _fail_dead_trials)
         t0 = time.perf_counter()
         try:
             cfg = self.base.replace(**config_changes(self.base, suggest(trial, self.space, self.base)))
@@ -269,13 +288,12 @@ def tune(
             log(message)
 
     objective = _Objective(base, space, cv, out, train_fn, notice)
+    objective.tasks(base, first)
     if log is not None:
         log(f"solsa tune: {base.rule} on {base.task}, study {study_name!r} ({n_before} trials so far), "
             f"scored on {scoring}; searching {', '.join(space)}")
     while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", _quiet_optuna().exceptions.ExperimentalWarning)
-            _quiet_optuna().storages.fail_stale_trials(study)
+        _fail_dead_trials(study, grace)
         done, running = _counts(study)
         if trials is not None and done >= trials:
             break
@@ -285,10 +303,9 @@ def tune(
             time.sleep(min(heartbeat, 1.0))  # the last trials run in other workers: wait (or take over if they die)
             continue
         study.optimize(objective, n_trials=1, catch=(_TrialFailed,))
-        last = max((t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("seconds") is not None
-                    and t.state.is_finished()), key=lambda t: t.datetime_complete or t.datetime_start, default=None)
         write_tune_files(out, trial_rows(study))
-        if log is not None and last is not None:
+        if log is not None and objective.last is not None:
+            last = study.get_trials(deepcopy=False)[objective.last]
             log(_trial_line(last, f"{_counts(study)[0]}/{trials}" if trials else "budget", _best_trial(study)))
 
     best = _best_trial(study)
