@@ -2,8 +2,8 @@
 
 Each trial is a normal :func:`~solsa.training.train` run with its own run folder (``OUT/trials/NNNN``),
 drawn by optuna's TPE sampler from the search space (:mod:`solsa.tune_space`) and stopped early by a
-percentile pruner on its per-epoch validation curve (worst quarter at the same epoch, from a third of
-its epochs on). A trial is scored on validation only:
+percentile pruner on its per-epoch validation curve (the worst quarter of the finished trials at the
+same epoch, from a third of its epochs on). A trial is scored on validation only:
 
 - **holdout**: the task's validation split (accuracy of the epoch chosen on it);
 - **k-fold cross-validation** when the training data (train + validation) hold fewer than
@@ -66,8 +66,9 @@ def open_study(storage: str, study_name: str, *, heartbeat: int = 5, grace: int 
     except Exception as err:  # sqlalchemy raises many kinds: bad URL, missing driver, unreachable server
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise OptionError("storage", f"storage {storage!r} cannot be opened: {reason}") from None
-    # prune a trial in the worst quarter at the same epoch (judged from a third of its epochs on, see _pruning_hook)
-    pruner = optuna.pruners.PercentilePruner(25.0, n_startup_trials=5)
+    # prune a trial in the worst quarter of the finished trials at the same epoch (optuna's percentile is the
+    # share kept: 75), judged from a third of its epochs on (see _pruning_hook)
+    pruner = optuna.pruners.PercentilePruner(75.0, n_startup_trials=5)
     return optuna.create_study(storage=store, study_name=study_name, direction="maximize", pruner=pruner,
                                load_if_exists=True)
 
