@@ -236,3 +236,19 @@ def test_compare_cli_one_suite_task_and_tune_instead_of_the_grid(monkeypatch, tm
     assert seen["tasks"]["patterns"]["alpha"] == 0.9 and seen["tasks"]["patterns"]["epochs"] == 2
     assert main(["compare", "--tune", "3", "--search", "lr=0.001,0.002", "--out", str(tmp_path / "c")]) == 2
     assert "error: --tune replaces the grid search" in capsys.readouterr().err
+
+
+def test_the_pruner_stops_only_the_worst_quarter(tmp_path):
+    from solsa.tune import open_study
+
+    study = open_study(f"sqlite:///{tmp_path}/p.db", "p")
+    for v in (0.2, 0.4, 0.6, 0.8, 1.0):
+        study.add_trial(optuna.trial.create_trial(value=v, intermediate_values={5: v}))
+    verdict = {}
+    for v in (0.3, 0.5):
+        with pytest.warns(UserWarning, match="Heartbeat"):  # solsa runs trials through optimize(); ask() here
+            trial = study.ask()
+        trial.report(v, 5)
+        verdict[v] = trial.should_prune()
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    assert verdict == {0.3: True, 0.5: False}  # below / above the finished trials' 25th percentile (0.4)
