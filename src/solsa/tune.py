@@ -52,7 +52,7 @@ def _quiet_optuna():
     return optuna
 
 
-def open_study(storage: str, study_name: str, *, heartbeat: int = 5, grace: int = 20):
+def open_study(storage: str, study_name: str, *, grace: int = 20):
     """Create or load the study ``study_name`` in ``storage`` (an optuna storage URL).
 
     Trials of a process that died are failed after ``grace`` seconds without a heartbeat (and then
@@ -62,7 +62,7 @@ def open_study(storage: str, study_name: str, *, heartbeat: int = 5, grace: int 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat: stable in use
-            store = optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat, grace_period=grace)
+            store = optuna.storages.RDBStorage(storage, heartbeat_interval=max(1, grace // 4), grace_period=grace)
     except Exception as err:  # sqlalchemy raises many kinds: bad URL, missing driver, unreachable server
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise OptionError("storage", f"storage {storage!r} cannot be opened: {reason}") from None
@@ -238,8 +238,8 @@ def tune(
     :data:`CV_BELOW` training samples, else holdout; 0 forces holdout; k ≥ 2 forces k folds.
     ``final``: train the chosen configuration on the task's split and report its test accuracy
     (the only read of the test split). ``grace``: seconds without a heartbeat after which a trial whose
-    process died is failed and run again (every worker of a study should use the same). Writes ``OUT/best.toml``, ``trials.csv``, ``tune.json``,
-    ``tune.png`` and, by default, the study ``OUT/study.db``.
+    process died is failed and run again (every worker of a study should use the same). Writes
+    ``OUT/best.toml``, ``trials.csv``, ``tune.json``, ``tune.png`` and, by default, the study ``OUT/study.db``.
     """
     if trials is None and budget is None:
         raise OptionError("trials", "trials or budget is required (how many trials, or how many seconds)")
@@ -248,7 +248,6 @@ def tune(
     if budget is not None:
         check_range("budget", budget, 0.0, math.inf, lo_open=True)
     check_positive_int("grace", grace, minimum=2)
-    heartbeat = max(1, grace // 4)
     if cv_folds is not None and cv_folds != 0:
         check_positive_int("cv_folds", cv_folds, minimum=2)
     if train_fn is None:
@@ -270,7 +269,7 @@ def tune(
     study_name = study_name or f"{base.task}-{base.rule}"
     shared = storage is not None
     storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
-    study = open_study(storage, study_name, heartbeat=heartbeat, grace=grace)
+    study = open_study(storage, study_name, grace=grace)
     n_before = len(study.trials)
     # a fresh study in its own folder is reproducible; a resumed one draws a new stream, and so does each
     # worker on a shared storage (else two workers would draw the same points)
@@ -293,22 +292,7 @@ def tune(
     if log is not None:
         log(f"solsa tune: {base.rule} on {base.task}, study {study_name!r} ({n_before} trials so far), "
             f"scored on {scoring}; searching {', '.join(space)}")
-    while True:
-        _fail_dead_trials(study, grace)
-        done, running = _counts(study)
-        if trials is not None and done >= trials:
-            break
-        if budget is not None and time.perf_counter() - start >= budget:
-            break
-        if trials is not None and done + running >= trials:
-            time.sleep(min(heartbeat, 1.0))  # the last trials run in other workers: wait (or take over if they die)
-            continue
-        study.optimize(objective, n_trials=1, catch=(_TrialFailed,))
-        write_tune_files(out, trial_rows(study))
-        if log is not None and objective.last is not None:
-            last = study.get_trials(deepcopy=False)[objective.last]
-            log(_trial_line(last, f"{_counts(study)[0]}/{trials}" if trials else "budget", _best_trial(study)))
-
+    _search(study, objective, trials, budget, start, grace, out, log)
     best = _best_trial(study)
     if best is None:
         raise ValueError(f"study {study_name!r} has no finished trial to choose from (all failed or pruned); "
@@ -325,7 +309,6 @@ def tune(
         "best_trial": best.number, "best_params": best.params, "best_val_accuracy": best.value,
         "best_val_loss": best.user_attrs.get("val_loss"), "changes": config_changes(base, best.params),
         "search_seconds": sum(t.user_attrs.get("seconds", 0.0) for t in study.trials),
-        "wall_seconds_this_call": time.perf_counter() - start,
     }
     write_best_toml(out / "best.toml", chosen, report)
     if final:
@@ -334,6 +317,27 @@ def tune(
     write_tune_files(out, trial_rows(study), report)
     plot_tune(out / "tune.png", study)
     return report
+
+
+def _search(study, objective: _Objective, trials: int | None, budget: float | None, start: float, grace: int,
+            out: Path, log: Callable[[str], None] | None) -> None:
+    """Run trials until the study holds ``trials`` done ones or ``budget`` seconds have passed since ``start``;
+    wait for other workers' last trials rather than start more than the total."""
+    while True:
+        _fail_dead_trials(study, grace)
+        done, running = _counts(study)
+        if trials is not None and done >= trials:
+            return
+        if budget is not None and time.perf_counter() - start >= budget:
+            return
+        if trials is not None and done + running >= trials:
+            time.sleep(1.0)  # the last trials run in other workers: wait (or take over once they are found dead)
+            continue
+        study.optimize(objective, n_trials=1, catch=(_TrialFailed,))
+        write_tune_files(out, trial_rows(study))
+        if log is not None and objective.last is not None:
+            last = study.get_trials(deepcopy=False)[objective.last]
+            log(_trial_line(last, f"{_counts(study)[0]}/{trials}" if trials else "budget", _best_trial(study)))
 
 
 def _final_run(cfg: TrainConfig, run_dir: Path, train_fn: Callable, notice: Callable[[str], None]) -> dict[str, Any]:
