@@ -142,7 +142,12 @@ class _Objective:
         import optuna
 
         self.last = trial.number
-        trial.set_user_attr("started", True)  # its heartbeat runs from here on (see _fail_dead_trials)
+        # a first heartbeat now (optuna's thread may not have written one yet), then the mark that says so:
+        # a trial killed before the mark is found dead by its age, one after it by its heartbeat
+        storage = trial.study._storage
+        if hasattr(storage, "record_heartbeat"):
+            storage.record_heartbeat(trial._trial_id)
+        trial.set_user_attr("started", True)
         t0 = time.perf_counter()
         try:
             cfg = self.base.replace(**config_changes(self.base, suggest(trial, self.space, self.base)))
