@@ -328,6 +328,7 @@ def _search(study, objective: _Objective, trials: int | None, budget: float | No
             out: Path, log: Callable[[str], None] | None) -> None:
     """Run trials until the study holds ``trials`` done ones or ``budget`` seconds have passed since ``start``;
     wait for other workers' last trials rather than start more than the total."""
+    waiting = False
     while True:
         _fail_dead_trials(study, grace)
         done, running = _counts(study)
@@ -336,7 +337,11 @@ def _search(study, objective: _Objective, trials: int | None, budget: float | No
         if budget is not None and time.perf_counter() - start >= budget:
             return
         if trials is not None and done + running >= trials:
-            time.sleep(1.0)  # the last trials run in other workers: wait (or take over once they are found dead)
+            if log is not None and not waiting:
+                log(f"solsa tune: waiting for {running} running trial(s) of other workers (a dead one is run "
+                    f"again after {grace} s without a heartbeat)")
+            waiting = True
+            time.sleep(1.0)
             continue
         study.optimize(objective, n_trials=1, catch=(_TrialFailed,))
         write_tune_files(out, trial_rows(study))
