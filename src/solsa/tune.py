@@ -268,8 +268,10 @@ def tune(
     first = load_task_of(base)  # loads and checks the task before any trial (and sizes the scoring)
     n_train = len(first.train) + len(first.val)
     cv = (CV_FOLDS if n_train < CV_BELOW else 0) if cv_folds is None else cv_folds
-    scoring = (f"{cv}-fold cross-validation over the {n_train} training samples (fewer than {CV_BELOW})" if cv
-               else f"the validation split ({len(first.val)} samples)")
+    why = (f"fewer than {CV_BELOW}" if n_train < CV_BELOW else f"{CV_BELOW} or more") if cv_folds is None \
+        else "as asked"
+    scoring = (f"{cv}-fold cross-validation over the {n_train} training samples ({why})" if cv
+               else f"the validation split ({len(first.val)} samples; {why})")
 
     study_name = study_name or f"{base.task}-{base.rule}"
     shared = storage is not None
