@@ -202,11 +202,14 @@ def _add_compare(sub) -> None:
     add_config_options(p, exclude=("rule",))
     p.add_argument("--rules", default="solsa,bptt,eprop,ottt,ostl", help="comma-separated rules (see `solsa rules`)")
     p.add_argument("--seeds", default="3", help="number of seeds N (seeds 0..N-1)")
-    p.add_argument("--suite", choices=list(SUITES), help="run every bundled task of the suite (overrides --task); "
-                   "its per-task settings are in solsa.compare.SUITES; options you give win over them")
+    p.add_argument("--suite", choices=list(SUITES), help="run every bundled task of the suite (with --task: only "
+                   "that one); its per-task settings are in solsa.compare.SUITES; options you give win over them")
     p.add_argument("--search", action="append", type=_search_option, metavar="KEY=V1,V2",
                    help="grid searched per rule on validation (repeatable; default lr=0.001,0.003; 'none' to skip)")
     p.add_argument("--no-search", action="store_true", help="use the given settings for every rule")
+    p.add_argument("--tune", type=int, default=0, metavar="N",
+                   help="instead of the grid: an optuna study of N trials per task and rule over the space of "
+                        "`solsa tune` (options you give are fixed); then the chosen settings on every seed")
     p.add_argument("--models", help="comma-separated neuron models every rule trains, e.g. paper,full (default: "
                    "--model, or with --suite both: each rule on its paper's model and on the full SOLSA model)")
     p.add_argument("--out", default="runs/compare", help="output folder; finished runs in it are kept and skipped")
@@ -215,8 +218,8 @@ def _add_compare(sub) -> None:
 
 
 def _run_compare(args) -> int:
-    from .compare import COMPARE_DEFAULTS, compare
-    from .validation import OptionError, check_positive_int
+    from .compare import COMPARE_DEFAULTS, compare, plan_tasks
+    from .validation import OptionError, check_choice, check_positive_int
 
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     try:
@@ -225,10 +228,16 @@ def _run_compare(args) -> int:
         raise OptionError("seeds", f"seeds must be a positive integer, got {args.seeds!r}") from None
     check_positive_int("seeds", n_seeds)
     cfg, given = resolve_config(args, defaults={**COMPARE_DEFAULTS, **({"rule": rules[0]} if rules else {})})
-    search = {} if args.no_search else dict(args.search or [("lr", [0.001, 0.003])])
+    if args.tune and args.search:
+        raise OptionError("tune", "tune replaces the grid search; give --tune or --search, not both")
+    search = {} if args.no_search or args.tune else dict(args.search or [("lr", [0.001, 0.003])])
+    tasks = None
+    if args.suite and args.task:  # one task of the suite, with its settings
+        planned = plan_tasks(cfg, args.suite, given)
+        tasks = {args.task: planned[check_choice("task", args.task, planned)]}
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    report = compare(cfg, rules, list(range(n_seeds)), args.out, suite=args.suite, given=given, search=search,
-                     models=models, progress=not args.quiet, log=_stderr)
+    report = compare(cfg, rules, list(range(n_seeds)), args.out, tasks=tasks, suite=args.suite, given=given,
+                     search=search, tune=args.tune, models=models, progress=not args.quiet, log=_stderr)
     print((Path(args.out) / "summary.md").read_text())
     print(f"wrote {args.out}/results.json, summary.json, summary.md, summary.csv, compare.png "
           f"({len(report['runs'])} runs)")
@@ -252,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .stream_cli import add_parser as add_stream
 
     add_stream(sub)
+    from .tune_cli import add_parser as add_tune
+
+    add_tune(sub)
     return parser
 
 

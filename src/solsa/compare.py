@@ -6,6 +6,11 @@ split (accuracy, ties to the lower validation loss); test data never enters the
 choice. The search run of the chosen point is the first seed's run (same
 config, same seed: training is deterministic). Finished runs are kept under
 ``OUT/runs`` and skipped when the comparison is resumed.
+
+With ``tune`` (``solsa compare --tune N``) the grid is replaced by an optuna study of N trials per
+task and rule (:func:`solsa.tune.tune`, ``OUT/tune/TASK/RULE``): every rule gets the same number of
+trials over the same space (less the options the user gave and those its neuron model fixes), on the
+same split, scored the same way; then the chosen configuration is trained on every seed.
 """
 
 from __future__ import annotations
@@ -99,21 +104,43 @@ def plan_entries(rules: list[str], models: list[str] | tuple[str, ...]) -> list[
     return entries
 
 
+def _safe(task: str) -> str:
+    return task.replace(":", "-").replace("/", "_")
+
+
 def _run_dir(out: Path, task: str, rule: str, tag: str) -> Path:
-    safe = task.replace(":", "-").replace("/", "_")
-    return out / "runs" / safe / rule / tag
+    return out / "runs" / _safe(task) / rule / tag
 
 
-def _load_or_train(cfg: TrainConfig, run_dir: Path, log) -> dict[str, Any]:
-    """A finished run is reused only if it was trained with exactly this config; an unfinished one
-    (killed mid-way) is resumed if it was, and started again otherwise."""
-    metrics = finished_run(cfg, run_dir)
+def _load_or_train(cfg: TrainConfig, run_dir: Path, log, replace: bool = False) -> dict[str, Any]:
+    """A finished run is reused only if it was trained with exactly this config; one trained with another is
+    an error, or with ``replace`` (a study that went on chose another configuration) retrained. An
+    unfinished run (killed mid-way) is resumed if it was trained with this config, and started again
+    otherwise."""
+    try:
+        metrics = finished_run(cfg, run_dir)
+    except ValueError:
+        if not replace:
+            raise
+        metrics = None
     if metrics is not None:
         return metrics
     unfinished = unfinished_config(run_dir)
     if unfinished is not None and unfinished == cfg.to_dict():
         return train(cfg, run_dir, resume=True, progress=False, log=log)
     return train(cfg, run_dir, force=True, progress=False, log=log)
+
+
+def _tune_rule(cfg: TrainConfig, folder: Path, given: dict[str, Any] | None, trials: int, log) -> tuple[dict, dict]:
+    """One rule's study (in ``folder``): the chosen option changes and a record of the search."""
+    from .tune import tune
+
+    fixed = {k: v for k, v in (given or {}).items() if k not in ("task", "rule")}
+    r = tune(cfg, folder, given=fixed, trials=trials, final=False, log=log)
+    found = {"task": cfg.task, "rule": cfg.rule, "params": r["best_params"], "val_accuracy": r["best_val_accuracy"],
+             "val_loss": r["best_val_loss"], "scoring": r["scoring"], "trials": r["trials"],
+             "tune_seconds": r["search_seconds"], "start_val_accuracy": (r["start_trial"] or {}).get("val_accuracy")}
+    return r["changes"], found
 
 
 def _search_grid(search: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -132,6 +159,7 @@ def compare(
     given: dict[str, Any] | None = None,
     models: list[str] | tuple[str, ...] | None = None,
     search: dict[str, list[Any]] | None = None,
+    tune: int = 0,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -142,7 +170,8 @@ def compare(
     ``tasks`` (task -> option overrides) or ``suite`` with the options the user ``given`` (see
     :func:`plan_tasks`). ``models``: the neuron models every rule trains (default: the suite's
     :data:`SUITE_MODELS`, else ``base.model``; see :func:`plan_entries`). ``log`` gets each distinct notice
-    of the runs once (e.g. a backend fallback).
+    of the runs once (e.g. a backend fallback). ``tune``: trials of an optuna study per task and rule
+    instead of the grid ``search`` (see the module).
     """
     from tqdm.auto import tqdm
 
@@ -164,6 +193,8 @@ def compare(
             log(message)
 
     search = search or {}
+    if tune and search:
+        raise OptionError("tune", "tune replaces the grid search; give tune or search, not both")
     grid = _search_grid(search) if search else [{}]
     for task, overrides in tasks.items():
         for model in dict.fromkeys(m for _, _, m in entries):
@@ -171,7 +202,7 @@ def compare(
                         [r for _, r, m in entries if m == model])
     for point in grid:
         TrainConfig.from_dict({**base.to_dict(), **point})  # a bad search value fails now
-    total = len(tasks) * len(entries) * ((len(grid) - 1 if len(grid) > 1 else 0) + len(seeds))
+    total = len(tasks) * len(entries) * ((len(grid) - 1 if len(grid) > 1 else 0) + len(seeds) + tune)
     bar = tqdm(total=total, desc="compare", unit="run", disable=not progress, dynamic_ncols=True)
     results: list[dict[str, Any]] = []
     searches: list[dict[str, Any]] = []
@@ -180,7 +211,13 @@ def compare(
             cfg = dataclasses.replace(base, **{"task": task, **overrides, "rule": rule, "model": model})
             chosen: dict[str, Any] = {}
             chosen_run: dict[str, Any] | None = None
-            if len(grid) > 1:
+            if tune:
+                bar.set_postfix_str(f"{task} {label} tune")
+                chosen, found = _tune_rule(dataclasses.replace(cfg, seed=seeds[0]), out / "tune" / _safe(task) / label,
+                                           given, tune, log)
+                searches.append({**found, "task": task, "rule": label})
+                bar.update(tune)
+            elif len(grid) > 1:
                 scored = []
                 for i, point in enumerate(grid):
                     bar.set_postfix_str(f"{task} {label} search {point}")
@@ -199,16 +236,17 @@ def compare(
                     m = chosen_run  # the search already trained exactly this run (same config and seed)
                 else:
                     run_cfg = TrainConfig.from_dict({**cfg.to_dict(), **chosen, "seed": seed})
-                    m = _load_or_train(run_cfg, _run_dir(out, task, label, f"seed{seed}"), notice)
+                    m = _load_or_train(run_cfg, _run_dir(out, task, label, f"seed{seed}"), notice, replace=bool(tune))
                 results.append({**m, "chosen_params": chosen, "label": label, "model": model, "suite_task": task})
                 bar.update(1)
     bar.close()
     summary = summarize(results, [label for label, _, _ in entries])
-    report = {"rules": rules, "models": list(models), "seeds": seeds, "tasks": list(tasks), "search": search, "search_results": searches,
+    report = {"rules": rules, "models": list(models), "seeds": seeds, "tasks": list(tasks), "search": search,
+              "tune": tune, "search_results": searches,
               "summary": summary, "runs": results}
     write_json(out / "results.json", results)  # one object per run, with the fields of metrics.json
     write_json(out / "summary.json", {k: v for k, v in report.items() if k != "runs"})
     write_csv(out / "summary.csv", summary["rows"])
-    atomic_write(out / "summary.md", lambda f: f.write(summary_markdown(summary, search)))
+    atomic_write(out / "summary.md", lambda f: f.write(summary_markdown(summary, search, tune, searches)))
     plot_compare(out / "compare.png", summary, results)
     return report

@@ -80,7 +80,8 @@ def summarize(results: list[dict[str, Any]], rules: list[str]) -> dict[str, Any]
     return {"rows": rows, "differences": diffs, "average": average}
 
 
-def summary_markdown(summary: dict[str, Any], search: dict[str, list[Any]]) -> str:
+def summary_markdown(summary: dict[str, Any], search: dict[str, list[Any]], tune: int = 0,
+                     searches: list[dict[str, Any]] | None = None) -> str:
     lines = ["| task | rule | model | test accuracy (%) | train-state bytes | s / epoch | chosen |",
              "|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
@@ -104,9 +105,17 @@ def summary_markdown(summary: dict[str, Any], search: dict[str, list[Any]]) -> s
                      f"{fmt(d, 'solsa_minus_best_non_bptt_same_model')}{same} | {fmt(d, 'solsa_minus_bptt')} | "
                      f"{fmt(d, 'memory_saving_vs_bptt', pct=True)} |")
     lines += ["", "Paper (abstract): SOLSA − non-BPTT rules +14.2 points; SOLSA − BPTT +5 points; 72 % less memory.",
-              "Hyper-parameters: " + (f"grid {search} per rule, trained on the first seed, chosen on validation "
+              "Hyper-parameters: " + (f"an optuna study of {tune} trials per task and rule (the same space, split "
+                                      "and scoring), chosen on validation; test never used." if tune else
+                                      f"grid {search} per rule, trained on the first seed, chosen on validation "
                                       "accuracy (ties: validation loss); test never used." if search else
                                       "the same settings for every rule (no search).")]
+    if tune:
+        lines += ["", "| task | rule | start val | tuned val | scored on | tuning (s) |", "|---|---|---|---|---|---|"]
+        for f in searches or []:
+            start = "–" if f["start_val_accuracy"] is None else f"{100 * f['start_val_accuracy']:.2f}"
+            lines.append(f"| {f['task']} | {f['rule']} | {start} | {100 * f['val_accuracy']:.2f} | {f['scoring']} | "
+                         f"{f['tune_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
 

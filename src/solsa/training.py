@@ -57,13 +57,16 @@ def train(
     progress: bool = True,
     task: Task | None = None,
     log: Callable[[str], None] | None = _stderr,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train one run; returns the metrics dict (also written to ``out/metrics.json`` if ``out``).
 
     ``out`` is locked while the run trains and gets a resume state after every epoch; ``resume``
     continues the unfinished run in ``out`` (trained with the same ``cfg``) where it stopped.
     ``log`` receives one-line notices (e.g. that the rule fell back to its reference backend, and
-    why); None silences them.
+    why); None silences them. ``on_epoch(epoch, row)`` is called after each epoch with its
+    ``history.csv`` row; an exception it raises stops the run (``solsa tune`` prunes poor trials this
+    way) and no run files are written.
     """
     sync = DataParallel.from_environment(check_device(cfg.device))
     lock = None
@@ -79,7 +82,7 @@ def train(
                              "resume it with its own settings (solsa.training.resume)")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        return _Run(cfg, out_dir, progress, task, log or (lambda message: None), sync).run(state)
+        return _Run(cfg, out_dir, progress, task, log or (lambda message: None), sync).run(state, on_epoch)
     finally:
         torch.set_num_threads(threads)  # leave the caller's setting as it was
         if lock is not None:
@@ -143,7 +146,8 @@ class _Run:
 
     # ---- the loop ------------------------------------------------------------------------------------------
 
-    def run(self, state: dict[str, Any] | None) -> dict[str, Any]:
+    def run(self, state: dict[str, Any] | None,
+            on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
         cfg, rule = self.cfg, self.learner.rule
         if state is not None:
             self.load(state)
@@ -160,6 +164,8 @@ class _Run:
             self.epoch += 1
             self.history.append(row)
             bar.epoch(self.epoch, row["loss"], row["val_accuracy"])
+            if on_epoch is not None:
+                on_epoch(self.epoch, row)
             # model selection on validation only: best accuracy, ties to the lower validation loss
             key = [row["val_accuracy"], -row["val_loss"]]
             if self.best is None or key > self.best["key"]:

@@ -1,0 +1,246 @@
+"""The search space of ``solsa tune``: which settings a trial draws, from which range, and how they map to options.
+
+:data:`DEFAULT_SPACE` (``solsa tune --show-space`` prints it) is a dict of key -> :class:`Dimension`:
+
+==========================  ===========================  ===============================================
+key                         default range                sets
+==========================  ===========================  ===============================================
+``alpha``                   float 0 .. 0.95              initial synaptic decay α₀ of the hidden layers
+``beta``                    float 0.2 .. 2               initial synaptic gain β₀
+``lam``                     float 0 .. 0.95              membrane decay λ
+``readout_alpha``           float 0 .. 0.95              initial α₀ of the output layer
+``filter_granularity``      layer, channel               one α, β per layer or per input channel
+``encoder``                 every registered encoder     the input encoder
+``population.n_per_channel`` int 3 .. 9                  encoder option (only when the encoder is population)
+``delta.threshold``         float 0.02 .. 0.5 (log)      encoder option (delta)
+``rate.max_rate``           float 0.2 .. 1               encoder option (rate)
+``latency.window``          int 2 .. 10                  encoder option (latency)
+``lr``                      float 1e-4 .. 1e-2 (log)     learning rate
+``hidden_width``            int 16 .. 128 (log)          width of every hidden layer (``hidden``)
+``hidden_layers``           int 1 .. 2                   number of hidden layers (``hidden``)
+``batch_size``              8, 16, 32                    sequences per batch
+``epochs``                  int 10 .. 60 (step 10)       training epochs
+==========================  ===========================  ===============================================
+
+A key leaves the space when the option it sets is given (on the command line or in ``--config``), and
+when the rule's neuron model fixes it (e.g. e-prop's paper model has no synaptic filter: no α, β).
+Override or add a range with ``KEY=LOW:HIGH`` (``:log`` for a log scale) or a list ``KEY=A,B,C``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .config import TrainConfig
+from .cli_options import parse_scalar
+from .rules import get_rule
+from .tasks import TASKS, ENCODERS
+from .validation import OptionError
+
+__all__ = ["Dimension", "DEFAULT_SPACE", "parse_dimension", "space_from_file", "active_space", "config_changes",
+           "suggest", "default_params", "space_text", "default_encoder"]
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched setting: a float or int range (``low``..``high``, ``log`` scale, int ``step``) or ``choices``."""
+
+    kind: str  # "float", "int" or "categorical"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: int | None = None
+    choices: tuple[Any, ...] = ()
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        """Draw the value of ``name`` for an optuna ``trial``."""
+        if self.kind == "categorical":
+            return trial.suggest_categorical(name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log, step=self.step or 1)
+        return trial.suggest_float(name, float(self.low), float(self.high), log=self.log)
+
+    def contains(self, value: Any) -> bool:
+        if self.kind == "categorical":
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        in_range = self.low <= value <= self.high
+        return in_range and (self.kind == "float" or (value == int(value) and (value - self.low) % (self.step or 1) == 0))
+
+    def text(self) -> str:
+        """The command-line spelling: ``0:0.95``, ``0.0001:0.01:log`` or ``8,16,32``."""
+        if self.kind == "categorical":
+            return ",".join(str(c) for c in self.choices)
+        return f"{self.low:g}:{self.high:g}" + (":log" if self.log else "") + (f":step={self.step}" if self.step else "")
+
+
+# key -> (the option it sets, the encoder it belongs to or None)
+_KEYS: dict[str, tuple[str, str | None]] = {
+    "alpha": ("alpha", None), "beta": ("beta", None), "lam": ("lam", None), "readout_alpha": ("readout_alpha", None),
+    "filter_granularity": ("filter_granularity", None), "encoder": ("encoder", None),
+    "population.n_per_channel": ("n_per_channel", "population"), "delta.threshold": ("threshold", "delta"),
+    "rate.max_rate": ("max_rate", "rate"), "latency.window": ("window", "latency"),
+    "lr": ("lr", None), "hidden_width": ("hidden", None), "hidden_layers": ("hidden", None),
+    "batch_size": ("batch_size", None), "epochs": ("epochs", None),
+}
+_INT_KEYS = {"population.n_per_channel", "latency.window", "hidden_width", "hidden_layers", "batch_size", "epochs"}
+_CATEGORICAL_KEYS = {"filter_granularity", "encoder"}
+
+DEFAULT_SPACE: dict[str, Dimension] = {
+    "alpha": Dimension("float", 0.0, 0.95),
+    "beta": Dimension("float", 0.2, 2.0),
+    "lam": Dimension("float", 0.0, 0.95),
+    "readout_alpha": Dimension("float", 0.0, 0.95),
+    "filter_granularity": Dimension("categorical", choices=("layer", "channel")),
+    "encoder": Dimension("categorical", choices=tuple(ENCODERS)),
+    "population.n_per_channel": Dimension("int", 3, 9),
+    "delta.threshold": Dimension("float", 0.02, 0.5, log=True),
+    "rate.max_rate": Dimension("float", 0.2, 1.0),
+    "latency.window": Dimension("int", 2, 10),
+    "lr": Dimension("float", 1e-4, 1e-2, log=True),
+    "hidden_width": Dimension("int", 16, 128, log=True),
+    "hidden_layers": Dimension("int", 1, 2),
+    "batch_size": Dimension("categorical", choices=(8, 16, 32)),
+    "epochs": Dimension("int", 10, 60, step=10),
+}
+
+
+def _check_key(key: str) -> None:
+    if key not in _KEYS:
+        raise OptionError("space", f"space key {key!r} is unknown; valid keys: {', '.join(_KEYS)}")
+
+
+def parse_dimension(key: str, spec: str | list) -> Dimension:
+    """``KEY=LOW:HIGH[:log]`` (a range) or ``KEY=A,B,C`` / a list (choices) -> :class:`Dimension`.
+
+    Raises :class:`OptionError` (option ``space``) naming the key for an unknown key, an empty range
+    (low > high), an unreadable bound, or a range for a key that only takes a list.
+    """
+    _check_key(key)
+    if isinstance(spec, (list, tuple)):
+        choices = tuple(spec)
+    elif ":" not in str(spec):
+        choices = tuple(parse_scalar(v.strip()) for v in str(spec).split(",") if v.strip())
+    else:
+        if key in _CATEGORICAL_KEYS:
+            raise OptionError("space", f"space key {key!r} takes a list of values (A,B,C), got {spec!r}")
+        parts = str(spec).split(":")
+        log = parts[2:] == ["log"]
+        step = parts[2][len("step="):] if len(parts) == 3 and parts[2].startswith("step=") else None
+        if len(parts) != 2 and not log and step is None:
+            raise OptionError("space", f"space key {key!r} must be LOW:HIGH, LOW:HIGH:log or LOW:HIGH:step=N, "
+                              f"got {spec!r}")
+        try:
+            low, high = float(parts[0]), float(parts[1])
+            step = int(step) if step is not None else None
+        except ValueError:
+            raise OptionError("space", f"space key {key!r}: bounds and step must be numbers, got {spec!r}") from None
+        if low > high:
+            raise OptionError("space", f"space key {key!r} has an empty range {spec!r} (low > high)")
+        if log and low <= 0:
+            raise OptionError("space", f"space key {key!r}: a log range needs low > 0, got {spec!r}")
+        kind = "int" if key in _INT_KEYS else "float"
+        if kind == "int" and (low != int(low) or high != int(high)):
+            raise OptionError("space", f"space key {key!r} takes integer bounds, got {spec!r}")
+        if step is not None and (kind != "int" or step < 1):
+            raise OptionError("space", f"space key {key!r}: a step needs an integer key and step ≥ 1, got {spec!r}")
+        return Dimension(kind, int(low) if kind == "int" else low, int(high) if kind == "int" else high, log=log,
+                         step=step)
+    if not choices:
+        raise OptionError("space", f"space key {key!r} has no values")
+    return Dimension("categorical", choices=choices)
+
+
+def space_from_file(data: dict[str, Any]) -> dict[str, Dimension]:
+    """A ``[space]`` table of a TOML file (key = "LOW:HIGH[:log]" or a list) -> dimensions."""
+    return {str(k): parse_dimension(str(k), v) for k, v in data.items()}
+
+
+def default_encoder(task: str) -> str:
+    """The encoder a task uses when none is named."""
+    family = TASKS.get(task.strip().partition(":")[0])
+    return family.default_encoder if family is not None else "direct"
+
+
+def _encoder(cfg: TrainConfig, params: dict[str, Any]) -> str:
+    return params.get("encoder", cfg.encoder or default_encoder(cfg.task))
+
+
+def active_space(space: dict[str, Dimension], base: TrainConfig, given: dict[str, Any]) -> dict[str, Dimension]:
+    """``space`` without the keys whose option is ``given`` or fixed by the rule's model; every bound is checked
+    against the option's own valid values (an :class:`OptionError` naming the key)."""
+    fixed = set(given) | set(get_rule(base.rule).model_options(base.model))
+    fixed_task_options = set(given.get("task_options", {}))
+    encoder_searched = "encoder" in space and "encoder" not in fixed
+    active = {}
+    for key, dim in space.items():
+        _check_key(key)
+        option, enc = _KEYS[key]
+        if (option in fixed_task_options) if enc else (option in fixed):
+            continue
+        if enc is not None and not encoder_searched and _encoder(base, {}) != enc:
+            continue  # the encoder is fixed to another one: its options never apply
+        if key == "encoder" and set(dim.choices) - set(ENCODERS):
+            raise OptionError("space", f"space key 'encoder': unknown encoder(s) {sorted(set(dim.choices) - set(ENCODERS))}; "
+                              f"valid: {', '.join(ENCODERS)}")
+        if enc is None:
+            values = dim.choices if dim.kind == "categorical" else (dim.low, dim.high)
+            for value in values:
+                try:
+                    base.replace(**config_changes(base, {key: value}))
+                except ValueError as err:
+                    raise OptionError("space", f"space key {key!r}: {value!r} is not a valid {option}: {err}") from None
+        active[key] = dim
+    return active
+
+
+def suggest(trial: Any, space: dict[str, Dimension], base: TrainConfig) -> dict[str, Any]:
+    """Draw one point of ``space`` (an encoder's options only when that encoder is drawn or fixed)."""
+    params: dict[str, Any] = {}
+    for key, dim in space.items():
+        enc = _KEYS[key][1]
+        if enc is None or _encoder(base, params) == enc:
+            params[key] = dim.suggest(trial, key)
+    return params
+
+
+def config_changes(base: TrainConfig, params: dict[str, Any]) -> dict[str, Any]:
+    """The option changes of one point: ``{key: value}`` -> arguments of :meth:`TrainConfig.replace`."""
+    changes: dict[str, Any] = {}
+    task_options = dict(base.task_options)
+    for key, value in params.items():
+        option, enc = _KEYS[key]
+        if enc is not None:
+            task_options[option] = value
+        elif option != "hidden":
+            changes[option] = value
+    if "hidden_width" in params or "hidden_layers" in params:
+        width = params.get("hidden_width", base.hidden[0] if base.hidden else 100)
+        changes["hidden"] = [width] * params.get("hidden_layers", len(base.hidden))
+    if task_options != base.task_options:
+        changes["task_options"] = task_options
+    return changes
+
+
+def default_params(space: dict[str, Dimension], base: TrainConfig) -> dict[str, Any]:
+    """The point of ``space`` that is ``base`` itself (keys whose base value lies outside the space are left out)."""
+    from .tasks import encoder_defaults
+
+    values: dict[str, Any] = {"alpha": base.alpha, "beta": base.beta, "lam": base.lam, "lr": base.lr,
+                              "readout_alpha": base.alpha if base.readout_alpha is None else base.readout_alpha,
+                              "filter_granularity": base.filter_granularity, "batch_size": base.batch_size,
+                              "epochs": base.epochs, "encoder": _encoder(base, {}), "hidden_layers": len(base.hidden)}
+    if base.hidden and len(set(base.hidden)) == 1:
+        values["hidden_width"] = base.hidden[0]
+    enc = values["encoder"]
+    for key, (option, key_enc) in _KEYS.items():
+        if key_enc == enc:
+            values[key] = base.task_options.get(option, encoder_defaults(enc).get(option))
+    return {k: values[k] for k, dim in space.items() if k in values and dim.contains(values[k])}
+
+
+def space_text(space: dict[str, Dimension]) -> dict[str, str]:
+    """Key -> its command-line spelling (for ``tune.json`` and ``--show-space``)."""
+    return {key: dim.kind + " " + dim.text() for key, dim in space.items()}

@@ -1,0 +1,256 @@
+"""``solsa tune``: the search space, the folds, the study (resume, shared by two workers), errors, failures."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from solsa.cli import main
+from solsa.config import TrainConfig
+from solsa.folds import fold_tasks, holdout_task, stratified_folds
+from solsa.io import load_config_file
+from solsa.tasks import load_task
+from solsa.tune import tune
+from solsa.tune_space import DEFAULT_SPACE, active_space, config_changes, default_params, parse_dimension
+from solsa.validation import OptionError
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TINY = {"task": "patterns", "task_options": {"n_samples": 24, "steps": 30, "n_inputs": 8, "cue_len": 5}, "hidden": (6,), "epochs": 1}
+TINY_FLAGS = ["--task", "patterns", "--task-option", "n_samples=24", "--task-option", "steps=30",
+              "--task-option", "n_inputs=8", "--task-option", "cue_len=5", "--hidden", "6", "--epochs", "1"]
+SMALL_SPACE = {"alpha": parse_dimension("alpha", "0:0.9"), "lr": parse_dimension("lr", "1e-3:1e-2:log")}
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_space_errors_name_the_key():
+    with pytest.raises(OptionError, match=r"^space key 'speed' is unknown; valid keys: alpha"):
+        parse_dimension("speed", "1:2")
+    with pytest.raises(OptionError, match=r"^space key 'alpha' has an empty range '0.9:0.1'"):
+        parse_dimension("alpha", "0.9:0.1")
+    with pytest.raises(OptionError, match=r"^space key 'alpha': 2.0 is not a valid alpha"):
+        active_space({"alpha": parse_dimension("alpha", "0:2")}, TrainConfig(), {})
+    with pytest.raises(OptionError, match=r"^space key 'encoder': unknown encoder"):
+        active_space({"encoder": parse_dimension("encoder", "direct,morse")}, TrainConfig(), {})
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    cases = [(["--space", "speed=1:2"], "--space key 'speed' is unknown"),
+             (["--space", "lr=1e-2:1e-4:log"], "--space key 'lr' has an empty range"),
+             (["--storage", f"sqlite:///{tmp_path}/no/such/dir/s.db"], "--storage 'sqlite:///"),
+             (["--storage", "nosuchdb://x"], "--storage 'nosuchdb://x' cannot be opened")]
+    for extra, expected in cases:
+        assert main(["tune", *TINY_FLAGS, "--trials", "1", "--out", str(tmp_path / "t"), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("solsa tune: error: " + expected) and "\n" not in err, err
+
+
+def test_given_options_leave_the_space(capsys):
+    space = active_space(DEFAULT_SPACE, TrainConfig(), {"lr": 1e-3, "hidden": (8,), "task_options": {"n_per_channel": 3}})
+    assert "lr" not in space and "hidden_width" not in space and "population.n_per_channel" not in space
+    assert {"alpha", "epochs", "encoder"} <= set(space)
+    # the rule's paper model fixes the filter: no α, β to search for e-prop
+    assert not {"alpha", "beta"} & set(active_space(DEFAULT_SPACE, TrainConfig(rule="eprop", model="paper"), {}))
+    # a fixed encoder keeps its own options and drops the others'
+    fixed = active_space(DEFAULT_SPACE, TrainConfig(encoder="delta"), {"encoder": "delta"})
+    assert "delta.threshold" in fixed and "rate.max_rate" not in fixed and "encoder" not in fixed
+    assert main(["tune", "--epochs", "2", "--rule", "bptt", "--show-space"]) == 0
+    shown = capsys.readouterr().out
+    assert "alpha" in shown and "epochs" not in shown
+
+
+def test_start_point_is_the_base_configuration():
+    base = TrainConfig(task="patterns", alpha=0.3, lr=3e-3, hidden=(32, 32))
+    space = active_space(DEFAULT_SPACE, base, {})
+    point = default_params(space, base)
+    assert point["alpha"] == 0.3 and point["hidden_width"] == 32 and point["hidden_layers"] == 2
+    again = base.replace(**config_changes(base, point))
+    assert again.replace(readout_alpha=None, encoder=None) == base  # readout α = α, the task's encoder by name
+
+
+def test_folds_are_stratified_disjoint_and_seeded():
+    task = load_task("patterns", n_samples=40, steps=30, n_inputs=8, cue_len=5)
+    pool = torch.cat([task.train.y, task.val.y])
+    folds = stratified_folds(pool, 5, seed=3)
+    assert sorted(torch.cat(folds).tolist()) == list(range(len(pool)))
+    assert all(torch.bincount(pool[f], minlength=4).tolist() == [2, 2, 2, 2] for f in folds)
+    assert all(torch.equal(a, b) for a, b in zip(folds, stratified_folds(pool, 5, seed=3)))
+    parts = fold_tasks(task, 5, seed=3)
+    assert all(torch.equal(p.test.x, p.val.x) and len(p.train) + len(p.val) == 40 for p in parts)
+    assert holdout_task(task).test is task.val
+    with pytest.raises(OptionError, match="^cv_folds=50 needs at least 50"):
+        stratified_folds(pool, 50, seed=0)
+
+
+def test_tune_writes_the_study_and_continues_it(tmp_path):
+    base = TrainConfig(**TINY)
+    given = {"epochs": 1, "hidden": (6,), "task_options": TINY["task_options"]}
+    r = tune(base, tmp_path, given=given, trials=2, space=SMALL_SPACE, cv_folds=0, log=None)
+    rows = _rows(tmp_path / "trials.csv")
+    assert len(rows) == 2 and rows[0]["start_configuration"] == "True"
+    assert float(rows[0]["alpha"]) == 0.0 and float(rows[0]["lr"]) == base.lr  # trial 0: the defaults
+    assert r["scoring"].startswith("the validation split") and r["scoring"].endswith("as asked)")
+    assert r["final"]["test_accuracy"] >= 0
+    chosen = TrainConfig.from_dict(load_config_file(tmp_path / "best.toml"))  # `solsa train --config` reads it
+    assert chosen.alpha == r["best_params"]["alpha"] and chosen.epochs == 1
+    assert (tmp_path / "tune.png").is_file() and (tmp_path / "study.db").is_file()
+    assert (tmp_path / "trials" / "0001" / "metrics.json").is_file()
+    report = json.loads((tmp_path / "tune.json").read_text())
+    assert report["best_trial"] == r["best_trial"] and report["trials"] == 2
+    r2 = tune(base, tmp_path, given=given, trials=3, space=SMALL_SPACE, cv_folds=0, log=None)
+    rows2 = _rows(tmp_path / "trials.csv")
+    assert len(rows2) == 3 and rows2[:2] == rows  # the finished trials are kept, --trials is the total
+    assert r2["trials"] == 3
+    with pytest.raises(ValueError, match="was started with other settings"):
+        tune(base.replace(lam=0.7), tmp_path, given=given, trials=4, space=SMALL_SPACE, cv_folds=0, log=None)
+
+
+def test_cross_validation_below_the_threshold_and_a_failing_trial(tmp_path):
+    from solsa.training import train
+
+    calls = []
+
+    def flaky_train(cfg, out, **kw):  # the second trial diverges; the study must go on
+        calls.append(str(out))
+        if "0001" in str(out):
+            raise FloatingPointError("training loss is nan at epoch 1 (diverged)")
+        return train(cfg, out, **kw)
+
+    r = tune(TrainConfig(**TINY), tmp_path, given={"epochs": 1}, trials=3, space=SMALL_SPACE, cv_folds=None,
+             final=False, train_fn=flaky_train, log=None)
+    assert r["cv_folds"] == 5 and "5-fold cross-validation" in r["scoring"] and "(fewer than 200)" in r["scoring"]
+    assert "final" not in r
+    rows = _rows(tmp_path / "trials.csv")
+    assert [row["state"] for row in rows] == ["complete", "fail", "complete"]
+    assert rows[1]["error"].startswith("FloatingPointError: training loss is nan")
+    assert sum("0000" in c for c in calls) == 5  # one run per fold
+
+
+def test_a_diverging_run_fails_its_trial_through_the_epoch_hook():
+    from solsa.tune import _pruning_hook
+
+    hook = _pruning_hook(trial=None, report=False)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        hook(1, {"loss": float("nan"), "val_accuracy": 0.0})
+
+
+def _tune_cmd(out, *extra):
+    return [sys.executable, "-m", "solsa.cli", "tune", *TINY_FLAGS, "--space", "alpha=0:0.9", "--space-file",
+            str(_space_file(out)), "--cv-folds", "0", "--no-final", "--out", str(out), *extra]
+
+
+def _space_file(out: Path) -> Path:
+    path = out.parent / "space.toml"
+    path.write_text('[space]\nalpha = "0:0.9"\nlr = "1e-3:1e-2:log"\n')
+    return path
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _study_trials(db: Path, name: str):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}").trials
+
+
+def test_two_workers_share_one_study(tmp_path):
+    db = tmp_path / "shared.db"
+    cmd = ["--trials", "6", "--storage", f"sqlite:///{db}", "--study-name", "shared", "--quiet"]
+    first = subprocess.Popen(_tune_cmd(tmp_path / "w1", *cmd), env=_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    second = subprocess.Popen(_tune_cmd(tmp_path / "w2", *cmd), env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    for proc in (first, second):
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    trials = _study_trials(db, "shared")
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers)) and all(t.state.name == "COMPLETE" for t in trials)
+    assert 6 <= len(trials) <= 7  # the total; a 7th only if both workers started the last one in the same instant
+    ran = [{p.name for p in (tmp_path / w / "trials").iterdir()} for w in ("w1", "w2")]
+    assert ran[0] and ran[1] and not ran[0] & ran[1]  # both worked, no trial ran twice
+    assert len(ran[0] | ran[1]) == len(trials)
+
+
+def test_killed_tune_resumes_with_its_finished_trials(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_tune_cmd(out, "--trials", "5", "--quiet"), env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    csv_file, deadline = out / "trials.csv", time.time() + 90
+    while time.time() < deadline and (not csv_file.is_file() or len(_rows(csv_file)) < 2):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    before = {t.number: t.value for t in _study_trials(out / "study.db", "patterns-solsa") if t.state.name == "COMPLETE"}
+    assert len(before) >= 2
+    done = subprocess.run(_tune_cmd(out, "--trials", "5", "--quiet", "--grace", "2"), env=_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    after = _study_trials(out / "study.db", "patterns-solsa")
+    assert {t.number: t.value for t in after if t.number in before} == before  # kept, not rerun
+    assert sum(t.state.name == "COMPLETE" for t in after) == 5
+
+
+def test_compare_tune_gives_every_rule_the_same_study(tmp_path):
+    from solsa.compare import compare
+
+    options = {**TINY["task_options"], "n_samples": 250}  # ≥ 200 training samples: scored on the validation split
+    base = TrainConfig(**{**TINY, "task_options": options}, model="paper")
+    given = {"epochs": 1, "hidden": (6,), "task_options": options, "batch_size": 32, "lr": 3e-3,
+             "filter_granularity": "layer", "readout_alpha": 0.0, "encoder": "direct"}
+    report = compare(base, ["solsa", "eprop"], [0], tmp_path, given=given, tune=2, progress=False)
+    found = {f["rule"]: f for f in report["search_results"]}
+    assert found["solsa"]["trials"] == found["eprop"]["trials"] == 2
+    assert set(found["solsa"]["params"]) == {"alpha", "beta", "lam"}
+    assert "alpha" not in found["eprop"]["params"]  # e-prop's paper model has no filter to tune
+    for run in report["runs"]:
+        assert all(run["config"][k] == v for k, v in found[run["rule"]]["params"].items())
+    text = (tmp_path / "summary.md").read_text()
+    assert "an optuna study of 2 trials per task and rule" in text and "| patterns | eprop |" in text
+    assert len(_rows(tmp_path / "tune" / "patterns" / "eprop" / "trials.csv")) == 2
+
+
+def test_compare_cli_one_suite_task_and_tune_instead_of_the_grid(monkeypatch, tmp_path, capsys):
+    import solsa.compare as compare_module
+
+    seen = {}
+
+    def fake_compare(base, rules, seeds, out, **kw):
+        seen.update(kw)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(compare_module, "compare", fake_compare)
+    assert main(["compare", "--suite", "paper", "--task", "patterns", "--tune", "3", "--epochs", "2",
+                 "--out", str(tmp_path / "c")]) == 2
+    assert list(seen["tasks"]) == ["patterns"] and seen["tune"] == 3 and seen["search"] == {}
+    assert seen["tasks"]["patterns"]["alpha"] == 0.9 and seen["tasks"]["patterns"]["epochs"] == 2
+    assert main(["compare", "--tune", "3", "--search", "lr=0.001,0.002", "--out", str(tmp_path / "c")]) == 2
+    assert "error: --tune replaces the grid search" in capsys.readouterr().err
+
+
+def test_the_pruner_stops_only_the_worst_quarter(tmp_path):
+    from solsa.tune import open_study
+
+    study = open_study(f"sqlite:///{tmp_path}/p.db", "p")
+    for v in (0.2, 0.4, 0.6, 0.8, 1.0):
+        study.add_trial(optuna.trial.create_trial(value=v, intermediate_values={5: v}))
+    verdict = {}
+    for v in (0.3, 0.5):
+        with pytest.warns(UserWarning, match="Heartbeat"):  # solsa runs trials through optimize(); ask() here
+            trial = study.ask()
+        trial.report(v, 5)
+        verdict[v] = trial.should_prune()
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    assert verdict == {0.3: True, 0.5: False}  # below / above the finished trials' 25th percentile (0.4)
