@@ -155,3 +155,15 @@ def test_compare_resumes_an_unfinished_run(npz_task, tmp_path):
         os.remove(tmp_path / "part" / f)
     assert main(args) == 0
     assert all(torch.allclose(whole[k], _weights(run)[k]) for k in whole)
+
+
+def test_compare_names_a_truncated_metrics_file(npz_task, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "--task", npz_task, "--rules", "solsa", "--seeds", "1", "--no-search", "--out", str(out),
+            "--epochs", "1", *ARGS]
+    assert main(args) == 0
+    metrics = next(out.rglob("metrics.json"))
+    metrics.write_text(metrics.read_text()[:100])  # cut mid-write
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert str(metrics) in err and "cannot be read" in err
