@@ -19,6 +19,7 @@ from . import npz as _npz
 from . import patterns as _patterns
 from . import tonic_sets as _tonic
 from . import uea as _uea
+from ..validation import check_positive_int
 from .base import Batch, Split, Task, TaskFamily, iterate_batches
 from .encoders import ENCODERS, delta, direct, encode, encoder_defaults, latency, list_encoders, population, rate
 from .metrics import van_rossum_distance
@@ -95,8 +96,7 @@ def load_task(
     """
     if not isinstance(spec, str):
         raise ValueError(f"task spec must be a string, got {type(spec).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_positive_int("seed", seed, minimum=0)
     options = dict(options)
     loader, args, default_encoder = _resolve(spec.strip(), options)
     params = inspect.signature(loader).parameters
