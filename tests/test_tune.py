@@ -76,7 +76,8 @@ def test_start_point_is_the_base_configuration():
     point = default_params(space, base)
     assert point["alpha"] == 0.3 and point["hidden_width"] == 32 and point["hidden_layers"] == 2
     again = base.replace(**config_changes(base, point))
-    assert again.replace(readout_alpha=None, encoder=None) == base  # readout α = α, the task's encoder by name
+    # readout α = α, the task's encoder by name, the rule's own credit mode by name
+    assert again.replace(readout_alpha=None, encoder=None, credit=None) == base
 
 
 def test_folds_are_stratified_disjoint_and_seeded():
@@ -213,7 +214,7 @@ def test_compare_tune_gives_every_rule_the_same_study(tmp_path):
     report = compare(base, ["solsa", "eprop"], [0], tmp_path, given=given, tune=2, progress=False)
     found = {f["rule"]: f for f in report["search_results"]}
     assert found["solsa"]["trials"] == found["eprop"]["trials"] == 2
-    assert set(found["solsa"]["params"]) == {"alpha", "beta", "lam"}
+    assert set(found["solsa"]["params"]) == {"alpha", "beta", "lam", "credit"}
     assert "alpha" not in found["eprop"]["params"]  # e-prop's paper model has no filter to tune
     for run in report["runs"]:
         assert all(run["config"][k] == v for k, v in found[run["rule"]]["params"].items())
@@ -254,3 +255,14 @@ def test_the_pruner_stops_only_the_worst_quarter(tmp_path):
         verdict[v] = trial.should_prune()
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     assert verdict == {0.3: True, 0.5: False}  # below / above the finished trials' 25th percentile (0.4)
+
+
+def test_credit_is_searched_for_solsa_rules_only():
+    from solsa.tune_space import DEFAULT_SPACE, active_space, default_params
+
+    solsa_space = active_space(DEFAULT_SPACE, TrainConfig(rule="solsa"), {})
+    assert "credit" in solsa_space
+    assert default_params(solsa_space, TrainConfig(rule="solsa"))["credit"] == "same-step"
+    assert default_params(solsa_space, TrainConfig(rule="solsa-cascade"))["credit"] == "cascade"
+    assert "credit" not in active_space(DEFAULT_SPACE, TrainConfig(rule="bptt"), {})
+    assert "credit" not in active_space(DEFAULT_SPACE, TrainConfig(rule="solsa"), {"credit": "next"})

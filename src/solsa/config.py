@@ -159,7 +159,7 @@ class TrainConfig:
                 f.metadata["check"](f.name, value)
             if _base_type(f) is bool and not isinstance(value, bool):
                 raise OptionError(f.name, f"{f.name} must be true or false, got {value!r}")
-        if self.credit is not None and "credit" not in inspect.signature(get_rule(self.rule).cls).parameters:
+        if self.credit is not None and not takes_credit(self.rule):
             raise OptionError("credit", f"credit applies to the SOLSA rules only, not to rule {self.rule!r}")
         if not isinstance(self.task_options, dict):
             raise OptionError("task_options", f"task_options must be a table of KEY = VALUE, got {self.task_options!r}")
@@ -188,6 +188,18 @@ class TrainConfig:
     @property
     def loss_name(self) -> str:
         return self.loss or ("mse" if self.readout == "spike" else "ce")
+
+
+def takes_credit(rule: str) -> bool:
+    """Whether ``rule`` has SOLSA's cross-layer ``credit`` option."""
+    return "credit" in inspect.signature(get_rule(rule).cls).parameters
+
+
+def rule_credit(cfg: "TrainConfig") -> str | None:
+    """The credit mode a run trains with (the option, else its rule's own; None for rules without one)."""
+    if not takes_credit(cfg.rule):
+        return None
+    return cfg.credit or get_rule(cfg.rule).options.get("credit", "same-step")
 
 
 def option_fields() -> tuple[dataclasses.Field, ...]:

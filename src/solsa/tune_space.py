@@ -20,10 +20,12 @@ key                         default range                sets
 ``hidden_layers``           int 1 .. 2                   number of hidden layers (``hidden``)
 ``batch_size``              8, 16, 32                    sequences per batch
 ``epochs``                  int 10 .. 60 (step 10)       training epochs
+``credit``                  same-step, next, cascade     SOLSA's cross-layer credit (SOLSA rules only)
 ==========================  ===========================  ===============================================
 
 A key leaves the space when the option it sets is given (on the command line or in ``--config``), and
-when the rule's neuron model fixes it (e.g. e-prop's paper model has no synaptic filter: no α, β).
+when the rule's neuron model fixes it (e.g. e-prop's paper model has no synaptic filter: no α, β), and
+``credit`` leaves it for the rules that have none (BPTT and the baselines).
 Override or add a range with ``KEY=LOW:HIGH`` (``:log`` for a log scale) or a list ``KEY=A,B,C``.
 """
 
@@ -32,7 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .config import TrainConfig
+from .config import TrainConfig, rule_credit
+from .rules.credit import CREDIT_MODES
 from .cli_options import parse_scalar
 from .rules import get_rule
 from .tasks import TASKS, ENCODERS
@@ -83,10 +86,10 @@ _KEYS: dict[str, tuple[str, str | None]] = {
     "population.n_per_channel": ("n_per_channel", "population"), "delta.threshold": ("threshold", "delta"),
     "rate.max_rate": ("max_rate", "rate"), "latency.window": ("window", "latency"),
     "lr": ("lr", None), "hidden_width": ("hidden", None), "hidden_layers": ("hidden", None),
-    "batch_size": ("batch_size", None), "epochs": ("epochs", None),
+    "batch_size": ("batch_size", None), "epochs": ("epochs", None), "credit": ("credit", None),
 }
 _INT_KEYS = {"population.n_per_channel", "latency.window", "hidden_width", "hidden_layers", "batch_size", "epochs"}
-_CATEGORICAL_KEYS = {"filter_granularity", "encoder"}
+_CATEGORICAL_KEYS = {"filter_granularity", "encoder", "credit"}
 
 DEFAULT_SPACE: dict[str, Dimension] = {
     "alpha": Dimension("float", 0.0, 0.95),
@@ -104,6 +107,7 @@ DEFAULT_SPACE: dict[str, Dimension] = {
     "hidden_layers": Dimension("int", 1, 2),
     "batch_size": Dimension("categorical", choices=(8, 16, 32)),
     "epochs": Dimension("int", 10, 60, step=10),
+    "credit": Dimension("categorical", choices=CREDIT_MODES),
 }
 
 
@@ -180,6 +184,8 @@ def active_space(space: dict[str, Dimension], base: TrainConfig, given: dict[str
         option, enc = _KEYS[key]
         if (option in fixed_task_options) if enc else (option in fixed):
             continue
+        if key == "credit" and rule_credit(base) is None:
+            continue  # the rule has no credit option
         if enc is not None and not encoder_searched and _encoder(base, {}) != enc:
             continue  # the encoder is fixed to another one: its options never apply
         if key == "encoder" and set(dim.choices) - set(ENCODERS):
@@ -231,7 +237,8 @@ def default_params(space: dict[str, Dimension], base: TrainConfig) -> dict[str, 
     values: dict[str, Any] = {"alpha": base.alpha, "beta": base.beta, "lam": base.lam, "lr": base.lr,
                               "readout_alpha": base.alpha if base.readout_alpha is None else base.readout_alpha,
                               "filter_granularity": base.filter_granularity, "batch_size": base.batch_size,
-                              "epochs": base.epochs, "encoder": _encoder(base, {}), "hidden_layers": len(base.hidden)}
+                              "epochs": base.epochs, "encoder": _encoder(base, {}), "hidden_layers": len(base.hidden),
+                              "credit": rule_credit(base)}
     if base.hidden and len(set(base.hidden)) == 1:
         values["hidden_width"] = base.hidden[0]
     enc = values["encoder"]
