@@ -10,6 +10,7 @@ from solsa.cli import main
 from solsa.fast import fused_available, fused_unavailable_reason
 from solsa.functional import lagged_surrogate, membrane_credit, synaptic_credit
 from solsa.gradcheck import compare_gradients, gradcheck_seeds, rule_gradients
+from solsa.config import TrainConfig, rule_credit
 from solsa.rules import BPTT, RULES, SOLSA
 
 D = torch.float64
@@ -197,7 +198,10 @@ def test_lagged_surrogate_of_a_constant_is_that_constant():
 
 def test_rule_registry_has_the_credit_modes():
     assert RULES["solsa-samestep"].options == {"credit": "same-step"}
-    assert RULES["solsa-cascade"].options == {"credit": "cascade"}
+    assert RULES["solsa-next"].options == {"credit": "next"}
+    # the default (chosen on the suite's validation accuracy): the rule, the class and the config agree
+    assert RULES["solsa"].options == {"credit": "cascade"} and SOLSA(SNN(2, [3], 2)).credit == "cascade"
+    assert rule_credit(TrainConfig()) == "cascade" and rule_credit(TrainConfig(rule="bptt")) is None
 
 
 def test_cli_two_layer_leaky_readout_is_exact(capsys):

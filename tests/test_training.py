@@ -188,3 +188,26 @@ def test_config_validation():
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="unknown option"):
         TrainConfig.from_dict({"epochz": 3})
+
+
+def test_filter_lr_scale_gives_the_neuron_dynamics_their_own_learning_rate():
+    from solsa.factories import build_learner, build_network
+    from solsa.validation import OptionError
+
+    cfg = TrainConfig(hidden=(6,), learn_lam=True, lr=0.01, filter_lr_scale=0.1)
+    learner = build_learner(cfg, build_network(cfg, 3, 2))
+    groups = learner.optimizer.param_groups
+    assert [g["lr"] for g in groups] == [0.01, pytest.approx(0.001)]
+    dynamics = {id(p) for p in groups[1]["params"]}
+    for name, p in learner.rule.net.named_parameters():
+        assert (id(p) in dynamics) == (name.rpartition(".")[2] in ("alpha", "beta", "lam")), name
+    # one Adam step moves α by lr × scale, the weights by lr
+    net = learner.rule.net
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)
+    learner.optimizer.step()
+    assert (net.layers[0].weight - before["layers.0.weight"]).abs().max().item() == pytest.approx(0.01, rel=1e-3)
+    assert (net.layers[0].beta - before["layers.0.beta"]).abs().max().item() == pytest.approx(0.001, rel=1e-3)
+    with pytest.raises(OptionError, match="filter_lr_scale"):
+        TrainConfig(filter_lr_scale=0.0)

@@ -214,7 +214,7 @@ def test_compare_tune_gives_every_rule_the_same_study(tmp_path):
     report = compare(base, ["solsa", "eprop"], [0], tmp_path, given=given, tune=2, progress=False)
     found = {f["rule"]: f for f in report["search_results"]}
     assert found["solsa"]["trials"] == found["eprop"]["trials"] == 2
-    assert set(found["solsa"]["params"]) == {"alpha", "beta", "lam", "credit"}
+    assert set(found["solsa"]["params"]) == {"alpha", "beta", "lam", "credit", "filter_lr_scale"}
     assert "alpha" not in found["eprop"]["params"]  # e-prop's paper model has no filter to tune
     for run in report["runs"]:
         assert all(run["config"][k] == v for k, v in found[run["rule"]]["params"].items())
@@ -262,7 +262,17 @@ def test_credit_is_searched_for_solsa_rules_only():
 
     solsa_space = active_space(DEFAULT_SPACE, TrainConfig(rule="solsa"), {})
     assert "credit" in solsa_space
-    assert default_params(solsa_space, TrainConfig(rule="solsa"))["credit"] == "same-step"
-    assert default_params(solsa_space, TrainConfig(rule="solsa-cascade"))["credit"] == "cascade"
+    assert default_params(solsa_space, TrainConfig(rule="solsa"))["credit"] == "cascade"
+    assert default_params(solsa_space, TrainConfig(rule="solsa-samestep"))["credit"] == "same-step"
     assert "credit" not in active_space(DEFAULT_SPACE, TrainConfig(rule="bptt"), {})
     assert "credit" not in active_space(DEFAULT_SPACE, TrainConfig(rule="solsa"), {"credit": "next"})
+
+
+def test_filter_lr_scale_is_searched_only_where_something_learns_the_dynamics():
+    from solsa.tune_space import DEFAULT_SPACE, active_space, default_params
+
+    space = active_space(DEFAULT_SPACE, TrainConfig(rule="solsa"), {})
+    assert default_params(space, TrainConfig(rule="solsa", filter_lr_scale=0.5))["filter_lr_scale"] == 0.5
+    assert "filter_lr_scale" not in active_space(DEFAULT_SPACE, TrainConfig(rule="eprop", model="paper"), {})
+    assert "filter_lr_scale" not in active_space(DEFAULT_SPACE, TrainConfig(rule="solsa-fixedfilter"), {})
+    assert "filter_lr_scale" in active_space(DEFAULT_SPACE, TrainConfig(rule="solsa-fixedfilter", learn_lam=True), {})

@@ -17,7 +17,7 @@ __all__ = ["main"]
 def _add_gradcheck(sub) -> None:
     from .functional import RESET_MODES
     from .layers import FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUTS
-    from .rules.credit import CREDIT_MODES
+    from .rules.credit import CREDIT_MODES, DEFAULT_CREDIT
     from .surrogate import SURROGATES
 
     p = sub.add_parser("gradcheck", help="compare the SOLSA gradient with BPTT on a random network")
@@ -34,9 +34,9 @@ def _add_gradcheck(sub) -> None:
     p.add_argument("--filter-granularity", default="layer", choices=FILTER_GRANULARITIES)
     p.add_argument("--lam-granularity", default="neuron", choices=LAM_GRANULARITIES,
                    help="one membrane decay per layer or per neuron, in every layer (default neuron)")
-    p.add_argument("--credit", default="same-step", choices=list(CREDIT_MODES),
-                   help="SOLSA's cross-layer credit (docs/credit.md; default same-step); "
-                        "other modes print same-step's numbers beside")
+    p.add_argument("--credit", default=DEFAULT_CREDIT, choices=list(CREDIT_MODES),
+                   help=f"SOLSA's cross-layer credit (docs/credit.md; default {DEFAULT_CREDIT}); "
+                        "modes other than same-step print same-step's numbers beside")
     p.add_argument("--alpha", type=float, default=0.5, help="initial synaptic decay of every layer (default 0.5)")
     p.add_argument("--lam", type=float, default=0.7, help="membrane decay of every layer (default 0.7)")
     p.add_argument("--weight-scale", type=float, default=2.0, help="weight scale (default 2.0: every layer spikes)")

@@ -19,7 +19,7 @@ from .functional import RESET_MODES
 from .layers import ALPHA_MAX, BETA_MIN, FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUTS
 from .losses import LOSSES
 from .rules import get_rule
-from .rules.credit import CREDIT_MODES
+from .rules.credit import CREDIT_MODES, DEFAULT_CREDIT
 from .rules.solsa import BACKENDS
 from .schedule import UpdateSchedule
 from .surrogate import SURROGATES
@@ -85,8 +85,9 @@ class TrainConfig:
     """Every option of ``solsa train``; the defaults are the main job (SOLSA on JapaneseVowels).
 
     The training defaults (one α, β per *input channel*, batch 16, lr 2e-3) were chosen on
-    JapaneseVowels' validation split (mean over seeds 0-2; see README). :class:`~solsa.LIFLayer`'s
-    own default stays one α, β per layer, as in the paper.
+    JapaneseVowels' validation split (mean over seeds 0-2; see README); ``filter_lr_scale`` 0.1 and SOLSA's
+    ``cascade`` credit on the mean validation accuracy of the paper suite (docs/credit.md §5).
+    :class:`~solsa.LIFLayer`'s own default stays one α, β per layer, as in the paper.
     """
 
     # run
@@ -99,6 +100,8 @@ class TrainConfig:
                      check=_non_negative)
     batch_size: int = _opt(16, "optimizer", "sequences per batch", check=_positive)
     lr: float = _opt(2e-3, "optimizer", "learning rate", check=_positive_number)
+    filter_lr_scale: float = _opt(0.1, "optimizer", "learning-rate multiplier for the neuron dynamics α, β, λ "
+                                  "(their learning rate is lr × filter_lr_scale)", check=_positive_number)
     optimizer: str = _opt("adam", "optimizer", "torch.optim optimizer (sgd uses momentum 0.9)", choices=OPTIMIZERS)
     hidden: tuple[int, ...] = _opt((100, 100), "model", "hidden layer sizes, e.g. 100,100 ('' for none)",
                                    check=_hidden)
@@ -199,7 +202,7 @@ def rule_credit(cfg: "TrainConfig") -> str | None:
     """The credit mode a run trains with (the option, else its rule's own; None for rules without one)."""
     if not takes_credit(cfg.rule):
         return None
-    return cfg.credit or get_rule(cfg.rule).options.get("credit", "same-step")
+    return cfg.credit or get_rule(cfg.rule).options.get("credit", DEFAULT_CREDIT)
 
 
 def option_fields() -> tuple[dataclasses.Field, ...]:

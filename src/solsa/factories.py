@@ -18,7 +18,9 @@ from .learner import Learner
 from .rules import LearningRule, get_rule
 from .validation import check_choice
 
-__all__ = ["network_options", "build_network", "build_rule", "make_optimizer", "build_learner"]
+__all__ = ["network_options", "build_network", "build_rule", "make_optimizer", "build_learner", "parameter_groups"]
+
+DYNAMICS = ("alpha", "beta", "lam")  # the parameters filter_lr_scale applies to
 
 
 def network_options(cfg: TrainConfig) -> dict[str, Any]:
@@ -45,8 +47,10 @@ def build_rule(cfg: TrainConfig, net: SNN) -> LearningRule:
     return get_rule(cfg.rule).build(net, cfg.loss_name, backend=cfg.backend, **options)
 
 
-def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    """A ``torch.optim`` optimizer by name (one of :data:`~solsa.config.OPTIMIZERS`)."""
+def make_optimizer(name: str, params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
+                   lr: float) -> torch.optim.Optimizer:
+    """A ``torch.optim`` optimizer by name (one of :data:`~solsa.config.OPTIMIZERS`); ``params`` as torch takes
+    them: parameters or parameter groups."""
     check_choice("optimizer", name, OPTIMIZERS)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
@@ -61,5 +65,19 @@ def build_learner(cfg: TrainConfig, net: SNN, sync: DataParallel | None = None) 
     """``Learner(rule, optimizer)`` for ``net`` under ``cfg`` (the optimizer over its learnable parameters);
     ``sync`` makes it one process of a data-parallel run."""
     rule = build_rule(cfg, net)
-    params = [p for p in net.parameters() if p.requires_grad]
-    return Learner(rule, make_optimizer(cfg.optimizer, params, cfg.lr), sync)
+    return Learner(rule, make_optimizer(cfg.optimizer, parameter_groups(net, cfg.lr, cfg.filter_lr_scale), cfg.lr),
+                   sync)
+
+
+def parameter_groups(net: SNN, lr: float, filter_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """``net``'s learnable parameters as optimizer groups: weights and biases at ``lr``, the neuron dynamics
+    (α, β, λ) at ``lr × filter_lr_scale`` (decays near 1 set time constants ~1/(1−α): one Adam step of the
+    weights' size moves them far)."""
+    dynamics, weights = [], []
+    for name, p in net.named_parameters():
+        if p.requires_grad:
+            (dynamics if name.rpartition(".")[2] in DYNAMICS else weights).append(p)
+    groups = [{"params": weights, "lr": lr}]
+    if dynamics:
+        groups.append({"params": dynamics, "lr": lr * filter_lr_scale})
+    return groups

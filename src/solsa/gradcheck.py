@@ -19,7 +19,7 @@ import torch
 
 from .layers import SNN
 from .rules import BPTT, SOLSA
-from .rules.credit import check_credit
+from .rules.credit import DEFAULT_CREDIT, check_credit
 from .validation import check_positive_int
 
 __all__ = ["PARAM_KINDS", "rule_gradients", "compare_gradients", "gradcheck", "gradcheck_seeds"]
@@ -70,7 +70,7 @@ def gradcheck(
     readout: str = "spike",
     filter_granularity: str = "layer",
     lam_granularity: str = "neuron",
-    credit: str = "same-step",
+    credit: str = DEFAULT_CREDIT,
     alpha: float = 0.5,
     lam: float = 0.7,
     weight_scale: float = 2.0,

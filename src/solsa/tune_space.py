@@ -16,6 +16,7 @@ key                         default range                sets
 ``rate.max_rate``           float 0.2 .. 1               encoder option (rate)
 ``latency.window``          int 2 .. 10                  encoder option (latency)
 ``lr``                      float 1e-4 .. 1e-2 (log)     learning rate
+``filter_lr_scale``         float 0.01 .. 1 (log)        learning-rate multiplier of α, β, λ
 ``hidden_width``            int 16 .. 128 (log)          width of every hidden layer (``hidden``)
 ``hidden_layers``           int 1 .. 2                   number of hidden layers (``hidden``)
 ``batch_size``              8, 16, 32                    sequences per batch
@@ -25,7 +26,8 @@ key                         default range                sets
 
 A key leaves the space when the option it sets is given (on the command line or in ``--config``), and
 when the rule's neuron model fixes it (e.g. e-prop's paper model has no synaptic filter: no α, β), and
-``credit`` leaves it for the rules that have none (BPTT and the baselines).
+``credit`` leaves it for the rules that have none (BPTT and the baselines), ``filter_lr_scale`` when nothing
+learns α, β or λ.
 Override or add a range with ``KEY=LOW:HIGH`` (``:log`` for a log scale) or a list ``KEY=A,B,C``.
 """
 
@@ -85,7 +87,8 @@ _KEYS: dict[str, tuple[str, str | None]] = {
     "filter_granularity": ("filter_granularity", None), "encoder": ("encoder", None),
     "population.n_per_channel": ("n_per_channel", "population"), "delta.threshold": ("threshold", "delta"),
     "rate.max_rate": ("max_rate", "rate"), "latency.window": ("window", "latency"),
-    "lr": ("lr", None), "hidden_width": ("hidden", None), "hidden_layers": ("hidden", None),
+    "lr": ("lr", None), "filter_lr_scale": ("filter_lr_scale", None),
+    "hidden_width": ("hidden", None), "hidden_layers": ("hidden", None),
     "batch_size": ("batch_size", None), "epochs": ("epochs", None), "credit": ("credit", None),
 }
 _INT_KEYS = {"population.n_per_channel", "latency.window", "hidden_width", "hidden_layers", "batch_size", "epochs"}
@@ -103,6 +106,7 @@ DEFAULT_SPACE: dict[str, Dimension] = {
     "rate.max_rate": Dimension("float", 0.2, 1.0),
     "latency.window": Dimension("int", 2, 10),
     "lr": Dimension("float", 1e-4, 1e-2, log=True),
+    "filter_lr_scale": Dimension("float", 0.01, 1.0, log=True),
     "hidden_width": Dimension("int", 16, 128, log=True),
     "hidden_layers": Dimension("int", 1, 2),
     "batch_size": Dimension("categorical", choices=(8, 16, 32)),
@@ -186,6 +190,8 @@ def active_space(space: dict[str, Dimension], base: TrainConfig, given: dict[str
             continue
         if key == "credit" and rule_credit(base) is None:
             continue  # the rule has no credit option
+        if key == "filter_lr_scale" and not _learns_dynamics(base):
+            continue  # nothing for it to scale
         if enc is not None and not encoder_searched and _encoder(base, {}) != enc:
             continue  # the encoder is fixed to another one: its options never apply
         if key == "encoder" and set(dim.choices) - set(ENCODERS):
@@ -200,6 +206,12 @@ def active_space(space: dict[str, Dimension], base: TrainConfig, given: dict[str
                     raise OptionError("space", f"space key {key!r}: {value!r} is not a valid {option}: {err}") from None
         active[key] = dim
     return active
+
+
+def _learns_dynamics(base: TrainConfig) -> bool:
+    model = {"learn_alpha": base.learn_alpha, "learn_beta": base.learn_beta, "learn_lam": base.learn_lam,
+             **get_rule(base.rule).model_options(base.model)}
+    return any(model[k] for k in ("learn_alpha", "learn_beta", "learn_lam"))
 
 
 def suggest(trial: Any, space: dict[str, Dimension], base: TrainConfig) -> dict[str, Any]:
@@ -235,6 +247,7 @@ def default_params(space: dict[str, Dimension], base: TrainConfig) -> dict[str, 
     from .tasks import encoder_defaults
 
     values: dict[str, Any] = {"alpha": base.alpha, "beta": base.beta, "lam": base.lam, "lr": base.lr,
+                              "filter_lr_scale": base.filter_lr_scale,
                               "readout_alpha": base.alpha if base.readout_alpha is None else base.readout_alpha,
                               "filter_granularity": base.filter_granularity, "batch_size": base.batch_size,
                               "epochs": base.epochs, "encoder": _encoder(base, {}), "hidden_layers": len(base.hidden),

@@ -105,7 +105,8 @@ def _build(cxx: str, openmp: bool) -> Path:
         out = Path(tmp) / "solsa_fused.so"
         proc = subprocess.run(compiler_command(cxx, src, out, openmp), capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
-            raise RuntimeError(f"compiler {cxx} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+            detail = proc.stderr.strip()[-2000:]
+            raise RuntimeError(f"compiler {cxx} failed (exit {proc.returncode})" + (f": {detail}" if detail else ""))
         os.replace(out, target)  # atomic: concurrent builders never see a half-written file
     return target
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..validation import OptionError
 from .base import Capabilities, LearningRule, SequenceResult, StepResult, sequence_weights, target_at
 from .bptt import BPTT
-from .credit import CREDIT_MODES
+from .credit import CREDIT_MODES, DEFAULT_CREDIT
 from .eprop import EProp
 from .ostl import OSTL
 from .ottt import OTTT
@@ -52,16 +52,12 @@ class RuleSpec:
 
 # One line per rule: a new rule is its file plus one entry here (tests/test_conformance.py checks it).
 RULES: dict[str, RuleSpec] = {
-    "solsa": RuleSpec("solsa", SOLSA, "SOLSA: exact per-layer traces with reset feedback, learned synaptic filter",
-                      options={"credit": "same-step"}),
+    "solsa": RuleSpec("solsa", SOLSA, "SOLSA: exact per-layer traces with reset feedback, learned synaptic filter, "
+                      "credit through every layer above (docs/credit.md)", options={"credit": DEFAULT_CREDIT}),
     "bptt": RuleSpec("bptt", BPTT, "backpropagation through time on the identical model"),
     "solsa-next": RuleSpec(
         "solsa-next", SOLSA, "SOLSA, each hidden layer's traces filtered through the layer above (docs/credit.md)",
         options={"credit": "next"},
-    ),
-    "solsa-cascade": RuleSpec(
-        "solsa-cascade", SOLSA, "SOLSA, each hidden layer's traces filtered through every layer above (docs/credit.md)",
-        options={"credit": "cascade"},
     ),
     "solsa-samestep": RuleSpec(
         "solsa-samestep", SOLSA, "ablation: SOLSA with the error crossing layers within the step only (SOLSA.md §3)",
@@ -119,6 +115,7 @@ __all__ = [
     "RuleSpec",
     "RULES",
     "CREDIT_MODES",
+    "DEFAULT_CREDIT",
     "NO_FILTER",
     "ABLATIONS",
     "get_rule",

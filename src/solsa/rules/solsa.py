@@ -46,7 +46,7 @@ from ..functional import (
 from ..layers import LIFLayer
 from ..losses import Loss
 from .base import Capabilities, StepResult, state_nbytes
-from .credit import (CREDIT_MODES, LayerCredit, advance_credit, check_credit, credit_depth, credited_view,
+from .credit import (CREDIT_MODES, DEFAULT_CREDIT, LayerCredit, advance_credit, check_credit, credit_depth, credited_view,
                      descend_signals, new_credit)
 from .online import OnlineRule
 
@@ -95,7 +95,7 @@ class SOLSA(OnlineRule):
         credit: how a hidden layer's traces cross the layers above, one of :data:`CREDIT_MODES`
             (docs/credit.md): ``"same-step"`` (SOLSA.md §3, no extra memory), ``"next"`` (through the
             layer directly above; exact under a leaky readout with one λ) or ``"cascade"`` (through
-            every layer above). The fused kernel implements all three.
+            every layer above; the default). The fused kernel implements all three.
     """
 
     name = "solsa"
@@ -103,7 +103,7 @@ class SOLSA(OnlineRule):
 
     def __init__(
         self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True, backend: str | None = None,
-        credit: str = "same-step",
+        credit: str = DEFAULT_CREDIT,
     ) -> None:
         super().__init__(net, loss, backend=backend or os.environ.get("SOLSA_BACKEND") or "auto")
         self.credit = check_credit(credit)
