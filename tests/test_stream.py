@@ -140,13 +140,16 @@ def test_boundary_key_ends_the_segment_and_late_labels_still_train():
     assert clf.predict_proba_one(x) == pytest.approx(fresh.predict_proba_one(x))
 
 
-def test_state_dict_continues_exactly():
+@pytest.mark.parametrize("credit", ["same-step", "next", "cascade"])
+def test_state_dict_continues_exactly(credit):
     gen = torch.Generator().manual_seed(0)
     xs = [torch.randn(3, generator=gen) for _ in range(40)]
 
     def make():
         torch.manual_seed(0)
-        return StreamClassifier(SNN(3, [8], 2, readout="leaky"), update_every=4)
+        # slow filters and membranes in two hidden layers: the cross-layer credit state carries across steps
+        net = SNN(3, [8, 6], 2, readout="leaky", alpha=0.8, lam=0.8, readout_lam=0.5)
+        return StreamClassifier(net, rule=SOLSA(net, "ce", credit=credit), update_every=4)
 
     a, b = make(), make()
     for i, x in enumerate(xs[:20]):
@@ -159,6 +162,14 @@ def test_state_dict_continues_exactly():
         a.learn_one(x, i % 2)
         b.learn_one(x, i % 2)
     assert all(torch.equal(p, q) for p, q in zip(a.net.parameters(), b.net.parameters()))
+    if credit != "same-step":
+        assert any(k.startswith("credit.") for k in a.state_dict()["traces"][0])
+        with pytest.raises(ValueError, match="do not fit this rule"):  # a same-step snapshot lacks the credit
+            net = SNN(3, [8, 6], 2, readout="leaky", alpha=0.8, lam=0.8, readout_lam=0.5)
+            other = StreamClassifier(net, rule=SOLSA(net, "ce", credit="same-step"), update_every=4)
+            other.learn_one(xs[0], 0)
+            other.update()
+            b.load_state_dict(other.state_dict())
 
 
 def test_construction_errors():

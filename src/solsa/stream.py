@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from typing import Any, Hashable, Iterable, Mapping
+from typing import Any, Hashable, Iterable, Iterator, Mapping
 
 import torch
 
@@ -308,28 +308,48 @@ class StreamClassifier:
                 f"update_every={self.update_every}, classes={self.classes})")
 
 
+def _tensors(obj: Any, key: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """``(dotted key, container, slot)`` of every tensor in a rule's layer state: dataclass fields, the LIFState's
+    names, list indices and dict keys (SOLSA's cross-layer credit nests its traces in lists and dicts)."""
+    if dataclasses.is_dataclass(obj):
+        items = [(f.name, f.name) for f in dataclasses.fields(obj)]
+    elif isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        items = [(name, name) for name in obj._fields]
+    elif isinstance(obj, list):
+        items = [(str(i), i) for i in range(len(obj))]
+    elif isinstance(obj, dict):
+        items = [(str(k), k) for k in obj]
+    else:
+        return
+    for name, slot in items:
+        value = obj[slot] if isinstance(obj, (list, dict)) else getattr(obj, slot)
+        path = f"{key}.{name}" if key else name
+        if isinstance(value, torch.Tensor):
+            yield path, obj, slot
+        else:
+            yield from _tensors(value, path)
+
+
 def trace_tensors(traces: Any) -> dict[str, torch.Tensor]:
     """Copies of one layer's state and traces (an online rule's ``rule.traces[i]``: a dataclass of tensors,
-    a LIFState and Nones), by name (``state.V``, ``e``, ...)."""
-    out = {}
-    for f in dataclasses.fields(traces):
-        value = getattr(traces, f.name)
-        if isinstance(value, tuple):  # the LIFState
-            out.update({f"{f.name}.{k}": t.detach().clone() for k, t in zip(value._fields, value)})
-        elif isinstance(value, torch.Tensor):
-            out[f.name] = value.detach().clone()
-    return out
+    a LIFState, Nones and, for SOLSA's cross-layer credit, nested lists and dicts of tensors), by dotted name
+    (``state.V``, ``e``, ``credit.stages.0.e.1``, ...)."""
+    return {path: (obj[slot] if isinstance(obj, (list, dict)) else getattr(obj, slot)).detach().clone()
+            for path, obj, slot in _tensors(traces)}
 
 
 def _load_trace_tensors(traces: Any, saved: Mapping[str, torch.Tensor]) -> None:
     """Copy saved tensors into one layer's traces, in place (the fused kernel holds pointers to them)."""
+    here = {path: obj[slot] if isinstance(obj, (list, dict)) else getattr(obj, slot)
+            for path, obj, slot in _tensors(traces)}
+    if set(here) != set(saved):
+        raise ValueError(f"state_dict: the saved traces do not fit this rule and network "
+                         f"(missing {sorted(set(here) - set(saved))[:3]}, extra {sorted(set(saved) - set(here))[:3]})")
     for key, value in saved.items():
-        head, _, sub = key.partition(".")
-        target = getattr(traces, head, None)
-        target = getattr(target, sub, None) if sub else target
-        if not isinstance(target, torch.Tensor) or target.shape != value.shape:
+        if here[key].shape != value.shape:
             raise ValueError(f"state_dict: trace {key!r} does not fit this rule and network")
-        target.copy_(value)
+    for key, value in saved.items():
+        here[key].copy_(value)
 
 
 _RIVER = {"registered": False}
