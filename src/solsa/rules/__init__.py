@@ -60,7 +60,8 @@ RULES: dict[str, RuleSpec] = {
         options={"credit": "next"},
     ),
     "solsa-samestep": RuleSpec(
-        "solsa-samestep", SOLSA, "ablation: SOLSA with the error crossing layers within the step only (SOLSA.md §3)",
+        "solsa-samestep", SOLSA, "ablation: SOLSA with the error crossing layers within the step only (SOLSA.md §3); "
+        "the low-memory choice, about a third of the cascade's traces",
         options={"credit": "same-step"}, ablation=True,
     ),
     "solsa-nofilter": RuleSpec(
