@@ -86,7 +86,7 @@ class TrainConfig:
 
     The training defaults (one α, β per *input channel*, batch 16, lr 2e-3) were chosen on
     JapaneseVowels' validation split (mean over seeds 0-2; see README); ``filter_lr_scale`` 0.1 and SOLSA's
-    ``cascade`` credit on the mean validation accuracy of the paper suite (docs/credit.md §5).
+    ``cascade`` credit on the mean validation accuracy of the paper suite (docs/credit.md §6).
     :class:`~solsa.LIFLayer`'s own default stays one α, β per layer, as in the paper.
     """
 

@@ -69,7 +69,7 @@ def build_learner(cfg: TrainConfig, net: SNN, sync: DataParallel | None = None) 
                    sync)
 
 
-def parameter_groups(net: SNN, lr: float, filter_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+def parameter_groups(net: SNN, lr: float, filter_lr_scale: float) -> list[dict[str, Any]]:
     """``net``'s learnable parameters as optimizer groups: weights and biases at ``lr``, the neuron dynamics
     (α, β, λ) at ``lr × filter_lr_scale`` (decays near 1 set time constants ~1/(1−α): one Adam step of the
     weights' size moves them far)."""

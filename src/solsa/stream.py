@@ -308,40 +308,36 @@ class StreamClassifier:
                 f"update_every={self.update_every}, classes={self.classes})")
 
 
-def _tensors(obj: Any, key: str = "") -> Iterator[tuple[str, Any, Any]]:
-    """``(dotted key, container, slot)`` of every tensor in a rule's layer state: dataclass fields, the LIFState's
-    names, list indices and dict keys (SOLSA's cross-layer credit nests its traces in lists and dicts)."""
+def _tensors(obj: Any, key: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """``(dotted key, tensor)`` of every tensor in a rule's layer state: dataclass fields, the LIFState's names,
+    list indices and dict keys (SOLSA's cross-layer credit nests its traces in lists and dicts)."""
+    if isinstance(obj, torch.Tensor):
+        yield key, obj
+        return
     if dataclasses.is_dataclass(obj):
-        items = [(f.name, f.name) for f in dataclasses.fields(obj)]
+        items = [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
     elif isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        items = [(name, name) for name in obj._fields]
+        items = list(zip(obj._fields, obj))
     elif isinstance(obj, list):
-        items = [(str(i), i) for i in range(len(obj))]
+        items = list(enumerate(obj))
     elif isinstance(obj, dict):
-        items = [(str(k), k) for k in obj]
+        items = list(obj.items())
     else:
         return
-    for name, slot in items:
-        value = obj[slot] if isinstance(obj, (list, dict)) else getattr(obj, slot)
-        path = f"{key}.{name}" if key else name
-        if isinstance(value, torch.Tensor):
-            yield path, obj, slot
-        else:
-            yield from _tensors(value, path)
+    for name, value in items:
+        yield from _tensors(value, f"{key}.{name}" if key else str(name))
 
 
 def trace_tensors(traces: Any) -> dict[str, torch.Tensor]:
     """Copies of one layer's state and traces (an online rule's ``rule.traces[i]``: a dataclass of tensors,
     a LIFState, Nones and, for SOLSA's cross-layer credit, nested lists and dicts of tensors), by dotted name
     (``state.V``, ``e``, ``credit.stages.0.e.1``, ...)."""
-    return {path: (obj[slot] if isinstance(obj, (list, dict)) else getattr(obj, slot)).detach().clone()
-            for path, obj, slot in _tensors(traces)}
+    return {path: t.detach().clone() for path, t in _tensors(traces)}
 
 
 def _load_trace_tensors(traces: Any, saved: Mapping[str, torch.Tensor]) -> None:
     """Copy saved tensors into one layer's traces, in place (the fused kernel holds pointers to them)."""
-    here = {path: obj[slot] if isinstance(obj, (list, dict)) else getattr(obj, slot)
-            for path, obj, slot in _tensors(traces)}
+    here = dict(_tensors(traces))
     if set(here) != set(saved):
         raise ValueError(f"state_dict: the saved traces do not fit this rule and network "
                          f"(missing {sorted(set(here) - set(saved))[:3]}, extra {sorted(set(saved) - set(here))[:3]})")

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import TrainConfig, rule_credit
+from .factories import network_options
 from .rules.credit import CREDIT_MODES
 from .cli_options import parse_scalar
 from .rules import get_rule
@@ -209,9 +210,8 @@ def active_space(space: dict[str, Dimension], base: TrainConfig, given: dict[str
 
 
 def _learns_dynamics(base: TrainConfig) -> bool:
-    model = {"learn_alpha": base.learn_alpha, "learn_beta": base.learn_beta, "learn_lam": base.learn_lam,
-             **get_rule(base.rule).model_options(base.model)}
-    return any(model[k] for k in ("learn_alpha", "learn_beta", "learn_lam"))
+    options = network_options(base)
+    return any(options[k] for k in ("learn_alpha", "learn_beta", "learn_lam"))
 
 
 def suggest(trial: Any, space: dict[str, Dimension], base: TrainConfig) -> dict[str, Any]:

@@ -41,11 +41,11 @@ from ..functional import (
 )
 from .base import state_nbytes
 
-__all__ = ["CREDIT_MODES", "DEFAULT_CREDIT", "CREDIT_TRACES", "LayerCredit", "check_credit", "credit_depth", "new_credit",
-           "advance_credit", "descend_signals", "credited_view"]
+__all__ = ["CREDIT_MODES", "DEFAULT_CREDIT", "CREDIT_TRACES", "LayerCredit", "check_credit", "credit_depth",
+           "new_credit", "advance_credit", "descend_signals", "credited_view"]
 
 CREDIT_MODES = ("same-step", "next", "cascade")
-# SOLSA's default: the best mean validation accuracy over the paper suite (README, docs/credit.md §5)
+# SOLSA's default: the best mean validation accuracy over the paper suite (README, docs/credit.md §6)
 DEFAULT_CREDIT = "cascade"
 # the traces of a layer that are filtered (``p`` only builds ``a`` and is not)
 CREDIT_TRACES = ("e", "a", "m", "n")

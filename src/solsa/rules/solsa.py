@@ -46,8 +46,8 @@ from ..functional import (
 from ..layers import LIFLayer
 from ..losses import Loss
 from .base import Capabilities, StepResult, state_nbytes
-from .credit import (CREDIT_MODES, DEFAULT_CREDIT, LayerCredit, advance_credit, check_credit, credit_depth, credited_view,
-                     descend_signals, new_credit)
+from .credit import (CREDIT_MODES, DEFAULT_CREDIT, LayerCredit, advance_credit, check_credit, credit_depth,
+                     credited_view, descend_signals, new_credit)
 from .online import OnlineRule
 
 __all__ = ["SOLSA", "LayerTraces", "BACKENDS", "CREDIT_MODES"]
