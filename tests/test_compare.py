@@ -6,7 +6,7 @@ import pytest
 
 from solsa.cli import main
 from solsa.compare import SUITES, plan_entries, plan_tasks
-from solsa.compare_report import summarize
+from solsa.compare_report import summarize, summary_markdown
 from solsa.config import TrainConfig
 from solsa.validation import OptionError
 
@@ -41,6 +41,22 @@ def test_summary_separates_rule_from_model():
     assert d["best_non_bptt_rule_same_model"] == "eprop@full"
     assert d["solsa_minus_best_non_bptt_same_model"] == pytest.approx(-5.0)
     assert d["memory_saving_vs_bptt"] == pytest.approx(0.75)
+
+
+def test_summary_pairs_seeds():
+    # per-seed test differences +2, 0, -1 points; validation +1, +1, +1
+    results = []
+    for seed, (a, b) in enumerate([(0.92, 0.90), (0.95, 0.95), (0.88, 0.89)]):
+        for label, acc, val in (("solsa", a, 0.81), ("solsa-fixedfilter", b, 0.80)):
+            results.append({**_run("t", label, "full", acc), "seed": seed, "val_accuracy": val})
+    summary = summarize(results, ["solsa", "solsa-fixedfilter"])
+    (p,) = summary["paired"]
+    assert (p["vs"], p["seeds"], p["wins"], p["ties"], p["losses"]) == ("solsa-fixedfilter", 3, 1, 1, 1)
+    assert p["test_diff_mean"] == pytest.approx(1 / 3)
+    assert p["test_diff_se"] == pytest.approx((7 / 3) ** 0.5 / 3 ** 0.5)  # sample std of (2, 0, -1) / sqrt(3)
+    assert p["val_diff_mean"] == pytest.approx(1.0) and p["val_diff_se"] == pytest.approx(0.0, abs=1e-12)
+    assert summary["rows"][0]["val_accuracy_mean"] == pytest.approx(0.81)
+    assert "seed by seed" in summary_markdown(summary, {})
 
 
 def test_compare_two_models_end_to_end(npz_task, tmp_path):

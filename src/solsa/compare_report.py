@@ -33,7 +33,7 @@ def summarize(results: list[dict[str, Any]], rules: list[str]) -> dict[str, Any]
     paper's differences. ``solsa_minus_best_non_bptt`` compares with the baselines on their papers' models
     (on whatever model they ran when none ran on its paper's); ``..._same_model`` with the baselines on the
     full SOLSA model — the rule's own contribution."""
-    rows, diffs = [], []
+    rows, diffs, paired = [], [], []
     for task in dict.fromkeys(_task(r) for r in results):
         per_rule: dict[str, dict[str, Any]] = {}
         for rule in rules:
@@ -41,6 +41,7 @@ def summarize(results: list[dict[str, Any]], rules: list[str]) -> dict[str, Any]
             if not runs:
                 continue
             acc, acc_std = _mean_std([r["test_accuracy"] for r in runs])
+            val, val_std = _mean_std([r["val_accuracy"] for r in runs if r.get("val_accuracy") is not None])
             per_rule[rule] = {
                 "task": task,
                 "rule": rule,
@@ -48,6 +49,8 @@ def summarize(results: list[dict[str, Any]], rules: list[str]) -> dict[str, Any]
                 "runs": len(runs),
                 "test_accuracy_mean": acc,
                 "test_accuracy_std": acc_std,
+                "val_accuracy_mean": val,
+                "val_accuracy_std": val_std,
                 "best_test_accuracy_mean": _mean_std([r["best_test_accuracy"] for r in runs])[0],
                 "train_state_bytes": _mean_std([r["train_state_bytes"] for r in runs])[0],
                 "seconds_per_epoch": _mean_std([r["seconds_per_epoch"] for r in runs])[0],
@@ -71,13 +74,45 @@ def summarize(results: list[dict[str, Any]], rules: list[str]) -> dict[str, Any]
                 d["solsa_minus_bptt"] = 100 * (s["test_accuracy_mean"] - b["test_accuracy_mean"])
                 d["memory_saving_vs_bptt"] = 1 - s["train_state_bytes"] / b["train_state_bytes"]
         diffs.append(d)
+        if "solsa" in per_rule:
+            paired.extend(_paired(results, task, "solsa", [r for r in per_rule if r != "solsa"]))
     average = {}
     for key in ("solsa_minus_best_non_bptt", "solsa_minus_best_non_bptt_same_model", "solsa_minus_bptt",
                 "memory_saving_vs_bptt"):
         vals = [d[key] for d in diffs if key in d]
         if vals:
             average[key] = statistics.fmean(vals)
-    return {"rows": rows, "differences": diffs, "average": average}
+    return {"rows": rows, "differences": diffs, "average": average, "paired": paired}
+
+
+def _paired(results: list[dict[str, Any]], task: str, rule: str, others: list[str]) -> list[dict[str, Any]]:
+    """``rule`` against each of ``others`` seed by seed (the same seed draws the same data, split and
+    initial weights for every rule): mean and standard error of the per-seed difference in test and
+    validation accuracy (points), and the seeds where ``rule`` tests higher, equal, lower. With few seeds
+    on a noisy task, a difference within about two standard errors is not evidence either way."""
+    def by_seed(label: str) -> dict[int, dict[str, Any]]:
+        return {r["seed"]: r for r in results if _task(r) == task and _label(r) == label and "seed" in r}
+
+    mine, out = by_seed(rule), []
+    for other in others:
+        theirs = by_seed(other)
+        seeds = sorted(set(mine) & set(theirs))
+        if not seeds:
+            continue
+        entry: dict[str, Any] = {"task": task, "rule": rule, "vs": other, "seeds": len(seeds)}
+        for split in ("test", "val"):
+            if any(r.get(f"{split}_accuracy") is None for r in (*mine.values(), *theirs.values())):
+                continue
+            diff = [100 * (mine[s][f"{split}_accuracy"] - theirs[s][f"{split}_accuracy"]) for s in seeds]
+            mean, std = _mean_std(diff)
+            entry[f"{split}_diff_mean"] = mean
+            entry[f"{split}_diff_se"] = std / math.sqrt(len(diff))
+            if split == "test":
+                entry["wins"] = sum(x > 0 for x in diff)
+                entry["ties"] = sum(x == 0 for x in diff)
+                entry["losses"] = sum(x < 0 for x in diff)
+        out.append(entry)
+    return out
 
 
 def summary_markdown(summary: dict[str, Any], search: dict[str, list[Any]], tune: int = 0,
@@ -104,6 +139,15 @@ def summary_markdown(summary: dict[str, Any], search: dict[str, list[Any]], tune
         lines.append(f"| {d['task']} | {fmt(d, 'solsa_minus_best_non_bptt')}{extra} | "
                      f"{fmt(d, 'solsa_minus_best_non_bptt_same_model')}{same} | {fmt(d, 'solsa_minus_bptt')} | "
                      f"{fmt(d, 'memory_saving_vs_bptt', pct=True)} |")
+    if summary.get("paired"):
+        lines += ["", "SOLSA against each rule, seed by seed (same data, split and initial weights per seed): "
+                  "mean ± standard error of the per-seed difference (points)", "",
+                  "| task | vs | seeds | test | validation | SOLSA higher / equal / lower (test) |",
+                  "|---|---|---|---|---|---|"]
+        for p in summary["paired"]:
+            val = f"{p['val_diff_mean']:+.2f} ± {p['val_diff_se']:.2f}" if "val_diff_mean" in p else "–"
+            lines.append(f"| {p['task']} | {p['vs']} | {p['seeds']} | {p['test_diff_mean']:+.2f} ± "
+                         f"{p['test_diff_se']:.2f} | {val} | {p['wins']} / {p['ties']} / {p['losses']} |")
     lines += ["", "Paper (abstract): SOLSA − non-BPTT rules +14.2 points; SOLSA − BPTT +5 points; 72 % less memory.",
               "Hyper-parameters: " + (f"an optuna study of {tune} trials per task and rule (the same space, split "
                                       "and scoring), chosen on validation; test never used." if tune else
