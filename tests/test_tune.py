@@ -214,7 +214,7 @@ def test_compare_tune_gives_every_rule_the_same_study(tmp_path):
     report = compare(base, ["solsa", "eprop"], [0], tmp_path, given=given, tune=2, progress=False)
     found = {f["rule"]: f for f in report["search_results"]}
     assert found["solsa"]["trials"] == found["eprop"]["trials"] == 2
-    assert set(found["solsa"]["params"]) == {"alpha", "beta", "lam", "credit", "filter_lr_scale"}
+    assert set(found["solsa"]["params"]) == {"alpha", "beta", "lam", "credit", "filter_lr_scale", "filter_update"}
     assert "alpha" not in found["eprop"]["params"]  # e-prop's paper model has no filter to tune
     for run in report["runs"]:
         assert all(run["config"][k] == v for k, v in found[run["rule"]]["params"].items())
@@ -276,3 +276,5 @@ def test_filter_lr_scale_is_searched_only_where_something_learns_the_dynamics():
     assert "filter_lr_scale" not in active_space(DEFAULT_SPACE, TrainConfig(rule="eprop", model="paper"), {})
     assert "filter_lr_scale" not in active_space(DEFAULT_SPACE, TrainConfig(rule="solsa-fixedfilter"), {})
     assert "filter_lr_scale" in active_space(DEFAULT_SPACE, TrainConfig(rule="solsa-fixedfilter", learn_lam=True), {})
+    assert default_params(space, TrainConfig(rule="solsa", filter_update="log"))["filter_update"] == "log"
+    assert "filter_update" not in active_space(DEFAULT_SPACE, TrainConfig(rule="solsa-fixedfilter"), {})

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 import torch
 
 from .config import OPTIMIZERS, TrainConfig
+from .coordinates import DEFAULT_FILTER_UPDATE, FILTER_UPDATES
 from .distributed import DataParallel
 from .layers import SNN
 from .learner import Learner
@@ -20,7 +21,8 @@ from .validation import check_choice
 
 __all__ = ["network_options", "build_network", "build_rule", "make_optimizer", "build_learner", "parameter_groups"]
 
-DYNAMICS = ("alpha", "beta", "lam")  # the parameters filter_lr_scale applies to
+DYNAMICS = ("alpha", "beta", "lam")  # the parameters filter_lr_scale and filter_update apply to
+GAINS = ("beta",)  # stepped as ln β under filter_update "log"; the decays α, λ as ln 1/(1 − α)
 
 
 def network_options(cfg: TrainConfig) -> dict[str, Any]:
@@ -65,19 +67,28 @@ def build_learner(cfg: TrainConfig, net: SNN, sync: DataParallel | None = None) 
     """``Learner(rule, optimizer)`` for ``net`` under ``cfg`` (the optimizer over its learnable parameters);
     ``sync`` makes it one process of a data-parallel run."""
     rule = build_rule(cfg, net)
-    return Learner(rule, make_optimizer(cfg.optimizer, parameter_groups(net, cfg.lr, cfg.filter_lr_scale), cfg.lr),
-                   sync)
+    groups = parameter_groups(net, cfg.lr, cfg.filter_lr_scale, cfg.filter_update)
+    return Learner(rule, make_optimizer(cfg.optimizer, groups, cfg.lr), sync)
 
 
-def parameter_groups(net: SNN, lr: float, filter_lr_scale: float) -> list[dict[str, Any]]:
+def parameter_groups(net: SNN, lr: float, filter_lr_scale: float, filter_update: str = DEFAULT_FILTER_UPDATE
+                     ) -> list[dict[str, Any]]:
     """``net``'s learnable parameters as optimizer groups: weights and biases at ``lr``, the neuron dynamics
     (α, β, λ) at ``lr × filter_lr_scale`` (decays near 1 set time constants ~1/(1−α): one Adam step of the
-    weights' size moves them far)."""
-    dynamics, weights = [], []
-    for name, p in net.named_parameters():
-        if p.requires_grad:
-            (dynamics if name.rpartition(".")[2] in DYNAMICS else weights).append(p)
-    groups = [{"params": weights, "lr": lr}]
-    if dynamics:
-        groups.append({"params": dynamics, "lr": lr * filter_lr_scale})
+    weights' size moves them far). ``filter_update`` "log" marks the dynamics' groups with the coordinates
+    :class:`~solsa.Learner` steps them in (:mod:`solsa.coordinates`); "linear" steps the values."""
+    check_choice("filter_update", filter_update, FILTER_UPDATES)
+    named = [(name.rpartition(".")[2], p) for name, p in net.named_parameters() if p.requires_grad]
+    weights = [p for kind, p in named if kind not in DYNAMICS]
+    groups: list[dict[str, Any]] = [{"params": weights, "lr": lr}]
+    if filter_update == "linear":
+        dynamics = [p for kind, p in named if kind in DYNAMICS]
+        if dynamics:
+            groups.append({"params": dynamics, "lr": lr * filter_lr_scale})
+        return groups
+    decays = [p for kind, p in named if kind in DYNAMICS and kind not in GAINS]
+    gains = [p for kind, p in named if kind in GAINS]
+    for params, coordinates in ((decays, "log-timescale"), (gains, "log")):
+        if params:
+            groups.append({"params": params, "lr": lr * filter_lr_scale, "coordinates": coordinates})
     return groups

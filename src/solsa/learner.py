@@ -14,6 +14,7 @@ from typing import Callable, Collection, NamedTuple
 
 import torch
 
+from .coordinates import stepped_in_coordinates
 from .distributed import DataParallel
 from .early_stop import EarlyStop
 from .rules.base import LearningRule, sequence_weights, target_at
@@ -53,9 +54,11 @@ class Learner:
         self.apply()
 
     def apply(self) -> None:
-        """With an optimizer: step, zero the gradients, clamp the filters into their valid ranges."""
+        """With an optimizer: step (each parameter group in its ``coordinates``, :mod:`solsa.coordinates`), zero
+        the gradients, clamp the filters into their valid ranges."""
         if self.optimizer is not None:
-            self.optimizer.step()
+            with stepped_in_coordinates(self.optimizer):
+                self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.rule.net.clamp_()
 

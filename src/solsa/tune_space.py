@@ -17,6 +17,7 @@ key                         default range                sets
 ``latency.window``          int 2 .. 10                  encoder option (latency)
 ``lr``                      float 1e-4 .. 1e-2 (log)     learning rate
 ``filter_lr_scale``         float 0.01 .. 1 (log)        learning-rate multiplier of α, β, λ
+``filter_update``           linear, log                  the coordinates α, β, λ are stepped in
 ``hidden_width``            int 16 .. 128 (log)          width of every hidden layer (``hidden``)
 ``hidden_layers``           int 1 .. 2                   number of hidden layers (``hidden``)
 ``batch_size``              8, 16, 32                    sequences per batch
@@ -26,8 +27,8 @@ key                         default range                sets
 
 A key leaves the space when the option it sets is given (on the command line or in ``--config``), and
 when the rule's neuron model fixes it (e.g. e-prop's paper model has no synaptic filter: no α, β), and
-``credit`` leaves it for the rules that have none (BPTT and the baselines), ``filter_lr_scale`` when nothing
-learns α, β or λ.
+``credit`` leaves it for the rules that have none (BPTT and the baselines), ``filter_lr_scale`` and
+``filter_update`` when nothing learns α, β or λ.
 Override or add a range with ``KEY=LOW:HIGH`` (``:log`` for a log scale) or a list ``KEY=A,B,C``.
 """
 
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import TrainConfig, rule_credit
+from .coordinates import FILTER_UPDATES
 from .factories import network_options
 from .rules.credit import CREDIT_MODES
 from .cli_options import parse_scalar
@@ -89,11 +91,12 @@ _KEYS: dict[str, tuple[str, str | None]] = {
     "population.n_per_channel": ("n_per_channel", "population"), "delta.threshold": ("threshold", "delta"),
     "rate.max_rate": ("max_rate", "rate"), "latency.window": ("window", "latency"),
     "lr": ("lr", None), "filter_lr_scale": ("filter_lr_scale", None),
+    "filter_update": ("filter_update", None),
     "hidden_width": ("hidden", None), "hidden_layers": ("hidden", None),
     "batch_size": ("batch_size", None), "epochs": ("epochs", None), "credit": ("credit", None),
 }
 _INT_KEYS = {"population.n_per_channel", "latency.window", "hidden_width", "hidden_layers", "batch_size", "epochs"}
-_CATEGORICAL_KEYS = {"filter_granularity", "encoder", "credit"}
+_CATEGORICAL_KEYS = {"filter_granularity", "encoder", "credit", "filter_update"}
 
 DEFAULT_SPACE: dict[str, Dimension] = {
     "alpha": Dimension("float", 0.0, 0.95),
@@ -108,6 +111,7 @@ DEFAULT_SPACE: dict[str, Dimension] = {
     "latency.window": Dimension("int", 2, 10),
     "lr": Dimension("float", 1e-4, 1e-2, log=True),
     "filter_lr_scale": Dimension("float", 0.01, 1.0, log=True),
+    "filter_update": Dimension("categorical", choices=FILTER_UPDATES),
     "hidden_width": Dimension("int", 16, 128, log=True),
     "hidden_layers": Dimension("int", 1, 2),
     "batch_size": Dimension("categorical", choices=(8, 16, 32)),
@@ -191,7 +195,7 @@ def active_space(space: dict[str, Dimension], base: TrainConfig, given: dict[str
             continue
         if key == "credit" and rule_credit(base) is None:
             continue  # the rule has no credit option
-        if key == "filter_lr_scale" and not _learns_dynamics(base):
+        if key in ("filter_lr_scale", "filter_update") and not _learns_dynamics(base):
             continue  # nothing for it to scale
         if enc is not None and not encoder_searched and _encoder(base, {}) != enc:
             continue  # the encoder is fixed to another one: its options never apply
@@ -247,7 +251,7 @@ def default_params(space: dict[str, Dimension], base: TrainConfig) -> dict[str, 
     from .tasks import encoder_defaults
 
     values: dict[str, Any] = {"alpha": base.alpha, "beta": base.beta, "lam": base.lam, "lr": base.lr,
-                              "filter_lr_scale": base.filter_lr_scale,
+                              "filter_lr_scale": base.filter_lr_scale, "filter_update": base.filter_update,
                               "readout_alpha": base.alpha if base.readout_alpha is None else base.readout_alpha,
                               "filter_granularity": base.filter_granularity, "batch_size": base.batch_size,
                               "epochs": base.epochs, "encoder": _encoder(base, {}), "hidden_layers": len(base.hidden),
