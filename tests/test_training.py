@@ -194,7 +194,7 @@ def test_filter_lr_scale_gives_the_neuron_dynamics_their_own_learning_rate():
     from solsa.factories import build_learner, build_network
     from solsa.validation import OptionError
 
-    cfg = TrainConfig(hidden=(6,), learn_lam=True, lr=0.01, filter_lr_scale=0.1)
+    cfg = TrainConfig(hidden=(6,), learn_lam=True, lr=0.01, filter_lr_scale=0.1, filter_update="linear")
     learner = build_learner(cfg, build_network(cfg, 3, 2))
     groups = learner.optimizer.param_groups
     assert [g["lr"] for g in groups] == [0.01, pytest.approx(0.001)]

@@ -86,8 +86,9 @@ class TrainConfig:
     """Every option of ``solsa train``; the defaults are the main job (SOLSA on JapaneseVowels).
 
     The training defaults (one α, β per *input channel*, batch 16, lr 2e-3) were chosen on
-    JapaneseVowels' validation split (mean over seeds 0-2; see README); ``filter_lr_scale`` 0.1 and SOLSA's
-    ``cascade`` credit on the mean validation accuracy of the paper suite (docs/credit.md §6).
+    JapaneseVowels' validation split (mean over seeds 0-2; see README); SOLSA's ``cascade`` credit on the
+    mean validation accuracy of the paper suite (docs/credit.md §6); ``filter_update`` log with
+    ``filter_lr_scale`` 1 on the same, with α₀ set per task and with α₀ = 0 (docs/credit.md §7).
     :class:`~solsa.LIFLayer`'s own default stays one α, β per layer, as in the paper.
     """
 
@@ -101,7 +102,7 @@ class TrainConfig:
                      check=_non_negative)
     batch_size: int = _opt(16, "optimizer", "sequences per batch", check=_positive)
     lr: float = _opt(2e-3, "optimizer", "learning rate", check=_positive_number)
-    filter_lr_scale: float = _opt(0.1, "optimizer", "learning-rate multiplier for the neuron dynamics α, β, λ "
+    filter_lr_scale: float = _opt(1.0, "optimizer", "learning-rate multiplier for the neuron dynamics α, β, λ "
                                   "(their learning rate is lr × filter_lr_scale)", check=_positive_number)
     filter_update: str = _opt(DEFAULT_FILTER_UPDATE, "optimizer", "coordinates the optimizer steps α, β, λ in: linear (their "
                               "values) or log (α, λ as ln of the time constant 1/(1−α), β as ln β)",

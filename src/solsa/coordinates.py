@@ -1,6 +1,6 @@
 """The coordinates an optimizer steps the neuron dynamics in (``filter_update``).
 
-``linear`` steps α, β, λ themselves. ``log`` steps a decay ``α`` (and ``λ``) as
+``linear`` steps α, β, λ themselves. ``log`` (the default) steps a decay ``α`` (and ``λ``) as
 ``φ = −ln(1 − α)``, the log of its time constant ``1/(1 − α)``, and a gain ``β``
 as ``ln β``: the optimizer sees ``∂L/∂φ = ∂L/∂α · (1 − α)`` and
 ``∂L/∂(ln β) = ∂L/∂β · β``, and the values are mapped back after the step.
@@ -26,7 +26,7 @@ from .layers import ALPHA_MAX
 __all__ = ["FILTER_UPDATES", "DEFAULT_FILTER_UPDATE", "COORDINATES", "stepped_in_coordinates"]
 
 FILTER_UPDATES = ("linear", "log")
-DEFAULT_FILTER_UPDATE = "linear"
+DEFAULT_FILTER_UPDATE = "log"
 
 Map = Callable[[torch.Tensor], torch.Tensor]
 # name: (value → coordinate, coordinate → value, d value / d coordinate as a function of the value)

@@ -76,7 +76,9 @@ def parameter_groups(net: SNN, lr: float, filter_lr_scale: float, filter_update:
     """``net``'s learnable parameters as optimizer groups: weights and biases at ``lr``, the neuron dynamics
     (α, β, λ) at ``lr × filter_lr_scale`` (decays near 1 set time constants ~1/(1−α): one Adam step of the
     weights' size moves them far). ``filter_update`` "log" marks the dynamics' groups with the coordinates
-    :class:`~solsa.Learner` steps them in (:mod:`solsa.coordinates`); "linear" steps the values."""
+    :class:`~solsa.Learner` steps them in (:mod:`solsa.coordinates`); "linear" steps the values. Step log
+    groups through :meth:`~solsa.Learner.apply` (or inside ``solsa.coordinates.stepped_in_coordinates``): a
+    bare ``optimizer.step()`` ignores the mark and steps the values."""
     check_choice("filter_update", filter_update, FILTER_UPDATES)
     named = [(name.rpartition(".")[2], p) for name, p in net.named_parameters() if p.requires_grad]
     weights = [p for kind, p in named if kind not in DYNAMICS]
