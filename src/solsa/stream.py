@@ -39,6 +39,8 @@ from typing import Any, Hashable, Iterable, Iterator, Mapping
 
 import torch
 
+from .config import TrainConfig
+from .factories import parameter_groups
 from .layers import SNN
 from .learner import Learner
 from .rules import LearningRule, get_rule
@@ -56,7 +58,8 @@ class StreamClassifier:
         net: the network; its readout decides the default loss (leaky: ``ce``, spike: ``mse``) and its
             output size the number of labels it can learn.
         rule: a rule name from ``solsa rules`` that learns online (not ``bptt``) or a rule instance on ``net``.
-        optimizer: a ``torch.optim`` optimizer over ``net``'s parameters (default Adam with ``lr``).
+        optimizer: a ``torch.optim`` optimizer over ``net``'s parameters (default Adam with ``lr``, α, β, λ
+            stepped as by ``solsa train``'s defaults: :func:`solsa.factories.parameter_groups`).
         update_every: labelled steps between updates (None: only at the end of each segment).
         classes: labels known up front, mapped to output neurons in this order (more may be added as
             they appear, up to ``net.n_outputs``).
@@ -88,8 +91,9 @@ class StreamClassifier:
         if rule.net is not net:
             raise OptionError("rule", "rule must be built on the same network as net")
         self.net, self.rule = net, rule
-        if optimizer is None:
-            optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
+        if optimizer is None:  # as `solsa train` builds it: the neuron dynamics stepped as its defaults say
+            defaults = TrainConfig()
+            optimizer = torch.optim.Adam(parameter_groups(net, lr, defaults.filter_lr_scale, defaults.filter_update))
         self.optimizer = optimizer
         self.learner = Learner(rule, optimizer)
         self.update_every = None if update_every is None else check_positive_int("update_every", update_every)
