@@ -104,9 +104,9 @@ class TrainConfig:
     lr: float = _opt(2e-3, "optimizer", "learning rate", check=_positive_number)
     filter_lr_scale: float = _opt(1.0, "optimizer", "learning-rate multiplier for the neuron dynamics α, β, λ "
                                   "(their learning rate is lr × filter_lr_scale)", check=_positive_number)
-    filter_update: str = _opt(DEFAULT_FILTER_UPDATE, "optimizer", "coordinates the optimizer steps α, β, λ in: linear (their "
-                              "values) or log (α, λ as ln of the time constant 1/(1−α), β as ln β)",
-                              choices=FILTER_UPDATES)
+    filter_update: str = _opt(DEFAULT_FILTER_UPDATE, "optimizer",
+                              "coordinates the optimizer steps α, β, λ in: linear (their values) or log (α, λ as "
+                              "ln of the time constant 1/(1−α), β as ln β)", choices=FILTER_UPDATES)
     optimizer: str = _opt("adam", "optimizer", "torch.optim optimizer (sgd uses momentum 0.9)", choices=OPTIMIZERS)
     hidden: tuple[int, ...] = _opt((100, 100), "model", "hidden layer sizes, e.g. 100,100 ('' for none)",
                                    check=_hidden)

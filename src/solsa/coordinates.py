@@ -23,7 +23,7 @@ import torch
 
 from .layers import ALPHA_MAX
 
-__all__ = ["FILTER_UPDATES", "DEFAULT_FILTER_UPDATE", "COORDINATES", "stepped_in_coordinates"]
+__all__ = ["FILTER_UPDATES", "DEFAULT_FILTER_UPDATE", "COORDINATES", "LOG_COORDINATES", "stepped_in_coordinates"]
 
 FILTER_UPDATES = ("linear", "log")
 DEFAULT_FILTER_UPDATE = "log"
@@ -34,6 +34,8 @@ COORDINATES: dict[str, tuple[Map, Map, Map]] = {
     "log-timescale": (lambda a: -torch.log1p(-a.clamp(max=ALPHA_MAX)), lambda q: -torch.expm1(-q), lambda a: 1 - a),
     "log": (torch.log, torch.exp, lambda b: b),
 }
+# filter_update "log": the coordinates of each neuron-dynamics parameter (by its name in an SNN)
+LOG_COORDINATES = {"alpha": "log-timescale", "lam": "log-timescale", "beta": "log"}
 
 
 @contextmanager

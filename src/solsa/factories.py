@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import torch
 
 from .config import OPTIMIZERS, TrainConfig
-from .coordinates import DEFAULT_FILTER_UPDATE, FILTER_UPDATES
+from .coordinates import DEFAULT_FILTER_UPDATE, FILTER_UPDATES, LOG_COORDINATES
 from .distributed import DataParallel
 from .layers import SNN
 from .learner import Learner
@@ -21,8 +21,7 @@ from .validation import check_choice
 
 __all__ = ["network_options", "build_network", "build_rule", "make_optimizer", "build_learner", "parameter_groups"]
 
-DYNAMICS = ("alpha", "beta", "lam")  # the parameters filter_lr_scale and filter_update apply to
-GAINS = ("beta",)  # stepped as ln β under filter_update "log"; the decays α, λ as ln 1/(1 − α)
+DYNAMICS = tuple(LOG_COORDINATES)  # the parameters filter_lr_scale and filter_update apply to
 
 
 def network_options(cfg: TrainConfig) -> dict[str, Any]:
@@ -88,9 +87,8 @@ def parameter_groups(net: SNN, lr: float, filter_lr_scale: float, filter_update:
         if dynamics:
             groups.append({"params": dynamics, "lr": lr * filter_lr_scale})
         return groups
-    decays = [p for kind, p in named if kind in DYNAMICS and kind not in GAINS]
-    gains = [p for kind, p in named if kind in GAINS]
-    for params, coordinates in ((decays, "log-timescale"), (gains, "log")):
+    for coordinates in dict.fromkeys(LOG_COORDINATES.values()):
+        params = [p for kind, p in named if LOG_COORDINATES.get(kind) == coordinates]
         if params:
             groups.append({"params": params, "lr": lr * filter_lr_scale, "coordinates": coordinates})
     return groups
