@@ -16,7 +16,9 @@ __all__ = ["main"]
 
 def _add_gradcheck(sub) -> None:
     from .functional import RESET_MODES
-    from .layers import FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUTS
+    from .cli_options import parse_bool
+    from .functional import NEURONS
+    from .layers import ADAPT, FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUTS, RHO
     from .rules.credit import CREDIT_MODES, DEFAULT_CREDIT
     from .surrogate import SURROGATES
 
@@ -40,6 +42,12 @@ def _add_gradcheck(sub) -> None:
     p.add_argument("--alpha", type=float, default=0.5, help="initial synaptic decay of every layer (default 0.5)")
     p.add_argument("--lam", type=float, default=0.7, help="membrane decay of every layer (default 0.7)")
     p.add_argument("--weight-scale", type=float, default=2.0, help="weight scale (default 2.0: every layer spikes)")
+    p.add_argument("--neuron", default="lif", choices=NEURONS, help="lif or alif (adaptive threshold) in every "
+                   "spiking layer (default lif)")
+    p.add_argument("--adapt", type=float, default=ADAPT, help=f"ALIF threshold rise per spike (default {ADAPT})")
+    p.add_argument("--rho", type=float, default=RHO, help=f"ALIF adaptation decay (default {RHO})")
+    p.add_argument("--recurrent", type=parse_bool, default=False, metavar="BOOL",
+                   help="recurrent weights in every spiking layer: SOLSA's traces are then truncated (default false)")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_gradcheck)
@@ -54,7 +62,8 @@ def _run_gradcheck(args) -> int:
         layers=args.layers, T=args.T, reset=args.reset, surrogate=args.surrogate,
         batch=args.batch, hidden=args.hidden, readout=args.readout, filter_granularity=args.filter_granularity,
         lam_granularity=args.lam_granularity, credit=args.credit, alpha=args.alpha, lam=args.lam,
-        weight_scale=args.weight_scale, dtype=getattr(torch, args.dtype),
+        weight_scale=args.weight_scale, neuron=args.neuron, adapt=args.adapt, rho=args.rho, recurrent=args.recurrent,
+        dtype=getattr(torch, args.dtype),
     )
     if args.seeds:
         report = gradcheck_seeds(args.seeds, **options)
@@ -66,7 +75,8 @@ def _run_gradcheck(args) -> int:
         print(json.dumps(report))
         return 0
     print(f"SOLSA (credit={args.credit}) vs BPTT: {args.layers} layer(s), T={args.T}, reset={args.reset}, "
-          f"surrogate={args.surrogate}, readout={args.readout}, {report['dtype']}, {what}")
+          f"surrogate={args.surrogate}, readout={args.readout}, neuron={args.neuron}, "
+          f"recurrent={str(args.recurrent).lower()}, {report['dtype']}, {what}")
     print(f"spike rate per layer: {report.get('spike_rate_mean', report.get('spike_rate'))}")
     sign = (lambda v: f"{v:4.1f}/{args.seeds}") if args.seeds else (lambda v: f"{v:7.2f}")
     print(f"cosine: {'mean over seeds' if args.seeds else 'per layer'}; sign: "

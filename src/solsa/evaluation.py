@@ -37,7 +37,7 @@ def evaluate(net: SNN, split: Split, loss_name: str, batch_size: int = 256, devi
     for batch in iterate_batches(split, batch_size):
         x, y, mask = batch.x.to(device, dtype), batch.y.to(device), batch.mask.to(device, dtype)
         out = net(x)
-        w = sequence_weights(mask)
+        w = sequence_weights(mask, net.readout_score)
         tgt = batch.target.to(device, dtype) if batch.target is not None else y
         for t in range(out.shape[0]):
             total_loss += loss(out[t], target_at(tgt, t), w[t]).item() * len(y)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .layers import SNN
+from .layers import ADAPT, RHO, SNN
 from .rules import BPTT, SOLSA
 from .rules.credit import DEFAULT_CREDIT, check_credit
 from .validation import check_positive_int
@@ -25,7 +25,8 @@ from .validation import check_positive_int
 __all__ = ["PARAM_KINDS", "rule_gradients", "compare_gradients", "gradcheck", "gradcheck_seeds"]
 
 # parameter attribute -> the name used in reports
-PARAM_KINDS = {"weight": "weight", "alpha": "alpha", "beta": "beta", "lam": "lambda", "bias": "bias"}
+PARAM_KINDS = {"weight": "weight", "alpha": "alpha", "beta": "beta", "lam": "lambda", "bias": "bias",
+               "rec_weight": "recurrent"}
 
 
 def rule_gradients(net: SNN, rule_cls, x: torch.Tensor, target: torch.Tensor, loss: str, **rule_options) -> list[dict]:
@@ -74,9 +75,17 @@ def gradcheck(
     alpha: float = 0.5,
     lam: float = 0.7,
     weight_scale: float = 2.0,
+    neuron: str = "lif",
+    adapt: float = ADAPT,
+    rho: float = RHO,
+    recurrent: bool = False,
     dtype: torch.dtype = torch.float64,
 ) -> dict[str, Any]:
     """Build a random network (every parameter learnable), compare SOLSA with BPTT, return a report dict.
+
+    ``neuron="alif"`` (with ``adapt``, ``rho``) makes every spiking layer ALIF: one layer stays exact.
+    ``recurrent`` adds recurrent weights to every spiking layer: SOLSA's traces drop the paths through the
+    other neurons' spikes (docs/memory.md §2), so even one layer is approximate; read ``per_layer_cosine``.
 
     With ``credit`` other than ``"same-step"`` the report also holds ``"same_step"``: today's
     per-layer cosines and signs on the same network, for comparison.
@@ -90,7 +99,7 @@ def gradcheck(
         inputs, [hidden] * (layers - 1), outputs,
         readout=readout, readout_lam=lam, alpha=alpha, lam=lam, reset=reset, surrogate=surrogate,
         filter_granularity=filter_granularity, learn_lam=True, lam_granularity=lam_granularity, weight_scale=weight_scale,
-        dtype=dtype,
+        neuron=neuron, adapt=adapt, rho=rho, recurrent=recurrent, dtype=dtype,
     )
     x = torch.randn(T, batch, inputs, generator=gen, dtype=dtype)
     target = torch.randint(0, outputs, (batch,), generator=gen)
@@ -115,6 +124,8 @@ def gradcheck(
         "readout": readout,
         "filter_granularity": filter_granularity,
         "lam_granularity": lam_granularity,
+        "neuron": neuron,
+        "recurrent": recurrent,
         "credit": credit,
         "dtype": str(dtype).replace("torch.", ""),
         **report,
@@ -151,7 +162,7 @@ def gradcheck_seeds(seeds: int, **options) -> dict[str, Any]:
     reports = [gradcheck(seed=s, **options) for s in range(seeds)]
     first = reports[0]
     out = {key: first[key] for key in ("layers", "T", "reset", "surrogate", "readout", "filter_granularity",
-                                       "lam_granularity", "credit", "dtype")}
+                                       "lam_granularity", "neuron", "recurrent", "credit", "dtype")}
     out["seeds"] = seeds
     out.update(_summary(reports))
     if "same_step" in first:

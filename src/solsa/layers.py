@@ -12,13 +12,18 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .functional import RESET_MODES, LIFConfig, LIFParams, LIFState, lif_step
+from .functional import NEURONS, RESET_MODES, LIFConfig, LIFParams, LIFState, lif_step
 from .surrogate import check_surrogate
 from .validation import check_choice, check_input, check_positive_int, check_range
 
-__all__ = ["LIFLayer", "SNN", "READOUTS", "FILTER_GRANULARITIES", "LAM_GRANULARITIES"]
+__all__ = ["LIFLayer", "SNN", "READOUTS", "READOUT_SCORES", "FILTER_GRANULARITIES", "LAM_GRANULARITIES",
+           "ADAPT", "RHO"]
 
 READOUTS = ("spike", "leaky")
+# how the class scores (and the loss weights over time, rules.sequence_weights) are taken: the mean over
+# the valid steps (a spiking readout: the spike count), the last valid step, or the maximum over time
+READOUT_SCORES = ("mean", "last", "max")
+ADAPT, RHO = 0.2, 0.95  # ALIF defaults (not tuned): threshold rise per spike β_a and its decay ρ
 FILTER_GRANULARITIES = ("layer", "channel")  # one α, β per layer (the paper's) or per input channel
 LAM_GRANULARITIES = ("layer", "neuron")  # one λ per layer or per neuron
 ALPHA_MAX = 0.999  # α, λ are kept in [0, ALPHA_MAX] by clamp_()
@@ -46,6 +51,10 @@ class LIFLayer(nn.Module):
         reset: ``"subtract"`` (soft reset, default), ``"zero"`` (hard reset) or ``"none"``.
         surrogate: ``"gaussian"``, ``"fast_sigmoid"``, ``"atan"`` or ``"triangle"``; width: its width.
         spiking: False makes a leaky-integrator readout: no threshold, no reset, output = V.
+        neuron: ``"lif"`` or ``"alif"`` (adaptive threshold ``θ + adapt · b``, ``b[t] = rho b[t-1] + o[t-1]``).
+        adapt, rho: β_a ≥ 0 and ρ in [0, 1) of an ALIF layer.
+        recurrent: add recurrent weights ``W_rec`` ``[N_out, N_out]`` within the layer (``o[t-1] W_recᵀ``
+            enters the current), drawn like W. A non-spiking layer has neither ALIF nor recurrence.
         weight_scale: W is drawn uniformly with standard deviation ``weight_scale / sqrt(N_in)``.
     """
 
@@ -69,6 +78,10 @@ class LIFLayer(nn.Module):
         surrogate: str = "gaussian",
         width: float | None = None,
         spiking: bool = True,
+        neuron: str = "lif",
+        adapt: float = ADAPT,
+        rho: float = RHO,
+        recurrent: bool = False,
         weight_scale: float = 1.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -83,15 +96,23 @@ class LIFLayer(nn.Module):
         reset_amount = threshold if reset_amount is None else check_range("reset_amount", reset_amount, 0.0, math.inf)
         weight_scale = check_range("weight_scale", weight_scale, 0.0, math.inf, lo_open=True)
         check_choice("reset", reset, RESET_MODES)
+        check_choice("neuron", neuron, NEURONS)
+        adapt = check_range("adapt", adapt, 0.0, math.inf)
+        rho = check_range("rho", rho, 0.0, ALPHA_MAX, hi_open=False)
         width = check_surrogate(surrogate, width)
         self.filter_per_channel = _granularity("filter_granularity", filter_granularity, FILTER_GRANULARITIES)
         self.lam_per_neuron = _granularity("lam_granularity", lam_granularity, LAM_GRANULARITIES)
-        self.config = LIFConfig(threshold, reset_amount, reset if spiking else "none", surrogate, width, bool(spiking))
+        self.config = LIFConfig(threshold, reset_amount, reset if spiking else "none", surrogate, width, bool(spiking),
+                                neuron if spiking else "lif", adapt, rho)
+        self.recurrent = bool(recurrent) and bool(spiking)
 
         kw = {"device": device, "dtype": dtype}
         bound = weight_scale * math.sqrt(3.0 / in_features)
         self.weight = nn.Parameter(torch.empty(out_features, in_features, **kw).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.zeros(out_features, **kw)) if bias else None
+        rec_bound = weight_scale * math.sqrt(3.0 / out_features)
+        self.rec_weight = (nn.Parameter(torch.empty(out_features, out_features, **kw).uniform_(-rec_bound, rec_bound))
+                           if self.recurrent else None)
         filter_shape = (in_features,) if self.filter_per_channel else ()
         lam_shape = (out_features,) if self.lam_per_neuron else ()
         self._add("alpha", torch.full(filter_shape, alpha, **kw), learn_alpha)
@@ -108,20 +129,22 @@ class LIFLayer(nn.Module):
     def spiking(self) -> bool:
         return self.config.spiking
 
+    @property
+    def adaptive(self) -> bool:
+        """Whether the layer is ALIF (its state has the adaptation ``b``)."""
+        return self.config.neuron == "alif"
+
     def is_learnable(self, name: str) -> bool:
-        """Whether ``name`` (``weight``, ``bias``, ``alpha``, ``beta``, ``lam``) is an ``nn.Parameter``."""
+        """Whether ``name`` (``weight``, ``bias``, ``alpha``, ``beta``, ``lam``, ``rec_weight``) is an ``nn.Parameter``."""
         return isinstance(getattr(self, name, None), nn.Parameter)
 
     def params(self) -> LIFParams:
-        return LIFParams(self.weight, self.bias, self.alpha, self.beta, self.lam)
+        return LIFParams(self.weight, self.bias, self.alpha, self.beta, self.lam, self.rec_weight)
 
     def init_state(self, batch_size: int) -> LIFState:
         kw = {"device": self.weight.device, "dtype": self.weight.dtype}
-        return LIFState(
-            torch.zeros(batch_size, self.in_features, **kw),
-            torch.zeros(batch_size, self.out_features, **kw),
-            torch.zeros(batch_size, self.out_features, **kw),
-        )
+        zeros = [torch.zeros(batch_size, n, **kw) for n in (self.in_features, self.out_features, self.out_features)]
+        return LIFState(*zeros, torch.zeros(batch_size, self.out_features, **kw) if self.adaptive else None)
 
     def forward(self, x: torch.Tensor, state: LIFState) -> LIFState:
         """One time step: ``x`` is ``[B, N_in]``; returns the new state (output in ``.o``)."""
@@ -140,6 +163,7 @@ class LIFLayer(nn.Module):
         return (
             f"{self.in_features}->{self.out_features}, {kind}, reset={c.reset}, surrogate={c.surrogate}({c.width}), "
             f"filter={FILTER_GRANULARITIES[self.filter_per_channel]}"
+            + (f", alif(adapt={c.adapt}, rho={c.rho})" if self.adaptive else "") + (", recurrent" if self.recurrent else "")
         )
 
 
@@ -155,6 +179,10 @@ class SNN(nn.Module):
             cross-entropy; predicts by its time-averaged output).
         readout_lam: membrane decay of the leaky readout (0: an instantaneous linear readout).
         readout_alpha: initial synaptic decay α of the output layer (None: the same as the other layers).
+        readout_score: how :meth:`scores` reads the outputs over time, one of :data:`READOUT_SCORES`: ``"mean"``
+            (today's: spike count / time-averaged output), ``"last"`` (the last valid step) or ``"max"``
+            (the maximum over the valid steps). The loss weights over time follow it
+            (:func:`~solsa.rules.sequence_weights`).
         **layer_options: passed to every :class:`LIFLayer` (alpha, beta, lam, reset, surrogate, ...).
     """
 
@@ -167,10 +195,12 @@ class SNN(nn.Module):
         readout: str = "spike",
         readout_lam: float = 0.0,
         readout_alpha: float | None = None,
+        readout_score: str = "mean",
         **layer_options,
     ) -> None:
         super().__init__()
         check_choice("readout", readout, READOUTS)
+        self.readout_score = check_choice("readout_score", readout_score, READOUT_SCORES)
         hidden = list(hidden)
         for h in hidden:
             check_positive_int("hidden layer size", h)
@@ -211,12 +241,19 @@ class SNN(nn.Module):
     def scores(self, outputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Class scores ``[B, C]`` from outputs ``[T, B, C]`` over the valid steps of ``mask`` ``[T, B]``.
 
-        Spiking readout: the spike count, ties broken in favour of earlier spikes.
-        Leaky readout: the time-averaged output.
+        ``readout_score`` "mean": a spiking readout's spike count, ties broken in favour of earlier spikes;
+        a leaky readout's time-averaged output. "last": the output at each sample's last valid step.
+        "max": the largest output over the valid steps.
         """
         if mask is None:
             mask = outputs.new_ones(outputs.shape[:2])
+        if self.readout_score == "last":
+            steps = torch.arange(outputs.shape[0], device=outputs.device).unsqueeze(1)
+            last = torch.where(mask > 0, steps, torch.zeros_like(steps)).amax(0)
+            return outputs[last, torch.arange(outputs.shape[1], device=outputs.device)]
         m = mask.unsqueeze(-1)
+        if self.readout_score == "max":
+            return outputs.masked_fill(m == 0, float("-inf")).amax(0)
         total = (outputs * m).sum(0)
         if self.readout == "leaky":
             return total / m.sum(0).clamp(min=1.0)

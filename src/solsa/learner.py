@@ -97,7 +97,9 @@ class Learner:
         if early_stop is not None and not keep_outputs:
             raise ValueError("early_stop needs the outputs: keep_outputs must be True")
         points = {T - 1} if points is None else points
-        weights = sequence_weights(mask.to(x.dtype)) if weights is None else weights.to(x.dtype)
+        if weights is None:
+            weights = sequence_weights(mask.to(x.dtype), rule.net.readout_score)
+        weights = weights.to(x.dtype)
         reduce = self.sync.sum if self.sync.active else None
         rule.reset(B)
         outputs: list[torch.Tensor] = []

@@ -188,7 +188,7 @@ class _Run:
         searching = self.schedule.searching
         for b, batch in enumerate(iterate_batches(task.train, cfg.batch_size, shuffle=True, generator=self.gen)):
             idx, valid = sync.shard(len(batch.y))
-            weights = sequence_weights(batch.mask)[:, idx] * valid
+            weights = sequence_weights(batch.mask, net.readout_score)[:, idx] * valid
             x = batch.x[:, idx].to(self.device, self.dtype)
             y, mask, valid = batch.y[idx].to(self.device), batch.mask[:, idx].to(self.device), valid.to(self.device)
             target = batch.target[:, idx].to(self.device, self.dtype) if batch.target is not None else y

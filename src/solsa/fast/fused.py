@@ -141,7 +141,7 @@ class FusedStepper:
             desc.filter_per_channel = int(layer.filter_per_channel)
             desc.lam_per_neuron = int(layer.lam_per_neuron)
             desc.threshold, desc.reset_amount, desc.width = cfg.threshold, cfg.reset_amount, cfg.width
-            desc.F, desc.V, desc.o = (_ptr(s) for s in tr.state)
+            desc.F, desc.V, desc.o = (_ptr(s) for s in tr.state[:3])  # a LIF state: b is None
             desc.eps, desc.e, desc.p, desc.a, desc.m, desc.n = (_ptr(t) for t in (tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n))
             desc.gW, desc.gb = _ptr(acc.get("weight")), _ptr(acc.get("bias"))
             desc.galpha, desc.glam = _ptr(acc.get("alpha")), _ptr(acc.get("lam"))

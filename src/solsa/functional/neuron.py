@@ -14,6 +14,15 @@ reference path) for every reset mode, surrogate, granularity and readout.
 
 A non-spiking layer (``spiking=False``, the leaky-integrator readout) has no
 threshold and no reset: ``o[t] = V[t]``.
+
+Two options of a spiking layer (docs/memory.md):
+
+    recurrent:  I[t] = F[t] Wᵀ + b + o[t-1] W_recᵀ          weights within the layer (``LIFParams.rec_weight``)
+    ALIF:       b[t] = ρ b[t-1] + o[t-1]                     adaptation, one per neuron (``LIFState.b``)
+                o[t] = H(V[t] - θ - β_a b[t])                the threshold rises by β_a per spike, decays with ρ
+
+(``neuron="alif"``, ``adapt`` = β_a, ``rho`` = ρ in :class:`LIFConfig`; the form of Bellec et al. 2020
+without the ``1 - ρ`` factor, so β_a is the rise per spike.) The reset stays ``θ_r o[t-1]``.
 """
 
 from __future__ import annotations
@@ -26,10 +35,11 @@ from ..surrogate import spike, surrogate_derivative
 
 __all__ = [
     "RESET_MODES", "LIFParams", "LIFConfig", "LIFState", "lif_step", "synaptic_filter", "membrane_step",
-    "spike_derivative",
+    "spike_derivative", "firing_threshold", "adaptation_step", "NEURONS",
 ]
 
 RESET_MODES = ("subtract", "zero", "none")
+NEURONS = ("lif", "alif")  # plain LIF, or LIF with an adaptive threshold
 
 
 class LIFParams(NamedTuple):
@@ -40,6 +50,7 @@ class LIFParams(NamedTuple):
     alpha: torch.Tensor  # α  [] (one per layer) or [N_in] (one per input channel)
     beta: torch.Tensor  # β  [] or [N_in]
     lam: torch.Tensor  # λ  [] (one per layer) or [N_out] (one per neuron)
+    rec_weight: Optional[torch.Tensor] = None  # W_rec [N_out, N_out] of a recurrent layer, else None
 
 
 class LIFConfig(NamedTuple):
@@ -51,14 +62,19 @@ class LIFConfig(NamedTuple):
     surrogate: str = "gaussian"
     width: float = 0.5
     spiking: bool = True  # False: leaky-integrator readout, o = V, no reset
+    neuron: str = "lif"  # "lif" | "alif" (adaptive threshold; spiking layers only)
+    adapt: float = 0.0  # β_a: threshold rise per spike (ALIF)
+    rho: float = 0.0  # ρ: decay of the adaptation b (ALIF)
 
 
 class LIFState(NamedTuple):
-    """State after a step: filter F [B, N_in], membrane V [B, N_out], output o [B, N_out]."""
+    """State after a step: filter F [B, N_in], membrane V [B, N_out], output o [B, N_out], and the
+    adaptation b [B, N_out] of an ALIF layer (None otherwise)."""
 
     F: torch.Tensor
     V: torch.Tensor
     o: torch.Tensor
+    b: Optional[torch.Tensor] = None
 
 
 def synaptic_filter(x: torch.Tensor, F: torch.Tensor, p: LIFParams) -> torch.Tensor:
@@ -66,8 +82,20 @@ def synaptic_filter(x: torch.Tensor, F: torch.Tensor, p: LIFParams) -> torch.Ten
     return p.alpha * F + p.beta * x
 
 
+def adaptation_step(state: LIFState, cfg: LIFConfig) -> Optional[torch.Tensor]:
+    """ALIF: ``b[t] = ρ b[t-1] + o[t-1]``; None for a LIF layer."""
+    if cfg.neuron != "alif" or not cfg.spiking:
+        return None
+    return cfg.rho * state.b + state.o
+
+
+def firing_threshold(b: Optional[torch.Tensor], cfg: LIFConfig) -> torch.Tensor | float:
+    """``A[t] = θ + β_a b[t]`` (ALIF), θ otherwise."""
+    return cfg.threshold if b is None else cfg.threshold + cfg.adapt * b
+
+
 def membrane_step(current: torch.Tensor, state: LIFState, F: torch.Tensor, p: LIFParams, cfg: LIFConfig) -> LIFState:
-    """Membrane, reset and spike from the synaptic current ``I[t] = F[t] Wᵀ + b``; returns the new state."""
+    """Membrane, reset and spike from the synaptic current ``I[t]``; returns the new state."""
     if not cfg.spiking:
         V = p.lam * state.V + current
         return LIFState(F, V, V)
@@ -77,8 +105,9 @@ def membrane_step(current: torch.Tensor, state: LIFState, F: torch.Tensor, p: LI
         V = p.lam * state.V * (1.0 - state.o) + current
     else:  # "none"
         V = p.lam * state.V + current
-    o = spike(V - cfg.threshold, cfg.surrogate, cfg.width)
-    return LIFState(F, V, o)
+    b = adaptation_step(state, cfg)
+    o = spike(V - firing_threshold(b, cfg), cfg.surrogate, cfg.width)
+    return LIFState(F, V, o, b)
 
 
 def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFConfig) -> LIFState:
@@ -87,11 +116,14 @@ def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFConfig) -> 
     current = F @ p.weight.t()
     if p.bias is not None:
         current = current + p.bias
+    if p.rec_weight is not None:
+        current = current + state.o @ p.rec_weight.t()
     return membrane_step(current, state, F, p, cfg)
 
 
-def spike_derivative(V: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:
-    """ε[t] = ∂o[t]/∂V[t]: the surrogate for a spiking layer, 1 for a readout."""
+def spike_derivative(V: torch.Tensor, cfg: LIFConfig, b: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """ε[t] = ∂o[t]/∂V[t]: the surrogate at ``V - A`` (``b``: the ALIF adaptation) for a spiking layer, 1 for
+    a readout. For ALIF, ``∂o[t]/∂b[t] = -β_a ε[t]``."""
     if not cfg.spiking:
         return torch.ones_like(V)
-    return surrogate_derivative(V - cfg.threshold, cfg.surrogate, cfg.width)
+    return surrogate_derivative(V - firing_threshold(b, cfg), cfg.surrogate, cfg.width)

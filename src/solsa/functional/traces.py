@@ -12,6 +12,16 @@ input does not depend on the parameter:
     β_i  : ∂V_j[t]/∂β_i = W_ji e_ji[t] / β_i                 (F is linear in β: no trace)
     λ_j  : m_j[t]  = V_j[t-1] + d_j[t] m_j[t-1]              (zero reset: V_j[t-1](1 - o_j[t-1]))
     b_j  : n_j[t]  = 1 + d_j[t] n_j[t-1]
+
+A recurrent layer's W_rec trace is the W trace with ``o[t-1]`` for ``F[t]`` (one trace over the
+presynaptic input ``[F[t], o[t-1]]``, :func:`presynaptic`); ``d_j`` keeps the path through the neuron's own
+spike (``W_rec,jj``) and drops those through the other neurons' spikes (docs/memory.md §2).
+
+ALIF (docs/memory.md §1): every trace above becomes the sensitivity of ``h = V - A`` (what ε pairs with)
+and gains a partner ``w = ∂b/∂θ``; with ``d`` as above and ``d°`` its part not through ``o[t-1]``,
+
+    z[t] = (d[t] - β_a ε[t-1]) z[t-1] + β_a (d°[t] - ρ) w[t-1] + (direct term)
+    w[t] = ε[t-1] z[t-1] + ρ w[t-1]                           (:func:`adaptation_decays`, :func:`adapted`)
 """
 
 from __future__ import annotations
@@ -28,6 +38,10 @@ __all__ = [
     "lambda_trace",
     "bias_trace",
     "spatial_error",
+    "presynaptic",
+    "split_presynaptic",
+    "adaptation_decays",
+    "adapted",
 ]
 
 
@@ -38,13 +52,21 @@ def decay_factor(
     lam: torch.Tensor,
     cfg: LIFConfig,
     reset_feedback: bool = True,
+    self_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """d_j[t] = ∂V_j[t]/∂V_j[t-1] along every path, ``[B, N_out]``.
 
     subtract: λ - θ_r ε[t-1];  zero: λ(1 - o[t-1]) - λ V[t-1] ε[t-1];  none: λ.
     ``reset_feedback=False`` drops the reset's dependence on V (the detached
     reset of e-prop and OTTT): subtract gives λ, zero gives λ(1 - o[t-1]).
+    ``self_weight`` (``W_rec,jj`` of a recurrent layer, ``[N_out]``) adds the path through the
+    neuron's own spike and its self-connection: ``+ W_rec,jj ε[t-1]``.
     """
+    d = _decay(V_prev, o_prev, eps_prev, lam, cfg, reset_feedback)
+    return d if self_weight is None else d + self_weight * eps_prev
+
+
+def _decay(V_prev, o_prev, eps_prev, lam, cfg: LIFConfig, reset_feedback: bool) -> torch.Tensor:
     if not cfg.spiking or cfg.reset == "none":
         return lam.expand_as(V_prev)
     if cfg.reset == "subtract":
@@ -92,3 +114,40 @@ def bias_trace(n: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
 def spatial_error(delta: torch.Tensor, weight: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """g^{l-1}_i[t] = β^l_i Σ_j δ^l_j[t] W^l_ji: the error sent to the layer below, same step only."""
     return (delta @ weight) * beta
+
+
+def presynaptic(F: torch.Tensor, o_prev: torch.Tensor, recurrent: bool) -> torch.Tensor:
+    """The input the weight trace runs over: ``F[t]``, or ``[F[t], o[t-1]]`` for a recurrent layer
+    (its W and W_rec traces as one ``[B, N_out, N_in + N_out]`` tensor)."""
+    return torch.cat([F, o_prev], -1) if recurrent else F
+
+
+def split_presynaptic(g: torch.Tensor, n_in: int) -> dict[str, torch.Tensor]:
+    """A gradient over the :func:`presynaptic` input, ``[N_out, N_in (+ N_out)]``, as ``{"weight", "rec_weight"}``."""
+    if g.shape[-1] == n_in:
+        return {"weight": g}
+    return {"weight": g[..., :n_in], "rec_weight": g[..., n_in:]}
+
+
+def adaptation_decays(
+    d: torch.Tensor, d_direct: torch.Tensor, eps_prev: torch.Tensor, cfg: LIFConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ALIF: ``(d[t] - β_a ε[t-1], β_a (d°[t] - ρ))``, the decay of a trace of ``h = V - A`` and its coupling
+    to the adaptation trace ``w``. ``d`` is :func:`decay_factor`, ``d_direct`` (d°) the same without the
+    paths through ``o[t-1]`` (``reset_feedback=False``, no self weight)."""
+    return d - cfg.adapt * eps_prev, cfg.adapt * (d_direct - cfg.rho)
+
+
+def _over(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.reshape(v.shape + (1,) * (like.dim() - v.dim()))
+
+
+def adapted(
+    z: torch.Tensor, z_prev: torch.Tensor, w_prev: torch.Tensor, k: torch.Tensor, eps_prev: torch.Tensor, rho: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ALIF: ``(z[t] + k[t] w[t-1], ε[t-1] z[t-1] + ρ w[t-1])``.
+
+    ``z`` is the trace advanced with the decay of :func:`adaptation_decays` (``[B, N_out, ...]``),
+    ``z_prev`` and ``w_prev`` the trace and its adaptation partner before the step, ``k`` the coupling.
+    """
+    return z + _over(k, z) * w_prev, torch.addcmul(rho * w_prev, _over(eps_prev, z_prev), z_prev)

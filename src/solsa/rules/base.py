@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..layers import SNN
+from ..layers import READOUT_SCORES, SNN
 from ..losses import Loss, make_loss
 from ..validation import check_choice, check_input, check_positive_int
 
@@ -67,12 +67,19 @@ class SequenceResult(NamedTuple):
     loss: torch.Tensor  # scalar: the sequence loss
 
 
-def sequence_weights(mask: torch.Tensor) -> torch.Tensor:
-    """Per-step sample weights ``[T, B]``: ``mask[t, b] / (length_b · B)``.
+def sequence_weights(mask: torch.Tensor, score: str = "mean") -> torch.Tensor:
+    """Per-step sample weights ``[T, B]`` for the network's ``readout_score`` (:data:`~solsa.layers.READOUT_SCORES`).
 
-    With them the summed per-step losses are the batch mean of each sample's
-    time-averaged loss, whatever the lengths.
+    ``"mean"`` and ``"max"``: ``mask[t, b] / (length_b · B)``, so the summed per-step losses are the batch
+    mean of each sample's time-averaged loss, whatever the lengths (for ``"max"`` a per-step surrogate: no
+    rule trains the loss of the maximum itself, docs/memory.md §3). ``"last"``: ``1 / B`` at each sample's
+    last valid step and 0 elsewhere, the loss of the output that is scored.
     """
+    check_choice("readout_score", score, READOUT_SCORES)
+    if score == "last":
+        steps = torch.arange(mask.shape[0], device=mask.device).unsqueeze(1)
+        last = torch.where(mask > 0, steps, torch.full_like(steps, -1)).amax(0)
+        return (steps == last).to(mask.dtype) / mask.shape[1]
     lengths = mask.sum(0).clamp(min=1.0)
     return mask / (lengths * mask.shape[1])
 

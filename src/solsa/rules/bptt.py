@@ -57,7 +57,7 @@ class BPTT(LearningRule):
             self.total.backward()
         self.total = None
         self._saved.clear()
-        self.states = [LIFState(*(s.detach() for s in state)) for state in self.states]
+        self.states = [LIFState(*(None if s is None else s.detach() for s in state)) for state in self.states]
 
     def train_state_bytes(self) -> int:
         return self._peak

@@ -42,6 +42,13 @@ decay is one λ for the whole layer (subtract/none reset, one λ per layer),
 ``B · N_out · N_in`` otherwise (λ per neuron, or the hard reset whose detached
 decay is ``λ(1 - o_j[t-1])``) — plus ``ē`` (``B · N_out · N_in``) for the layers
 under a leaky readout with κ > 0.
+
+On its own paper's network (``model="native"``: recurrent ALIF, Bellec et al.'s LSNN; docs/memory.md)
+e-prop keeps its ALIF eligibility: with ``ε^a`` the adaptation's trace,
+``ε^a_ji[t] = ψ_j[t-1] x̄_ji[t-1] + (ρ - β_a ψ_j[t-1]) ε^a_ji[t-1]`` and ``e_ji = ψ_j (x̄_ji - β_a ε^a_ji)``
+(one x̄ per synapse then: the adaptation differs per neuron), the reset still detached. Recurrent
+weights learn from the same trace over ``o[t-1]`` (``x̄`` runs over ``[F[t], o[t-1]]``); the paths through
+other neurons' spikes are dropped, as in the paper.
 """
 
 from __future__ import annotations
@@ -50,7 +57,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..functional import LIFState, bias_trace, decay_factor, lif_step, spatial_error, spike_derivative, weight_trace
+from ..functional import (LIFState, adaptation_decays, adapted, bias_trace, decay_factor, lif_step, presynaptic,
+                          spatial_error, spike_derivative, split_presynaptic, weight_trace)
 from ..layers import LIFLayer
 from ..losses import Loss
 from .base import state_nbytes
@@ -71,9 +79,11 @@ class EPropTraces:
     n: torch.Tensor | None = None  # bias x̄: [B, 1] or [B, N_out]
     e_bar: torch.Tensor | None = None  # F_κ(ψ x̄) [B, N_out, N_in], only under a leaky readout with κ > 0
     n_bar: torch.Tensor | None = None  # F_κ(ψ n) [B, N_out]
+    adapt: dict[str, torch.Tensor] | None = None  # ALIF: ε^a of e and n ([B, N_out, ...])
 
     def nbytes(self) -> int:
-        return state_nbytes(*self.state, self.psi, self.e, self.n, self.e_bar, self.n_bar)
+        extra = state_nbytes(*self.adapt.values()) if self.adapt else 0
+        return state_nbytes(*self.state, self.psi, self.e, self.n, self.e_bar, self.n_bar) + extra
 
 
 def _outer_sum(delta: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
@@ -84,8 +94,9 @@ def _outer_sum(delta: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
 
 
 def _shared_decay(layer: LIFLayer) -> bool:
-    """Whether the detached decay d_j[t] is one number for the whole layer (then x̄ is [B, 1, N_in])."""
-    return layer.lam.dim() == 0 and not (layer.spiking and layer.config.reset == "zero")
+    """Whether the detached decay d_j[t] is one number for the whole layer (then x̄ is [B, 1, N_in]); not for ALIF,
+    whose trace has the per-neuron adaptation."""
+    return layer.lam.dim() == 0 and not (layer.spiking and layer.config.reset == "zero") and not layer.adaptive
 
 
 class EProp(OnlineRule):
@@ -142,17 +153,23 @@ class EProp(OnlineRule):
         self.feedback_weights = [b.to(device=w.device, dtype=w.dtype) for b in self.feedback_weights]
         super()._reset(batch_size)
 
+    def _learned(self, layer: LIFLayer) -> list[str]:
+        return [n for n in ("weight", "bias", "rec_weight") if layer.is_learnable(n)]
+
     def _new_traces(self, layer: LIFLayer, B: int) -> EPropTraces:
         filtered = layer is not self.net.layers[-1]  # layers under the readout see its leak κ
         kw = {"device": layer.weight.device, "dtype": layer.weight.dtype}
         n_out, n_in = layer.weight.shape
+        n_pre = n_in + (n_out if layer.recurrent else 0)
         rows = 1 if _shared_decay(layer) else n_out
         bias = layer.is_learnable("bias")
-        tr = EPropTraces(layer.init_state(B), torch.zeros(B, n_out, **kw), torch.zeros(B, rows, n_in, **kw))
+        tr = EPropTraces(layer.init_state(B), torch.zeros(B, n_out, **kw), torch.zeros(B, rows, n_pre, **kw))
         tr.n = torch.zeros(B, rows, **kw) if bias else None
         if filtered and self.kappa > 0.0:
-            tr.e_bar = torch.zeros(B, n_out, n_in, **kw)
+            tr.e_bar = torch.zeros(B, n_out, n_pre, **kw)
             tr.n_bar = torch.zeros(B, n_out, **kw) if bias else None
+        if layer.adaptive:
+            tr.adapt = {n: torch.zeros_like(getattr(tr, n)) for n in ("e", "n") if getattr(tr, n) is not None}
         return tr
 
     def _backward(self, g: torch.Tensor, magnitude: bool) -> float | None:
@@ -184,10 +201,12 @@ class EProp(OnlineRule):
         else:  # ∂ℓ_t/∂W ≈ Σ_b L_j ē_ji
             g_weight = torch.einsum("bj,bji->ji", signal, tr.e_bar)
             g_bias = (signal * tr.n_bar).sum(0) if tr.n_bar is not None else None
-        acc["weight"] += g_weight
+        grads = split_presynaptic(g_weight, layer.in_features)
+        for name, g in grads.items():
+            acc[name] += g
         if g_bias is not None:
             acc["bias"] += g_bias
-        return g_weight
+        return grads["weight"]
 
     def _signal_below(self, index: int, delta: torch.Tensor, delta_out: torch.Tensor) -> torch.Tensor:
         """Learning signal L^{index-1}[t] of the layer below ``index``."""
@@ -202,10 +221,16 @@ class EProp(OnlineRule):
         d = decay_factor(prev.V, prev.o, tr.psi, layer.lam, cfg, reset_feedback=False)  # reset detached
         if tr.e.shape[1] == 1:
             d = d[:, :1]  # one decay for the whole layer: one presynaptic trace
-        tr.e = weight_trace(tr.e, d, state.F)  # x̄[t] = d[t] x̄[t-1] + F[t]
+        before = {name: getattr(tr, name) for name in tr.adapt} if tr.adapt else {}
+        if before:  # ALIF: x̄ - β_a ε^a with ε^a its adaptation trace (the reset detached: d° = d)
+            d, k = adaptation_decays(d, d, tr.psi, cfg)
+        tr.e = weight_trace(tr.e, d, presynaptic(state.F, prev.o, layer.recurrent))  # x̄[t] = d[t] x̄[t-1] + F[t]
         if tr.n is not None:
             tr.n = bias_trace(tr.n, d)
-        tr.psi = spike_derivative(state.V, cfg)
+        for name, z in before.items():
+            value, tr.adapt[name] = adapted(getattr(tr, name), z, tr.adapt[name], k, tr.psi, cfg.rho)
+            setattr(tr, name, value)
+        tr.psi = spike_derivative(state.V, cfg, state.b)
         if tr.e_bar is not None:  # ē[t] = κ ē[t-1] + ψ[t] x̄[t]
             tr.e_bar = torch.addcmul(self.kappa * tr.e_bar, tr.psi.unsqueeze(2), tr.e)
             if tr.n_bar is not None:

@@ -23,6 +23,11 @@ on the full model OSTL treats the filtered input ``F[t]`` as the layer's input
 and does not adapt α, β (their ``.grad`` is left untouched).
 
 Memory per layer: ``B · N_out · N_in`` for ``e`` plus ``O(B · (N_in + N_out))``.
+
+ALIF and recurrent layers (docs/memory.md): OSTL's per-layer trace is kept exact for ALIF (the 2×2
+recursion on (V, b) of :mod:`solsa.functional.traces`, twice the memory); a recurrent layer's W_rec is
+learned with the same trace over ``o[t-1]``, truncated to the neuron's own state (the paths through the
+other neurons' spikes dropped), as SOLSA does.
 """
 
 from __future__ import annotations
@@ -33,11 +38,15 @@ import torch
 
 from ..functional import (
     LIFState,
+    adaptation_decays,
+    adapted,
     bias_trace,
     decay_factor,
     lambda_trace,
     lif_step,
+    presynaptic,
     spike_derivative,
+    split_presynaptic,
     weight_trace,
 )
 from ..layers import LIFLayer
@@ -54,12 +63,13 @@ class OSTLTraces:
 
     state: LIFState
     eps: torch.Tensor  # ε[t] of the last step, [B, N_out]
-    e: torch.Tensor  # W trace [B, N_out, N_in]
+    e: torch.Tensor  # W trace [B, N_out, N_in] (recurrent: W and W_rec, [B, N_out, N_in + N_out])
     n: torch.Tensor | None = None  # bias trace [B, N_out]
     m: torch.Tensor | None = None  # λ trace [B, N_out]
+    adapt: dict[str, torch.Tensor] | None = None  # ALIF: each trace's partner ∂b/∂θ
 
     def nbytes(self) -> int:
-        return state_nbytes(*self.state, self.eps, self.e, self.n, self.m)
+        return state_nbytes(*self.state, self.eps, self.e, self.n, self.m, *(self.adapt or {}).values())
 
 
 class OSTL(OnlineRule):
@@ -78,41 +88,52 @@ class OSTL(OnlineRule):
         self.learn_lam = learn_lam
 
     def _learned(self, layer: LIFLayer) -> list[str]:
-        names = ["weight", "bias"] + (["lam"] if self.learn_lam else [])
+        names = ["weight", "bias", "rec_weight"] + (["lam"] if self.learn_lam else [])
         return [n for n in names if layer.is_learnable(n)]
 
     def _new_traces(self, layer: LIFLayer, B: int) -> OSTLTraces:
         kw = {"device": layer.weight.device, "dtype": layer.weight.dtype}
         n_out, n_in = layer.weight.shape
         learned = self._learned(layer)
-        tr = OSTLTraces(layer.init_state(B), torch.zeros(B, n_out, **kw), torch.zeros(B, n_out, n_in, **kw))
+        n_pre = n_in + (n_out if layer.recurrent else 0)
+        tr = OSTLTraces(layer.init_state(B), torch.zeros(B, n_out, **kw), torch.zeros(B, n_out, n_pre, **kw))
         if "bias" in learned:
             tr.n = torch.zeros(B, n_out, **kw)
         if "lam" in learned:
             tr.m = torch.zeros(B, n_out, **kw)
+        if layer.adaptive:
+            tr.adapt = {n: torch.zeros_like(getattr(tr, n)) for n in ("e", "n", "m") if getattr(tr, n) is not None}
         return tr
 
     @staticmethod
     def _accumulate(layer: LIFLayer, tr: OSTLTraces, acc: dict[str, torch.Tensor], delta: torch.Tensor) -> torch.Tensor:
         """∂ℓ_t/∂θ = Σ_b Σ_j δ_j[t] · trace_j(θ)[t] for W, b, λ; returns this step's weight gradient."""
-        g_weight = torch.einsum("bj,bji->ji", delta, tr.e)
-        acc["weight"] += g_weight
+        grads = split_presynaptic(torch.einsum("bj,bji->ji", delta, tr.e), layer.in_features)
+        for name, g in grads.items():
+            acc[name] += g
         if tr.n is not None:
             acc["bias"] += (delta * tr.n).sum(0)
         if tr.m is not None:
             g_lam = (delta * tr.m).sum(0)
             acc["lam"] += g_lam.sum() if layer.lam.dim() == 0 else g_lam
-        return g_weight
+        return grads["weight"]
 
     @staticmethod
     def _forward_layer(layer: LIFLayer, tr: OSTLTraces, x: torch.Tensor) -> None:
         cfg, prev = layer.config, tr.state
         state = lif_step(x, prev, layer.params(), cfg)
-        d = decay_factor(prev.V, prev.o, tr.eps, layer.lam, cfg, reset_feedback=True)
-        tr.e = weight_trace(tr.e, d, state.F)
+        own = layer.rec_weight.diagonal() if layer.recurrent else None
+        d = decay_factor(prev.V, prev.o, tr.eps, layer.lam, cfg, reset_feedback=True, self_weight=own)
+        before = {name: getattr(tr, name) for name in tr.adapt} if tr.adapt else {}
+        if before:
+            d, k = adaptation_decays(d, decay_factor(prev.V, prev.o, tr.eps, layer.lam, cfg, False), tr.eps, cfg)
+        tr.e = weight_trace(tr.e, d, presynaptic(state.F, prev.o, layer.recurrent))
         if tr.n is not None:
             tr.n = bias_trace(tr.n, d)
         if tr.m is not None:
             tr.m = lambda_trace(tr.m, d, prev.V, prev.o, cfg)
-        tr.eps = spike_derivative(state.V, cfg)
+        for name, z in before.items():
+            value, tr.adapt[name] = adapted(getattr(tr, name), z, tr.adapt[name], k, tr.eps, cfg.rho)
+            setattr(tr, name, value)
+        tr.eps = spike_derivative(state.V, cfg, state.b)
         tr.state = state

@@ -25,6 +25,10 @@ What OTTT cannot do, and therefore refuses at construction (``ValueError``):
 
 Only W and b are learned; α, β, λ are not adapted even when learnable (their
 ``.grad`` is left untouched).
+
+On ALIF and recurrent layers (docs/memory.md) OTTT stays OTTT: the adaptive threshold enters only
+through ε (its surrogate is taken at ``V - A``), the adaptation's own path is dropped, and a recurrent
+layer's W_rec learns from the presynaptic trace of ``o[t-1]`` (``â`` runs over ``[F[t], o[t-1]]``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..functional import LIFState, bias_trace, decay_factor, lif_step, spike_derivative, weight_trace
+from ..functional import (LIFState, bias_trace, decay_factor, lif_step, presynaptic, spike_derivative,
+                          split_presynaptic, weight_trace)
 from ..layers import LIFLayer
 from ..losses import Loss
 from .base import state_nbytes
@@ -48,7 +53,7 @@ class OTTTTraces:
 
     state: LIFState
     eps: torch.Tensor  # ε[t] of the current step, [B, N_out]
-    a_hat: torch.Tensor  # â [B, 1, N_in]: SOLSA's W trace, the same for every neuron j (stored once)
+    a_hat: torch.Tensor  # â [B, 1, N_in (+ N_out if recurrent)]: SOLSA's W trace, the same for every neuron j
     n: torch.Tensor | None = None  # bias trace [B, 1]
 
     def nbytes(self) -> int:
@@ -87,23 +92,26 @@ class OTTT(OnlineRule):
         super().__init__(net, loss, backend=backend)
         check_ottt_network(net)
 
+    def _learned(self, layer: LIFLayer) -> list[str]:
+        return [n for n in ("weight", "bias", "rec_weight") if layer.is_learnable(n)]
+
     @staticmethod
     def _new_traces(layer: LIFLayer, B: int) -> OTTTTraces:
         kw = {"device": layer.weight.device, "dtype": layer.weight.dtype}
         n = torch.zeros(B, 1, **kw) if layer.is_learnable("bias") else None
-        return OTTTTraces(
-            layer.init_state(B), torch.zeros(B, layer.out_features, **kw), torch.zeros(B, 1, layer.in_features, **kw), n
-        )
+        n_pre = layer.in_features + (layer.out_features if layer.recurrent else 0)
+        return OTTTTraces(layer.init_state(B), torch.zeros(B, layer.out_features, **kw), torch.zeros(B, 1, n_pre, **kw), n)
 
     @staticmethod
     def _accumulate(layer: LIFLayer, tr: OTTTTraces, acc: dict[str, torch.Tensor], delta: torch.Tensor) -> torch.Tensor:
         """Σ_b δ_j[t] â_i[t] (and Σ_b δ_j[t] n[t] for b); returns this step's weight gradient."""
-        g_weight = delta.t() @ tr.a_hat[:, 0]
-        if "weight" in acc:
-            acc["weight"] += g_weight
+        grads = split_presynaptic(delta.t() @ tr.a_hat[:, 0], layer.in_features)
+        for name, g in grads.items():
+            if name in acc:
+                acc[name] += g
         if "bias" in acc:
             acc["bias"] += (delta * tr.n).sum(0)
-        return g_weight
+        return grads["weight"]
 
     @staticmethod
     def _forward_layer(layer: LIFLayer, tr: OTTTTraces, x: torch.Tensor) -> None:
@@ -111,8 +119,8 @@ class OTTT(OnlineRule):
         state = lif_step(x, prev, layer.params(), cfg)
         # the detached decay is the layer's λ, the same for every neuron: evaluate it on one column
         d = decay_factor(prev.V[:, :1], prev.o[:, :1], tr.eps[:, :1], layer.lam, cfg, reset_feedback=False)
-        tr.a_hat = weight_trace(tr.a_hat, d, state.F)  # â[t] = λ â[t-1] + F[t]
+        tr.a_hat = weight_trace(tr.a_hat, d, presynaptic(state.F, prev.o, layer.recurrent))  # â = λ â + F[t]
         if tr.n is not None:
             tr.n = bias_trace(tr.n, d)
-        tr.eps = spike_derivative(state.V, cfg)
+        tr.eps = spike_derivative(state.V, cfg, state.b)
         tr.state = state

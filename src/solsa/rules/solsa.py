@@ -33,6 +33,8 @@ import torch
 
 from ..functional import (
     LIFState,
+    adaptation_decays,
+    adapted,
     mass_corrected_error,
     alpha_input_trace,
     alpha_trace,
@@ -40,7 +42,9 @@ from ..functional import (
     decay_factor,
     lambda_trace,
     lif_step,
+    presynaptic,
     spike_derivative,
+    split_presynaptic,
     weight_trace,
 )
 from ..layers import LIFLayer
@@ -63,15 +67,17 @@ class LayerTraces:
 
     state: LIFState
     eps: torch.Tensor  # ε[t] of the last step, [B, N_out]
-    e: torch.Tensor  # W trace [B, N_out, N_in]
+    e: torch.Tensor  # W trace [B, N_out, N_in] (recurrent: W and W_rec, [B, N_out, N_in + N_out])
     p: torch.Tensor | None = None  # ∂F/∂α [B, N_in]
     a: torch.Tensor | None = None  # α trace [B, N_out, N_in] or [B, N_out]
     m: torch.Tensor | None = None  # λ trace [B, N_out]
     n: torch.Tensor | None = None  # bias trace [B, N_out]
     credit: LayerCredit | None = None  # e, a, m, n filtered through the layers above (rules/credit.py)
+    adapt: dict[str, torch.Tensor] | None = None  # ALIF: each trace's partner w = ∂b/∂θ (e, a, m, n are of V - A)
 
     def nbytes(self) -> int:
         extra = self.credit.nbytes() if self.credit is not None else 0
+        extra += state_nbytes(*self.adapt.values()) if self.adapt else 0
         return state_nbytes(*self.state, self.eps, self.e, self.p, self.a, self.m, self.n) + extra
 
 
@@ -142,6 +148,8 @@ class SOLSA(OnlineRule):
             reason = unsupported_reason(self.net.layers)
         if self.credit not in FUSED_CREDIT and len(self.net.layers) > 1:
             reason = f"the fused kernel implements credit {list(FUSED_CREDIT)} only, not {self.credit!r}"
+        if any(layer.adaptive or layer.recurrent for layer in self.net.layers):
+            reason = "the fused kernel implements LIF layers without recurrent weights only (not ALIF, not recurrent)"
         if not reason:
             try:
                 self._fused = FusedStepper(self.net.layers, self.traces, self._grads, batch_size,
@@ -155,13 +163,14 @@ class SOLSA(OnlineRule):
         self._fallback_reason = reason
 
     def _learned(self, layer: LIFLayer) -> list[str]:
-        return ["weight"] + [n for n in ("bias", "alpha", "lam") if layer.is_learnable(n)]
+        return ["weight"] + [n for n in ("bias", "alpha", "lam", "rec_weight") if layer.is_learnable(n)]
 
     def _new_traces(self, layer: LIFLayer, B: int) -> LayerTraces:
         w = layer.weight
         kw = {"device": w.device, "dtype": w.dtype}
         n_out, n_in = w.shape
-        tr = LayerTraces(layer.init_state(B), torch.zeros(B, n_out, **kw), torch.zeros(B, n_out, n_in, **kw))
+        n_pre = n_in + (n_out if layer.recurrent else 0)
+        tr = LayerTraces(layer.init_state(B), torch.zeros(B, n_out, **kw), torch.zeros(B, n_out, n_pre, **kw))
         if layer.is_learnable("alpha"):
             tr.p = torch.zeros(B, n_in, **kw)
             tr.a = torch.zeros((B, n_out, n_in) if layer.filter_per_channel else (B, n_out), **kw)
@@ -169,6 +178,8 @@ class SOLSA(OnlineRule):
             tr.m = torch.zeros(B, n_out, **kw)
         if layer.is_learnable("bias"):
             tr.n = torch.zeros(B, n_out, **kw)
+        if layer.adaptive:
+            tr.adapt = {n: torch.zeros_like(getattr(tr, n)) for n in ("e", "a", "m", "n") if getattr(tr, n) is not None}
         index = next(i for i, lay in enumerate(self.net.layers) if lay is layer)
         cascade, layers = self.credit == "cascade", self.net.layers
         upper = layers[index + 1].weight.shape[0] if index + 1 < len(layers) else 0
@@ -195,8 +206,12 @@ class SOLSA(OnlineRule):
     def _forward_layer(self, layer: LIFLayer, tr: LayerTraces, x: torch.Tensor) -> None:
         cfg, prev = layer.config, tr.state
         state = lif_step(x, prev, layer.params(), cfg)
-        d = decay_factor(prev.V, prev.o, tr.eps, layer.lam, cfg, self.reset_feedback)
-        tr.e = weight_trace(tr.e, d, state.F)
+        own = layer.rec_weight.diagonal() if layer.recurrent else None  # the self-connection: kept
+        d = decay_factor(prev.V, prev.o, tr.eps, layer.lam, cfg, self.reset_feedback, own)
+        before = {name: getattr(tr, name) for name in tr.adapt} if tr.adapt else {}
+        if before:  # ALIF: the traces are of V - A, coupled to their adaptation partners (docs/memory.md §1)
+            d, k = adaptation_decays(d, decay_factor(prev.V, prev.o, tr.eps, layer.lam, cfg, False), tr.eps, cfg)
+        tr.e = weight_trace(tr.e, d, presynaptic(state.F, prev.o, layer.recurrent))
         if tr.p is not None:
             tr.p = alpha_input_trace(tr.p, prev.F, layer.alpha)
             tr.a = alpha_trace(tr.a, d, layer.weight, tr.p, layer.filter_per_channel)
@@ -204,10 +219,13 @@ class SOLSA(OnlineRule):
             tr.m = lambda_trace(tr.m, d, prev.V, prev.o, cfg)
         if tr.n is not None:
             tr.n = bias_trace(tr.n, d)
+        for name, z in before.items():
+            value, tr.adapt[name] = adapted(getattr(tr, name), z, tr.adapt[name], k, tr.eps, cfg.rho)
+            setattr(tr, name, value)
         if self.credit != "same-step":  # the layers below filter their traces through this one
             upper = next(i for i, t in enumerate(self.traces) if t is tr)
             advance_credit(self.traces, upper, layer.alpha, d)
-        tr.eps = spike_derivative(state.V, cfg)
+        tr.eps = spike_derivative(state.V, cfg, state.b)
         tr.state = state
 
     @staticmethod
@@ -215,8 +233,10 @@ class SOLSA(OnlineRule):
         layer: LIFLayer, tr: LayerTraces, acc: dict[str, torch.Tensor], delta: torch.Tensor
     ) -> torch.Tensor:
         """∂ℓ_t/∂θ = Σ_b Σ_j δ_j[t] · trace_j(θ)[t]; returns this step's weight gradient."""
-        g_weight = torch.einsum("bj,bji->ji", delta, tr.e)
-        acc["weight"] += g_weight
+        grads = split_presynaptic(torch.einsum("bj,bji->ji", delta, tr.e), layer.in_features)
+        for name, g in grads.items():
+            acc[name] += g
+        g_weight = grads["weight"]
         if tr.a is not None:
             g_alpha = torch.einsum("bj,bji->i", delta, tr.a) if tr.a.dim() == 3 else (delta * tr.a).sum()
             acc["alpha"] += _sum_to(g_alpha, layer.alpha.shape)
