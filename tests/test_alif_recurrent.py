@@ -131,3 +131,13 @@ def test_bad_alif_options_are_named_errors():
         SNN(2, [], 2, neuron="alif", rho=1.5)
     with pytest.raises(ValueError, match="^adapt"):
         SNN(2, [], 2, neuron="alif", adapt=-1.0)
+
+
+def test_nir_export_refuses_alif_and_recurrent_layers():
+    pytest.importorskip("nir")
+    from solsa.interop import to_nir
+
+    with pytest.raises(ValueError, match="ALIF"):
+        to_nir(SNN(2, [3], 2, neuron="alif"))
+    with pytest.raises(ValueError, match="recurrent"):
+        to_nir(SNN(2, [3], 2, recurrent=True))

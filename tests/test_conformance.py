@@ -12,14 +12,24 @@ import torch
 from solsa.config import TrainConfig
 from solsa.factories import build_network, build_rule, make_optimizer
 from solsa.learner import Learner
-from solsa.rules import RULES, LearningRule
+from solsa.rules import RULES, LearningRule, sequence_weights
 from solsa.validation import OptionError
 
 NAMES = list(RULES)
 N_IN, N_OUT = 4, 3
+# the neuron and readout options every rule must run on (docs/memory.md)
+VARIANTS = {
+    "lif": {},
+    "alif": {"neuron": "alif"},
+    "recurrent-alif": {"neuron": "alif", "recurrent": True, "readout_score": "last"},
+    "recurrent-max": {"recurrent": True, "readout_score": "max", "reset": "zero"},
+}
 
 
-def make(name, dtype=torch.float64, seed=0, **options):
+def make(name, dtype=torch.float64, seed=0, variant="lif", **options):
+    options = {**VARIANTS[variant], **options}
+    if name == "ottt" and options.get("reset") == "zero":
+        options["reset"] = "subtract"  # OTTT refuses the hard reset (tests below)
     cfg = TrainConfig(rule=name, hidden=(6,), alpha=0.4, lam=0.6, weight_scale=2.0, **options)
     torch.manual_seed(seed)
     net = build_network(cfg, N_IN, N_OUT).to(dtype)
@@ -73,9 +83,10 @@ def test_bad_input_width_dtype_and_batch(name):
     assert out.output.dtype == torch.float64 and out.output.shape == (3, N_OUT)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name", NAMES)
-def test_gradients_land_in_grad_and_an_optimizer_applies_them(name):
-    cfg, net, rule = make(name)
+def test_gradients_land_in_grad_and_an_optimizer_applies_them(name, variant):
+    cfg, net, rule = make(name, variant=variant)
     x, y = data()
     before = copy.deepcopy(net.state_dict())
     opt = make_optimizer("sgd", [p for p in net.parameters() if p.requires_grad], 0.1)
@@ -88,18 +99,20 @@ def test_gradients_land_in_grad_and_an_optimizer_applies_them(name):
         assert not torch.equal(layer.weight, before[f"layers.{i}.weight"])
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name", NAMES)
-def test_flush_at_any_step(name):
+def test_flush_at_any_step(name, variant):
     """Online rules: flushing mid-sequence adds up to one flush at the end (nothing lost, nothing twice).
     Every rule: a flush at any step leaves finite gradients, and a second flush adds nothing."""
-    _, net, rule = make(name)
+    _, net, rule = make(name, variant=variant)
     x, y = data(T=10)
     rule.sequence(x, y)
     once = grads(net)
     net.zero_grad(set_to_none=True)
     rule.reset(3)
+    weights = sequence_weights(torch.ones(10, 3, dtype=torch.float64), net.readout_score)  # as sequence() weighs
     for t in range(10):
-        rule.step(x[t], y, torch.full((3,), 1 / 30, dtype=torch.float64))
+        rule.step(x[t], y, weights[t])
         if t in (0, 4, 7):
             rule.flush()
     rule.flush()
@@ -112,22 +125,24 @@ def test_flush_at_any_step(name):
             assert rel(pieces[k], once[k]) < 1e-10, k
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name", NAMES)
-def test_same_seed_same_gradient(name):
+def test_same_seed_same_gradient(name, variant):
     results = []
     for _ in range(2):
-        _, net, rule = make(name, seed=5)
+        _, net, rule = make(name, variant=variant, seed=5)
         rule.sequence(*data(seed=2))
         results.append(grads(net))
     assert results[0].keys() == results[1].keys()
     assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name", NAMES)
-def test_train_state_bytes_flat_in_T_for_online_rules(name):
+def test_train_state_bytes_flat_in_T_for_online_rules(name, variant):
     sizes = []
     for T in (5, 40):
-        _, net, rule = make(name)
+        _, net, rule = make(name, variant=variant)
         rule.sequence(*data(T=T))
         sizes.append(rule.train_state_bytes())
     assert sizes[0] > 0
@@ -138,22 +153,24 @@ def test_train_state_bytes_flat_in_T_for_online_rules(name):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("variant", ["lif", "recurrent-alif"])
 @pytest.mark.parametrize("name", NAMES)
-def test_float32_and_float64(name, dtype):
-    _, net, rule = make(name, dtype=dtype)
+def test_float32_and_float64(name, variant, dtype):
+    _, net, rule = make(name, dtype=dtype, variant=variant)
     out = rule.sequence(*data(dtype=dtype))
     assert out.outputs.dtype == dtype
     g = grads(net)
     assert g and all(v.dtype == dtype and torch.isfinite(v).all() for v in g.values())
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name", NAMES)
-def test_state_dict_round_trip(name):
-    cfg, net, rule = make(name, seed=3)
+def test_state_dict_round_trip(name, variant):
+    cfg, net, rule = make(name, variant=variant, seed=3)
     x, y = data()
     rule.sequence(x, y)
     reference = grads(net)
-    _, other, other_rule = make(name, seed=4)
+    _, other, other_rule = make(name, variant=variant, seed=4)
     other.load_state_dict(net.state_dict())
     other_rule.sequence(x, y)
     with torch.no_grad():

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .coordinates import DEFAULT_FILTER_UPDATE, FILTER_UPDATES
-from .functional import RESET_MODES
-from .layers import ALPHA_MAX, BETA_MIN, FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUTS
+from .functional import NEURONS, RESET_MODES
+from .layers import ADAPT, ALPHA_MAX, BETA_MIN, FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUT_SCORES, READOUTS, RHO
 from .losses import LOSSES
 from .rules import get_rule
 from .rules.credit import CREDIT_MODES, DEFAULT_CREDIT
@@ -29,7 +29,7 @@ from .validation import OptionError, check_choice, check_device, check_positive_
 __all__ = ["TrainConfig", "GROUPS", "OPTIMIZERS", "MODELS", "DTYPES", "option_fields", "parse_hidden"]
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd", "adamw")
-MODELS = ("full", "paper")
+MODELS = ("full", "paper", "native")
 DTYPES = ("float32", "float64")
 GROUPS = ("run", "task", "model", "neuron", "readout", "optimizer", "enhancements")
 
@@ -95,8 +95,8 @@ class TrainConfig:
     # run
     task: str = _opt("uea:JapaneseVowels", "task", "task spec, see `solsa tasks`")
     rule: str = _opt("solsa", "run", "learning rule, see `solsa rules`", check=lambda n, v: get_rule(v))
-    model: str = _opt("full", "model", "full: the SOLSA model; paper: the neuron model of the rule's own paper",
-                      choices=MODELS)
+    model: str = _opt("full", "model", "full: the SOLSA model; paper: the neuron model of the rule's own paper; "
+                      "native: e-prop's recurrent ALIF network (no synaptic filter) for every rule", choices=MODELS)
     epochs: int = _opt(60, "run", "training epochs", check=_positive)
     seed: int = _opt(0, "run", "seeds the initial weights, the validation split and the batch order",
                      check=_non_negative)
@@ -117,6 +117,10 @@ class TrainConfig:
     readout_lam: float = _opt(0.0, "readout", "membrane decay of the leaky readout", check=_decay)
     readout_alpha: float | None = _opt(None, "readout", "initial α of the output layer (default: alpha)",
                                        check=_optional(_decay))
+    readout_score: str = _opt("mean", "readout", "class score over time, and the loss weights that follow it: mean "
+                              "(per-step loss, time-averaged output), last (loss and score at the last valid step) or "
+                              "max (maximum over time; trained with the per-step loss, docs/memory.md)",
+                              choices=READOUT_SCORES)
     alpha: float = _opt(0.0, "neuron", "initial synaptic decay α", check=_decay)
     beta: float = _opt(1.0, "neuron", "initial synaptic gain β",
                        check=lambda n, v: check_range(n, v, BETA_MIN, math.inf))
@@ -133,6 +137,13 @@ class TrainConfig:
                                check=_optional(_positive_number))
     threshold: float = _opt(1.0, "neuron", "firing threshold θ", check=_positive_number)
     weight_scale: float = _opt(1.0, "neuron", "initial weight scale (std = scale / sqrt(N_in))", check=_positive_number)
+    neuron: str = _opt("lif", "neuron", "spiking neuron: lif, or alif (threshold θ + adapt·b, b[t] = rho·b[t-1] + "
+                       "o[t-1]; docs/memory.md)", choices=NEURONS)
+    adapt: float = _opt(ADAPT, "neuron", "ALIF threshold rise per spike β_a",
+                        check=lambda n, v: check_range(n, v, 0.0, math.inf))
+    rho: float = _opt(RHO, "neuron", "ALIF adaptation decay ρ", check=_decay)
+    recurrent: bool = _opt(False, "neuron", "recurrent weights within each spiking layer (the online rules' traces "
+                           "drop the paths through other neurons' spikes; docs/memory.md)")
     schedule: str = _opt("end", "enhancements", "weight-update schedule: end, every:K or search:K", check=_schedule)
     search_period: int = _opt(5, "enhancements", "epochs between additions of a search:K point", check=_positive)
     early_stop: bool = _opt(False, "enhancements", "skip the rest of confidently-right sequences")

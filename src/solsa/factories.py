@@ -30,7 +30,7 @@ def network_options(cfg: TrainConfig) -> dict[str, Any]:
         alpha=cfg.alpha, beta=cfg.beta, lam=cfg.lam, learn_alpha=cfg.learn_alpha, learn_beta=cfg.learn_beta,
         learn_lam=cfg.learn_lam, filter_granularity=cfg.filter_granularity, lam_granularity=cfg.lam_granularity,
         reset=cfg.reset, surrogate=cfg.surrogate, width=cfg.width, threshold=cfg.threshold,
-        weight_scale=cfg.weight_scale,
+        weight_scale=cfg.weight_scale, neuron=cfg.neuron, adapt=cfg.adapt, rho=cfg.rho, recurrent=cfg.recurrent,
     )
     opts.update(get_rule(cfg.rule).model_options(cfg.model))
     return opts
@@ -39,7 +39,7 @@ def network_options(cfg: TrainConfig) -> dict[str, Any]:
 def build_network(cfg: TrainConfig, n_inputs: int, n_outputs: int) -> SNN:
     """The run's :class:`~solsa.SNN` in ``cfg.dtype``, on the CPU (move it with ``.to(device)``)."""
     return SNN(n_inputs, cfg.hidden, n_outputs, readout=cfg.readout, readout_lam=cfg.readout_lam,
-               readout_alpha=cfg.readout_alpha, dtype=getattr(torch, cfg.dtype), **network_options(cfg))
+               readout_alpha=cfg.readout_alpha, readout_score=cfg.readout_score, dtype=getattr(torch, cfg.dtype), **network_options(cfg))
 
 
 def build_rule(cfg: TrainConfig, net: SNN) -> LearningRule:

@@ -144,6 +144,10 @@ def to_nir(net: SNN, dt: float = DEFAULT_DT):
     if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and np.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
     dt = float(dt)
+    for i, layer in enumerate(net.layers):
+        if layer.adaptive or layer.recurrent:
+            raise ValueError(f"layer {i} is {'ALIF' if layer.adaptive else 'recurrent'}: the NIR export writes "
+                             "feed-forward LIF layers only")
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([net.n_inputs])})}
     edges: list[tuple[str, str]] = []
     prev = "input"

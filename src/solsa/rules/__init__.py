@@ -21,13 +21,17 @@ from .solsa import SOLSA
 
 # The neuron model of SOLSA.md §1 with the synaptic filter removed (α = 0, β = 1, not learned).
 NO_FILTER = {"alpha": 0.0, "beta": 1.0, "learn_alpha": False, "learn_beta": False}
+# e-prop's own network (Bellec et al. 2020, the LSNN): recurrent ALIF layers without a synaptic filter, applied to
+# every rule with model "native" so that the rules compare on it (docs/memory.md)
+NATIVE_MODEL = {**NO_FILTER, "reset": "subtract", "neuron": "alif", "recurrent": True}
 
 
 @dataclass(frozen=True)
 class RuleSpec:
     """A named rule: its class, constructor options, and the neuron model it trains.
 
-    ``paper_model``: :class:`~solsa.LIFLayer` options of the rule's paper, applied with model "paper";
+    ``paper_model``: :class:`~solsa.LIFLayer` options of the rule's paper, applied with model "paper"
+    (model "native" applies :data:`NATIVE_MODEL` for every rule);
     ``model``: options applied whichever model is chosen (the ablations that change the model);
     ``ablation``: a variant of SOLSA that removes one of its parts (left out of default benchmarks).
     """
@@ -46,8 +50,9 @@ class RuleSpec:
         return self.cls(net, loss, backend=backend, **{**self.options, **options})
 
     def model_options(self, model: str) -> dict[str, Any]:
-        """The layer options this rule imposes on ``model`` ("full" or "paper")."""
-        return {**(self.paper_model if model == "paper" else {}), **self.model}
+        """The layer options this rule imposes on ``model`` ("full", "paper" or "native")."""
+        imposed = {"paper": self.paper_model, "native": NATIVE_MODEL}.get(model, {})
+        return {**imposed, **self.model}
 
 
 # One line per rule: a new rule is its file plus one entry here (tests/test_conformance.py checks it).
@@ -118,6 +123,7 @@ __all__ = [
     "CREDIT_MODES",
     "DEFAULT_CREDIT",
     "NO_FILTER",
+    "NATIVE_MODEL",
     "ABLATIONS",
     "get_rule",
 ]
