@@ -57,12 +57,12 @@ from dataclasses import dataclass
 
 import torch
 
-from ..functional import (LIFState, adaptation_decays, adapted, bias_trace, decay_factor, lif_step, presynaptic,
+from ..functional import (LIFState, adaptation_decays, bias_trace, decay_factor, lif_step, presynaptic,
                           spatial_error, spike_derivative, split_presynaptic, weight_trace)
 from ..layers import LIFLayer
 from ..losses import Loss
 from .base import state_nbytes
-from .online import OnlineRule
+from .online import OnlineRule, couple_adaptation
 
 __all__ = ["EProp", "EPropTraces", "FEEDBACK_MODES"]
 
@@ -227,9 +227,8 @@ class EProp(OnlineRule):
         tr.e = weight_trace(tr.e, d, presynaptic(state.F, prev.o, layer.recurrent))  # x̄[t] = d[t] x̄[t-1] + F[t]
         if tr.n is not None:
             tr.n = bias_trace(tr.n, d)
-        for name, z in before.items():
-            value, tr.adapt[name] = adapted(getattr(tr, name), z, tr.adapt[name], k, tr.psi, cfg.rho)
-            setattr(tr, name, value)
+        if before:
+            couple_adaptation(tr, before, k, tr.psi, cfg.rho)
         tr.psi = spike_derivative(state.V, cfg, state.b)
         if tr.e_bar is not None:  # ē[t] = κ ē[t-1] + ψ[t] x̄[t]
             tr.e_bar = torch.addcmul(self.kappa * tr.e_bar, tr.psi.unsqueeze(2), tr.e)

@@ -18,11 +18,20 @@ from typing import Any
 
 import torch
 
-from ..functional import spatial_error
+from ..functional import adapted, spatial_error
 from ..layers import LIFLayer
 from .base import Capabilities, LearningRule, StepResult
 
-__all__ = ["OnlineRule"]
+__all__ = ["OnlineRule", "couple_adaptation"]
+
+
+def couple_adaptation(tr: Any, before: dict[str, torch.Tensor], k: torch.Tensor, eps: torch.Tensor,
+                      rho: float) -> None:
+    """ALIF (docs/memory.md §1): couple each trace of ``tr`` advanced from ``before`` (its value at t-1) to its
+    adaptation partner in ``tr.adapt``, in place (:func:`~solsa.functional.adapted`)."""
+    for name, z in before.items():
+        value, tr.adapt[name] = adapted(getattr(tr, name), z, tr.adapt[name], k, eps, rho)
+        setattr(tr, name, value)
 
 
 class OnlineRule(LearningRule):

@@ -39,7 +39,6 @@ import torch
 from ..functional import (
     LIFState,
     adaptation_decays,
-    adapted,
     bias_trace,
     decay_factor,
     lambda_trace,
@@ -52,7 +51,7 @@ from ..functional import (
 from ..layers import LIFLayer
 from ..losses import Loss
 from .base import state_nbytes
-from .online import OnlineRule
+from .online import OnlineRule, couple_adaptation
 
 __all__ = ["OSTL", "OSTLTraces"]
 
@@ -132,8 +131,7 @@ class OSTL(OnlineRule):
             tr.n = bias_trace(tr.n, d)
         if tr.m is not None:
             tr.m = lambda_trace(tr.m, d, prev.V, prev.o, cfg)
-        for name, z in before.items():
-            value, tr.adapt[name] = adapted(getattr(tr, name), z, tr.adapt[name], k, tr.eps, cfg.rho)
-            setattr(tr, name, value)
+        if before:
+            couple_adaptation(tr, before, k, tr.eps, cfg.rho)
         tr.eps = spike_derivative(state.V, cfg, state.b)
         tr.state = state

@@ -34,7 +34,6 @@ import torch
 from ..functional import (
     LIFState,
     adaptation_decays,
-    adapted,
     mass_corrected_error,
     alpha_input_trace,
     alpha_trace,
@@ -52,7 +51,7 @@ from ..losses import Loss
 from .base import Capabilities, StepResult, state_nbytes
 from .credit import (CREDIT_MODES, DEFAULT_CREDIT, LayerCredit, advance_credit, check_credit, credit_depth,
                      credited_view, descend_signals, new_credit)
-from .online import OnlineRule
+from .online import OnlineRule, couple_adaptation
 
 __all__ = ["SOLSA", "LayerTraces", "BACKENDS", "CREDIT_MODES"]
 
@@ -219,9 +218,8 @@ class SOLSA(OnlineRule):
             tr.m = lambda_trace(tr.m, d, prev.V, prev.o, cfg)
         if tr.n is not None:
             tr.n = bias_trace(tr.n, d)
-        for name, z in before.items():
-            value, tr.adapt[name] = adapted(getattr(tr, name), z, tr.adapt[name], k, tr.eps, cfg.rho)
-            setattr(tr, name, value)
+        if before:
+            couple_adaptation(tr, before, k, tr.eps, cfg.rho)
         if self.credit != "same-step":  # the layers below filter their traces through this one
             upper = next(i for i, t in enumerate(self.traces) if t is tr)
             advance_credit(self.traces, upper, layer.alpha, d)
