@@ -90,3 +90,22 @@ def test_cli_trains_recurrent_alif_with_last_step_scoring(npz_task, tmp_path, ca
     capsys.readouterr()
     assert main(["evaluate", str(out / "checkpoint.pt"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_every_rule_runs_on_the_native_model_as_a_compare_row():
+    from solsa.compare import check_rules, plan_entries
+
+    rules = ["solsa", "bptt", "eprop", "ottt", "ostl"]
+    assert plan_entries(rules, ["native"]) == [(r, r, "native") for r in rules]
+    assert ("eprop@native", "eprop", "native") in plan_entries(["eprop"], ["paper", "full", "native"])
+    check_rules(TrainConfig(model="native", hidden=(4,)), rules)  # every rule builds on it
+
+
+def test_stream_facade_learns_on_recurrent_alif():
+    from solsa.stream import StreamClassifier
+
+    torch.manual_seed(0)
+    clf = StreamClassifier(SNN(2, [6], 2, readout="leaky", neuron="alif", recurrent=True), "solsa", update_every=4)
+    for t in range(12):
+        clf.learn_one({"a": float(t % 2), "b": 1.0}, t % 2)
+    assert clf.predict_one({"a": 1.0, "b": 1.0}) in (0, 1)
