@@ -97,7 +97,10 @@ def test_every_rule_runs_on_the_native_model_as_a_compare_row():
 
     rules = ["solsa", "bptt", "eprop", "ottt", "ostl"]
     assert plan_entries(rules, ["native"]) == [(r, r, "native") for r in rules]
-    assert ("eprop@native", "eprop", "native") in plan_entries(["eprop"], ["paper", "full", "native"])
+    # beside the paper's and the full model, native is one more row and the other labels stay
+    assert plan_entries(["solsa", "eprop"], ["paper", "full", "native"]) == [
+        ("solsa", "solsa", "full"), ("solsa@native", "solsa", "native"), ("eprop@paper", "eprop", "paper"),
+        ("eprop@full", "eprop", "full"), ("eprop@native", "eprop", "native")]
     check_rules(TrainConfig(model="native", hidden=(4,)), rules)  # every rule builds on it
 
 

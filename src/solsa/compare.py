@@ -89,7 +89,8 @@ def plan_tasks(base: TrainConfig, suite: str | None = None, given: dict[str, Any
 def plan_entries(rules: list[str], models: list[str] | tuple[str, ...]) -> list[tuple[str, str, str]]:
     """``(label, rule, model)`` for every rule on every model; a rule whose neuron model is the same on
     several models (SOLSA, BPTT) runs once. Labels are the rule's name, or ``RULE@MODEL`` where a rule runs
-    on more than one model."""
+    on more than one model; with other models beside it, ``native`` (e-prop's recurrent ALIF network) is
+    always ``RULE@native``, so that ``--models paper,full,native`` keeps the labels of ``paper,full``."""
     for m in models:
         check_choice("models", m, MODELS)
     entries = []
@@ -98,9 +99,11 @@ def plan_entries(rules: list[str], models: list[str] | tuple[str, ...]) -> list[
         variants: dict[str, list[str]] = {}
         for m in models:
             variants.setdefault(json.dumps(spec.model_options(m), sort_keys=True, default=str), []).append(m)
+        native = [same for same in variants.values() if same == ["native"]] if len(models) > 1 else []
         for same in variants.values():
             m = "full" if "full" in same else same[0]  # e.g. SOLSA and BPTT: their paper's model is the full one
-            entries.append((rule if len(variants) == 1 else f"{rule}@{m}", rule, m))
+            alone = len(variants) - len(native) == 1 and same not in native
+            entries.append((rule if alone else f"{rule}@{m}", rule, m))
     return entries
 
 
