@@ -67,6 +67,7 @@ def decay_factor(
 
 
 def _decay(V_prev, o_prev, eps_prev, lam, cfg: LIFConfig, reset_feedback: bool) -> torch.Tensor:
+    """:func:`decay_factor` without the self-connection: the leak and the reset."""
     if not cfg.spiking or cfg.reset == "none":
         return lam.expand_as(V_prev)
     if cfg.reset == "subtract":
