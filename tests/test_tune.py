@@ -129,7 +129,7 @@ def test_cross_validation_below_the_threshold_and_a_failing_trial(tmp_path):
         return train(cfg, out, **kw)
 
     r = tune(TrainConfig(**TINY), tmp_path, given={"epochs": 1}, trials=3, space=SMALL_SPACE, cv_folds=None,
-             final=False, train_fn=flaky_train, log=None)
+             repeats=1, final=False, train_fn=flaky_train, log=None)
     assert r["cv_folds"] == 5 and "5-fold cross-validation" in r["scoring"] and "(fewer than 200)" in r["scoring"]
     assert "final" not in r
     rows = _rows(tmp_path / "trials.csv")
@@ -139,9 +139,9 @@ def test_cross_validation_below_the_threshold_and_a_failing_trial(tmp_path):
 
 
 def test_a_diverging_run_fails_its_trial_through_the_epoch_hook():
-    from solsa.tune import _pruning_hook
+    from solsa.tune_trial import pruning_hook
 
-    hook = _pruning_hook(trial=None, report=False)
+    hook = pruning_hook(trial=None, report=False)
     with pytest.raises(FloatingPointError, match="diverged"):
         hook(1, {"loss": float("nan"), "val_accuracy": 0.0})
 
