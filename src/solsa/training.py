@@ -181,10 +181,11 @@ class _Run:
         return metrics
 
     def _out_of_patience(self) -> bool:
-        """``val_patience`` epochs have passed since the best validation epoch (checked before each epoch, so a
-        resumed run stops where the uninterrupted one would)."""
-        patience = self.cfg.val_patience
-        return bool(patience) and self.best is not None and self.epoch - self.best["row"]["epoch"] >= patience
+        """``val_patience`` epochs have passed since validation accuracy last rose above its best (checked before
+        each epoch, so a resumed run stops where the uninterrupted one would). Accuracy alone: a validation loss
+        that keeps creeping down on a plateau does not keep the run going."""
+        patience, accuracy = self.cfg.val_patience, [row["val_accuracy"] for row in self.history]
+        return bool(patience and accuracy) and self.epoch - (accuracy.index(max(accuracy)) + 1) >= patience
 
     def _epoch(self, epoch: int, bar: Progress) -> dict[str, Any]:
         cfg, task, net, sync = self.cfg, self.task, self.net, self.sync
