@@ -56,11 +56,12 @@ def main() -> None:
     p.add_argument("--shuffles", type=int, default=3)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--out", default="docs/results/tune-curves")
+    p.add_argument("--summary-only", action="store_true", help="summarise OUT/curves.json; train nothing")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    curves = []
-    for task_spec in args.tasks.split(","):
+    curves = json.loads((out / "curves.json").read_text()) if args.summary_only else []
+    for task_spec in [] if args.summary_only else args.tasks.split(","):
         for name in args.configs.split(","):
             cfg = TrainConfig(task=task_spec, epochs=args.epochs, threads=1).replace(**CONFIGS[name])
             task = load_task_of(cfg)
@@ -75,28 +76,38 @@ def main() -> None:
                     print(f"{task_spec} {name} shuffle {shuffle} fold {fold}: best val "
                           f"{max(curves[-1]['val_accuracy']):.3f} in {curves[-1]['seconds']:.1f} s", flush=True)
             (out / "curves.json").write_text(json.dumps(curves))
-    summary = {"patience": {}, "spread": {}}
-    print("\npatience: epochs trained (share of the full run), validation accuracy lost (points), "
-          "worst loss over the curves")
-    for patience in (3, 5, 8, 10, 15, 20, 30):
-        share = statistics.fmean(stop_epoch(c["val_accuracy"], patience) / len(c["val_accuracy"]) for c in curves)
-        lost = [max(c["val_accuracy"]) - max(c["val_accuracy"][:stop_epoch(c["val_accuracy"], patience)])
-                for c in curves]
-        summary["patience"][patience] = {"epoch_share": share, "lost_mean": statistics.fmean(lost), "lost_max": max(lost)}
-        print(f"  P={patience:>2}: epochs {share:.2f}  lost {100 * statistics.fmean(lost):.2f}  "
-              f"worst {100 * max(lost):.1f}")
+    summarise(curves, out)
+
+
+def summarise(curves: list[dict], out: Path) -> None:
+    """Print and write the patience and spread tables of ``curves``."""
+    summary: dict = {"curves": len(curves), "patience": {}, "spread": {}}
+    groups = sorted({(c["task"], c["config"]) for c in curves})
+    print("\npatience: epochs trained (share of the full run), best fold validation accuracy lost (points, mean and "
+          "worst over the curves), the CV score (mean best fold accuracy) of each task and configuration")
+    for patience in (3, 5, 8, 10, 15, 20, 30, 0):
+        stops = [stop_epoch(c["val_accuracy"], patience) if patience else len(c["val_accuracy"]) for c in curves]
+        share = statistics.fmean(e / len(c["val_accuracy"]) for c, e in zip(curves, stops))
+        kept = [max(c["val_accuracy"][:e]) for c, e in zip(curves, stops)]
+        lost = [max(c["val_accuracy"]) - k for c, k in zip(curves, kept)]
+        cv = {f"{task} {name}": statistics.fmean(k for c, k in zip(curves, kept) if (c["task"], c["config"]) == (task, name))
+              for task, name in groups}
+        summary["patience"][patience] = {"epoch_share": share, "lost_mean": statistics.fmean(lost), "lost_max": max(lost),
+                                         "cv_score": cv}
+        print(f"  P={patience if patience else 'off':>3}: epochs {share:.2f}  lost {100 * statistics.fmean(lost):5.2f}  "
+              f"worst {100 * max(lost):4.1f}   " + "  ".join(f"{k.split(':')[-1]} {100 * v:.1f}" for k, v in cv.items()))
     print("\nspread of the CV score (points): std over folds; std of one shuffle's k-fold mean across shuffles")
-    for task_spec in args.tasks.split(","):
-        for name in args.configs.split(","):
-            mine = [c for c in curves if c["task"] == task_spec and c["config"] == name]
-            scores = {s: [max(c["val_accuracy"]) for c in mine if c["shuffle"] == s] for s in range(args.shuffles)}
-            means = [statistics.fmean(v) for v in scores.values()]
-            folds_sd = statistics.stdev([v for vs in scores.values() for v in vs])
-            shuffle_sd = statistics.stdev(means) if len(means) > 1 else float("nan")
-            summary["spread"][f"{task_spec} {name}"] = {"fold_std": folds_sd, "shuffle_mean_std": shuffle_sd,
-                                                       "shuffle_means": means}
-            print(f"  {task_spec:<22} {name:<20} fold std {100 * folds_sd:5.1f}  shuffle-mean std "
-                  f"{100 * shuffle_sd:4.1f}  means {', '.join(f'{100 * m:.1f}' for m in means)}")
+    for task_spec, name in groups:
+        mine = [c for c in curves if c["task"] == task_spec and c["config"] == name]
+        shuffles = sorted({c["shuffle"] for c in mine})
+        scores = {s: [max(c["val_accuracy"]) for c in mine if c["shuffle"] == s] for s in shuffles}
+        means = [statistics.fmean(v) for v in scores.values()]
+        folds_sd = statistics.stdev([v for vs in scores.values() for v in vs])
+        shuffle_sd = statistics.stdev(means) if len(means) > 1 else float("nan")
+        summary["spread"][f"{task_spec} {name}"] = {"fold_std": folds_sd, "shuffle_mean_std": shuffle_sd,
+                                                   "shuffle_means": means}
+        print(f"  {task_spec:<22} {name:<20} fold std {100 * folds_sd:5.1f}  shuffle-mean std "
+              f"{100 * shuffle_sd:4.1f}  means {', '.join(f'{100 * m:.1f}' for m in means)}")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
 
 

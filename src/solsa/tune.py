@@ -47,7 +47,7 @@ __all__ = ["tune", "CV_BELOW", "CV_FOLDS", "REPEATS", "VAL_PATIENCE", "open_stud
 CV_BELOW = 200  # training samples (train + validation) below which trials are scored by cross-validation
 CV_FOLDS = 5
 REPEATS = 2  # shuffles of the k folds (repeated k-fold); chosen in docs/tune.md, "How the defaults were chosen"
-VAL_PATIENCE = 10  # a trial's run stops after this many epochs without a better validation accuracy (same place)
+VAL_PATIENCE = 15  # a trial's run stops after this many epochs without a better validation accuracy (same place)
 # settings that do not change what a trial computes: workers may differ in them
 _RUN_ONLY = ("threads", "device", "backend")
 
