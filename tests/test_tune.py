@@ -348,4 +348,6 @@ def test_seeds_retrain_the_chosen_configuration_and_report_mean_and_std(tmp_path
     assert all((out / d / "metrics.json").is_file() for d in ("best", "best_seed1", "best_seed2"))
     assert f"on 3 seeds (0, 1, 2): val {seeds['val_mean']:.4f}" in printed and "(mean ± std)" in printed
     assert report["val_patience"] == VAL_PATIENCE  # tune's trials stop on validation unless told otherwise
-    assert load_config_file(out / "best.toml")["val_patience"] == VAL_PATIENCE
+    assert json.loads((out / "trials" / "0000" / "metrics.json").read_text())["config"]["val_patience"] == VAL_PATIENCE
+    assert load_config_file(out / "best.toml")["val_patience"] == 0  # the chosen configuration trains every epoch
+    assert json.loads((out / "best_seed2" / "metrics.json").read_text())["config"]["val_patience"] == 0

@@ -182,8 +182,9 @@ def tune(
     at least one of the two. ``cv_folds``: None picks k-fold (k = :data:`CV_FOLDS`) below
     :data:`CV_BELOW` training samples, else holdout; 0 forces holdout; k ≥ 2 forces k folds.
     ``repeats``: shuffles of the k folds (repeated k-fold, R x k runs per trial; default :data:`REPEATS` under
-    k-fold; only with k-fold). Each run of a trial stops after ``base.val_patience`` epochs without a better
-    validation accuracy (:data:`VAL_PATIENCE` unless ``val_patience`` is ``given``; 0 trains every epoch).
+    k-fold; only with k-fold). Each run of a trial stops after :data:`VAL_PATIENCE` epochs without a better
+    validation accuracy (or ``base.val_patience`` if ``val_patience`` is ``given``: then the final runs use it
+    too; otherwise they train every epoch of the chosen configuration, and so does its ``best.toml``).
     ``final``: train the chosen configuration on the task's split and report its test accuracy
     (the only read of the test split); ``seeds`` N: on seeds ``base.seed`` … ``base.seed + N - 1``, reporting
     the mean and standard deviation. ``grace``: seconds without a heartbeat after which a trial whose
@@ -207,8 +208,8 @@ def tune(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     given = dict(given or {})
-    if "val_patience" not in given:
-        base = base.replace(val_patience=VAL_PATIENCE)
+    # trials stop on validation to save time; the chosen configuration keeps the patience only if it was given
+    trial_base = base if "val_patience" in given else base.replace(val_patience=VAL_PATIENCE)
     space = active_space(DEFAULT_SPACE if space is None else space, base, given)
     if not space:
         raise OptionError("space", "space is empty: every key is fixed by a given option; nothing to search")
@@ -236,7 +237,7 @@ def tune(
     # worker on a shared storage (else two workers would draw the same points)
     seed = base.seed * 1_000_003 + n_before + (os.getpid() if shared else 0)
     study.sampler = _quiet_optuna().samplers.TPESampler(seed=seed % 2**32, n_startup_trials=5)
-    if _check_settings(study, _settings(base, space, cv, repeats)) and n_before == 0:
+    if _check_settings(study, _settings(trial_base, space, cv, repeats)) and n_before == 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # optuna warns when a fixed value is not in a distribution
             study.enqueue_trial(default_params(space, base), user_attrs={"start": True})
@@ -248,7 +249,7 @@ def tune(
             seen.add(message)
             log(message)
 
-    objective = Objective(base, space, cv, repeats, out, train_fn, notice)
+    objective = Objective(trial_base, space, cv, repeats, out, train_fn, notice)
     objective.tasks(base, first)
     if log is not None:
         log(f"solsa tune: {base.rule} on {base.task}, study {study_name!r} ({n_before} trials so far), "
@@ -262,7 +263,8 @@ def tune(
     start_trial = next((t for t in study.trials if t.user_attrs.get("start")), None)
     report: dict[str, Any] = {
         "task": base.task, "rule": base.rule, "study": study_name, "storage": storage, "scoring": scoring,
-        "cv_folds": cv, "repeats": repeats, "val_patience": base.val_patience, "space": space_text(space), "fixed": sorted(given), "trials": len(study.trials),
+        "cv_folds": cv, "repeats": repeats, "val_patience": trial_base.val_patience, "space": space_text(space),
+        "fixed": sorted(given), "trials": len(study.trials),
         "trial_states": {s: sum(t.state.name.lower() == s for t in study.trials) for s in ("complete", "pruned", "fail")},
         "start_trial": None if start_trial is None else {"number": start_trial.number, "params": start_trial.params,
                                                           "val_accuracy": start_trial.value,
