@@ -328,6 +328,7 @@ def test_repeated_k_fold_scores_r_times_k_folds_and_reports_the_spread(tmp_path)
     assert r["best_val_accuracy"] == pytest.approx(statistics.fmean(scores))
     assert r["best_val_std"] == pytest.approx(statistics.stdev(scores))
     assert float(_rows(tmp_path / "trials.csv")[0]["val_std"]) == pytest.approx(statistics.stdev(scores))
+    assert r["best_minus_start"] == {"mean": 0.0, "standard_error": 0.0, "folds": 6}  # one trial: it is the start
     assert len(list((tmp_path / "trials" / "0000").glob("fold*"))) == 6
     with pytest.raises(OptionError, match="^repeats=2 repeats k-fold cross-validation"):
         tune(TrainConfig(**TINY), tmp_path / "h", trials=1, space=SMALL_SPACE, cv_folds=0, repeats=2, log=None)

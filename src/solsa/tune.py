@@ -275,6 +275,7 @@ def tune(
         "best_fold_val_accuracy": best.user_attrs.get("fold_val_accuracy"),
         "best_val_loss": best.user_attrs.get("val_loss"), "changes": config_changes(base, best.params),
         "search_seconds": sum(t.user_attrs.get("seconds", 0.0) for t in study.trials),
+        "best_minus_start": _paired(best, start_trial),
     }
     write_best_toml(out / "best.toml", chosen, report)
     if final:
@@ -312,6 +313,17 @@ def _search(study, objective: Objective, trials: int | None, budget: float | Non
         if log is not None and objective.last is not None:
             last = study.get_trials(deepcopy=False)[objective.last]
             log(_trial_line(last, f"{_counts(study)[0]}/{trials}" if trials else "budget", _best_trial(study)))
+
+
+def _paired(best, start) -> dict[str, Any] | None:
+    """The chosen trial minus the start one, fold by fold (the same folds): mean and its standard error; None
+    without two trials scored on the same folds."""
+    a, b = (None if t is None else t.user_attrs.get("fold_val_accuracy") for t in (best, start))
+    if not a or not b or len(a) != len(b) or len(a) < 2:
+        return None
+    diff = [x - y for x, y in zip(a, b)]
+    return {"mean": statistics.fmean(diff), "standard_error": statistics.stdev(diff) / math.sqrt(len(diff)),
+            "folds": len(diff)}
 
 
 def _seed_summary(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:

@@ -99,6 +99,10 @@ def _run_tune(args) -> int:
     over = f" (± std over the {r['repeats'] * r['cv_folds']} folds)" if r["cv_folds"] else ""
     print(f"  chosen (trial {r['best_trial']}): val {_pm(r['best_val_accuracy'], r['best_val_std'])}{over}  "
           f"{r['changes']}")
+    d = r["best_minus_start"]
+    if d is not None and r["start_trial"] and r["best_trial"] != r["start_trial"]["number"]:
+        print(f"  chosen minus start, paired over the {d['folds']} folds: {d['mean']:+.4f} ± {d['standard_error']:.4f} "
+              "(mean ± standard error)")
     if "final" in r:
         f, s = r["final"], r["final_seeds"]
         print(f"  chosen configuration retrained on the task's split: val {f['val_accuracy']:.4f}  "
