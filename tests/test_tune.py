@@ -129,7 +129,7 @@ def test_cross_validation_below_the_threshold_and_a_failing_trial(tmp_path):
         return train(cfg, out, **kw)
 
     r = tune(TrainConfig(**TINY), tmp_path, given={"epochs": 1}, trials=3, space=SMALL_SPACE, cv_folds=None,
-             final=False, train_fn=flaky_train, log=None)
+             repeats=1, final=False, train_fn=flaky_train, log=None)
     assert r["cv_folds"] == 5 and "5-fold cross-validation" in r["scoring"] and "(fewer than 200)" in r["scoring"]
     assert "final" not in r
     rows = _rows(tmp_path / "trials.csv")
@@ -139,9 +139,9 @@ def test_cross_validation_below_the_threshold_and_a_failing_trial(tmp_path):
 
 
 def test_a_diverging_run_fails_its_trial_through_the_epoch_hook():
-    from solsa.tune import _pruning_hook
+    from solsa.tune_trial import pruning_hook
 
-    hook = _pruning_hook(trial=None, report=False)
+    hook = pruning_hook(trial=None, report=False)
     with pytest.raises(FloatingPointError, match="diverged"):
         hook(1, {"loss": float("nan"), "val_accuracy": 0.0})
 
@@ -278,3 +278,77 @@ def test_filter_lr_scale_is_searched_only_where_something_learns_the_dynamics():
     assert "filter_lr_scale" in active_space(DEFAULT_SPACE, TrainConfig(rule="solsa-fixedfilter", learn_lam=True), {})
     assert default_params(space, TrainConfig(rule="solsa", filter_update="log"))["filter_update"] == "log"
     assert "filter_update" not in active_space(DEFAULT_SPACE, TrainConfig(rule="solsa-fixedfilter"), {})
+
+
+def test_val_patience_stops_a_run_that_no_longer_improves():
+    from solsa.training import train
+
+    flat = TrainConfig(**{**TINY, "epochs": 20}, lr=1e-12, val_patience=2)  # nothing learns: accuracy stays flat
+    m = train(flat, None, progress=False, log=None)
+    assert m["epochs_trained"] == 3 and m["best_epoch"] == 1 and m["epochs"] == 20
+    assert train(flat.replace(epochs=4, val_patience=0), None, progress=False, log=None)["epochs_trained"] == 4
+
+
+def _scored_by_lr(calls):
+    """A stand-in for train: 0.1 on every fold with a terrible lr (≤ 1e-8), else 0.8; trial 6 gets lr 1e-9."""
+
+    def fake_train(cfg, out, **kw):
+        if "0006" in str(out):
+            cfg = cfg.replace(lr=1e-9)
+        calls.append(Path(out).parent.name)
+        accuracy = 0.1 if cfg.lr <= 1e-8 else 0.8
+        return {"val_accuracy": accuracy, "val_loss": 1 - accuracy, "seconds_per_epoch": 0.0, "epochs": cfg.epochs}
+
+    return fake_train
+
+
+def test_a_terrible_trial_is_pruned_after_its_first_fold(tmp_path):
+    calls = []
+    r = tune(TrainConfig(**TINY), tmp_path, given={"epochs": 1}, trials=8, space=SMALL_SPACE, cv_folds=3,
+             repeats=2, final=False, train_fn=_scored_by_lr(calls), log=None)
+    rows = _rows(tmp_path / "trials.csv")
+    assert [row["state"] for row in rows] == ["complete"] * 6 + ["pruned", "complete"]
+    assert rows[6]["pruned_at_fold"] == "1" and calls.count("0006") == 1  # stopped after 1 of its 6 folds
+    assert calls.count("0005") == calls.count("0007") == 6  # good trials run every fold, before and after
+    assert r["trial_states"] == {"complete": 7, "pruned": 1, "fail": 0}
+
+
+def test_repeated_k_fold_scores_r_times_k_folds_and_reports_the_spread(tmp_path):
+    import statistics
+
+    task = load_task("patterns", n_samples=24, steps=30, n_inputs=8, cue_len=5)
+    once, twice = fold_tasks(task, 3, seed=0), fold_tasks(task, 3, seed=0, repeats=2)
+    assert len(twice) == 6 and all(torch.equal(a.val.x, b.val.x) for a, b in zip(once, twice))  # repeat 1 = k-fold
+    assert not torch.equal(twice[0].val.y, twice[3].val.y) or not torch.equal(twice[0].val.x, twice[3].val.x)
+    assert sum(len(t.val) for t in twice[3:]) == 24  # each repeat holds every sample out once
+    r = tune(TrainConfig(**TINY), tmp_path, given={"epochs": 1}, trials=1, space=SMALL_SPACE, cv_folds=3, repeats=2,
+             final=False, log=None)
+    scores = r["best_fold_val_accuracy"]
+    assert len(scores) == 6 and r["repeats"] == 2 and "3-fold cross-validation repeated 2 times" in r["scoring"]
+    assert r["best_val_accuracy"] == pytest.approx(statistics.fmean(scores))
+    assert r["best_val_std"] == pytest.approx(statistics.stdev(scores))
+    assert float(_rows(tmp_path / "trials.csv")[0]["val_std"]) == pytest.approx(statistics.stdev(scores))
+    assert r["best_minus_start"] == {"mean": 0.0, "standard_error": 0.0, "folds": 6}  # one trial: it is the start
+    assert len(list((tmp_path / "trials" / "0000").glob("fold*"))) == 6
+    with pytest.raises(OptionError, match="^repeats=2 repeats k-fold cross-validation"):
+        tune(TrainConfig(**TINY), tmp_path / "h", trials=1, space=SMALL_SPACE, cv_folds=0, repeats=2, log=None)
+
+
+def test_seeds_retrain_the_chosen_configuration_and_report_mean_and_std(tmp_path, capsys):
+    from solsa.tune import VAL_PATIENCE
+
+    out = tmp_path / "s"
+    assert main(["tune", *TINY_FLAGS, "--space", "alpha=0:0.9", "--space-file", str(_space_file(out)), "--trials", "1",
+                 "--cv-folds", "0", "--seeds", "3", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "tune.json").read_text())
+    seeds = report["final_seeds"]
+    assert seeds["seeds"] == [0, 1, 2] and len(seeds["test_accuracy"]) == 3
+    assert seeds["test_accuracy"][0] == report["final"]["test_accuracy"]
+    assert seeds["test_std"] == pytest.approx(torch.tensor(seeds["test_accuracy"]).std().item())
+    assert all((out / d / "metrics.json").is_file() for d in ("best", "best_seed1", "best_seed2"))
+    assert f"on 3 seeds (0, 1, 2): val {seeds['val_mean']:.4f}" in printed and "(mean ± std)" in printed
+    assert report["val_patience"] == VAL_PATIENCE  # tune's trials stop on validation unless told otherwise
+    assert json.loads((out / "trials" / "0000" / "metrics.json").read_text())["config"]["val_patience"] == VAL_PATIENCE
+    assert load_config_file(out / "best.toml")["val_patience"] == 0  # the chosen configuration trains every epoch
+    assert json.loads((out / "best_seed2" / "metrics.json").read_text())["config"]["val_patience"] == 0

@@ -98,6 +98,9 @@ class TrainConfig:
     model: str = _opt("full", "model", "full: the SOLSA model; paper: the neuron model of the rule's own paper; "
                       "native: e-prop's recurrent ALIF network (no synaptic filter) for every rule", choices=MODELS)
     epochs: int = _opt(60, "run", "training epochs", check=_positive)
+    val_patience: int = _opt(0, "run", "stop training once validation accuracy has not improved for this many "
+                             "epochs (0: train every epoch; solsa tune's trials default to solsa.tune.VAL_PATIENCE)",
+                             check=_non_negative)
     seed: int = _opt(0, "run", "seeds the initial weights, the validation split and the batch order",
                      check=_non_negative)
     batch_size: int = _opt(16, "optimizer", "sequences per batch", check=_positive)

@@ -53,16 +53,23 @@ def holdout_task(task: Task) -> Task:
     return dataclasses.replace(task, test=task.val, info=info)
 
 
-def fold_tasks(task: Task, k: int, seed: int) -> list[Task]:
+def fold_tasks(task: Task, k: int, seed: int, repeats: int = 1) -> list[Task]:
     """``k`` tasks from the training data (``task.train`` + ``task.val``): fold ``i`` validates on the ``i``-th
-    stratified fold and trains on the rest. The same ``seed`` gives the same folds (for every trial)."""
+    stratified fold and trains on the rest. The same ``seed`` gives the same folds (for every trial).
+
+    ``repeats`` R > 1: repeated k-fold, R x k tasks, repeat ``r`` shuffled with seed ``seed + r`` (so its first
+    k tasks are those of ``repeats=1``)."""
+    check_positive_int("repeats", repeats)
     pool = concat_splits(task.train, task.val)
-    folds = stratified_folds(pool.y, k, seed)
     tasks = []
-    for i, held in enumerate(folds):
-        keep = torch.cat([f for j, f in enumerate(folds) if j != i]).sort().values
-        val = pool.subset(held)
-        info = {**task.info, "scored_on": f"fold {i + 1} of {k} of the training data (the test split is not used)",
-                "n_train": len(keep), "n_val": len(held)}
-        tasks.append(dataclasses.replace(task, name=task.name, train=pool.subset(keep), val=val, test=val, info=info))
+    for r in range(repeats):
+        folds = stratified_folds(pool.y, k, seed + r)
+        for i, held in enumerate(folds):
+            keep = torch.cat([f for j, f in enumerate(folds) if j != i]).sort().values
+            val = pool.subset(held)
+            which = f"fold {i + 1} of {k}" + (f", repeat {r + 1} of {repeats}" if repeats > 1 else "")
+            info = {**task.info, "scored_on": f"{which} of the training data (the test split is not used)",
+                    "n_train": len(keep), "n_val": len(held)}
+            tasks.append(dataclasses.replace(task, name=task.name, train=pool.subset(keep), val=val, test=val,
+                                             info=info))
     return tasks

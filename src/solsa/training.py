@@ -6,7 +6,8 @@
 
 :func:`train` runs a :class:`~solsa.config.TrainConfig`; each batch goes through
 the one learner loop (:class:`~solsa.learner.Learner`); the epoch is chosen on
-validation (:mod:`solsa.evaluation`). Given an output folder, the run locks it,
+validation (:mod:`solsa.evaluation`), and ``val_patience`` ends the run once
+validation accuracy has not improved for that many epochs. Given an output folder, the run locks it,
 writes its resume state after every epoch and its run files at the end
 (:mod:`solsa.runs`); :func:`resume` continues a killed run to the same result.
 Launched by ``torchrun``, the processes train one run data-parallel
@@ -157,7 +158,7 @@ class _Run:
                      f"{rule.fallback_reason}")
         bar = Progress(cfg.epochs, self.n_batches, self.progress, f"{cfg.rule} on {self.task.name}",
                        start_epoch=self.epoch)
-        while self.epoch < cfg.epochs:
+        while self.epoch < cfg.epochs and not self._out_of_patience():
             t0 = time.perf_counter()
             row = self._epoch(self.epoch + 1, bar)
             self.totals["seconds"] += time.perf_counter() - t0
@@ -178,6 +179,13 @@ class _Run:
             write_run(self.out_dir, self.net, cfg, metrics, self.history, self.task)
             (self.out_dir / "resume.pt").unlink(missing_ok=True)  # finished: metrics.json says so
         return metrics
+
+    def _out_of_patience(self) -> bool:
+        """``val_patience`` epochs have passed since validation accuracy last rose above its best (checked before
+        each epoch, so a resumed run stops where the uninterrupted one would). Accuracy alone: a validation loss
+        that keeps creeping down on a plateau does not keep the run going."""
+        patience, accuracy = self.cfg.val_patience, [row["val_accuracy"] for row in self.history]
+        return bool(patience and accuracy) and self.epoch - (accuracy.index(max(accuracy)) + 1) >= patience
 
     def _epoch(self, epoch: int, bar: Progress) -> dict[str, Any]:
         cfg, task, net, sync = self.cfg, self.task, self.net, self.sync
@@ -258,6 +266,7 @@ class _Run:
             "rule": cfg.rule,
             "seed": cfg.seed,
             "epochs": cfg.epochs,
+            "epochs_trained": len(history),
             "best_epoch": chosen["epoch"],
             "train_accuracy": chosen["train_accuracy"],
             "val_accuracy": chosen["val_accuracy"],

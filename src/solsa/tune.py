@@ -1,18 +1,23 @@
 """``solsa tune``: search a task's settings on validation data with optuna; test the chosen configuration once.
 
 Each trial is a normal :func:`~solsa.training.train` run with its own run folder (``OUT/trials/NNNN``),
-drawn by optuna's TPE sampler from the search space (:mod:`solsa.tune_space`) and stopped early by a
-percentile pruner on its per-epoch validation curve (the worst quarter of the finished trials at the
-same epoch, from a third of its epochs on). A trial is scored on validation only:
+drawn by optuna's TPE sampler from the search space (:mod:`solsa.tune_space`); each of its runs stops after
+:data:`VAL_PATIENCE` epochs without a better validation accuracy (``val_patience``). A trial is scored on
+validation only (:mod:`solsa.tune_trial`):
 
-- **holdout**: the task's validation split (accuracy of the epoch chosen on it);
-- **k-fold cross-validation** when the training data (train + validation) hold fewer than
-  :data:`CV_BELOW` samples: :data:`CV_FOLDS` stratified folds of the training data, the same folds for
-  every trial; the score is the mean validation accuracy over the folds (pruning watches fold 1).
+- **holdout**: the task's validation split (accuracy of the epoch chosen on it); a percentile pruner stops
+  the trial when its per-epoch validation curve is in the worst quarter of the finished trials at the
+  same epoch (from a third of its epochs on);
+- **repeated k-fold cross-validation** when the training data (train + validation) hold fewer than
+  :data:`CV_BELOW` samples: :data:`REPEATS` shuffles of :data:`CV_FOLDS` stratified folds of the training
+  data, the same folds for every trial; the score is the mean validation accuracy over the R x k folds,
+  their standard deviation its spread; the pruner stops a trial after a fold when the mean of its folds
+  so far is in the worst quarter of the finished trials after the same folds.
 
 The configuration with the best score (ties: the lower validation loss) is written to ``best.toml``
 and trained once more on the task's own train/validation split (``OUT/best``): the only run that reads
-the test split. Trial 0 is the starting configuration itself, so the search is measured against it.
+the test split (``seeds`` N: on N seeds, with the mean and standard deviation). Trial 0 is the starting
+configuration itself, so the search is measured against it.
 
 The study lives in a database (default: SQLite ``OUT/study.db``; any optuna storage URL). Rerunning
 with the same storage continues the study; several processes on one storage share its trials.
@@ -31,16 +36,18 @@ from typing import Any, Callable
 
 from .config import TrainConfig
 from .evaluation import load_task_of
-from .folds import fold_tasks, holdout_task
 from .runs import finished_run
 from .tune_report import plot_tune, trial_rows, write_best_toml, write_tune_files
-from .tune_space import DEFAULT_SPACE, Dimension, active_space, config_changes, default_params, space_text, suggest
+from .tune_space import DEFAULT_SPACE, Dimension, active_space, config_changes, default_params, space_text
+from .tune_trial import Objective, TrialFailed, spread
 from .validation import OptionError, check_positive_int, check_range
 
-__all__ = ["tune", "CV_BELOW", "CV_FOLDS", "open_study"]
+__all__ = ["tune", "CV_BELOW", "CV_FOLDS", "REPEATS", "VAL_PATIENCE", "open_study"]
 
 CV_BELOW = 200  # training samples (train + validation) below which trials are scored by cross-validation
 CV_FOLDS = 5
+REPEATS = 2  # shuffles of the k folds (repeated k-fold); chosen in docs/tune.md, "How the defaults were chosen"
+VAL_PATIENCE = 15  # a trial's run stops after this many epochs without a better validation accuracy (same place)
 # settings that do not change what a trial computes: workers may differ in them
 _RUN_ONLY = ("threads", "device", "backend")
 
@@ -66,8 +73,8 @@ def open_study(storage: str, study_name: str, *, grace: int = 20):
     except Exception as err:  # sqlalchemy raises many kinds: bad URL, missing driver, unreachable server
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise OptionError("storage", f"storage {storage!r} cannot be opened: {reason}") from None
-    # prune a trial in the worst quarter of the finished trials at the same epoch (optuna's percentile is the
-    # share kept: 75), judged from a third of its epochs on (see _pruning_hook)
+    # prune a trial in the worst quarter of the finished trials at the same epoch (holdout: judged from a third of
+    # its epochs on) or after the same folds (k-fold); optuna's percentile is the share kept: 75 (tune_trial)
     pruner = optuna.pruners.PercentilePruner(75.0, n_startup_trials=5)
     return optuna.create_study(storage=store, study_name=study_name, direction="maximize", pruner=pruner,
                                load_if_exists=True)
@@ -101,9 +108,12 @@ def _fail_dead_trials(study, grace: int) -> None:
             study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
 
 
-def _settings(base: TrainConfig, space: dict[str, Dimension], cv: int) -> dict[str, Any]:
+def _settings(base: TrainConfig, space: dict[str, Dimension], cv: int, repeats: int) -> dict[str, Any]:
     config = {k: v for k, v in base.to_dict().items() if k not in _RUN_ONLY}
-    return json.loads(json.dumps({"config": config, "space": space_text(space), "cv_folds": cv}))
+    settings = {"config": config, "space": space_text(space), "cv_folds": cv}
+    if repeats != 1:  # a study of single k-fold reads as it did before repeats existed
+        settings["repeats"] = repeats
+    return json.loads(json.dumps(settings))
 
 
 def _check_settings(study, settings: dict[str, Any]) -> bool:
@@ -113,87 +123,13 @@ def _check_settings(study, settings: dict[str, Any]) -> bool:
         study.set_user_attr("settings", settings)
         return True
     if stored != settings:
-        changed = sorted({*(k for k in settings["config"] if stored["config"].get(k) != settings["config"][k]),
-                          *(["space"] if stored["space"] != settings["space"] else []),
-                          *(["cv_folds"] if stored["cv_folds"] != settings["cv_folds"] else [])})
+        # an option added since the study began reads as its default there
+        before = {**TrainConfig().to_dict(), **stored["config"]}
+        changed = sorted({*(k for k in settings["config"] if before.get(k) != settings["config"][k]),
+                          *(k for k in ("space", "cv_folds", "repeats") if stored.get(k) != settings.get(k))})
         raise ValueError(f"study {study.study_name!r} was started with other settings ({', '.join(changed)}); "
                          "continue it with the same options or choose another --out / --study-name")
     return False
-
-
-class _Objective:
-    """Train one trial (or its k folds) and return its validation score."""
-
-    def __init__(self, base: TrainConfig, space: dict[str, Dimension], cv: int, out: Path, train_fn: Callable,
-                 notice: Callable[[str], None]) -> None:
-        self.base, self.space, self.cv, self.out, self.train_fn, self.notice = base, space, cv, out, train_fn, notice
-        self._tasks: dict[str, Any] = {}
-        self.last: int | None = None  # the number of the trial this process ran last
-
-    def tasks(self, cfg: TrainConfig, loaded: Any = None) -> list:
-        """The tasks a trial of ``cfg`` trains on (one load per encoder setting; the split is seeded the same)."""
-        key = json.dumps([cfg.encoder, cfg.task_options], sort_keys=True, default=str)
-        if key not in self._tasks:
-            task = load_task_of(cfg) if loaded is None else loaded
-            self._tasks[key] = fold_tasks(task, self.cv, cfg.seed) if self.cv else [holdout_task(task)]
-        return self._tasks[key]
-
-    def __call__(self, trial) -> float:
-        import optuna
-
-        self.last = trial.number
-        # a first heartbeat now (optuna's thread may not have written one yet), then the mark that says so:
-        # a trial killed before the mark is found dead by its age, one after it by its heartbeat
-        storage = trial.study._storage
-        if hasattr(storage, "record_heartbeat"):
-            storage.record_heartbeat(trial._trial_id)
-        trial.set_user_attr("started", True)
-        t0 = time.perf_counter()
-        try:
-            cfg = self.base.replace(**config_changes(self.base, suggest(trial, self.space, self.base)))
-            runs = []
-            for i, task in enumerate(self.tasks(cfg)):
-                folder = self.out / "trials" / f"{trial.number:04d}" / (f"fold{i + 1}" if self.cv else "")
-                hook = _pruning_hook(trial, report=(i == 0), epochs=cfg.epochs)
-                runs.append(self.train_fn(cfg, folder, force=True, progress=False, task=task, log=self.notice,
-                                          on_epoch=hook))
-        except optuna.TrialPruned:
-            trial.set_user_attr("seconds", time.perf_counter() - t0)
-            raise
-        except (ValueError, RuntimeError, ArithmeticError) as err:  # a bad point or a diverging run
-            trial.set_user_attr("error", f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
-            trial.set_user_attr("seconds", time.perf_counter() - t0)
-            raise _TrialFailed(str(err)) from err
-        val_loss = statistics.fmean(m["val_loss"] for m in runs)
-        trial.set_user_attr("val_loss", val_loss if math.isfinite(val_loss) else None)
-        trial.set_user_attr("fold_val_accuracy", [m["val_accuracy"] for m in runs])
-        trial.set_user_attr("seconds_per_epoch", statistics.fmean(m["seconds_per_epoch"] for m in runs))
-        trial.set_user_attr("seconds", time.perf_counter() - t0)
-        return statistics.fmean(m["val_accuracy"] for m in runs)
-
-
-class _TrialFailed(Exception):
-    """A trial that failed by its own settings (recorded as failed; the study goes on)."""
-
-
-def _pruning_hook(trial, report: bool, epochs: int = 1) -> Callable[[int, dict], None]:
-    """Stop a diverging run; report the best validation accuracy so far to the pruner (``report``), which may
-    stop the trial from a third of its ``epochs`` on (spiking networks often sit at chance for a few epochs)."""
-    import optuna
-
-    best = [-math.inf]
-
-    def on_epoch(epoch: int, row: dict[str, Any]) -> None:
-        if not math.isfinite(row["loss"]):
-            raise FloatingPointError(f"training loss is {row['loss']} at epoch {epoch} (diverged)")
-        if report:
-            best[0] = max(best[0], row["val_accuracy"])
-            trial.report(best[0], epoch)
-            if epoch >= max(3, epochs // 3) and trial.should_prune():
-                trial.set_user_attr("pruned_at_epoch", epoch)
-                raise optuna.TrialPruned()
-
-    return on_epoch
 
 
 def _best_trial(study):
@@ -210,9 +146,11 @@ def _trial_line(t, total: str, best) -> str:
     state = t.state.name.lower()
     params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
     if state == "complete":
-        head = f"val {t.value:.4f}"
+        std = t.user_attrs.get("val_std")
+        head = f"val {t.value:.4f}" + (f" ± {std:.4f}" if std is not None else "")
     elif state == "pruned":
-        head = f"pruned at epoch {t.user_attrs.get('pruned_at_epoch', '?')}"
+        at = t.user_attrs.get("pruned_at_fold")
+        head = f"pruned after fold {at}" if at else f"pruned at epoch {t.user_attrs.get('pruned_at_epoch', '?')}"
     else:
         head = f"failed: {t.user_attrs.get('error', 'interrupted')}"
     tail = f"  [best {best.value:.4f}, trial {best.number}]" if best is not None else ""
@@ -230,7 +168,9 @@ def tune(
     storage: str | None = None,
     study_name: str | None = None,
     cv_folds: int | None = None,
+    repeats: int | None = None,
     final: bool = True,
+    seeds: int = 1,
     train_fn: Callable[..., dict[str, Any]] | None = None,
     log: Callable[[str], None] | None = None,
     grace: int = 20,
@@ -241,8 +181,13 @@ def tune(
     (trials already in it count); ``budget``: seconds of search in this call (no trial starts after it);
     at least one of the two. ``cv_folds``: None picks k-fold (k = :data:`CV_FOLDS`) below
     :data:`CV_BELOW` training samples, else holdout; 0 forces holdout; k ≥ 2 forces k folds.
+    ``repeats``: shuffles of the k folds (repeated k-fold, R x k runs per trial; default :data:`REPEATS` under
+    k-fold; only with k-fold). Each run of a trial stops after :data:`VAL_PATIENCE` epochs without a better
+    validation accuracy (or ``base.val_patience`` if ``val_patience`` is ``given``: then the final runs use it
+    too; otherwise they train every epoch of the chosen configuration, and so does its ``best.toml``).
     ``final``: train the chosen configuration on the task's split and report its test accuracy
-    (the only read of the test split). ``grace``: seconds without a heartbeat after which a trial whose
+    (the only read of the test split); ``seeds`` N: on seeds ``base.seed`` … ``base.seed + N - 1``, reporting
+    the mean and standard deviation. ``grace``: seconds without a heartbeat after which a trial whose
     process died is failed and run again (every worker of a study should use the same). Writes
     ``OUT/best.toml``, ``trials.csv``, ``tune.json``, ``tune.png`` and, by default, the study ``OUT/study.db``.
     """
@@ -255,11 +200,16 @@ def tune(
     check_positive_int("grace", grace, minimum=2)
     if cv_folds is not None and cv_folds != 0:
         check_positive_int("cv_folds", cv_folds, minimum=2)
+    if repeats is not None:
+        check_positive_int("repeats", repeats)
+    check_positive_int("seeds", seeds)
     if train_fn is None:
         from .training import train as train_fn
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     given = dict(given or {})
+    # trials stop on validation to save time; the chosen configuration keeps the patience only if it was given
+    trial_base = base if "val_patience" in given else base.replace(val_patience=VAL_PATIENCE)
     space = active_space(DEFAULT_SPACE if space is None else space, base, given)
     if not space:
         raise OptionError("space", "space is empty: every key is fixed by a given option; nothing to search")
@@ -270,7 +220,12 @@ def tune(
     cv = (CV_FOLDS if n_train < CV_BELOW else 0) if cv_folds is None else cv_folds
     why = (f"fewer than {CV_BELOW}" if n_train < CV_BELOW else f"{CV_BELOW} or more") if cv_folds is None \
         else "as asked"
-    scoring = (f"{cv}-fold cross-validation over the {n_train} training samples ({why})" if cv
+    if repeats is not None and repeats > 1 and not cv:
+        raise OptionError("repeats", f"repeats={repeats} repeats k-fold cross-validation, but this study is scored "
+                          f"on the validation split ({n_train} training samples; {why}); give cv_folds too")
+    repeats = (REPEATS if repeats is None else repeats) if cv else 1
+    shuffles = f" repeated {repeats} times ({repeats * cv} folds)" if repeats > 1 else ""
+    scoring = (f"{cv}-fold cross-validation{shuffles} over the {n_train} training samples ({why})" if cv
                else f"the validation split ({len(first.val)} samples; {why})")
 
     study_name = study_name or f"{base.task}-{base.rule}"
@@ -282,7 +237,7 @@ def tune(
     # worker on a shared storage (else two workers would draw the same points)
     seed = base.seed * 1_000_003 + n_before + (os.getpid() if shared else 0)
     study.sampler = _quiet_optuna().samplers.TPESampler(seed=seed % 2**32, n_startup_trials=5)
-    if _check_settings(study, _settings(base, space, cv)) and n_before == 0:
+    if _check_settings(study, _settings(trial_base, space, cv, repeats)) and n_before == 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # optuna warns when a fixed value is not in a distribution
             study.enqueue_trial(default_params(space, base), user_attrs={"start": True})
@@ -294,7 +249,7 @@ def tune(
             seen.add(message)
             log(message)
 
-    objective = _Objective(base, space, cv, out, train_fn, notice)
+    objective = Objective(trial_base, space, cv, repeats, out, train_fn, notice)
     objective.tasks(base, first)
     if log is not None:
         log(f"solsa tune: {base.rule} on {base.task}, study {study_name!r} ({n_before} trials so far), "
@@ -308,25 +263,33 @@ def tune(
     start_trial = next((t for t in study.trials if t.user_attrs.get("start")), None)
     report: dict[str, Any] = {
         "task": base.task, "rule": base.rule, "study": study_name, "storage": storage, "scoring": scoring,
-        "cv_folds": cv, "space": space_text(space), "fixed": sorted(given), "trials": len(study.trials),
+        "cv_folds": cv, "repeats": repeats, "val_patience": trial_base.val_patience, "space": space_text(space),
+        "fixed": sorted(given), "trials": len(study.trials),
         "trial_states": {s: sum(t.state.name.lower() == s for t in study.trials) for s in ("complete", "pruned", "fail")},
         "start_trial": None if start_trial is None else {"number": start_trial.number, "params": start_trial.params,
                                                           "val_accuracy": start_trial.value,
+                                                          "val_std": start_trial.user_attrs.get("val_std"),
                                                           "val_loss": start_trial.user_attrs.get("val_loss")},
         "best_trial": best.number, "best_params": best.params, "best_val_accuracy": best.value,
+        "best_val_std": best.user_attrs.get("val_std"),
+        "best_fold_val_accuracy": best.user_attrs.get("fold_val_accuracy"),
         "best_val_loss": best.user_attrs.get("val_loss"), "changes": config_changes(base, best.params),
         "search_seconds": sum(t.user_attrs.get("seconds", 0.0) for t in study.trials),
+        "best_minus_start": _paired(best, start_trial),
     }
     write_best_toml(out / "best.toml", chosen, report)
     if final:
-        report["final"] = _final_run(chosen, out / "best", train_fn, notice)
+        runs = [_final_run(chosen.replace(seed=chosen.seed + i), out / ("best" if i == 0 else f"best_seed{i}"),
+                           train_fn, notice) for i in range(seeds)]
+        report["final"] = runs[0]
+        report["final_seeds"] = _seed_summary(runs, [chosen.seed + i for i in range(seeds)])
     report["wall_seconds_this_call"] = time.perf_counter() - start
     write_tune_files(out, trial_rows(study), report)
     plot_tune(out / "tune.png", study)
     return report
 
 
-def _search(study, objective: _Objective, trials: int | None, budget: float | None, start: float, grace: int,
+def _search(study, objective: Objective, trials: int | None, budget: float | None, start: float, grace: int,
             out: Path, log: Callable[[str], None] | None) -> None:
     """Run trials until the study holds ``trials`` done ones or ``budget`` seconds have passed since ``start``;
     wait for other workers' last trials rather than start more than the total."""
@@ -345,11 +308,32 @@ def _search(study, objective: _Objective, trials: int | None, budget: float | No
             waiting = True
             time.sleep(1.0)
             continue
-        study.optimize(objective, n_trials=1, catch=(_TrialFailed,))
+        study.optimize(objective, n_trials=1, catch=(TrialFailed,))
         write_tune_files(out, trial_rows(study))
         if log is not None and objective.last is not None:
             last = study.get_trials(deepcopy=False)[objective.last]
             log(_trial_line(last, f"{_counts(study)[0]}/{trials}" if trials else "budget", _best_trial(study)))
+
+
+def _paired(best, start) -> dict[str, Any] | None:
+    """The chosen trial minus the start one, fold by fold (the same folds): mean and its standard error; None
+    without two trials scored on the same folds."""
+    a, b = (None if t is None else t.user_attrs.get("fold_val_accuracy") for t in (best, start))
+    if not a or not b or len(a) != len(b) or len(a) < 2:
+        return None
+    diff = [x - y for x, y in zip(a, b)]
+    return {"mean": statistics.fmean(diff), "standard_error": statistics.stdev(diff) / math.sqrt(len(diff)),
+            "folds": len(diff)}
+
+
+def _seed_summary(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """Validation and test accuracy of the chosen configuration per seed, their mean and standard deviation."""
+    summary: dict[str, Any] = {"seeds": seeds, "runs": [r["run"] for r in runs]}
+    for split in ("val", "test"):
+        values = [r[f"{split}_accuracy"] for r in runs]
+        summary |= {f"{split}_accuracy": values, f"{split}_mean": statistics.fmean(values),
+                    f"{split}_std": spread(values)}
+    return summary
 
 
 def _final_run(cfg: TrainConfig, run_dir: Path, train_fn: Callable, notice: Callable[[str], None]) -> dict[str, Any]:

@@ -38,6 +38,10 @@ def add_parser(sub) -> None:
                    "only its keys are searched")
     g.add_argument("--cv-folds", type=int, help="k-fold cross-validation with k folds (0: the validation split; "
                    "default: 5 folds below 200 training samples, else the validation split)")
+    g.add_argument("--repeats", type=int, metavar="R", help="repeated k-fold: R shuffles of the k folds, R x k runs "
+                   "per trial, scored by their mean, spread by their std (default 2 under k-fold)")
+    g.add_argument("--seeds", type=int, default=1, metavar="N", help="train the chosen configuration on N seeds "
+                   "(--seed, --seed + 1, ...) and report the test accuracy's mean ± std (default 1)")
     g.add_argument("--storage", help="optuna storage URL shared by workers (default sqlite:///OUT/study.db)")
     g.add_argument("--study-name", help="study name in the storage (default TASK-RULE)")
     g.add_argument("--grace", type=int, default=20, metavar="SECONDS",
@@ -66,6 +70,10 @@ def _space(args):
     return space
 
 
+def _pm(mean: float, std: float | None) -> str:
+    return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+
 def _run_tune(args) -> int:
     from .tune import tune
     from .tune_space import active_space, space_text
@@ -79,17 +87,30 @@ def _run_tune(args) -> int:
     out = Path(args.out or Path("runs") / "tune" / re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{cfg.task}_{cfg.rule}"))
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     r = tune(cfg, out, given=given, trials=args.trials, budget=args.budget, space=space, storage=args.storage,
-             study_name=args.study_name, cv_folds=args.cv_folds, final=not args.no_final, log=log, grace=args.grace)
+             study_name=args.study_name, cv_folds=args.cv_folds, repeats=args.repeats, final=not args.no_final,
+             seeds=args.seeds, log=log, grace=args.grace)
     states = ", ".join(f"{n} {s}" for s, n in r["trial_states"].items())
     print(f"solsa tune: {r['rule']} on {r['task']}: {r['trials']} trials ({states}), scored on {r['scoring']}")
+    print(f"  each run of a trial stopped after {r['val_patience']} epochs without a better validation accuracy"
+          if r["val_patience"] else "  each run of a trial trained every epoch (val_patience 0)")
     if r["start_trial"] and r["start_trial"]["val_accuracy"] is not None:
         print(f"  start (trial {r['start_trial']['number']}, the given/default settings): "
-              f"val {r['start_trial']['val_accuracy']:.4f}")
-    print(f"  chosen (trial {r['best_trial']}): val {r['best_val_accuracy']:.4f}  {r['changes']}")
+              f"val {_pm(r['start_trial']['val_accuracy'], r['start_trial']['val_std'])}")
+    over = f" (± std over the {r['repeats'] * r['cv_folds']} folds)" if r["cv_folds"] else ""
+    print(f"  chosen (trial {r['best_trial']}): val {_pm(r['best_val_accuracy'], r['best_val_std'])}{over}  "
+          f"{r['changes']}")
+    d = r["best_minus_start"]
+    if d is not None and r["start_trial"] and r["best_trial"] != r["start_trial"]["number"]:
+        print(f"  chosen minus start, paired over the {d['folds']} folds: {d['mean']:+.4f} ± {d['standard_error']:.4f} "
+              "(mean ± standard error)")
     if "final" in r:
-        f = r["final"]
+        f, s = r["final"], r["final_seeds"]
         print(f"  chosen configuration retrained on the task's split: val {f['val_accuracy']:.4f}  "
               f"test {f['test_accuracy']:.4f} (the only test evaluation)  ({f['wall_seconds']:.1f} s)")
+        if len(s["seeds"]) > 1:
+            print(f"  on {len(s['seeds'])} seeds ({', '.join(map(str, s['seeds']))}): val {_pm(s['val_mean'], s['val_std'])}"
+                  f"  test {_pm(s['test_mean'], s['test_std'])} (mean ± std)  "
+                  f"[{', '.join(f'{a:.4f}' for a in s['test_accuracy'])}]")
     print(f"  search {r['search_seconds']:.1f} s of trials; this call {r['wall_seconds_this_call']:.1f} s")
     print(f"  wrote {out}/best.toml, trials.csv, tune.json, tune.png; study in {r['storage']}")
     return 0

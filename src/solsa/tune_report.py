@@ -14,14 +14,16 @@ __all__ = ["trial_rows", "write_tune_files", "config_toml", "write_best_toml", "
 
 
 def trial_rows(study) -> list[dict[str, Any]]:
-    """One row per trial: number, state, validation accuracy and loss, seconds, parameters, error."""
+    """One row per trial: number, state, validation accuracy (mean over folds), its spread (std over folds) and
+    loss, seconds, epochs trained (mean over folds), where it was pruned, parameters, error."""
     keys = list(dict.fromkeys(k for t in study.trials for k in t.params))
     rows = []
     for t in study.trials:
         a = t.user_attrs
         rows.append({"trial": t.number, "state": t.state.name.lower(), "val_accuracy": t.value,
-                     "val_loss": a.get("val_loss"), "seconds": a.get("seconds"),
-                     "seconds_per_epoch": a.get("seconds_per_epoch"), "pruned_at_epoch": a.get("pruned_at_epoch"),
+                     "val_std": a.get("val_std"), "val_loss": a.get("val_loss"), "seconds": a.get("seconds"),
+                     "seconds_per_epoch": a.get("seconds_per_epoch"), "epochs_trained": a.get("epochs_trained"),
+                     "pruned_at_epoch": a.get("pruned_at_epoch"), "pruned_at_fold": a.get("pruned_at_fold"),
                      "start_configuration": bool(a.get("start")),
                      **{k: t.params.get(k) for k in keys}, "error": a.get("error")})
     return rows
@@ -55,8 +57,10 @@ def config_toml(cfg: TrainConfig) -> str:
 
 def write_best_toml(path: Path, cfg: TrainConfig, report: dict[str, Any]) -> None:
     """The chosen configuration, readable by ``solsa train --config``."""
+    std = report.get("best_val_std")
     header = [f"# solsa tune: study {report['study']!r}, trial {report['best_trial']} of {report['trials']}",
-              f"# validation accuracy {report['best_val_accuracy']:.4f}, scored on {report['scoring']}",
+              f"# validation accuracy {report['best_val_accuracy']:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+              + f", scored on {report['scoring']}",
               f"# train it: solsa train --config {path.name}", ""]
     atomic_write(path, lambda f: f.write("\n".join(header) + config_toml(cfg)))
 
@@ -87,8 +91,9 @@ def plot_tune(path: Path, study) -> None:
     best, line = -math.inf, []
     for state, marker, color in (("COMPLETE", "o", "C0"), ("PRUNED", "x", "C1"), ("FAIL", "v", "C3")):
         pts = [t for t in study.trials if t.state.name == state]
-        if state == "PRUNED":  # where it was stopped: its best intermediate value
-            ys = [max(t.intermediate_values.values(), default=math.nan) for t in pts]
+        if state == "PRUNED":  # where it was stopped: its last intermediate value (best epoch so far, folds' mean)
+            ys = [t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else math.nan
+                  for t in pts]
         else:
             ys = [t.value if t.value is not None else 0.0 for t in pts]
         if pts:
