@@ -47,7 +47,7 @@ from ..layers import LIFLayer
 from ..losses import Loss
 from .base import Capabilities, StepResult, state_nbytes
 from .credit import (CREDIT_MODES, DEFAULT_CREDIT, LayerCredit, advance_credit, check_credit, credit_depth,
-                     credited_view, descend_signals, new_credit)
+                     credited_view, descend_signals, new_credit, zero_decay)
 from .online import OnlineRule
 
 __all__ = ["SOLSA", "LayerTraces", "BACKENDS", "CREDIT_MODES"]
@@ -174,7 +174,8 @@ class SOLSA(OnlineRule):
         upper = layers[index + 1].weight.shape[0] if index + 1 < len(layers) else 0
         tr.credit = new_credit(tr, credit_depth(self.credit, index, len(layers)), lag=cascade and index > 0,
                                upper_neurons=upper if cascade and index == len(layers) - 2 else 0,
-                               mass_neurons=upper if cascade else 0)
+                               mass_neurons=upper if cascade else 0,
+                               pass_through=tuple(zero_decay(lay) for lay in layers[index + 1:]))
         return tr
 
     def _step(self, x, target, weight, magnitude) -> StepResult:
