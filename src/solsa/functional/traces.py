@@ -12,6 +12,10 @@ input does not depend on the parameter:
     β_i  : ∂V_j[t]/∂β_i = W_ji e_ji[t] / β_i                 (F is linear in β: no trace)
     λ_j  : m_j[t]  = V_j[t-1] + d_j[t] m_j[t-1]              (zero reset: V_j[t-1](1 - o_j[t-1]))
     b_j  : n_j[t]  = 1 + d_j[t] n_j[t-1]
+
+A trace may be stored in a narrower dtype than the network's (SOLSA's ``trace_dtype``): the
+recursions compute in the network's dtype and store the new trace in the old one's
+(:func:`stored_as`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ __all__ = [
     "lambda_trace",
     "bias_trace",
     "spatial_error",
+    "stored_as",
 ]
 
 
@@ -57,9 +62,14 @@ def decay_factor(
     return kept - lam * V_prev * eps_prev
 
 
+def stored_as(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``new`` in ``old``'s dtype (a trace kept narrower than the arithmetic); ``new`` itself when they agree."""
+    return new if new.dtype == old.dtype else new.to(old.dtype)
+
+
 def weight_trace(e: torch.Tensor, d: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
-    """e[t] = d[t] e[t-1] + F[t]: ``[B, N_out, N_in]``."""
-    return torch.addcmul(F.unsqueeze(1), d.unsqueeze(2), e)
+    """e[t] = d[t] e[t-1] + F[t]: ``[B, N_out, N_in]``, stored in ``e``'s dtype."""
+    return stored_as(torch.addcmul(F.unsqueeze(1), d.unsqueeze(2), e), e)
 
 
 def alpha_input_trace(p: torch.Tensor, F_prev: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -70,9 +80,9 @@ def alpha_input_trace(p: torch.Tensor, F_prev: torch.Tensor, alpha: torch.Tensor
 def alpha_trace(
     a: torch.Tensor, d: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, per_channel: bool
 ) -> torch.Tensor:
-    """a[t] = d[t] a[t-1] + W p[t]: ``[B, N_out, N_in]`` per channel, ``[B, N_out]`` per layer."""
+    """a[t] = d[t] a[t-1] + W p[t]: ``[B, N_out, N_in]`` per channel (stored in ``a``'s dtype), ``[B, N_out]`` per layer."""
     if per_channel:
-        return torch.addcmul(weight.unsqueeze(0) * p.unsqueeze(1), d.unsqueeze(2), a)
+        return stored_as(torch.addcmul(weight.unsqueeze(0) * p.unsqueeze(1), d.unsqueeze(2), a), a)
     return torch.addcmul(p @ weight.t(), d, a)
 
 

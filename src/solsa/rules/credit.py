@@ -193,7 +193,7 @@ def credited_view(tr, signals: list[torch.Tensor], upper_delta: torch.Tensor | N
             continue
         total, below = 0.0, None
         for p, stage in zip(signals, credit.stages):
-            u = stage[name][1]
+            u = stage[name][1].to(p.dtype)  # a narrow trace_dtype: the sum in the network's dtype
             total = total + p.reshape(p.shape + (1,) * (u.dim() - 2)) * (u if below is None else u - below)
             below = u
         final[name] = total
