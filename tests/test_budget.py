@@ -119,3 +119,12 @@ def test_cli_refuses_a_budget_nothing_fits(capsys, tmp_path):
     assert code == 2
     err = capsys.readouterr().err
     assert "--memory-budget 10 bytes: no setting fits" in err
+
+
+def test_gradcheck_reports_the_storage_error():
+    from solsa.gradcheck import gradcheck
+
+    report = gradcheck(layers=2, T=20, readout="leaky", lam_granularity="layer", trace_dtype="float16")
+    assert report["trace_dtype"] == "float16"
+    assert 0 < report["storage_rel_error"]["weight"] < 3e-3
+    assert "storage_rel_error" not in gradcheck(layers=2, T=20, readout="leaky", lam_granularity="layer")

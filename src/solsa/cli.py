@@ -18,6 +18,7 @@ def _add_gradcheck(sub) -> None:
     from .functional import RESET_MODES
     from .layers import FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUTS
     from .rules.credit import CREDIT_MODES, DEFAULT_CREDIT
+    from .rules.solsa import TRACE_DTYPES
     from .surrogate import SURROGATES
 
     p = sub.add_parser("gradcheck", help="compare the SOLSA gradient with BPTT on a random network")
@@ -41,6 +42,9 @@ def _add_gradcheck(sub) -> None:
     p.add_argument("--lam", type=float, default=0.7, help="membrane decay of every layer (default 0.7)")
     p.add_argument("--weight-scale", type=float, default=2.0, help="weight scale (default 2.0: every layer spikes)")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("--trace-dtype", default=None, choices=list(TRACE_DTYPES),
+                   help="store SOLSA's [B, N_out, N_in] traces in this dtype (arithmetic in --dtype); prints the "
+                        "error against full storage")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_gradcheck)
 
@@ -54,7 +58,7 @@ def _run_gradcheck(args) -> int:
         layers=args.layers, T=args.T, reset=args.reset, surrogate=args.surrogate,
         batch=args.batch, hidden=args.hidden, readout=args.readout, filter_granularity=args.filter_granularity,
         lam_granularity=args.lam_granularity, credit=args.credit, alpha=args.alpha, lam=args.lam,
-        weight_scale=args.weight_scale, dtype=getattr(torch, args.dtype),
+        weight_scale=args.weight_scale, dtype=getattr(torch, args.dtype), trace_dtype=args.trace_dtype,
     )
     if args.seeds:
         report = gradcheck_seeds(args.seeds, **options)
@@ -81,6 +85,9 @@ def _run_gradcheck(args) -> int:
             if base:
                 line += f"   {base[cos_key][kind][i]:>17.4f} {sign(base[sign_key][kind][i]):>7}"
             print(line)
+    if "storage_rel_error" in report:
+        print(f"trace_dtype {args.trace_dtype}: max relative error against full storage: "
+              + ", ".join(f"{k} {v:.2e}" for k, v in report["storage_rel_error"].items()))
     return 0
 
 
