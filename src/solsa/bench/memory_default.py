@@ -45,15 +45,19 @@ def _bptt_and_rule_bytes(cfg, n_in: int, n_out: int, T: int) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def suite_ratios(suite: str = "paper", log: Callable[[str], None] = lambda s: None) -> list[dict[str, Any]]:
-    """Per task of ``suite``: the default rule's train-state bytes, BPTT's, and their ratio."""
+def suite_ratios(suite: str = "paper", log: Callable[[str], None] = lambda s: None,
+                 options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Per task of ``suite``: the default rule's train-state bytes, BPTT's, and their ratio.
+
+    ``options`` replace the suite's and the defaults (e.g. ``{"trace_dtype": "float16"}``); BPTT keeps the
+    network's options (its filter granularity too) but not SOLSA's ``credit`` and ``trace_dtype``."""
     from ..compare import SUITES
     from ..config import TrainConfig
     from ..evaluation import load_task_of
 
     rows = []
-    for task, options in SUITES[suite].items():
-        cfg = TrainConfig(**{"task": task, **options})
+    for task, settings in SUITES[suite].items():
+        cfg = TrainConfig(**{"task": task, **settings, **(options or {})})
         data = load_task_of(cfg)
         T = data.train.steps
         mine, bptt = _bptt_and_rule_bytes(cfg, data.n_inputs, data.n_classes, T)
