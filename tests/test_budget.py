@@ -128,3 +128,21 @@ def test_gradcheck_reports_the_storage_error():
     assert report["trace_dtype"] == "float16"
     assert 0 < report["storage_rel_error"]["weight"] < 3e-3
     assert "storage_rel_error" not in gradcheck(layers=2, T=20, readout="leaky", lam_granularity="layer")
+
+
+def test_bench_suite_ratios_and_candidates(monkeypatch):
+    import solsa.compare as compare
+    from solsa.bench.common import NetSpec
+    from solsa.bench.memory_default import storage_candidates, suite_ratios
+
+    monkeypatch.setitem(compare.SUITES, "tiny", {"patterns": {"hidden": (8,), "batch_size": 2}})
+    row, = suite_ratios("tiny")
+    assert row["task"] == "patterns" and row["batch"] == 2 and row["T"] > 0
+    assert row["ratio_to_bptt"] == row["solsa_bytes"] / row["bptt_bytes"]
+    narrow, = suite_ratios("tiny", options={"trace_dtype": "float16"})
+    assert narrow["solsa_bytes"] < row["solsa_bytes"] and narrow["bptt_bytes"] == row["bptt_bytes"]
+    rows = storage_candidates(T=10, batch=2, spec=NetSpec(6, (8, 8), 3, "channel"), repeats=1,
+                              names=["default (per channel)", "float16 traces"])
+    full, half = rows
+    assert full["max_rel_error_to_float64"] < 1e-5 < half["max_rel_error_to_float64"] < 1e-2
+    assert half["train_state_bytes"] < full["train_state_bytes"] and half["backend"] == "reference"
