@@ -113,6 +113,20 @@ def test_train_with_a_budget_prints_and_records_the_choice():
     assert m["config"]["memory_budget"] == full - 1 and m["config"]["filter_granularity"] == "channel"
 
 
+def test_a_budget_run_evaluates_from_its_checkpoint(tmp_path):
+    from solsa.evaluation import network_from_checkpoint
+
+    base = TrainConfig(task="tiny", hidden=(8, 8), epochs=1, lr=0.01, batch_size=8)
+    cfg = base.replace(memory_budget=state_bytes_of(base, 6, 2) - 1)
+    m = train(cfg, tmp_path / "run", task=tiny_task(), progress=False, log=None)
+    net, built, _ = network_from_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert built.filter_granularity == "layer" and net.layers[0].alpha.dim() == 0
+    assert m["config"] == cfg.to_dict()  # the run's own options: a rerun with them finds it finished
+    from solsa.runs import finished_run
+
+    assert finished_run(cfg, tmp_path / "run")["test_accuracy"] == m["test_accuracy"]
+
+
 def test_cli_refuses_a_budget_nothing_fits(capsys, tmp_path):
     code = main(["train", "--task", "patterns", "--hidden", "8", "--epochs", "1", "--memory-budget", "10",
                  "--out", str(tmp_path / "run")])

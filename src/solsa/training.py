@@ -115,13 +115,13 @@ class _Run:
         self.device = torch.device(cfg.device)
         self.dtype = getattr(torch, cfg.dtype)
         self.budget = None  # memory_budget: the settings chosen to fit it (solsa.budget)
-        built = cfg
+        self.built = cfg  # what the network and rule are built with (cfg, or memory_budget's choice)
         if cfg.memory_budget is not None:
             self.budget = fit_memory_budget(cfg, self.task.n_inputs, self.task.n_classes)
-            built = self.budget.config
+            self.built = self.budget.config
             self.log(f"solsa: {self.budget.reason}")
-        self.net = build_network(built, self.task.n_inputs, self.task.n_classes).to(self.device)
-        self.learner = build_learner(built, self.net, sync)
+        self.net = build_network(self.built, self.task.n_inputs, self.task.n_classes).to(self.device)
+        self.learner = build_learner(self.built, self.net, sync)
         self.schedule = UpdateSchedule(cfg.schedule, cfg.search_period)
         if self.schedule.mode == "search" and not self.learner.rule.capabilities.step_magnitude:
             raise ValueError(f"schedule {cfg.schedule!r} ranks steps by their gradient, which rule {cfg.rule!r} "
@@ -182,7 +182,8 @@ class _Run:
         bar.close()
         metrics = self._metrics()
         if self.out_dir is not None:
-            write_run(self.out_dir, self.net, cfg, metrics, self.history, self.task)
+            # the checkpoint rebuilds the network: the settings it was built with (memory_budget's choice)
+            write_run(self.out_dir, self.net, self.built, metrics, self.history, self.task)
             (self.out_dir / "resume.pt").unlink(missing_ok=True)  # finished: metrics.json says so
         return metrics
 
