@@ -251,3 +251,32 @@ def test_mass_correction_is_the_spatial_error_when_every_decay_is_the_mean():
     plain = spatial_error(delta, W, beta)
     assert torch.allclose(mass_corrected_error(delta, M_same, M_bar, W, beta), plain)
     assert not torch.allclose(mass_corrected_error(delta, M_diff, M_bar, W, beta), plain)
+
+
+@pytest.mark.parametrize("backend", ["reference", pytest.param("fused", marks=needs_kernel)])
+def test_stage_through_a_memoryless_readout_is_stored_once(backend, monkeypatch):
+    """Readout λ = 0, not learned (the trainer's default): ``u = q`` in every stage through it, one tensor;
+    the gradient is that of the two-tensor filter (zero_decay forced False) to rounding, bytes fewer."""
+    import solsa.rules.solsa as solsa_rule
+    from solsa.rules.credit import zero_decay
+
+    torch.manual_seed(3)
+    net = SNN(6, [9, 7], 4, readout="leaky", readout_lam=0.0, alpha=0.5, beta=1.2, lam=0.6,
+              filter_granularity="channel", weight_scale=2.5, dtype=D)
+    assert zero_decay(net.layers[-1]) and not zero_decay(net.layers[0])
+    x, y = torch.randn(25, 3, 6, dtype=D), torch.tensor([0, 3, 1])
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    once = _fused_run(backend, net, x, y, "ce", True, "cascade", flush_at=(8,), opt_at=(15,))
+    rule = SOLSA(net, "ce", credit="cascade", backend=backend)
+    rule.reset(3)
+    stages = rule.traces[1].credit.stages[0].values()
+    assert all(pair[1] is pair[0] for pair in stages)
+    monkeypatch.setattr(solsa_rule, "zero_decay", lambda layer: False)
+    net.load_state_dict(state)
+    twice = _fused_run(backend, net, x, y, "ce", True, "cascade", flush_at=(8,), opt_at=(15,))
+    assert torch.allclose(once[0], twice[0], rtol=0, atol=1e-12)
+    assert ((once[1] - twice[1]).abs().max() / once[1].abs().max()).item() < 1e-12
+    B, bytes_ = 3, 8
+    # layer 1: its level-1 stage (e, a per channel [B,9,6]; n [B,9]); layer 2: stage e, a [B,7,9], n, and lag u's
+    saved = B * (2 * 9 * 6 + 9) + B * (2 * 7 * 9 + 7) + 2 * B * 7
+    assert twice[2] - once[2] == saved * bytes_

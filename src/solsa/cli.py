@@ -20,6 +20,7 @@ def _add_gradcheck(sub) -> None:
     from .functional import NEURONS
     from .layers import ADAPT, FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUTS, RHO
     from .rules.credit import CREDIT_MODES, DEFAULT_CREDIT
+    from .rules.solsa import TRACE_DTYPES
     from .surrogate import SURROGATES
 
     p = sub.add_parser("gradcheck", help="compare the SOLSA gradient with BPTT on a random network")
@@ -49,6 +50,9 @@ def _add_gradcheck(sub) -> None:
     p.add_argument("--recurrent", type=parse_bool, default=False, metavar="BOOL",
                    help="recurrent weights in every spiking layer: SOLSA's traces are then truncated (default false)")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("--trace-dtype", default=None, choices=list(TRACE_DTYPES),
+                   help="store SOLSA's [B, N_out, N_in] traces in this dtype (arithmetic in --dtype); prints the "
+                        "error against full storage")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_gradcheck)
 
@@ -63,7 +67,7 @@ def _run_gradcheck(args) -> int:
         batch=args.batch, hidden=args.hidden, readout=args.readout, filter_granularity=args.filter_granularity,
         lam_granularity=args.lam_granularity, credit=args.credit, alpha=args.alpha, lam=args.lam,
         weight_scale=args.weight_scale, neuron=args.neuron, adapt=args.adapt, rho=args.rho, recurrent=args.recurrent,
-        dtype=getattr(torch, args.dtype),
+        dtype=getattr(torch, args.dtype), trace_dtype=args.trace_dtype,
     )
     if args.seeds:
         report = gradcheck_seeds(args.seeds, **options)
@@ -91,6 +95,9 @@ def _run_gradcheck(args) -> int:
             if base:
                 line += f"   {base[cos_key][kind][i]:>17.4f} {sign(base[sign_key][kind][i]):>7}"
             print(line)
+    if "storage_rel_error" in report:
+        print(f"trace_dtype {args.trace_dtype}: max relative error against full storage: "
+              + ", ".join(f"{k} {v:.2e}" for k, v in report["storage_rel_error"].items()))
     return 0
 
 

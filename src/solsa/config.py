@@ -21,7 +21,7 @@ from .layers import ADAPT, ALPHA_MAX, BETA_MIN, FILTER_GRANULARITIES, LAM_GRANUL
 from .losses import LOSSES
 from .rules import get_rule
 from .rules.credit import CREDIT_MODES, DEFAULT_CREDIT
-from .rules.solsa import BACKENDS
+from .rules.solsa import BACKENDS, TRACE_DTYPES
 from .schedule import UpdateSchedule
 from .surrogate import SURROGATES
 from .validation import OptionError, check_choice, check_device, check_positive_int, check_range
@@ -170,6 +170,12 @@ class TrainConfig:
                               "cascade (default: the rule's own)", choices=(None, *CREDIT_MODES))
     backend: str = _opt("auto", "run", "implementation of the rule: auto picks the fastest available "
                         "(SOLSA: its fused C++ step)", choices=BACKENDS)
+    trace_dtype: str | None = _opt(None, "model", "SOLSA: store the [B, N_out, N_in] traces in this narrower dtype, "
+                                   "arithmetic in dtype (default: dtype; runs on the reference backend)",
+                                   choices=(None, *TRACE_DTYPES))
+    memory_budget: int | None = _opt(None, "model", "train-state bytes an online rule may hold: the most exact "
+                                     "credit, trace_dtype and filter_granularity that fit are chosen and printed "
+                                     "(solsa.budget); refused if none fits", check=_optional(_positive))
 
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden)
@@ -181,8 +187,9 @@ class TrainConfig:
                 f.metadata["check"](f.name, value)
             if _base_type(f) is bool and not isinstance(value, bool):
                 raise OptionError(f.name, f"{f.name} must be true or false, got {value!r}")
-        if self.credit is not None and not takes_credit(self.rule):
-            raise OptionError("credit", f"credit applies to the SOLSA rules only, not to rule {self.rule!r}")
+        for name in ("credit", "trace_dtype"):
+            if getattr(self, name) is not None and not takes_option(self.rule, name):
+                raise OptionError(name, f"{name} applies to the SOLSA rules only, not to rule {self.rule!r}")
         if not isinstance(self.task_options, dict):
             raise OptionError("task_options", f"task_options must be a table of KEY = VALUE, got {self.task_options!r}")
 
@@ -212,9 +219,14 @@ class TrainConfig:
         return self.loss or ("mse" if self.readout == "spike" else "ce")
 
 
+def takes_option(rule: str, name: str) -> bool:
+    """Whether ``rule``'s class takes the keyword ``name`` (SOLSA's ``credit``, ``trace_dtype``)."""
+    return name in inspect.signature(get_rule(rule).cls).parameters
+
+
 def takes_credit(rule: str) -> bool:
     """Whether ``rule`` has SOLSA's cross-layer ``credit`` option."""
-    return "credit" in inspect.signature(get_rule(rule).cls).parameters
+    return takes_option(rule, "credit")
 
 
 def rule_credit(cfg: "TrainConfig") -> str | None:

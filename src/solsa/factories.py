@@ -44,7 +44,7 @@ def build_network(cfg: TrainConfig, n_inputs: int, n_outputs: int) -> SNN:
 
 def build_rule(cfg: TrainConfig, net: SNN) -> LearningRule:
     """The run's rule on ``net`` (its loss and backend from ``cfg``)."""
-    options = {"credit": cfg.credit} if cfg.credit is not None else {}
+    options = {name: getattr(cfg, name) for name in ("credit", "trace_dtype") if getattr(cfg, name) is not None}
     return get_rule(cfg.rule).build(net, cfg.loss_name, backend=cfg.backend, **options)
 
 

@@ -20,6 +20,7 @@ import torch
 from .layers import ADAPT, RHO, SNN
 from .rules import BPTT, SOLSA
 from .rules.credit import DEFAULT_CREDIT, check_credit
+from .rules.solsa import check_trace_dtype
 from .validation import check_positive_int
 
 __all__ = ["PARAM_KINDS", "rule_gradients", "compare_gradients", "gradcheck", "gradcheck_seeds"]
@@ -80,6 +81,7 @@ def gradcheck(
     rho: float = RHO,
     recurrent: bool = False,
     dtype: torch.dtype = torch.float64,
+    trace_dtype: str | None = None,
 ) -> dict[str, Any]:
     """Build a random network (every parameter learnable), compare SOLSA with BPTT, return a report dict.
 
@@ -88,9 +90,12 @@ def gradcheck(
     other neurons' spikes (docs/memory.md §2), so even one layer is approximate; read ``per_layer_cosine``.
 
     With ``credit`` other than ``"same-step"`` the report also holds ``"same_step"``: today's
-    per-layer cosines and signs on the same network, for comparison.
+    per-layer cosines and signs on the same network, for comparison. ``trace_dtype`` stores SOLSA's
+    ``[B, N_out, N_in]`` traces narrower (:class:`~solsa.rules.SOLSA`); the report then also holds
+    ``"storage_rel_error"``, per kind the largest error against the same rule with full storage.
     """
     check_credit(credit)
+    check_trace_dtype(trace_dtype)
     check_positive_int("layers", layers)
     check_positive_int("T", T)
     gen = torch.Generator().manual_seed(seed)
@@ -105,7 +110,11 @@ def gradcheck(
     target = torch.randint(0, outputs, (batch,), generator=gen)
     loss = "mse" if readout == "spike" else "ce"
     reference = rule_gradients(net, BPTT, x, target, loss)
-    report = compare_gradients(rule_gradients(net, SOLSA, x, target, loss, credit=credit), reference)
+    solsa = rule_gradients(net, SOLSA, x, target, loss, credit=credit, trace_dtype=trace_dtype)
+    report = compare_gradients(solsa, reference)
+    if trace_dtype is not None:
+        full = compare_gradients(solsa, rule_gradients(net, SOLSA, x, target, loss, credit=credit))
+        report["storage_rel_error"] = full["max_rel_error"]
     if credit != "same-step":
         base = compare_gradients(rule_gradients(net, SOLSA, x, target, loss, credit="same-step"), reference)
         report["same_step"] = {key: base[key] for key in ("max_rel_error", "per_layer_cosine", "per_layer_sign")}
@@ -128,6 +137,7 @@ def gradcheck(
         "recurrent": recurrent,
         "credit": credit,
         "dtype": str(dtype).replace("torch.", ""),
+        "trace_dtype": trace_dtype,
         **report,
         "spike_rate": [round(r, 4) if s else None for r, s in zip(rates.tolist(), spiking)],
     }

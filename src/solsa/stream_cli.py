@@ -17,7 +17,7 @@ __all__ = ["add_parser"]
 _STREAM_FLAGS = ("csv", "drift-at", "passes", "steps", "update-every", "checkpoint-every", "print-every", "window",
                  "classes", "max-classes", "out", "force", "resume", "quiet")
 _NOT_STREAM = ("epochs", "batch_size", "schedule", "search_period", "early_stop", "early_stop_rho", "early_stop_p",
-               "early_stop_h", "early_stop_warmup", "val_fraction", "device")
+               "early_stop_h", "early_stop_warmup", "val_fraction", "device", "memory_budget")
 
 
 def _fraction(text: str) -> float:

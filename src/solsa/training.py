@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .distributed import DataParallel
 from .early_stop import EarlyStop
 from .evaluation import evaluate, load_task_of
+from .budget import fit_memory_budget
 from .factories import build_learner, build_network
 from .layers import SNN
 from .progress import Progress
@@ -114,8 +115,14 @@ class _Run:
             raise ValueError(f"task {self.task.name} generates spike trains: it needs readout 'spike'")
         self.device = torch.device(cfg.device)
         self.dtype = getattr(torch, cfg.dtype)
-        self.net = build_network(cfg, self.task.n_inputs, self.task.n_classes).to(self.device)
-        self.learner = build_learner(cfg, self.net, sync)
+        self.budget = None  # memory_budget: the settings chosen to fit it (solsa.budget)
+        self.built = cfg  # what the network and rule are built with (cfg, or memory_budget's choice)
+        if cfg.memory_budget is not None:
+            self.budget = fit_memory_budget(cfg, self.task.n_inputs, self.task.n_classes)
+            self.built = self.budget.config
+            self.log(f"solsa: {self.budget.reason}")
+        self.net = build_network(self.built, self.task.n_inputs, self.task.n_classes).to(self.device)
+        self.learner = build_learner(self.built, self.net, sync)
         self.schedule = UpdateSchedule(cfg.schedule, cfg.search_period)
         if self.schedule.mode == "search" and not self.learner.rule.capabilities.step_magnitude:
             raise ValueError(f"schedule {cfg.schedule!r} ranks steps by their gradient, which rule {cfg.rule!r} "
@@ -176,7 +183,8 @@ class _Run:
         bar.close()
         metrics = self._metrics()
         if self.out_dir is not None:
-            write_run(self.out_dir, self.net, cfg, metrics, self.history, self.task)
+            # the checkpoint rebuilds the network: the settings it was built with (memory_budget's choice)
+            write_run(self.out_dir, self.net, self.built, metrics, self.history, self.task)
             (self.out_dir / "resume.pt").unlink(missing_ok=True)  # finished: metrics.json says so
         return metrics
 
@@ -290,6 +298,9 @@ class _Run:
             "task_info": task.info,
             "config": cfg.to_dict(),
         }
+        if self.budget is not None:
+            metrics["memory_budget_choice"] = {"changes": self.budget.changes, "state_bytes": self.budget.state_bytes,
+                                               "reason": self.budget.reason}
         if "test_van_rossum" in chosen:
             metrics["test_van_rossum"] = chosen["test_van_rossum"]
         return metrics

@@ -92,6 +92,12 @@ def _add_memory(bench) -> None:
     p.add_argument("--break-even-hiddens", default=None,
                    help="more hidden widths (two layers, at --batch) for the break-even table (default 256,512; "
                         "'none' for none)")
+    p.add_argument("--suite", default=None,
+                   help="the default rule's bytes beside BPTT's for every task of this compare suite (default "
+                        "paper; 'none' to skip; skipped by --quick unless given)")
+    p.add_argument("--candidates", action="store_true",
+                   help="also measure the storage candidates on the paper network at T=100 "
+                        "(bytes, seconds, gradient against float64)")
     p.set_defaults(func=_run_memory)
 
 
@@ -116,6 +122,17 @@ def _run_memory(args) -> int:
     result = run_memory(parse_rules(args.rules), Ts, args.batch, _spec(args), grans, rss=not args.no_rss,
                         break_even_batches=be, break_even_hiddens=[(w,) * depth for w in widths],
                         jobs=max(1, args.jobs), log=_log(args.quiet))
+    suite = args.suite or (None if args.quick else "paper")
+    if suite and suite.lower() != "none":
+        from ..compare import SUITES
+        from .memory_default import suite_ratios
+
+        check_choice("suite", suite, SUITES)
+        result["suite"] = suite_ratios(suite, log=_log(args.quiet))
+    if args.candidates:
+        from .memory_default import storage_candidates
+
+        result["candidates"] = storage_candidates(batch=args.batch, log=_log(args.quiet))
     _print_memory(result)
     return _finish(args, result, plot_memory)
 
@@ -132,6 +149,13 @@ def _print_memory(result: dict) -> None:
                   f"{c['rule']} holds more than BPTT for T < {c['break_even_T']}")
     for gran, t in result["targets"].items():
         print(f"targets ({gran}): {t}")
+    for r in result.get("suite", []):
+        print(f"suite {r['task']:<24} T={r['T']:<4} batch {r['batch']:<3} filter per {r['filter_granularity']:<7} "
+              f"solsa {r['solsa_bytes']:>10} bptt {r['bptt_bytes']:>10} ratio {r['ratio_to_bptt']:.3f}")
+    for r in result.get("candidates", []):
+        print(f"candidate {r['candidate']:<22} {r['train_state_bytes']:>9} bytes  {r['backend']:<9} "
+              f"{r['seconds_per_sequence']:.3f} s/seq  cosine {r['cosine_to_float64']:.8f}  "
+              f"max rel err {r['max_rel_error_to_float64']:.2e}")
 
 
 # ---- workload ---------------------------------------------------------------------------------------------------

@@ -31,8 +31,10 @@ from .common import NetSpec, build_learner, machine_info, make_batch, train_one_
 __all__ = ["run_memory", "state_bytes", "break_even", "DEFAULT_T", "TARGETS"]
 
 DEFAULT_T = (30, 100, 300, 1000, 3000, 10000)
-# the issue's targets (one alpha, beta per layer): SOLSA/BPTT bytes at T=100 and T=1000
-TARGETS = {"ratio_T100_max": 0.20, "ratio_T1000_max": 0.03}
+# the issues' targets, SOLSA/BPTT bytes at T=100 and T=1000 per filter granularity: one α, β per layer (the
+# performance issue) and per channel (the trainer's default; the paper's −72 %, issue 17)
+TARGETS = {"layer": {"ratio_T100_max": 0.20, "ratio_T1000_max": 0.03},
+           "channel": {"ratio_T100_max": 0.28, "ratio_T1000_max": 0.03}}
 
 
 def state_bytes(rule: str, spec: NetSpec, T: int, batch: int) -> int:
@@ -182,9 +184,9 @@ def _targets(rows: list[dict[str, Any]], crossings: list[dict[str, Any]]) -> dic
         for T, key in ((100, "ratio_T100"), (1000, "ratio_T1000")):
             if T in by_t and bptt.get(T):
                 t[key] = by_t[T] / bptt[T]
-                if gran == "layer":
-                    t[key + "_target"] = TARGETS[key + "_max"]
-                    t[key + "_met"] = t[key] <= TARGETS[key + "_max"]
+                if gran in TARGETS:
+                    t[key + "_target"] = TARGETS[gran][key + "_max"]
+                    t[key + "_met"] = t[key] <= TARGETS[gran][key + "_max"]
         mine = [c for c in crossings if c["rule"] == "solsa" and c["filter_granularity"] == gran]
         hidden = list(rows[0]["hidden"]) if rows and "hidden" in rows[0] else None
         same = [c for c in mine if hidden is None or c.get("hidden") == hidden]

@@ -7,9 +7,15 @@
 // A hidden layer K with credit_depth D > 0 keeps, per stage s < D (through layer K+1+s), q and u of its
 // traces e, a, m, n: cstage[8 s + 2 c] = q, cstage[8 s + 2 c + 1] = u (c = 0 e, 1 a, 2 m, 3 n; null: absent).
 
-// q = al q + s z;  u = db u + q   (synaptic_credit, membrane_credit)
+// q = al q + s z;  u = db u + q   (synaptic_credit, membrane_credit); u == q: the upper membrane keeps
+// nothing (d = 0, rules/credit.py zero_decay), the stage stores q once
 template <typename T>
 static void credit_filter(T* q, T* u, const T* z, T al, T s, T db, int64_t count) {
+    if (u == q) {
+        #pragma omp simd
+        for (int64_t k = 0; k < count; ++k) q[k] = al * q[k] + s * z[k];
+        return;
+    }
     #pragma omp simd
     for (int64_t k = 0; k < count; ++k) {
         const T qv = al * q[k] + s * z[k];

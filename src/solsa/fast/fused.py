@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import torch
 
 from ..losses import CrossEntropy, Loss, SpikeMSE
+from ..rules.credit import zero_decay
 from .build import load_kernel
 
 __all__ = ["FusedStepper", "unsupported_reason", "LayerDesc", "Plan"]
@@ -217,7 +218,9 @@ class FusedStepper:
         tensors = tuple(id(getattr(layer, name)) for layer in layers
                         for name in ("weight", "bias", "alpha", "beta", "lam"))
         dtypes = tuple(layer.weight.dtype for layer in layers)
-        return (tuple(id(layer) for layer in layers), tensors, dtypes, batch_size, bool(reset_feedback), id(loss))
+        passes = tuple(zero_decay(layer) for layer in layers)  # which credit stages store u is q
+        return (tuple(id(layer) for layer in layers), tensors, dtypes, passes, batch_size, bool(reset_feedback),
+                id(loss))
 
     def restart(self, layers, batch_size: int, reset_feedback: bool, loss: Loss) -> bool:
         """Start a new sequence on the same tensors (states and traces zeroed in place), if nothing changed.

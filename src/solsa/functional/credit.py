@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from .traces import stored_as
+
 __all__ = ["synaptic_credit", "membrane_credit", "mean_decay", "channel_decay", "lagged_surrogate",
            "neuron_membrane_credit", "neuron_credit_pairing", "decay_mass", "mass_corrected_error"]
 
@@ -36,10 +38,11 @@ def synaptic_credit(
 
     ``z`` is a trace of layer k (``[B, N_k, ...]``), ``eps`` its ``ε^k[t]`` (``[B, N_k]``), ``alpha`` the
     upper layer's α (``[]`` or ``[N_k]``, one per input channel = one per neuron of layer k). In a cascade,
-    ``z`` is the output of the stage below and ``eps`` is None (no spike between the stages).
+    ``z`` is the output of the stage below and ``eps`` is None (no spike between the stages). Stored in
+    ``q``'s dtype (likewise :func:`membrane_credit` in ``u``'s).
     """
     x = z if eps is None else _over(eps, z, 0) * z
-    return _over(alpha, q, 1) * q + x
+    return stored_as(_over(alpha, q, 1) * q + x, q)
 
 
 def membrane_credit(u: torch.Tensor, q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -48,7 +51,7 @@ def membrane_credit(u: torch.Tensor, q: torch.Tensor, d: torch.Tensor) -> torch.
     ``d`` is the upper layer's decay factor, one per sample (``[B]``, :func:`mean_decay`) or ``[]``.
     Exact when every neuron of the upper layer has the same ``d[t]``.
     """
-    return _over(d, u, 0) * u + q
+    return stored_as(_over(d, u, 0) * u + q, u)
 
 
 def mean_decay(d: torch.Tensor) -> torch.Tensor:

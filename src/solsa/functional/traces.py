@@ -22,6 +22,10 @@ and gains a partner ``w = ∂b/∂θ``; with ``d`` as above and ``d°`` its part
 
     z[t] = (d[t] - β_a ε[t-1]) z[t-1] + β_a (d°[t] - ρ) w[t-1] + (direct term)
     w[t] = ε[t-1] z[t-1] + ρ w[t-1]                           (:func:`adaptation_decays`, :func:`adapted`)
+
+A trace may be stored in a narrower dtype than the network's (SOLSA's ``trace_dtype``): the
+recursions compute in the network's dtype and store the new trace in the old one's
+(:func:`stored_as`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ __all__ = [
     "split_presynaptic",
     "adaptation_decays",
     "adapted",
+    "stored_as",
 ]
 
 
@@ -80,9 +85,14 @@ def _decay(V_prev, o_prev, eps_prev, lam, cfg: LIFConfig, reset_feedback: bool) 
     return kept - lam * V_prev * eps_prev
 
 
+def stored_as(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``new`` in ``old``'s dtype (a trace kept narrower than the arithmetic); ``new`` itself when they agree."""
+    return new if new.dtype == old.dtype else new.to(old.dtype)
+
+
 def weight_trace(e: torch.Tensor, d: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
-    """e[t] = d[t] e[t-1] + F[t]: ``[B, N_out, N_in]``."""
-    return torch.addcmul(F.unsqueeze(1), d.unsqueeze(2), e)
+    """e[t] = d[t] e[t-1] + F[t]: ``[B, N_out, N_in]``, stored in ``e``'s dtype."""
+    return stored_as(torch.addcmul(F.unsqueeze(1), d.unsqueeze(2), e), e)
 
 
 def alpha_input_trace(p: torch.Tensor, F_prev: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -93,9 +103,9 @@ def alpha_input_trace(p: torch.Tensor, F_prev: torch.Tensor, alpha: torch.Tensor
 def alpha_trace(
     a: torch.Tensor, d: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, per_channel: bool
 ) -> torch.Tensor:
-    """a[t] = d[t] a[t-1] + W p[t]: ``[B, N_out, N_in]`` per channel, ``[B, N_out]`` per layer."""
+    """a[t] = d[t] a[t-1] + W p[t]: ``[B, N_out, N_in]`` per channel (stored in ``a``'s dtype), ``[B, N_out]`` per layer."""
     if per_channel:
-        return torch.addcmul(weight.unsqueeze(0) * p.unsqueeze(1), d.unsqueeze(2), a)
+        return stored_as(torch.addcmul(weight.unsqueeze(0) * p.unsqueeze(1), d.unsqueeze(2), a), a)
     return torch.addcmul(p @ weight.t(), d, a)
 
 

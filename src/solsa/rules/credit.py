@@ -17,7 +17,9 @@
 
 Each stage is a pair ``(q, u)`` per trace: ``q`` after the upper synaptic filter
 (:func:`~solsa.functional.synaptic_credit`), ``u`` after its membrane
-(:func:`~solsa.functional.membrane_credit`). The stages pair with the same-step spatial error
+(:func:`~solsa.functional.membrane_credit`). Where that membrane keeps nothing (``d ≡ 0``, e.g. the
+default leaky readout with λ = 0 not learned, :func:`zero_decay`) ``u = q`` exactly: the pair holds
+one tensor twice (``u is q``), stored and counted once. The stages pair with the same-step spatial error
 ``g`` (not ``g ⊙ ε``: ``ε^k`` is inside the filter, taken when the spike happened).
 """
 
@@ -42,7 +44,7 @@ from ..functional import (
 from .base import state_nbytes
 
 __all__ = ["CREDIT_MODES", "DEFAULT_CREDIT", "CREDIT_TRACES", "LayerCredit", "check_credit", "credit_depth",
-           "new_credit", "advance_credit", "descend_signals", "credited_view"]
+           "zero_decay", "new_credit", "advance_credit", "descend_signals", "credited_view"]
 
 CREDIT_MODES = ("same-step", "next", "cascade")
 # SOLSA's default: the best mean validation accuracy over the paper suite (README, docs/credit.md §6)
@@ -64,6 +66,13 @@ def credit_depth(credit: str, index: int, n_layers: int) -> int:
     return {"same-step": 0, "next": min(1, above), "cascade": above}[credit]
 
 
+def zero_decay(layer) -> bool:
+    """True when layer's ``d[t]`` is 0 at every step whatever happens (λ ≡ 0, not learned, no reset in ``d``):
+    a membrane filter through it is the identity, so a stage's ``u`` is its ``q``."""
+    no_reset = not layer.config.spiking or layer.config.reset == "none"
+    return no_reset and not layer.is_learnable("lam") and not bool(layer.lam.detach().any())
+
+
 @dataclass
 class LayerCredit:
     """One hidden layer's credit state.
@@ -82,27 +91,41 @@ class LayerCredit:
     mass: list[torch.Tensor] | None = None
 
     def nbytes(self) -> int:
-        tensors = [t for stage in self.stages for pair in stage.values() for t in pair]
+        tensors = [t for stage in self.stages for pair in stage.values() for t in pair[: 2 - (pair[1] is pair[0])]]
+        if self.lag is not None and self.lag[1] is self.lag[0]:  # u is q: [qE, qN] stored once each
+            return state_nbytes(*tensors, self.lag[0], self.lag[2], self.eps_lag, *self.neuron.values(),
+                                *(self.mass or []))
         return state_nbytes(*tensors, *(self.lag or []), self.eps_lag, *self.neuron.values(), *(self.mass or []))
 
 
-def new_credit(traces, depth: int, lag: bool, upper_neurons: int = 0, mass_neurons: int = 0) -> LayerCredit | None:
+def _pair(like: torch.Tensor, same: bool) -> list[torch.Tensor]:
+    """``[q, u]`` zeroed like ``like``; one tensor twice when ``same`` (u is q)."""
+    q = torch.zeros_like(like)
+    return [q, q] if same else [q, torch.zeros_like(like)]
+
+
+def new_credit(traces, depth: int, lag: bool, upper_neurons: int = 0, mass_neurons: int = 0,
+               pass_through: tuple[bool, ...] = ()) -> LayerCredit | None:
     """Zeroed credit state for a layer with :class:`~solsa.rules.solsa.LayerTraces` ``traces``; None at depth 0.
 
     ``upper_neurons > 0`` keeps the per-neuron traces through each of that many upper neurons' membranes;
-    ``mass_neurons > 0`` the decay-kernel masses of the layer above (that many neurons).
+    ``mass_neurons > 0`` the decay-kernel masses of the layer above (that many neurons);
+    ``pass_through[s]`` (default False) says the membrane of stage ``s``'s layer keeps nothing
+    (:func:`zero_decay`): that stage stores ``u is q``.
     """
     if depth == 0:
         return None
     names = [n for n in CREDIT_TRACES if getattr(traces, n) is not None]
-    stages = [{n: [torch.zeros_like(getattr(traces, n)) for _ in range(2)] for n in names} for _ in range(depth)]
+    same = [s < len(pass_through) and pass_through[s] for s in range(depth)]
+    stages = [{n: _pair(getattr(traces, n), same[s]) for n in names} for s in range(depth)]
     eps = traces.eps
     neuron = {}
     if upper_neurons:
         neuron = {n: eps.new_zeros(eps.shape[0], upper_neurons, eps.shape[1]) for n in names
                   if getattr(traces, n).dim() == 2}
     mass = [eps.new_zeros(eps.shape[0], mass_neurons), eps.new_zeros(eps.shape[0])] if mass_neurons else None
-    return LayerCredit(stages, [torch.zeros_like(eps) for _ in range(4)] if lag else None,
+    lags = [*_pair(eps, same[0]), *_pair(eps, same[0])] if lag else None
+    return LayerCredit(stages, lags,
                        torch.zeros_like(eps) if lag else None, neuron, mass)
 
 
@@ -121,8 +144,8 @@ def advance_credit(traces: list, upper: int, alpha: torch.Tensor, d: torch.Tenso
         a = alpha if level == 0 else channel_decay(alpha)
         for name, pair in credit.stages[level].items():
             z = getattr(traces[k], name) if level == 0 else credit.stages[level - 1][name][1]
-            pair[0] = synaptic_credit(pair[0], z, a, traces[k].eps if level == 0 else None)
-            pair[1] = membrane_credit(pair[1], pair[0], d_bar)
+            q = synaptic_credit(pair[0], z, a, traces[k].eps if level == 0 else None)
+            pair[:] = [q, q] if pair[1] is pair[0] else [q, membrane_credit(pair[1], q, d_bar)]
         if level == 0 and credit.mass is not None:
             credit.mass = [decay_mass(credit.mass[0], d), decay_mass(credit.mass[1], d_bar)]
         if level == 0:
@@ -131,8 +154,9 @@ def advance_credit(traces: list, upper: int, alpha: torch.Tensor, d: torch.Tenso
         if level == 0 and credit.lag is not None:
             qE, uE, qN, uN = credit.lag
             eps = traces[k].eps
+            same = uE is qE
             qE, qN = synaptic_credit(qE, eps, alpha), synaptic_credit(qN, torch.ones_like(eps), alpha)
-            uE, uN = membrane_credit(uE, qE, d_bar), membrane_credit(uN, qN, d_bar)
+            uE, uN = (qE, qN) if same else (membrane_credit(uE, qE, d_bar), membrane_credit(uN, qN, d_bar))
             credit.lag = [qE, uE, qN, uN]
             credit.eps_lag = lagged_surrogate(uE, uN, eps)
 
@@ -169,7 +193,7 @@ def credited_view(tr, signals: list[torch.Tensor], upper_delta: torch.Tensor | N
             continue
         total, below = 0.0, None
         for p, stage in zip(signals, credit.stages):
-            u = stage[name][1]
+            u = stage[name][1].to(p.dtype)  # a narrow trace_dtype: the sum in the network's dtype
             total = total + p.reshape(p.shape + (1,) * (u.dim() - 2)) * (u if below is None else u - below)
             below = u
         final[name] = total

@@ -50,12 +50,14 @@ from ..layers import LIFLayer
 from ..losses import Loss
 from .base import Capabilities, StepResult, state_nbytes
 from .credit import (CREDIT_MODES, DEFAULT_CREDIT, LayerCredit, advance_credit, check_credit, credit_depth,
-                     credited_view, descend_signals, new_credit)
+                     credited_view, descend_signals, new_credit, zero_decay)
 from .online import OnlineRule, couple_adaptation
 
-__all__ = ["SOLSA", "LayerTraces", "BACKENDS", "CREDIT_MODES"]
+__all__ = ["SOLSA", "LayerTraces", "BACKENDS", "CREDIT_MODES", "TRACE_DTYPES", "check_trace_dtype"]
 
 BACKENDS = ("auto", "reference", "fused")
+# narrower storage for the [B, N_out, N_in] traces (SOLSA's trace_dtype; None: the network's dtype)
+TRACE_DTYPES = ("float16", "bfloat16")
 # the credit modes the compiled kernel implements (a new mode runs on the reference path until it is added)
 FUSED_CREDIT = ("same-step", "next", "cascade")
 
@@ -80,6 +82,13 @@ class LayerTraces:
         return state_nbytes(*self.state, self.eps, self.e, self.p, self.a, self.m, self.n) + extra
 
 
+def check_trace_dtype(trace_dtype: str | None) -> str | None:
+    """``trace_dtype`` when None or one of :data:`TRACE_DTYPES`; a ``ValueError`` naming it otherwise."""
+    if trace_dtype is not None and trace_dtype not in TRACE_DTYPES:
+        raise ValueError(f"trace_dtype must be None or one of {list(TRACE_DTYPES)}, got {trace_dtype!r}")
+    return trace_dtype
+
+
 def _sum_to(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """Reduce a per-neuron/per-channel gradient to a parameter of shape ``[]`` or ``[N]``."""
     return g.sum() if len(shape) == 0 else g
@@ -101,6 +110,10 @@ class SOLSA(OnlineRule):
             (docs/credit.md): ``"same-step"`` (SOLSA.md §3, no extra memory), ``"next"`` (through the
             layer directly above; exact under a leaky readout with one λ) or ``"cascade"`` (through
             every layer above; the default). The fused kernel implements all three.
+        trace_dtype: None (the network's dtype) or one of :data:`TRACE_DTYPES`: the ``[B, N_out, N_in]``
+            traces (``e``, a per-channel ``a`` and their credit stages) are stored in it, the arithmetic
+            stays in the network's dtype (half the bytes of float32 at ~1e-3 relative error; docs/benchmarks.md).
+            Runs on the reference path.
     """
 
     name = "solsa"
@@ -108,10 +121,11 @@ class SOLSA(OnlineRule):
 
     def __init__(
         self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True, backend: str | None = None,
-        credit: str = DEFAULT_CREDIT,
+        credit: str = DEFAULT_CREDIT, trace_dtype: str | None = None,
     ) -> None:
         super().__init__(net, loss, backend=backend or os.environ.get("SOLSA_BACKEND") or "auto")
         self.credit = check_credit(credit)
+        self.trace_dtype = check_trace_dtype(trace_dtype)
         self._active_backend = ""
         self._fallback_reason = ""
         self.reset_feedback = reset_feedback
@@ -149,6 +163,8 @@ class SOLSA(OnlineRule):
             reason = f"the fused kernel implements credit {list(FUSED_CREDIT)} only, not {self.credit!r}"
         if any(layer.adaptive or layer.recurrent for layer in self.net.layers):
             reason = "the fused kernel implements LIF layers without recurrent weights only (not ALIF, not recurrent)"
+        if self.trace_dtype is not None:
+            reason = f"the fused kernel stores traces in the network's dtype, not trace_dtype {self.trace_dtype!r}"
         if not reason:
             try:
                 self._fused = FusedStepper(self.net.layers, self.traces, self._grads, batch_size,
@@ -169,10 +185,11 @@ class SOLSA(OnlineRule):
         kw = {"device": w.device, "dtype": w.dtype}
         n_out, n_in = w.shape
         n_pre = n_in + (n_out if layer.recurrent else 0)
-        tr = LayerTraces(layer.init_state(B), torch.zeros(B, n_out, **kw), torch.zeros(B, n_out, n_pre, **kw))
+        wide = {**kw, "dtype": getattr(torch, self.trace_dtype) if self.trace_dtype else w.dtype}  # [B,N_out,N_pre]
+        tr = LayerTraces(layer.init_state(B), torch.zeros(B, n_out, **kw), torch.zeros(B, n_out, n_pre, **wide))
         if layer.is_learnable("alpha"):
             tr.p = torch.zeros(B, n_in, **kw)
-            tr.a = torch.zeros((B, n_out, n_in) if layer.filter_per_channel else (B, n_out), **kw)
+            tr.a = torch.zeros(B, n_out, n_in, **wide) if layer.filter_per_channel else torch.zeros(B, n_out, **kw)
         if layer.is_learnable("lam"):
             tr.m = torch.zeros(B, n_out, **kw)
         if layer.is_learnable("bias"):
@@ -184,7 +201,8 @@ class SOLSA(OnlineRule):
         upper = layers[index + 1].weight.shape[0] if index + 1 < len(layers) else 0
         tr.credit = new_credit(tr, credit_depth(self.credit, index, len(layers)), lag=cascade and index > 0,
                                upper_neurons=upper if cascade and index == len(layers) - 2 else 0,
-                               mass_neurons=upper if cascade else 0)
+                               mass_neurons=upper if cascade else 0,
+                               pass_through=tuple(zero_decay(lay) for lay in layers[index + 1:]))
         return tr
 
     def _step(self, x, target, weight, magnitude) -> StepResult:
@@ -231,12 +249,13 @@ class SOLSA(OnlineRule):
         layer: LIFLayer, tr: LayerTraces, acc: dict[str, torch.Tensor], delta: torch.Tensor
     ) -> torch.Tensor:
         """∂ℓ_t/∂θ = Σ_b Σ_j δ_j[t] · trace_j(θ)[t]; returns this step's weight gradient."""
-        grads = split_presynaptic(torch.einsum("bj,bji->ji", delta, tr.e), layer.in_features)
+        # a narrow trace_dtype is widened here
+        grads = split_presynaptic(torch.einsum("bj,bji->ji", delta, tr.e.to(delta.dtype)), layer.in_features)
         for name, g in grads.items():
             acc[name] += g
         g_weight = grads["weight"]
         if tr.a is not None:
-            g_alpha = torch.einsum("bj,bji->i", delta, tr.a) if tr.a.dim() == 3 else (delta * tr.a).sum()
+            g_alpha = torch.einsum("bj,bji->i", delta, tr.a.to(delta.dtype)) if tr.a.dim() == 3 else (delta * tr.a).sum()
             acc["alpha"] += _sum_to(g_alpha, layer.alpha.shape)
         if tr.m is not None:
             acc["lam"] += _sum_to((delta * tr.m).sum(0), layer.lam.shape)
