@@ -1,0 +1,426 @@
+/* ---- the SOLSA runtime (solsa/export_c/runtime.c, appended to every export) ----------------------------
+ *
+ * One time step of the network of SOLSA.md §1 and, with SOLSA_LEARN, the SOLSA learner: the traces of §2,
+ * the same-step spatial error of §3 and the cross-layer credit of docs/credit.md, for batch size 1. The
+ * arithmetic is that of solsa/functional/ and solsa/rules/solsa.py + rules/credit.py (the reference), up to
+ * the order of floating-point summations; tests/test_export_c.py holds the two equal. Plain C99: no malloc,
+ * no threads, no libm beyond expf. The generated part above defines the layer table SOLSA_LAYERS, the
+ * parameters solsa_param[] and the state struct of solsa_model.h.
+ */
+
+#define SOLSA_OFF(s, off) ((off) < 0 ? (float*)0 : (float*)(void*)(s) + (off))
+#define SOLSA_PAR(off) ((off) < 0 ? (float*)0 : solsa_param + (off))
+
+/* x = spike(V - th): the Heaviside step */
+static float solsa_heaviside(float u) { return u > 0.0f ? 1.0f : 0.0f; }
+
+/* the membrane V[t] from V[t-1], o[t-1] and the current (0 subtract, 1 zero, 2 none) */
+static float solsa_membrane(int reset, float lam, float Vp, float op, float cur, float ra) {
+    if (reset == 0) return lam * Vp + cur - ra * op;
+    if (reset == 1) return lam * Vp * (1.0f - op) + cur;
+    return lam * Vp + cur;
+}
+
+/* F[t] = alpha F[t-1] + beta x[t] (in place) and the current I = F W^T + b */
+static void solsa_filter_current(const solsa_layer_desc* D, float* F, const float* x, float* cur) {
+    const float* W = SOLSA_PAR(D->W);
+    const float* b = SOLSA_PAR(D->b);
+    const float* alpha = SOLSA_PAR(D->alpha);
+    const float* beta = SOLSA_PAR(D->beta);
+    int i, j;
+    for (i = 0; i < D->n_in; ++i) F[i] = alpha[D->fpc ? i : 0] * F[i] + beta[D->fpc ? i : 0] * x[i];
+    for (j = 0; j < D->n_out; ++j) {
+        const float* Wj = W + (long)j * D->n_in;
+        float s = 0.0f;
+        for (i = 0; i < D->n_in; ++i) s += F[i] * Wj[i];
+        cur[j] = b ? s + b[j] : s;
+    }
+}
+
+#if SOLSA_LEARN
+/* eps = surrogate derivative at u = V - th (solsa/surrogate.py): 0 gaussian, 1 fast_sigmoid, 2 atan, 3 triangle */
+static float solsa_surrogate(int kind, float u, float w, float c) {
+    float q;
+    switch (kind) {
+        case 0: q = u / w; return expf(-0.5f * (q * q)) / c;
+        case 1: q = 1.0f + (u < 0.0f ? -u : u) / w; return 1.0f / (2.0f * w * (q * q));
+        case 2: q = c * u / (2.0f * w); return 1.0f / (2.0f * w * (1.0f + q * q));
+        default: q = 1.0f - (u < 0.0f ? -u : u) / w; return (q > 0.0f ? q : 0.0f) / w;
+    }
+}
+
+/* expm1 without libm: a Taylor polynomial near 0 (where expf(x) - 1 loses digits), expf(x) - 1 elsewhere */
+static float solsa_expm1(float x) {
+    if (x > -0.5f && x < 0.5f) {
+        float p = 1.0f / 39916800.0f;
+        p = p * x + 1.0f / 3628800.0f;
+        p = p * x + 1.0f / 362880.0f;
+        p = p * x + 1.0f / 40320.0f;
+        p = p * x + 1.0f / 5040.0f;
+        p = p * x + 1.0f / 720.0f;
+        p = p * x + 1.0f / 120.0f;
+        p = p * x + 1.0f / 24.0f;
+        p = p * x + 1.0f / 6.0f;
+        p = p * x + 0.5f;
+        p = p * x + 1.0f;
+        return p * x;
+    }
+    return expf(x) - 1.0f;
+}
+
+/* q = al q + s z; u = db u + q over `count` entries (synaptic_credit, membrane_credit) */
+static void solsa_credit_filter(float* q, float* u, const float* z, float al, float s, float db, long count) {
+    long k;
+    for (k = 0; k < count; ++k) {
+        q[k] = al * q[k] + s * z[k];
+        u[k] = db * u[k] + q[k];
+    }
+}
+
+/* the sizes of trace c of a layer: 0 e [n_out, n_in], 1 a ([n_out, n_in] or [n_out]), 2 m, 3 n [n_out] */
+static long solsa_trace_row(const solsa_layer_desc* D, int c) {
+    return c == 0 || (c == 1 && D->fpc) ? D->n_in : 1;
+}
+
+/* after layer l has its d[t]: advance every credit stage of the layers below that runs through it */
+static void solsa_credit_forward(solsa_state* s, int l) {
+    const solsa_layer_desc* U = &SOLSA_LAYERS[l];
+    const float* alpha = SOLSA_PAR(U->alpha);
+    const float* dU = SOLSA_OFF(s, U->d);
+    float dbar = 0.0f, amean = alpha[0];
+    int k, j, x, c;
+    for (x = 0; x < U->n_out; ++x) dbar += dU[x];
+    dbar /= (float)U->n_out;
+    if (U->fpc) {
+        amean = 0.0f;
+        for (x = 0; x < U->n_in; ++x) amean += alpha[x];
+        amean /= (float)U->n_in;
+    }
+    for (k = 0; k < l; ++k) {
+        const solsa_layer_desc* K = &SOLSA_LAYERS[k];
+        const int level = l - k - 1;
+        const float* eps = SOLSA_OFF(s, K->eps);
+        const long base[4] = {K->e, K->a, K->m, K->n};
+        if (level >= K->depth) continue;
+        for (j = 0; j < K->n_out; ++j) {
+            const float al = level == 0 ? alpha[U->fpc ? j : 0] : amean;
+            const float sc = level == 0 ? eps[j] : 1.0f;
+            for (c = 0; c < 4; ++c) {
+                const long row = solsa_trace_row(K, c);
+                const long zoff = level == 0 ? base[c] : K->cu[level - 1][c];
+                if (K->cq[level][c] < 0) continue;
+                solsa_credit_filter(SOLSA_OFF(s, K->cq[level][c]) + j * row, SOLSA_OFF(s, K->cu[level][c]) + j * row,
+                                    SOLSA_OFF(s, zoff) + j * row, al, sc, dbar, row);
+            }
+        }
+        if (level != 0) continue;
+        if (K->eps_lag >= 0) { /* eps and 1 through the layer above, then lagged_surrogate */
+            float *qE = SOLSA_OFF(s, K->qE), *uE = SOLSA_OFF(s, K->uE), *qN = SOLSA_OFF(s, K->qN);
+            float *uN = SOLSA_OFF(s, K->uN), *el = SOLSA_OFF(s, K->eps_lag);
+            for (j = 0; j < K->n_out; ++j) {
+                const float al = alpha[U->fpc ? j : 0];
+                float den;
+                qE[j] = al * qE[j] + eps[j];
+                qN[j] = al * qN[j] + 1.0f;
+                uE[j] = dbar * uE[j] + qE[j];
+                uN[j] = dbar * uN[j] + qN[j];
+                den = uN[j] - 1.0f;
+                el[j] = (den > 1e-12f || den < -1e-12f) ? (uE[j] - eps[j]) / den : 0.0f;
+            }
+        }
+        if (K->M >= 0) { /* decay_mass: M = d M + 1 per upper neuron, and with the mean d */
+            float *M = SOLSA_OFF(s, K->M), *Mb = SOLSA_OFF(s, K->Mbar);
+            for (x = 0; x < U->n_out; ++x) M[x] = dU[x] * M[x] + 1.0f;
+            Mb[0] = dbar * Mb[0] + 1.0f;
+        }
+        for (c = 1; c < 4; ++c) { /* neuron_membrane_credit: h[x, j] = d_x h[x, j] + q_j */
+            float* h = SOLSA_OFF(s, K->h[c]);
+            const float* q = SOLSA_OFF(s, K->cq[0][c]);
+            if (!h) continue;
+            for (x = 0; x < U->n_out; ++x)
+                for (j = 0; j < K->n_out; ++j) h[(long)x * K->n_out + j] = dU[x] * h[(long)x * K->n_out + j] + q[j];
+        }
+    }
+}
+#endif
+
+/* one layer, one step: the state (and with SOLSA_LEARN the traces) from the input x */
+static void solsa_forward_layer(solsa_state* s, int l, const float* x) {
+    const solsa_layer_desc* D = &SOLSA_LAYERS[l];
+    const float* lam = SOLSA_PAR(D->lam);
+    float *F = SOLSA_OFF(s, D->F), *V = SOLSA_OFF(s, D->V), *o = SOLSA_OFF(s, D->o);
+    float* cur = SOLSA_OFF(s, D->cur);
+    const int reset = D->spiking ? D->reset : 2;
+    int j;
+#if SOLSA_LEARN
+    const float* W = SOLSA_PAR(D->W);
+    const float* alpha = SOLSA_PAR(D->alpha);
+    float *eps = SOLSA_OFF(s, D->eps), *e = SOLSA_OFF(s, D->e), *p = SOLSA_OFF(s, D->p), *a = SOLSA_OFF(s, D->a);
+    float *m = SOLSA_OFF(s, D->m), *n = SOLSA_OFF(s, D->n), *d = SOLSA_OFF(s, D->d);
+    const long ni = D->n_in;
+    int i;
+    /* d[t] = dV[t]/dV[t-1], the reset path included (SOLSA.md §2), from the previous step's V, o, eps */
+    for (j = 0; j < D->n_out; ++j) {
+        const float lj = lam[D->lpn ? j : 0];
+        if (reset == 2) d[j] = lj;
+        else if (reset == 0) d[j] = SOLSA_RESET_FEEDBACK ? lj - D->ra * eps[j] : lj;
+        else d[j] = SOLSA_RESET_FEEDBACK ? lj * (1.0f - o[j]) - lj * V[j] * eps[j] : lj * (1.0f - o[j]);
+    }
+    if (p) for (i = 0; i < D->n_in; ++i) p[i] = F[i] + alpha[D->fpc ? i : 0] * p[i]; /* p = F[t-1] + alpha p */
+    if (m) for (j = 0; j < D->n_out; ++j) m[j] = (reset == 1 ? V[j] * (1.0f - o[j]) : V[j]) + d[j] * m[j];
+    if (n) for (j = 0; j < D->n_out; ++j) n[j] = 1.0f + d[j] * n[j];
+#endif
+    solsa_filter_current(D, F, x, cur);
+#if SOLSA_LEARN
+    for (j = 0; j < D->n_out; ++j) {
+        float* ej = e + j * ni;
+        for (i = 0; i < D->n_in; ++i) ej[i] = F[i] + d[j] * ej[i]; /* e = F[t] + d e */
+        if (a && D->fpc) {
+            float* aj = a + j * ni;
+            const float* Wj = W + j * ni;
+            for (i = 0; i < D->n_in; ++i) aj[i] = Wj[i] * p[i] + d[j] * aj[i]; /* a_ji = W_ji p_i + d_j a_ji */
+        } else if (a) {
+            const float* Wj = W + j * ni;
+            float wp = 0.0f;
+            for (i = 0; i < D->n_in; ++i) wp += p[i] * Wj[i];
+            a[j] = wp + d[j] * a[j]; /* a_j = sum_i W_ji p_i + d_j a_j */
+        }
+    }
+#endif
+    for (j = 0; j < D->n_out; ++j) {
+        V[j] = solsa_membrane(reset, lam[D->lpn ? j : 0], V[j], o[j], cur[j], D->ra);
+        o[j] = D->spiking ? solsa_heaviside(V[j] - D->th) : V[j];
+    }
+#if SOLSA_LEARN
+    if (l > 0 && SOLSA_CREDIT != 0) solsa_credit_forward(s, l);
+    for (j = 0; j < D->n_out; ++j)
+        eps[j] = D->spiking ? solsa_surrogate(D->surrogate, V[j] - D->th, D->width, D->sur_c) : 1.0f;
+#endif
+}
+
+static void solsa_forward(solsa_state* s, const float* x) {
+    const float* in = x;
+    int l;
+    for (l = 0; l < SOLSA_N_LAYERS; ++l) {
+        solsa_forward_layer(s, l, in);
+        in = SOLSA_OFF(s, SOLSA_LAYERS[l].o);
+    }
+}
+
+const float* solsa_output(const solsa_state* s) {
+    return (const float*)(const void*)s + SOLSA_LAYERS[SOLSA_N_LAYERS - 1].o;
+}
+
+void solsa_step(solsa_state* s, const float* x, float* out) {
+    int c;
+    const float* y;
+    solsa_forward(s, x);
+    y = solsa_output(s);
+    if (out) for (c = 0; c < SOLSA_N_OUTPUTS; ++c) out[c] = y[c];
+}
+
+void solsa_reset(solsa_state* s) {
+    float* t = (float*)(void*)s;
+    long k;
+    for (k = 0; k < SOLSA_TRACE_FLOATS; ++k) t[k] = 0.0f; /* the traces come first in solsa_state */
+}
+
+#if SOLSA_LEARN
+float* solsa_parameters(void) { return solsa_param; }
+#else
+const float* solsa_parameters(void) { return solsa_param; }
+#endif
+
+#if SOLSA_LEARN
+void solsa_init(solsa_state* s) {
+    float* t = (float*)(void*)s;
+    long k;
+    for (k = 0; k < (long)(sizeof(solsa_state) / sizeof(float)); ++k) t[k] = 0.0f;
+}
+
+/* g = dl_t/dy of the per-step loss (solsa/losses.py, weight 1): 0 spike-MSE, 1 cross-entropy */
+static void solsa_loss_grad(const float* y, int target, float* g) {
+    int c;
+    if (SOLSA_LOSS == 0) {
+        for (c = 0; c < SOLSA_N_OUTPUTS; ++c)
+            g[c] = (y[c] - (c == target ? 1.0f : 0.0f)) * (2.0f / (float)SOLSA_N_OUTPUTS);
+    } else {
+        float mx = y[0], se = 0.0f;
+        for (c = 1; c < SOLSA_N_OUTPUTS; ++c) mx = y[c] > mx ? y[c] : mx;
+        for (c = 0; c < SOLSA_N_OUTPUTS; ++c) { g[c] = expf(y[c] - mx); se += g[c]; }
+        for (c = 0; c < SOLSA_N_OUTPUTS; ++c) g[c] = g[c] / se - (c == target ? 1.0f : 0.0f);
+    }
+}
+
+/* accumulate sum_j coef_j * trace_j for the four traces; coef(j, stage) from P (credited) or delta (plain) */
+static void solsa_accumulate_plain(solsa_state* s, const solsa_layer_desc* D, const float* delta) {
+    float *gW = SOLSA_OFF(s, D->gW), *gb = SOLSA_OFF(s, D->gb), *ga = SOLSA_OFF(s, D->galpha);
+    float* gl = SOLSA_OFF(s, D->glam);
+    const float *e = SOLSA_OFF(s, D->e), *a = SOLSA_OFF(s, D->a), *m = SOLSA_OFF(s, D->m), *n = SOLSA_OFF(s, D->n);
+    const long ni = D->n_in;
+    float tot_a = 0.0f, tot_m = 0.0f;
+    int i, j;
+    for (j = 0; j < D->n_out; ++j) {
+        const float dj = delta[j];
+        for (i = 0; i < D->n_in; ++i) gW[j * ni + i] += dj * e[j * ni + i];
+        if (a && D->fpc) for (i = 0; i < D->n_in; ++i) ga[i] += dj * a[j * ni + i];
+        else if (a) tot_a += dj * a[j];
+        if (m && D->lpn) gl[j] += dj * m[j];
+        else if (m) tot_m += dj * m[j];
+        if (n) gb[j] += dj * n[j];
+    }
+    if (a && !D->fpc) ga[0] += tot_a;
+    if (m && !D->lpn) gl[0] += tot_m;
+}
+
+/* the spatial error beta^A ((v W^A)) of a row v over the upper layer A's neurons, into out [n_in of A] */
+static void solsa_cross(const solsa_layer_desc* A, const float* v, float* out) {
+    const float* W = SOLSA_PAR(A->W);
+    const float* beta = SOLSA_PAR(A->beta);
+    int i, x;
+    for (i = 0; i < A->n_in; ++i) out[i] = 0.0f;
+    for (x = 0; x < A->n_out; ++x)
+        for (i = 0; i < A->n_in; ++i) out[i] += v[x] * W[(long)x * A->n_in + i];
+    for (i = 0; i < A->n_in; ++i) out[i] *= beta[A->fpc ? i : 0];
+}
+
+/* a hidden layer with filtered traces (credit_backward of solsa/fast/credit.h): the signals P^s, then
+ * sum_s (P^s - P^{s+1}) u^s for the staged traces, and the per-upper-neuron pairing where kept */
+static void solsa_accumulate_credited(solsa_state* s, int k, const float* g) {
+    const solsa_layer_desc* K = &SOLSA_LAYERS[k];
+    const solsa_layer_desc* A = &SOLSA_LAYERS[k + 1];
+    const float* WA = SOLSA_PAR(A->W);
+    const float* betaA = SOLSA_PAR(A->beta);
+    const float* deltaA = SOLSA_OFF(s, A->delta);
+    float* P = SOLSA_OFF(s, K->P);
+    float* tmp = SOLSA_OFF(s, SOLSA_SCRATCH);
+    float *gW = SOLSA_OFF(s, K->gW), *gb = SOLSA_OFF(s, K->gb), *ga = SOLSA_OFF(s, K->galpha);
+    float* gl = SOLSA_OFF(s, K->glam);
+    float* acc[4];
+    const long nk = K->n_out, ni = K->n_in, D = K->depth;
+    float tot_a = 0.0f, tot_m = 0.0f;
+    long j, i, x, st;
+    int c;
+    acc[0] = gW; acc[1] = ga; acc[2] = gl; acc[3] = gb;
+    if (K->M >= 0) { /* mass_corrected_error: P^1 = beta^A ((delta^A M / Mbar) W^A) */
+        const float *M = SOLSA_OFF(s, K->M), *Mb = SOLSA_OFF(s, K->Mbar);
+        for (x = 0; x < A->n_out; ++x) tmp[x] = deltaA[x] * (M[x] / Mb[0]);
+        solsa_cross(A, tmp, P);
+    } else {
+        for (j = 0; j < nk; ++j) P[j] = g[j];
+    }
+    for (st = 1; st < D; ++st) { /* P^{s+1} = beta^A ((eps_lag^A P^s_A) W^A) */
+        const float* PA = SOLSA_OFF(s, A->P) + (st - 1) * A->n_out;
+        const float* el = SOLSA_OFF(s, A->eps_lag);
+        for (x = 0; x < A->n_out; ++x) tmp[x] = el[x] * PA[x];
+        solsa_cross(A, tmp, P + st * nk);
+    }
+    for (j = 0; j < nk; ++j) {
+        for (st = 0; st < D; ++st) {
+            const float cf = P[st * nk + j] - (st + 1 < D ? P[(st + 1) * nk + j] : 0.0f);
+            for (c = 0; c < 4; ++c) {
+                const float* u = SOLSA_OFF(s, K->cu[st][c]);
+                const long row = solsa_trace_row(K, c);
+                if (!u || K->h[c] >= 0) continue;
+                if (row > 1) {
+                    float* dst = acc[c] + (c == 0 ? j * ni : 0);
+                    for (i = 0; i < row; ++i) dst[i] += cf * u[j * row + i];
+                } else if (c == 1) tot_a += cf * u[j];
+                else if (c == 2 && K->lpn) gl[j] += cf * u[j];
+                else if (c == 2) tot_m += cf * u[j];
+                else gb[j] += cf * u[j];
+            }
+        }
+        for (c = 1; c < 4; ++c) { /* neuron_credit_pairing: beta^A_j sum_x delta^A_x W^A_xj h[x, j] */
+            const float* h = SOLSA_OFF(s, K->h[c]);
+            float v = 0.0f;
+            if (!h) continue;
+            for (x = 0; x < A->n_out; ++x) v += deltaA[x] * WA[x * nk + j] * h[x * nk + j];
+            v *= betaA[A->fpc ? j : 0];
+            if (c == 1) tot_a += v;
+            else if (c == 2 && K->lpn) gl[j] += v;
+            else if (c == 2) tot_m += v;
+            else gb[j] += v;
+        }
+    }
+    if (ga && !K->fpc) ga[0] += tot_a;
+    if (gl && !K->lpn) gl[0] += tot_m;
+}
+
+int solsa_learn_step(solsa_state* s, const float* x, int target) {
+    float* g;
+    int l, j;
+    if (target >= SOLSA_N_OUTPUTS) return -1;
+    solsa_forward(s, x);
+    if (target < 0) return 0;
+    g = SOLSA_OFF(s, SOLSA_GOUT);
+    solsa_loss_grad(solsa_output(s), target, g);
+    for (l = SOLSA_N_LAYERS - 1; l >= 0; --l) {
+        const solsa_layer_desc* D = &SOLSA_LAYERS[l];
+        const float* eps = SOLSA_OFF(s, D->eps);
+        float* delta = SOLSA_OFF(s, D->delta);
+        for (j = 0; j < D->n_out; ++j) delta[j] = g[j] * eps[j];
+        if (D->depth > 0) solsa_accumulate_credited(s, l, g);
+        else solsa_accumulate_plain(s, D, delta);
+        if (l > 0) { /* g^{l-1} = beta (delta W): the same-step spatial error (SOLSA.md §3) */
+            float* below = SOLSA_OFF(s, D->gbelow);
+            solsa_cross(D, delta, below);
+            g = below;
+        }
+    }
+    return 0;
+}
+
+/* v = mu v + g; the step in the parameter's coordinates (0 linear, 1 log-timescale, 2 log) */
+static void solsa_sgd(float* w, float* v, const float* g, long count, float lr, int coords) {
+    long k;
+    for (k = 0; k < count; ++k) {
+        float gk = g[k];
+        if (coords == 1) gk = gk * (1.0f - w[k]);
+        else if (coords == 2) gk = gk * w[k];
+        if (v) { v[k] = SOLSA_MOMENTUM * v[k] + gk; gk = v[k]; }
+        if (coords == 0) w[k] = w[k] - lr * gk;
+        else if (coords == 1) w[k] = w[k] - (1.0f - w[k]) * solsa_expm1(lr * gk); /* phi = -ln(1 - w) */
+        else w[k] = w[k] * expf(-lr * gk); /* ln w */
+    }
+}
+
+static void solsa_clamp(float* w, long count, float lo, float hi) {
+    long k;
+    for (k = 0; k < count; ++k) w[k] = w[k] < lo ? lo : (w[k] > hi ? hi : w[k]);
+}
+
+void solsa_apply(solsa_state* s, float lr) {
+    const float lr_dyn = lr * SOLSA_FILTER_LR_SCALE;
+    int l;
+    long k, i, j;
+    for (l = 0; l < SOLSA_N_LAYERS; ++l) {
+        const solsa_layer_desc* D = &SOLSA_LAYERS[l];
+        float *W = solsa_param + D->W, *alpha = SOLSA_PAR(D->alpha), *beta = SOLSA_PAR(D->beta);
+        float* lam = SOLSA_PAR(D->lam);
+        float *gW = SOLSA_OFF(s, D->gW), *gbeta = SOLSA_OFF(s, D->gbeta);
+        const long ni = D->n_in, nb = D->fpc ? ni : 1, nl = D->lpn ? D->n_out : 1;
+        if (gbeta) { /* dl/dbeta_i = sum_j W_ji dl/dW_ji / beta_i, from this update's weight gradient */
+            for (i = 0; i < nb; ++i) gbeta[i] = 0.0f;
+            for (j = 0; j < D->n_out; ++j)
+                for (i = 0; i < ni; ++i) gbeta[D->fpc ? i : 0] += W[j * ni + i] * gW[j * ni + i];
+            for (i = 0; i < nb; ++i) gbeta[i] /= beta[i];
+        }
+        solsa_sgd(W, SOLSA_OFF(s, D->vW), gW, D->n_out * ni, lr, 0);
+        if (D->gb >= 0) solsa_sgd(solsa_param + D->b, SOLSA_OFF(s, D->vb), SOLSA_OFF(s, D->gb), D->n_out, lr, 0);
+        if (D->galpha >= 0)
+            solsa_sgd(alpha, SOLSA_OFF(s, D->valpha), SOLSA_OFF(s, D->galpha), nb, lr_dyn, SOLSA_DECAY_COORDS);
+        if (gbeta) solsa_sgd(beta, SOLSA_OFF(s, D->vbeta), gbeta, nb, lr_dyn, SOLSA_GAIN_COORDS);
+        if (D->glam >= 0)
+            solsa_sgd(lam, SOLSA_OFF(s, D->vlam), SOLSA_OFF(s, D->glam), nl, lr_dyn, SOLSA_DECAY_COORDS);
+        /* zero the accumulators; clamp as net.clamp_(): alpha, lam in [0, ALPHA_MAX], beta >= BETA_MIN */
+        for (k = 0; k < D->n_out * ni; ++k) gW[k] = 0.0f;
+        if (D->gb >= 0) for (k = 0; k < D->n_out; ++k) SOLSA_OFF(s, D->gb)[k] = 0.0f;
+        if (D->galpha >= 0) for (k = 0; k < nb; ++k) SOLSA_OFF(s, D->galpha)[k] = 0.0f;
+        if (D->glam >= 0) for (k = 0; k < nl; ++k) SOLSA_OFF(s, D->glam)[k] = 0.0f;
+        solsa_clamp(alpha, nb, 0.0f, SOLSA_ALPHA_MAX);
+        solsa_clamp(lam, nl, 0.0f, SOLSA_ALPHA_MAX);
+        solsa_clamp(beta, nb, SOLSA_BETA_MIN, 3.0e38f);
+    }
+}
+#endif
