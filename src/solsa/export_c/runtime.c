@@ -11,6 +11,62 @@
 #define SOLSA_OFF(s, off) ((off) < 0 ? (float*)0 : (float*)(void*)(s) + (off))
 #define SOLSA_PAR(off) ((off) < 0 ? (float*)0 : solsa_param + (off))
 
+/* The element-wise loops, four entries per iteration so that compilers vectorise them at -O2 (each entry's
+ * arithmetic, and so its rounding, is that of the plain loop). */
+
+#if SOLSA_LEARN
+/* y = x + c y */
+static void solsa_decay_add(float* restrict y, const float* restrict x, float c, long n) {
+    long k = 0;
+    for (; k + 4 <= n; k += 4) {
+        y[k] = x[k] + c * y[k]; y[k + 1] = x[k + 1] + c * y[k + 1];
+        y[k + 2] = x[k + 2] + c * y[k + 2]; y[k + 3] = x[k + 3] + c * y[k + 3];
+    }
+    for (; k < n; ++k) y[k] = x[k] + c * y[k];
+}
+
+/* y = y + c x */
+static void solsa_axpy(float* restrict y, const float* restrict x, float c, long n) {
+    long k = 0;
+    for (; k + 4 <= n; k += 4) {
+        y[k] += c * x[k]; y[k + 1] += c * x[k + 1]; y[k + 2] += c * x[k + 2]; y[k + 3] += c * x[k + 3];
+    }
+    for (; k < n; ++k) y[k] += c * x[k];
+}
+
+/* y = c y + w p (the products w p and c y, then their sum, as written in the plain loop) */
+static void solsa_decay_mul_add(float* restrict y, const float* restrict w, const float* restrict p, float c, long n) {
+    long k = 0;
+    for (; k + 4 <= n; k += 4) {
+        y[k] = w[k] * p[k] + c * y[k]; y[k + 1] = w[k + 1] * p[k + 1] + c * y[k + 1];
+        y[k + 2] = w[k + 2] * p[k + 2] + c * y[k + 2]; y[k + 3] = w[k + 3] * p[k + 3] + c * y[k + 3];
+    }
+    for (; k < n; ++k) y[k] = w[k] * p[k] + c * y[k];
+}
+
+#endif
+
+/* out_j = sum_i x_i W_ji (+ b_j) in the order i = 0, 1, ..., four rows j at a time */
+static void solsa_matvec(const float* restrict W, const float* restrict x, const float* b, float* restrict out,
+                         long n_out, long n_in) {
+    long j = 0, i;
+    for (; j + 4 <= n_out; j += 4) {
+        const float *w0 = W + j * n_in, *w1 = w0 + n_in, *w2 = w1 + n_in, *w3 = w2 + n_in;
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        for (i = 0; i < n_in; ++i) {
+            s0 += x[i] * w0[i]; s1 += x[i] * w1[i]; s2 += x[i] * w2[i]; s3 += x[i] * w3[i];
+        }
+        out[j] = b ? s0 + b[j] : s0; out[j + 1] = b ? s1 + b[j + 1] : s1;
+        out[j + 2] = b ? s2 + b[j + 2] : s2; out[j + 3] = b ? s3 + b[j + 3] : s3;
+    }
+    for (; j < n_out; ++j) {
+        const float* wj = W + j * n_in;
+        float sj = 0.0f;
+        for (i = 0; i < n_in; ++i) sj += x[i] * wj[i];
+        out[j] = b ? sj + b[j] : sj;
+    }
+}
+
 /* x = spike(V - th): the Heaviside step */
 static float solsa_heaviside(float u) { return u > 0.0f ? 1.0f : 0.0f; }
 
@@ -27,14 +83,9 @@ static void solsa_filter_current(const solsa_layer_desc* D, float* F, const floa
     const float* b = SOLSA_PAR(D->b);
     const float* alpha = SOLSA_PAR(D->alpha);
     const float* beta = SOLSA_PAR(D->beta);
-    int i, j;
+    int i;
     for (i = 0; i < D->n_in; ++i) F[i] = alpha[D->fpc ? i : 0] * F[i] + beta[D->fpc ? i : 0] * x[i];
-    for (j = 0; j < D->n_out; ++j) {
-        const float* Wj = W + (long)j * D->n_in;
-        float s = 0.0f;
-        for (i = 0; i < D->n_in; ++i) s += F[i] * Wj[i];
-        cur[j] = b ? s + b[j] : s;
-    }
+    solsa_matvec(W, F, b, cur, D->n_out, D->n_in);
 }
 
 #if SOLSA_LEARN
@@ -69,12 +120,15 @@ static float solsa_expm1(float x) {
 }
 
 /* q = al q + s z; u = db u + q over `count` entries (synaptic_credit, membrane_credit) */
-static void solsa_credit_filter(float* q, float* u, const float* z, float al, float s, float db, long count) {
-    long k;
-    for (k = 0; k < count; ++k) {
-        q[k] = al * q[k] + s * z[k];
-        u[k] = db * u[k] + q[k];
+static void solsa_credit_filter(float* restrict q, float* restrict u, const float* restrict z, float al, float s,
+                                float db, long count) {
+    long k = 0;
+    for (; k + 4 <= count; k += 4) {
+        q[k] = al * q[k] + s * z[k]; q[k + 1] = al * q[k + 1] + s * z[k + 1];
+        q[k + 2] = al * q[k + 2] + s * z[k + 2]; q[k + 3] = al * q[k + 3] + s * z[k + 3];
     }
+    for (; k < count; ++k) q[k] = al * q[k] + s * z[k];
+    solsa_decay_add(u, q, db, count); /* u = q + db u */
 }
 
 /* the sizes of trace c of a layer: 0 e [n_out, n_in], 1 a ([n_out, n_in] or [n_out]), 2 m, 3 n [n_out] */
@@ -173,12 +227,9 @@ static void solsa_forward_layer(solsa_state* s, int l, const float* x) {
     solsa_filter_current(D, F, x, cur);
 #if SOLSA_LEARN
     for (j = 0; j < D->n_out; ++j) {
-        float* ej = e + j * ni;
-        for (i = 0; i < D->n_in; ++i) ej[i] = F[i] + d[j] * ej[i]; /* e = F[t] + d e */
+        solsa_decay_add(e + j * ni, F, d[j], ni); /* e = F[t] + d e */
         if (a && D->fpc) {
-            float* aj = a + j * ni;
-            const float* Wj = W + j * ni;
-            for (i = 0; i < D->n_in; ++i) aj[i] = Wj[i] * p[i] + d[j] * aj[i]; /* a_ji = W_ji p_i + d_j a_ji */
+            solsa_decay_mul_add(a + j * ni, W + j * ni, p, d[j], ni); /* a_ji = W_ji p_i + d_j a_ji */
         } else if (a) {
             const float* Wj = W + j * ni;
             float wp = 0.0f;
@@ -259,11 +310,11 @@ static void solsa_accumulate_plain(solsa_state* s, const solsa_layer_desc* D, co
     const float *e = SOLSA_OFF(s, D->e), *a = SOLSA_OFF(s, D->a), *m = SOLSA_OFF(s, D->m), *n = SOLSA_OFF(s, D->n);
     const long ni = D->n_in;
     float tot_a = 0.0f, tot_m = 0.0f;
-    int i, j;
+    int j;
     for (j = 0; j < D->n_out; ++j) {
         const float dj = delta[j];
-        for (i = 0; i < D->n_in; ++i) gW[j * ni + i] += dj * e[j * ni + i];
-        if (a && D->fpc) for (i = 0; i < D->n_in; ++i) ga[i] += dj * a[j * ni + i];
+        solsa_axpy(gW + j * ni, e + j * ni, dj, ni);
+        if (a && D->fpc) solsa_axpy(ga, a + j * ni, dj, ni);
         else if (a) tot_a += dj * a[j];
         if (m && D->lpn) gl[j] += dj * m[j];
         else if (m) tot_m += dj * m[j];
@@ -279,8 +330,7 @@ static void solsa_cross(const solsa_layer_desc* A, const float* v, float* out) {
     const float* beta = SOLSA_PAR(A->beta);
     int i, x;
     for (i = 0; i < A->n_in; ++i) out[i] = 0.0f;
-    for (x = 0; x < A->n_out; ++x)
-        for (i = 0; i < A->n_in; ++i) out[i] += v[x] * W[(long)x * A->n_in + i];
+    for (x = 0; x < A->n_out; ++x) solsa_axpy(out, W + (long)x * A->n_in, v[x], A->n_in);
     for (i = 0; i < A->n_in; ++i) out[i] *= beta[A->fpc ? i : 0];
 }
 
@@ -299,7 +349,7 @@ static void solsa_accumulate_credited(solsa_state* s, int k, const float* g) {
     float* acc[4];
     const long nk = K->n_out, ni = K->n_in, D = K->depth;
     float tot_a = 0.0f, tot_m = 0.0f;
-    long j, i, x, st;
+    long j, x, st;
     int c;
     acc[0] = gW; acc[1] = ga; acc[2] = gl; acc[3] = gb;
     if (K->M >= 0) { /* mass_corrected_error: P^1 = beta^A ((delta^A M / Mbar) W^A) */
@@ -322,10 +372,8 @@ static void solsa_accumulate_credited(solsa_state* s, int k, const float* g) {
                 const float* u = SOLSA_OFF(s, K->cu[st][c]);
                 const long row = solsa_trace_row(K, c);
                 if (!u || K->h[c] >= 0) continue;
-                if (row > 1) {
-                    float* dst = acc[c] + (c == 0 ? j * ni : 0);
-                    for (i = 0; i < row; ++i) dst[i] += cf * u[j * row + i];
-                } else if (c == 1) tot_a += cf * u[j];
+                if (row > 1) solsa_axpy(acc[c] + (c == 0 ? j * ni : 0), u + j * row, cf, row);
+                else if (c == 1) tot_a += cf * u[j];
                 else if (c == 2 && K->lpn) gl[j] += cf * u[j];
                 else if (c == 2) tot_m += cf * u[j];
                 else gb[j] += cf * u[j];
@@ -374,6 +422,10 @@ int solsa_learn_step(solsa_state* s, const float* x, int target) {
 /* v = mu v + g; the step in the parameter's coordinates (0 linear, 1 log-timescale, 2 log) */
 static void solsa_sgd(float* w, float* v, const float* g, long count, float lr, int coords) {
     long k;
+    if (coords == 0 && !v) { /* plain SGD: w + (-lr) g, the same bits as w - lr g */
+        solsa_axpy(w, g, -lr, count);
+        return;
+    }
     for (k = 0; k < count; ++k) {
         float gk = g[k];
         if (coords == 1) gk = gk * (1.0f - w[k]);
