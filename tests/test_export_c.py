@@ -168,3 +168,14 @@ def test_cli_export_format_c(tmp_path, capsys):
     assert CModel(tmp_path / "dev").manifest["learner"]["credit"] == "same-step"
     assert main(["export", ckpt, str(tmp_path / "n.nir"), "--learn"]) == 2
     assert "apply to --format c only" in capsys.readouterr().err
+
+
+def test_bench_device_reports_bytes_and_times(tmp_path):
+    from solsa.bench.device import run_device
+
+    r = run_device((6,), 4, 3, block=5, repeats=2)
+    learner = r["footprint"]["learner"]["state_bytes"]
+    assert learner["traces"] == r["train_state_bytes"]
+    assert learner["state"] == sum(learner[k] for k in ("traces", "grads", "momentum", "work"))
+    assert set(r["step_us"]) == {"c_learn_step", "c_learn_step_apply", "torch_step", "torch_step_update"}
+    assert r["ratio_c_to_torch"]["step"] > 0
