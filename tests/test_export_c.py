@@ -138,6 +138,23 @@ def test_inference_export_equals_net_step(tmp_path):
     assert not cm.array("V0").any()
 
 
+def test_q15_inference_follows_the_float_network(tmp_path):
+    net = _small(readout="leaky", reset="subtract", lam_granularity="neuron")
+    m = export_c(net, tmp_path, dtype="q15")
+    assert m["bytes"]["params"] == 2 * sum(lay.weight.numel() for lay in net.layers) + 4 * sum(
+        lay.bias.numel() + lay.alpha.numel() + lay.beta.numel() + lay.lam.numel() for lay in net.layers)
+    cm = CModel(tmp_path)
+    xs, _ = _stream(5, 4, 300)
+    states, agree, worst = net.init_state(1), 0, 0.0
+    for t in range(300):
+        with torch.no_grad():
+            y, states = net.step(xs[t:t + 1], states)
+        y_q = cm.step(xs[t].numpy())
+        worst = max(worst, float(np.abs(y_q - y[0].numpy()).max()))
+        agree += int(np.argmax(y_q) == int(y[0].argmax()))
+    assert agree >= 290 and worst < 0.05, (agree, worst)  # a few hidden spikes may flip near threshold
+
+
 def _checkpoint(tmp_path, **options) -> str:
     cfg = TrainConfig(hidden=(6,), **options)
     net = build_network(cfg, 4, 3)
@@ -152,8 +169,8 @@ def test_unsupported_rule_encoder_and_dtype_are_refused_by_name(tmp_path):
         export_checkpoint(_checkpoint(tmp_path, rule="eprop"), tmp_path / "c", learn=True)
     with pytest.raises(CExportError, match="encoder 'rate' cannot run on the device; supported encoders: direct"):
         export_checkpoint(_checkpoint(tmp_path, task="digits"), tmp_path / "c")
-    with pytest.raises(CExportError, match="dtype 'q15' is not implemented yet; supported: float32") as err:
-        export_checkpoint(_checkpoint(tmp_path), tmp_path / "c", dtype="q15")
+    with pytest.raises(CExportError, match="dtype 'q15' is inference only .*supported: float32") as err:
+        export_checkpoint(_checkpoint(tmp_path), tmp_path / "c", dtype="q15", learn=True)
     assert err.value.option == "dtype"
     assert not (tmp_path / "c").exists()
 

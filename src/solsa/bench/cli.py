@@ -283,6 +283,8 @@ def _add_device(bench) -> None:
     p.add_argument("--hidden", default="100,100", help="hidden layer sizes (default 100,100)")
     p.add_argument("--inputs", type=int, default=12, help="input channels (default 12)")
     p.add_argument("--classes", type=int, default=9, help="classes / output neurons (default 9)")
+    p.add_argument("--checkpoint", default=None, help="also the test accuracy of this checkpoint's network in "
+                   "PyTorch, exported as float32 and as q15 (fixed point)")
     p.add_argument("--quick", action="store_true", help="smoke run in seconds (tiny network, few repeats)")
     p.add_argument("--out", default="runs/bench/device.json", help="JSON result (default runs/bench/device.json)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -297,7 +299,8 @@ def _run_device(args) -> int:
     _threads(argparse.Namespace(threads=1))
     hidden = (8,) if args.quick else parse_hidden(args.hidden)
     r = run_device(hidden, check_positive_int("inputs", args.inputs), check_positive_int("classes", args.classes),
-                   block=20 if args.quick else 200, repeats=3 if args.quick else 15, log=_log(args.quiet))
+                   block=20 if args.quick else 200, repeats=3 if args.quick else 15, checkpoint=args.checkpoint,
+                   log=_log(args.quiet))
     us = r["step_us"]
     print(f"network {r['network']}, SOLSA credit {r['credit']}, batch 1 (PyTorch backend {r['torch_backend']})")
     print(f"{'':<34}{'us/step':>10}{'steps/s':>12}")
@@ -316,6 +319,11 @@ def _run_device(args) -> int:
             line += f"; flash {f['flash_bytes']:,} B, RAM {f['ram_bytes']:,} B"
         print(line)
     print(f"train_state_bytes() of the PyTorch rule at batch 1: {r['train_state_bytes']:,}")
+    q = r["q15"]
+    if q is not None:
+        print(f"{q['task']} test accuracy ({q['series']} series): PyTorch {q['torch_accuracy']:.4f}, C float32 "
+              f"{q['float32_accuracy']:.4f}, C q15 {q['q15_accuracy']:.4f} ({q['q15_loss_points']:+.2f} points lost; "
+              f"parameters {q['float32_param_bytes']:,} -> {q['q15_param_bytes']:,} B)")
     r["options"] = {k: v for k, v in vars(args).items() if k != "func"}
     print(f"wrote {write_result(args.out, r)}")
     return 0

@@ -6,6 +6,8 @@ On the same network (default: the main job's, 12-100-100-9, SOLSA with its defau
   ``cc -std=c99 -O2``: ``solsa_learn_step`` alone, and with ``solsa_apply`` after every step;
 * time per step of the PyTorch rule's streaming step (``rule.step`` with a target; with
   :meth:`Learner.update` after every step, plain SGD), on its default backend;
+* with a checkpoint (:func:`q15_accuracy`): test accuracy of its network in PyTorch, exported as float32 and
+  exported as q15 (fixed point), each series run from rest through the compiled library;
 * bytes: the C state by part (traces = ``train_state_bytes()``), and flash/RAM of the compiled object
   (``size``: text + data in flash; data + the state in RAM), for the learner and for inference alone.
 
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from ..config import TrainConfig
@@ -34,7 +37,7 @@ from ..learner import Learner
 from ..rules import SOLSA
 from .common import machine_info
 
-__all__ = ["run_device", "TARGET_RATIO"]
+__all__ = ["run_device", "q15_accuracy", "TARGET_RATIO"]
 
 TARGET_RATIO = 0.5  # the issue's bound: C step / PyTorch batch-1 streaming step
 
@@ -128,7 +131,8 @@ def _footprint(net, cfg: TrainConfig, where: Path, learn: bool) -> dict[str, Any
 
 
 def run_device(hidden: tuple[int, ...] = (100, 100), inputs: int = 12, classes: int = 9, *, block: int = 200,
-               repeats: int = 15, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+               repeats: int = 15, checkpoint: str | Path | None = None,
+               log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Time and bytes of the exported learner against the PyTorch rule (see the module docstring)."""
     if find_compiler() is None:
         raise RuntimeError("solsa bench device needs a C compiler (set $CC or install cc)")
@@ -161,5 +165,39 @@ def run_device(hidden: tuple[int, ...] = (100, 100), inputs: int = 12, classes: 
         "meets_target": all(r <= TARGET_RATIO for r in ratios.values()),
         "train_state_bytes": train_state_bytes, "footprint": footprint,
         "samples_s": {"c": c, "torch_step": torch_step, "torch_step_update": torch_update},
+        "q15": q15_accuracy(checkpoint, log) if checkpoint is not None else None,
         "machine": machine_info(),
     }
+
+
+def q15_accuracy(checkpoint: str | Path, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Test accuracy of a checkpoint's network: PyTorch, the float32 export and the q15 export (the same scores,
+    ``net.scores``, over each test series run from rest)."""
+    from ..evaluation import checkpoint_task
+    from ..export_c import export_checkpoint
+    from ..export_c.native import CModel
+
+    net, cfg, _, task = checkpoint_task(checkpoint)
+    split = task.test
+    result: dict[str, Any] = {"checkpoint": str(checkpoint), "task": task.name, "series": len(split)}
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {}
+        for dtype in ("float32", "q15"):
+            m = export_checkpoint(checkpoint, Path(tmp) / dtype, dtype=dtype)
+            models[dtype] = CModel(Path(tmp) / dtype)
+            result[f"{dtype}_param_bytes"] = m["bytes"]["params"]
+        log(f"running {len(split)} test series through PyTorch, the float32 and the q15 export")
+        correct = {"torch": 0, "float32": 0, "q15": 0}
+        for b in range(len(split)):
+            x = split.x[: int(split.lengths[b]), b].to(torch.float32)
+            with torch.no_grad():
+                outs = {"torch": net(x.unsqueeze(1))}
+            for dtype, cm in models.items():
+                cm.reset()
+                outs[dtype] = torch.from_numpy(np.stack([cm.step(row.numpy()) for row in x]))[:, None]
+            for key, out in outs.items():
+                correct[key] += int(net.scores(out).argmax(-1).item() == int(split.y[b]))
+    for key, n in correct.items():
+        result[f"{key}_accuracy"] = n / max(len(split), 1)
+    result["q15_loss_points"] = 100 * (result["float32_accuracy"] - result["q15_accuracy"])
+    return result

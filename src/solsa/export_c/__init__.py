@@ -8,7 +8,8 @@ array, everything else lives in one ``solsa_state`` struct whose size the header
 (``SOLSA_TRACE_BYTES`` equals the rule's ``train_state_bytes()`` at batch size 1). ``solsa_learn_step``
 runs :class:`~solsa.rules.SOLSA` (any credit mode, reset feedback on or off) for one step;
 ``solsa_apply`` is SGD (with optional momentum) with the run's ``filter_lr_scale`` and ``filter_update``,
-then the clamps of ``net.clamp_()``. docs/embedded.md walks through an example.
+then the clamps of ``net.clamp_()``. ``dtype="q15"``: fixed-point inference (int16 weights, int32 state).
+docs/embedded.md walks through an example.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from ..rules import SOLSA, RULES, get_rule
 from ..rules.credit import CREDIT_MODES
 from ..validation import OptionError, check_choice, check_range
 from .generate import LearnerSpec, write_c
+from .q15 import write_q15
 
 __all__ = ["DTYPES", "ENCODERS", "RULES_SUPPORTED", "CExportError", "LearnerSpec", "export_c", "export_checkpoint",
            "learner_spec"]
 
-DTYPES = ("float32", "q15")  # q15: not implemented yet (refused with CExportError)
-DTYPES_IMPLEMENTED = ("float32",)
+DTYPES = ("float32", "q15")  # q15: fixed-point inference only (q15.py)
 ENCODERS = ("direct",)  # the device receives the network's input itself; other encoders would run on it
 RULES_SUPPORTED = tuple(name for name, spec in RULES.items() if spec.cls is SOLSA)
 LOSSES_SUPPORTED = ("mse", "ce")
@@ -63,20 +64,22 @@ def _check_encoder(cfg: TrainConfig) -> None:
                                       f"{', '.join(ENCODERS)} (the C library takes the network's input itself)")
 
 
-def _check_dtype(dtype: str) -> None:
+def _check_dtype(dtype: str, learn: bool) -> None:
     check_choice("dtype", dtype, DTYPES)
-    if dtype not in DTYPES_IMPLEMENTED:
-        raise CExportError("dtype", f"dtype {dtype!r} is not implemented yet; supported: "
-                                    f"{', '.join(DTYPES_IMPLEMENTED)}")
+    if dtype == "q15" and learn:
+        raise CExportError("dtype", "dtype 'q15' is inference only (the learner in fixed point is not implemented "
+                                    "yet); with learn, supported: float32")
 
 
 def export_c(net: SNN, out_dir: str | Path, *, learn: bool = False, spec: LearnerSpec | None = None,
              dtype: str = "float32") -> dict:
     """Write ``net`` (and with ``learn`` its SOLSA learner, ``spec``) as ``solsa_model.h``/``.c`` into
     ``out_dir``; returns the manifest (also written as ``solsa_model.json``: the layout and the bytes)."""
-    _check_dtype(dtype)
+    _check_dtype(dtype, learn)
     if not isinstance(net, SNN):
         raise TypeError(f"net must be a solsa.SNN, got {type(net).__name__}")
+    if dtype == "q15":
+        return write_q15(net, out_dir)
     return write_c(net, out_dir, learn, spec)
 
 
@@ -85,7 +88,7 @@ def export_checkpoint(path: str | Path, out_dir: str | Path, *, learn: bool = Fa
     """Export the network of a ``solsa train`` checkpoint (and with ``learn`` its rule as a C learner)."""
     from ..evaluation import network_from_checkpoint
 
-    _check_dtype(dtype)
+    _check_dtype(dtype, learn)
     net, cfg, _ = network_from_checkpoint(path)
     _check_encoder(cfg)
     spec = learner_spec(cfg, momentum) if learn else None

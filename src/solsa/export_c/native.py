@@ -52,11 +52,12 @@ class CModel:
         self.manifest = json.loads((out_dir / "solsa_model.json").read_text())
         lib = ctypes.CDLL(str(library or compile_export(out_dir)))
         fp = ctypes.POINTER(ctypes.c_float)
-        lib.solsa_parameters.restype = fp
-        lib.solsa_output.restype = fp
         lib.solsa_step.argtypes = [ctypes.c_void_p, fp, fp]
         lib.solsa_reset.argtypes = [ctypes.c_void_p]
-        lib.solsa_output.argtypes = [ctypes.c_void_p]
+        if self.manifest.get("dtype") != "q15":  # q15 has only solsa_reset and solsa_step (and solsa_output_q)
+            lib.solsa_parameters.restype = fp
+            lib.solsa_output.restype = fp
+            lib.solsa_output.argtypes = [ctypes.c_void_p]
         if self.manifest["learn"]:
             lib.solsa_learn_step.argtypes = [ctypes.c_void_p, fp, ctypes.c_int]
             lib.solsa_learn_step.restype = ctypes.c_int
