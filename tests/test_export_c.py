@@ -183,6 +183,8 @@ def test_cli_export_format_c(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "network and SOLSA learner" in out and (tmp_path / "dev" / "solsa_model.c").is_file()
     assert CModel(tmp_path / "dev").manifest["learner"]["credit"] == "same-step"
+    assert main(["export", ckpt, str(tmp_path / "q"), "--format", "c", "--dtype", "q15"]) == 0
+    assert "#include <stdint.h>" in (tmp_path / "q" / "solsa_model.h").read_text()
     assert main(["export", ckpt, str(tmp_path / "n.nir"), "--learn"]) == 2
     assert "apply to --format c only" in capsys.readouterr().err
 

@@ -67,7 +67,7 @@ def _header(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
             f"; SOLSA learner, credit {spec.credit}, loss {spec.loss}, SGD momentum {spec.momentum:g}, "
             f"filters stepped {spec.filter_update} at lr x {spec.filter_lr_scale:g} */" if learn else
             "; inference only */"),
-        "#ifndef SOLSA_MODEL_H", "#define SOLSA_MODEL_H", "",
+        "#ifndef SOLSA_MODEL_H", "#define SOLSA_MODEL_H", "#ifdef __cplusplus", "extern \"C\" {", "#endif", "",
         f"#define SOLSA_N_INPUTS {net.n_inputs}",
         f"#define SOLSA_N_OUTPUTS {net.n_outputs}",
         f"#define SOLSA_N_LAYERS {len(plans)}",
@@ -113,7 +113,7 @@ def _header(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
             "   coordinates), zero the accumulators, clamp alpha, lam into [0, 0.999] and beta >= 0.01 */",
             "void solsa_apply(solsa_state* s, float lr);",
         ]
-    lines += ["", "#endif", ""]
+    lines += ["", "#ifdef __cplusplus", "}", "#endif", "#endif", ""]
     return "\n".join(lines)
 
 

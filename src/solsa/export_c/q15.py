@@ -73,6 +73,9 @@ def write_q15(net: SNN, out_dir: str | Path) -> dict:
 #ifndef SOLSA_MODEL_H
 #define SOLSA_MODEL_H
 #include <stdint.h>
+#ifdef __cplusplus
+extern "C" {{
+#endif
 
 #define SOLSA_N_INPUTS {net.n_inputs}
 #define SOLSA_N_OUTPUTS {net.n_outputs}
@@ -95,6 +98,9 @@ void solsa_step(solsa_state* s, const float* x, float* out);
 /* the output of the last step in Q16.16 [SOLSA_N_OUTPUTS] */
 const int32_t* solsa_output_q(const solsa_state* s);
 
+#ifdef __cplusplus
+}}
+#endif
 #endif
 """
     source = "\n".join([
