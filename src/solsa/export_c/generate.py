@@ -175,7 +175,8 @@ def _source(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
             f"#define SOLSA_ALPHA_MAX {_float_lit(ALPHA_MAX)}",
             f"#define SOLSA_BETA_MIN {_float_lit(BETA_MIN)}",
             f"#define SOLSA_GOUT {lay.off('g_out')}",
-            f"#define SOLSA_SCRATCH {lay.off('scratch')}", "",
+            f"#define SOLSA_SCRATCH {lay.off('scratch')}",
+            f"#define SOLSA_SCRATCH_ROW {max(p.n_out for p in plans)}", "",
         ]
     lines.append(_table(plans, lay, net))
     lines.append("")

@@ -166,5 +166,5 @@ def build_layout(plans: list[LayerPlan], learn: bool, momentum: bool) -> Layout:
             lay.add(f"gbeta{l}", p.n_in if p.fpc else 1, "work")
     if learn:
         lay.add("g_out", plans[-1].n_out, "work")
-        lay.add("scratch", max(p.n_out for p in plans), "work")
+        lay.add("scratch", (max(p.depth for p in plans) + 1) * max(p.n_out for p in plans), "work")
     return lay

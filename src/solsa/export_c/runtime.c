@@ -123,12 +123,17 @@ static float solsa_expm1(float x) {
 static void solsa_credit_filter(float* restrict q, float* restrict u, const float* restrict z, float al, float s,
                                 float db, long count) {
     long k = 0;
-    for (; k + 4 <= count; k += 4) {
-        q[k] = al * q[k] + s * z[k]; q[k + 1] = al * q[k + 1] + s * z[k + 1];
-        q[k + 2] = al * q[k + 2] + s * z[k + 2]; q[k + 3] = al * q[k + 3] + s * z[k + 3];
+    for (; k + 4 <= count; k += 4) { /* one pass over q and u */
+        const float q0 = al * q[k] + s * z[k], q1 = al * q[k + 1] + s * z[k + 1];
+        const float q2 = al * q[k + 2] + s * z[k + 2], q3 = al * q[k + 3] + s * z[k + 3];
+        q[k] = q0; q[k + 1] = q1; q[k + 2] = q2; q[k + 3] = q3;
+        u[k] = db * u[k] + q0; u[k + 1] = db * u[k + 1] + q1;
+        u[k + 2] = db * u[k + 2] + q2; u[k + 3] = db * u[k + 3] + q3;
     }
-    for (; k < count; ++k) q[k] = al * q[k] + s * z[k];
-    solsa_decay_add(u, q, db, count); /* u = q + db u */
+    for (; k < count; ++k) {
+        q[k] = al * q[k] + s * z[k];
+        u[k] = db * u[k] + q[k];
+    }
 }
 
 /* the sizes of trace c of a layer: 0 e [n_out, n_in], 1 a ([n_out, n_in] or [n_out]), 2 m, 3 n [n_out] */

@@ -47,26 +47,59 @@ static void solsa_accumulate_plain(solsa_state* s, const solsa_layer_desc* D, co
     if (m && !D->lpn) gl[0] += tot_m;
 }
 
-/* the spatial error beta^A ((v W^A)) of a row v over the upper layer A's neurons, into out [n_in of A] */
-static void solsa_cross(const solsa_layer_desc* A, const float* v, float* out) {
+/* The errors layer l sends down, in one pass over its W (each out_i = beta_i sum_x v_x W_xi, x in order):
+ * g^{l-1} = beta (delta W) (SOLSA.md §3) and, when layer l-1 filters its traces through layer l, its signals
+ * P^1 = beta ((delta M / Mbar) W) (mass_corrected_error; P^1 = g^{l-1} without masses) and
+ * P^{s+1} = beta ((eps_lag P^s_l) W) (descend_signals). */
+static void solsa_send_down(solsa_state* s, int l) {
+    const solsa_layer_desc* A = &SOLSA_LAYERS[l];
+    const solsa_layer_desc* K = &SOLSA_LAYERS[l - 1];
     const float* W = SOLSA_PAR(A->W);
     const float* beta = SOLSA_PAR(A->beta);
-    int i, x;
-    for (i = 0; i < A->n_in; ++i) out[i] = 0.0f;
-    for (x = 0; x < A->n_out; ++x) solsa_axpy(out, W + (long)x * A->n_in, v[x], A->n_in);
-    for (i = 0; i < A->n_in; ++i) out[i] *= beta[A->fpc ? i : 0];
+    const float* delta = SOLSA_OFF(s, A->delta);
+    float* tmp = SOLSA_OFF(s, SOLSA_SCRATCH); /* [SOLSA_MAX_DEPTH + 1][SOLSA_SCRATCH_ROW] */
+    const float* vs[SOLSA_MAX_DEPTH + 1];
+    float* outs[SOLSA_MAX_DEPTH + 1];
+    float* P = SOLSA_OFF(s, K->P);
+    const long ni = A->n_in;
+    int count = 1, m;
+    long x, i, st;
+    vs[0] = delta;
+    outs[0] = SOLSA_OFF(s, A->gbelow);
+    if (K->depth > 0 && K->M >= 0) {
+        const float *M = SOLSA_OFF(s, K->M), *Mb = SOLSA_OFF(s, K->Mbar);
+        float* v = tmp + (long)count * SOLSA_SCRATCH_ROW;
+        for (x = 0; x < A->n_out; ++x) v[x] = delta[x] * (M[x] / Mb[0]);
+        vs[count] = v;
+        outs[count++] = P;
+    }
+    for (st = 1; st < K->depth; ++st) {
+        const float* PA = SOLSA_OFF(s, A->P) + (st - 1) * A->n_out;
+        const float* el = SOLSA_OFF(s, A->eps_lag);
+        float* v = tmp + (long)count * SOLSA_SCRATCH_ROW;
+        for (x = 0; x < A->n_out; ++x) v[x] = el[x] * PA[x];
+        vs[count] = v;
+        outs[count++] = P + st * K->n_out;
+    }
+    for (m = 0; m < count; ++m)
+        for (i = 0; i < ni; ++i) outs[m][i] = 0.0f;
+    for (x = 0; x < A->n_out; ++x)
+        for (m = 0; m < count; ++m) solsa_axpy(outs[m], W + x * ni, vs[m][x], ni);
+    for (m = 0; m < count; ++m)
+        for (i = 0; i < ni; ++i) outs[m][i] *= beta[A->fpc ? i : 0];
+    if (K->depth > 0 && K->M < 0)
+        for (i = 0; i < ni; ++i) P[i] = outs[0][i];
 }
 
-/* a hidden layer with filtered traces (credit_backward of solsa/fast/credit.h): the signals P^s, then
- * sum_s (P^s - P^{s+1}) u^s for the staged traces, and the per-upper-neuron pairing where kept */
-static void solsa_accumulate_credited(solsa_state* s, int k, const float* g) {
+/* a hidden layer with filtered traces (credit_backward of solsa/fast/credit.h): with the signals P^s from
+ * solsa_send_down, sum_s (P^s - P^{s+1}) u^s for the staged traces, and the per-upper-neuron pairing */
+static void solsa_accumulate_credited(solsa_state* s, int k) {
     const solsa_layer_desc* K = &SOLSA_LAYERS[k];
     const solsa_layer_desc* A = &SOLSA_LAYERS[k + 1];
     const float* WA = SOLSA_PAR(A->W);
     const float* betaA = SOLSA_PAR(A->beta);
     const float* deltaA = SOLSA_OFF(s, A->delta);
-    float* P = SOLSA_OFF(s, K->P);
-    float* tmp = SOLSA_OFF(s, SOLSA_SCRATCH);
+    const float* P = SOLSA_OFF(s, K->P);
     float *gW = SOLSA_OFF(s, K->gW), *gb = SOLSA_OFF(s, K->gb), *ga = SOLSA_OFF(s, K->galpha);
     float* gl = SOLSA_OFF(s, K->glam);
     float* acc[4];
@@ -75,19 +108,6 @@ static void solsa_accumulate_credited(solsa_state* s, int k, const float* g) {
     long j, x, st;
     int c;
     acc[0] = gW; acc[1] = ga; acc[2] = gl; acc[3] = gb;
-    if (K->M >= 0) { /* mass_corrected_error: P^1 = beta^A ((delta^A M / Mbar) W^A) */
-        const float *M = SOLSA_OFF(s, K->M), *Mb = SOLSA_OFF(s, K->Mbar);
-        for (x = 0; x < A->n_out; ++x) tmp[x] = deltaA[x] * (M[x] / Mb[0]);
-        solsa_cross(A, tmp, P);
-    } else {
-        for (j = 0; j < nk; ++j) P[j] = g[j];
-    }
-    for (st = 1; st < D; ++st) { /* P^{s+1} = beta^A ((eps_lag^A P^s_A) W^A) */
-        const float* PA = SOLSA_OFF(s, A->P) + (st - 1) * A->n_out;
-        const float* el = SOLSA_OFF(s, A->eps_lag);
-        for (x = 0; x < A->n_out; ++x) tmp[x] = el[x] * PA[x];
-        solsa_cross(A, tmp, P + st * nk);
-    }
     for (j = 0; j < nk; ++j) {
         for (st = 0; st < D; ++st) {
             const float cf = P[st * nk + j] - (st + 1 < D ? P[(st + 1) * nk + j] : 0.0f);
@@ -131,12 +151,11 @@ int solsa_learn_step(solsa_state* s, const float* x, int target) {
         const float* eps = SOLSA_OFF(s, D->eps);
         float* delta = SOLSA_OFF(s, D->delta);
         for (j = 0; j < D->n_out; ++j) delta[j] = g[j] * eps[j];
-        if (D->depth > 0) solsa_accumulate_credited(s, l, g);
+        if (D->depth > 0) solsa_accumulate_credited(s, l);
         else solsa_accumulate_plain(s, D, delta);
         if (l > 0) { /* g^{l-1} = beta (delta W): the same-step spatial error (SOLSA.md §3) */
-            float* below = SOLSA_OFF(s, D->gbelow);
-            solsa_cross(D, delta, below);
-            g = below;
+            solsa_send_down(s, l);
+            g = SOLSA_OFF(s, D->gbelow);
         }
     }
     return 0;
