@@ -285,6 +285,8 @@ def _add_device(bench) -> None:
     p.add_argument("--classes", type=int, default=9, help="classes / output neurons (default 9)")
     p.add_argument("--checkpoint", default=None, help="also the test accuracy of this checkpoint's network in "
                    "PyTorch, exported as float32 and as q15 (fixed point)")
+    p.add_argument("--cflags", default="-O2", help="optimisation flags of the timed C program (default -O2; "
+                   "the fused kernel is built with '-O3 -march=native')")
     p.add_argument("--quick", action="store_true", help="smoke run in seconds (tiny network, few repeats)")
     p.add_argument("--out", default="runs/bench/device.json", help="JSON result (default runs/bench/device.json)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -300,9 +302,10 @@ def _run_device(args) -> int:
     hidden = (8,) if args.quick else parse_hidden(args.hidden)
     r = run_device(hidden, check_positive_int("inputs", args.inputs), check_positive_int("classes", args.classes),
                    block=20 if args.quick else 200, repeats=3 if args.quick else 15, checkpoint=args.checkpoint,
-                   log=_log(args.quiet))
+                   cflags=tuple(args.cflags.split()), log=_log(args.quiet))
     us = r["step_us"]
-    print(f"network {r['network']}, SOLSA credit {r['credit']}, batch 1 (PyTorch backend {r['torch_backend']})")
+    print(f"network {r['network']}, SOLSA credit {r['credit']}, batch 1 (PyTorch backend {r['torch_backend']}; "
+          f"C built with {' '.join(r['cflags'])})")
     print(f"{'':<34}{'us/step':>10}{'steps/s':>12}")
     for key, label in (("c_learn_step", "C solsa_learn_step"), ("torch_step", "PyTorch rule.step"),
                        ("c_learn_step_apply", "C learn_step + apply (SGD)"),

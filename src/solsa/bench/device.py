@@ -3,7 +3,7 @@
 On the same network (default: the main job's, 12-100-100-9, SOLSA with its default credit), batch 1:
 
 * time per step of the C learner, timed inside C (``clock()``) by a small benchmark program compiled with
-  ``cc -std=c99 -O2``: ``solsa_learn_step`` alone, and with ``solsa_apply`` after every step;
+  ``cc -std=c99`` and ``cflags`` (default ``-O2``; the fused kernel is built with ``-O3 -march=native``): ``solsa_learn_step`` alone, and with ``solsa_apply`` after every step;
 * time per step of the PyTorch rule's streaming step (``rule.step`` with a target; with
   :meth:`Learner.update` after every step, plain SGD), on its default backend;
 * with a checkpoint (:func:`q15_accuracy`): test accuracy of its network in PyTorch, exported as float32 and
@@ -81,12 +81,12 @@ int main(void) {
 """
 
 
-def _c_program(out_dir: Path, block: int) -> Path:
+def _c_program(out_dir: Path, block: int, cflags: tuple[str, ...]) -> Path:
     """The timing program: one warm-up block then one timed block per mode, printed as JSON."""
     main = out_dir / "bench_main.c"
     main.write_text(_MAIN % {"block": block, "repeats": 1})
     exe = out_dir / "bench_main"
-    cmd = [find_compiler(), *C_FLAGS, str(main), str(out_dir / "solsa_model.c"), "-o", str(exe), "-lm"]
+    cmd = [find_compiler(), *C_FLAGS[:-1], *cflags, str(main), str(out_dir / "solsa_model.c"), "-o", str(exe), "-lm"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
@@ -137,7 +137,7 @@ def _footprint(net, cfg: TrainConfig, where: Path, learn: bool) -> dict[str, Any
 
 
 def run_device(hidden: tuple[int, ...] = (100, 100), inputs: int = 12, classes: int = 9, *, block: int = 200,
-               repeats: int = 15, checkpoint: str | Path | None = None,
+               repeats: int = 15, checkpoint: str | Path | None = None, cflags: tuple[str, ...] = ("-O2",),
                log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Time and bytes of the exported learner against the PyTorch rule (see the module docstring)."""
     if find_compiler() is None:
@@ -153,7 +153,7 @@ def run_device(hidden: tuple[int, ...] = (100, 100), inputs: int = 12, classes: 
         log("bytes: compiling the learner and the inference export")
         footprint = {"learner": _footprint(net, cfg, tmp / "learn", True),
                      "inference": _footprint(net, cfg, tmp / "infer", False)}
-        exe = _c_program(tmp / "learn", block)
+        exe = _c_program(tmp / "learn", block, tuple(cflags))
         step_block, backend = _torch_block(net, cfg, block, update=False)
         update_block, _ = _torch_block(net, cfg, block, update=True)
         log(f"timing: {repeats} rounds of one block per mode, taking turns")
@@ -171,7 +171,7 @@ def run_device(hidden: tuple[int, ...] = (100, 100), inputs: int = 12, classes: 
               "step_with_update": med["c_learn_step_apply"] / med["torch_step_update"]}
     return {
         "benchmark": "device", "network": f"{inputs}-{'-'.join(map(str, hidden))}-{classes}",
-        "credit": learner_spec(cfg).credit, "torch_backend": backend, "block": block, "repeats": repeats,
+        "credit": learner_spec(cfg).credit, "torch_backend": backend, "cflags": list(cflags), "block": block, "repeats": repeats,
         "step_us": {k: 1e6 * v for k, v in med.items()},
         "steps_per_second": {k: 1.0 / v for k, v in med.items()},
         "ratio_c_to_torch": ratios, "target_ratio": TARGET_RATIO,
