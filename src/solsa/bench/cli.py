@@ -1,4 +1,4 @@
-"""``solsa bench``: the command-line entry of the benchmarks (memory, workload, speed).
+"""``solsa bench``: the command-line entry of the benchmarks (memory, workload, speed, stream, longrun, device).
 
 Every sub-command writes a JSON result (``--out``) and a plot beside it (same
 name, ``.png``), prints a short summary, and takes ``--quick`` for a smoke run
@@ -301,12 +301,68 @@ def _run_longrun(args) -> int:
     return _finish(args, r, plot_longrun)
 
 
+def _add_device(bench) -> None:
+    p = bench.add_parser("device", help="the exported C learner (solsa export --format c): steps/s, state bytes "
+                                       "and flash/RAM, beside the PyTorch rule's batch-1 streaming step")
+    p.add_argument("--hidden", default="100,100", help="hidden layer sizes (default 100,100)")
+    p.add_argument("--inputs", type=int, default=12, help="input channels (default 12)")
+    p.add_argument("--classes", type=int, default=9, help="classes / output neurons (default 9)")
+    p.add_argument("--checkpoint", default=None, help="also the test accuracy of this checkpoint's network in "
+                   "PyTorch, exported as float32 and as q15 (fixed point)")
+    p.add_argument("--cflags", default="-O2", help="optimisation flags of the timed C program (default -O2; "
+                   "the fused kernel is built with '-O3 -march=native')")
+    p.add_argument("--quick", action="store_true", help="smoke run in seconds (tiny network, few repeats)")
+    p.add_argument("--out", default="runs/bench/device.json", help="JSON result (default runs/bench/device.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=_run_device)
+
+
+def _run_device(args) -> int:
+    from ..config import parse_hidden
+    from .common import write_result
+    from .device import run_device
+
+    _threads(argparse.Namespace(threads=1))
+    hidden = (8,) if args.quick else parse_hidden(args.hidden)
+    r = run_device(hidden, check_positive_int("inputs", args.inputs), check_positive_int("classes", args.classes),
+                   block=20 if args.quick else 200, repeats=3 if args.quick else 15, checkpoint=args.checkpoint,
+                   cflags=tuple(args.cflags.split()), log=_log(args.quiet))
+    us = r["step_us"]
+    print(f"network {r['network']}, SOLSA credit {r['credit']}, batch 1 (PyTorch backend {r['torch_backend']}; "
+          f"C built with {' '.join(r['cflags'])})")
+    print(f"{'':<34}{'us/step':>10}{'steps/s':>12}")
+    for key, label in (("c_learn_step", "C solsa_learn_step"), ("torch_step", "PyTorch rule.step"),
+                       ("c_learn_step_apply", "C learn_step + apply (SGD)"),
+                       ("torch_step_update", "PyTorch step + update (SGD)")):
+        print(f"{label:<34}{us[key]:>10.1f}{r['steps_per_second'][key]:>12,.0f}")
+    ratio = r["ratio_c_to_torch"]
+    print(f"C / PyTorch: {ratio['step']:.3f} (step), {ratio['step_with_update']:.3f} (with update); target "
+          f"<= {r['target_ratio']}: {'met' if r['meets_target'] else 'MISSED'}")
+    for kind, f in r["footprint"].items():
+        b = f["state_bytes"]
+        line = (f"{kind:<10} params {b['params']:,} B, state {b['state']:,} B (traces {b['traces']:,}, "
+                f"accumulators {b['grads']:,}, scratch {b['work']:,})")
+        if "flash_bytes" in f:
+            line += f"; flash {f['flash_bytes']:,} B, RAM {f['ram_bytes']:,} B"
+        print(line)
+    print(f"train_state_bytes() of the PyTorch rule at batch 1: {r['train_state_bytes']:,}")
+    q = r["q15"]
+    if q is not None:
+        print(f"{q['task']} test accuracy ({q['series']} series): PyTorch {q['torch_accuracy']:.4f}, C float32 "
+              f"{q['float32_accuracy']:.4f}, C q15 {q['q15_accuracy']:.4f} ({q['q15_loss_points']:+.2f} points lost; "
+              f"parameters {q['float32_param_bytes']:,} -> {q['q15_param_bytes']:,} B)")
+    r["options"] = {k: v for k, v in vars(args).items() if k != "func"}
+    print(f"wrote {write_result(args.out, r)}")
+    return 0
+
+
 def add_parser(sub) -> None:
-    """Register ``solsa bench memory|workload|speed|stream|longrun`` on the ``solsa`` sub-command parser."""
-    p = sub.add_parser("bench", help="benchmarks: memory, workload, speed, stream, longrun")
+    """Register ``solsa bench memory|workload|speed|stream|longrun|device`` on the ``solsa`` sub-command parser."""
+    p = sub.add_parser("bench", help="benchmarks: memory, workload, speed, stream, longrun, device")
     bench = p.add_subparsers(dest="bench", required=True)
     _add_memory(bench)
     _add_workload(bench)
     _add_speed(bench)
     _add_stream(bench)
     _add_longrun(bench)
+    _add_device(bench)

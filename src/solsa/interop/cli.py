@@ -1,4 +1,5 @@
-"""``solsa export CHECKPOINT OUT.nir``: a trained network as a NIR graph."""
+"""``solsa export CHECKPOINT OUT.nir``: a trained network as a NIR graph; ``--format c``: as a C99 library
+(with ``--learn``, its SOLSA learner too: :mod:`solsa.export_c`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,25 @@ from .nir_export import DEFAULT_DT
 
 __all__ = ["add_parser"]
 
+FORMATS = ("nir", "c")
+
 
 def add_parser(sub) -> None:
     """Register ``solsa export`` on the sub-parsers of ``solsa``."""
-    p = sub.add_parser("export", help="write a checkpoint's network as a NIR graph (snnTorch, Norse, Lava, chips)")
+    from ..export_c import DTYPES
+
+    p = sub.add_parser("export", help="write a checkpoint's network as a NIR graph (snnTorch, Norse, Lava, chips) "
+                                      "or, with --format c, as a C99 library that can keep learning on a device")
     p.add_argument("checkpoint", help="checkpoint.pt written by `solsa train`")
-    p.add_argument("out", help="output .nir file")
+    p.add_argument("out", help="output .nir file (--format nir) or folder (--format c: solsa_model.h, .c, .json)")
+    p.add_argument("--format", choices=FORMATS, default="nir", help="nir (default) or c (docs/embedded.md)")
+    p.add_argument("--learn", action="store_true",
+                   help="--format c: export the SOLSA learner too (solsa_learn_step, solsa_apply)")
+    p.add_argument("--dtype", choices=DTYPES, default="float32", help="--format c: float32 (default) or q15: "
+                   "fixed-point inference (int16 weights, int32 state; not with --learn)")
+    p.add_argument("--momentum", type=float, default=0.0,
+                   help="--format c --learn: SGD momentum of solsa_apply (default 0: plain SGD; 0.9 is the "
+                        "trainer's sgd)")
     p.add_argument("--dt", type=float, default=DEFAULT_DT,
                    help=f"time step in seconds for τ = dt/(1-decay), stored in the graph (default {DEFAULT_DT:g}: "
                         "snnTorch's importer assumes it; pass Norse's from_nir the same dt)")
@@ -23,6 +37,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format == "c":
+        return _run_c(args)
+    if args.learn or args.dtype != "float32" or args.momentum:
+        from ..validation import OptionError
+
+        raise OptionError("format", "--learn, --dtype and --momentum apply to --format c only")
     from ..evaluation import network_from_checkpoint
     from .nir_export import NIRCompatibilityWarning, to_nir, write_nir
 
@@ -35,4 +55,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: Input → {kinds} (dt = {args.dt:g} s)")
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
+    return 0
+
+
+def _run_c(args: argparse.Namespace) -> int:
+    from ..export_c import export_checkpoint
+
+    m = export_checkpoint(args.checkpoint, args.out, learn=args.learn, dtype=args.dtype, momentum=args.momentum)
+    b = m["bytes"]
+    what = "network and SOLSA learner" if m["learn"] else "network (inference)"
+    print(f"wrote {args.out}/solsa_model.h, solsa_model.c ({what}): parameters {b['params']:,} bytes, "
+          f"state {b['state']:,} bytes (traces {b['traces']:,}, accumulators {b['grads']:,}, "
+          f"momentum {b['momentum']:,}, scratch {b['work']:,})")
     return 0

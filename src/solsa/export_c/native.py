@@ -1,0 +1,107 @@
+"""Compile an export with the system C compiler and drive it from Python (ctypes): tests and benchmarks."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["C_FLAGS", "find_compiler", "compile_export", "CModel"]
+
+C_FLAGS = ("-std=c99", "-Wall", "-Werror", "-O2")
+
+
+def find_compiler() -> str | None:
+    """The C compiler to use: ``$CC`` or ``cc`` when it is on the PATH; None when there is none."""
+    return shutil.which(os.environ.get("CC", "cc"))
+
+
+def compile_export(out_dir: str | Path, *, shared: bool = True, extra: tuple[str, ...] = ()) -> Path:
+    """Compile ``out_dir/solsa_model.c`` with ``cc -std=c99 -Wall -Werror -O2``: a shared library
+    (``libsolsa_model_HASH.so``) or, with ``shared=False``, an object file (``solsa_model.o``)."""
+    cc = find_compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (set $CC or install cc)")
+    out_dir = Path(out_dir)
+    source = out_dir / "solsa_model.c"
+    # named by the source's hash: a process that loaded an earlier export of this folder gets the new one
+    digest = hashlib.sha1(source.read_bytes()).hexdigest()[:12]
+    target = out_dir / (f"libsolsa_model_{digest}.so" if shared else "solsa_model.o")
+    cmd = [cc, *C_FLAGS, *extra, str(source), "-o", str(target)]
+    cmd[-3:-3] = ["-shared", "-fPIC"] if shared else ["-c"]
+    if shared:
+        cmd.append("-lm")
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    return target
+
+
+class CModel:
+    """A compiled export, loaded with ctypes: one state, the calls of ``solsa_model.h``."""
+
+    def __init__(self, out_dir: str | Path, library: str | Path | None = None) -> None:
+        out_dir = Path(out_dir)
+        self.manifest = json.loads((out_dir / "solsa_model.json").read_text())
+        lib = ctypes.CDLL(str(library or compile_export(out_dir)))
+        fp = ctypes.POINTER(ctypes.c_float)
+        lib.solsa_step.argtypes = [ctypes.c_void_p, fp, fp]
+        lib.solsa_reset.argtypes = [ctypes.c_void_p]
+        if self.manifest.get("dtype") != "q15":  # q15 has only solsa_reset and solsa_step (and solsa_output_q)
+            lib.solsa_parameters.restype = fp
+            lib.solsa_output.restype = fp
+            lib.solsa_output.argtypes = [ctypes.c_void_p]
+        if self.manifest["learn"]:
+            lib.solsa_learn_step.argtypes = [ctypes.c_void_p, fp, ctypes.c_int]
+            lib.solsa_learn_step.restype = ctypes.c_int
+            lib.solsa_apply.argtypes = [ctypes.c_void_p, ctypes.c_float]
+            lib.solsa_init.argtypes = [ctypes.c_void_p]
+        self.lib = lib
+        self.n_inputs, self.n_outputs = self.manifest["n_inputs"], self.manifest["n_outputs"]
+        self.state = (ctypes.c_float * (self.manifest["bytes"]["state"] // 4))()
+        self._x = (ctypes.c_float * self.n_inputs)()
+        self._out = (ctypes.c_float * self.n_outputs)()
+        self.reset()
+
+    def reset(self) -> None:
+        """``solsa_reset``: a new sequence."""
+        self.lib.solsa_reset(self.state)
+
+    def _row(self, x) -> ctypes.Array:
+        ctypes.memmove(self._x, np.ascontiguousarray(x, dtype=np.float32).ctypes.data, 4 * self.n_inputs)
+        return self._x
+
+    def step(self, x) -> np.ndarray:
+        """``solsa_step``: the output [C] of one step on ``x`` [N_in]."""
+        self.lib.solsa_step(self.state, self._row(x), self._out)
+        return np.frombuffer(self._out, dtype=np.float32).copy()
+
+    def learn_step(self, x, target: int) -> np.ndarray:
+        """``solsa_learn_step``; returns the step's output."""
+        if self.lib.solsa_learn_step(self.state, self._row(x), int(target)) != 0:
+            raise ValueError(f"target must be < {self.n_outputs}, got {target}")
+        return self.output()
+
+    def apply(self, lr: float) -> None:
+        self.lib.solsa_apply(self.state, lr)
+
+    def output(self) -> np.ndarray:
+        return np.ctypeslib.as_array(self.lib.solsa_output(self.state), (self.n_outputs,)).copy()
+
+    def array(self, name: str) -> np.ndarray:
+        """A copy of one named array of the state (``V0``, ``e1``, ``gW2``, ...)."""
+        off, size, _ = self.manifest["state"][name]
+        return np.frombuffer(self.state, dtype=np.float32, count=size, offset=4 * off).copy()
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        """The current parameters by their layout name (``W0``, ``b0``, ``alpha0``, ...), flat float32 tensors."""
+        total = sum(size for _, size in self.manifest["params"].values())
+        flat = np.ctypeslib.as_array(self.lib.solsa_parameters(), (total,)).copy()
+        return {k: torch.from_numpy(flat[off:off + size]) for k, (off, size) in self.manifest["params"].items()}
