@@ -175,6 +175,18 @@ def test_unsupported_rule_encoder_and_dtype_are_refused_by_name(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
+@pytest.mark.parametrize("option, value, match", [
+    ("neuron", "alif", "layer 0 is ALIF; the C export supports neuron 'lif' only"),
+    ("recurrent", True, "layer 0 has recurrent weights"),
+    ("readout_score", "last", "readout_score 'last' cannot be exported; supported: mean"),
+])
+def test_alif_recurrent_and_readout_score_are_refused_by_name(tmp_path, option, value, match):
+    with pytest.raises(CExportError, match=match) as err:
+        export_checkpoint(_checkpoint(tmp_path, **{option: value}), tmp_path / "c", learn=True)
+    assert err.value.option == option
+    assert not (tmp_path / "c").exists()
+
+
 def test_cli_export_format_c(tmp_path, capsys):
     from solsa.cli import main
 

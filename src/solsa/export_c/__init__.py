@@ -48,6 +48,9 @@ def learner_spec(cfg: TrainConfig, momentum: float = 0.0) -> LearnerSpec:
     if cfg.loss_name not in LOSSES_SUPPORTED:
         raise CExportError("loss", f"loss {cfg.loss_name!r} cannot be exported; supported: "
                                    f"{', '.join(LOSSES_SUPPORTED)}")
+    if cfg.trace_dtype is not None:
+        raise CExportError("trace_dtype", f"trace_dtype {cfg.trace_dtype!r} cannot be exported; the C learner stores "
+                                          "its traces in float32 (supported: the network's dtype)")
     check_range("momentum", momentum, 0.0, 1.0, hi_open=True)
     options = get_rule(cfg.rule).options
     return LearnerSpec(credit=credit, reset_feedback=options.get("reset_feedback", True), loss=cfg.loss_name,
@@ -64,6 +67,19 @@ def _check_encoder(cfg: TrainConfig) -> None:
                                       f"{', '.join(ENCODERS)} (the C library takes the network's input itself)")
 
 
+def check_network(net: SNN) -> None:
+    """A :class:`CExportError` for a network the C library does not implement (ALIF, recurrent, readout score)."""
+    for i, layer in enumerate(net.layers):
+        if layer.adaptive:
+            raise CExportError("neuron", f"layer {i} is ALIF; the C export supports neuron 'lif' only")
+        if layer.recurrent:
+            raise CExportError("recurrent", f"layer {i} has recurrent weights; the C export supports "
+                                            "feed-forward layers only (recurrent false)")
+    if net.readout_score != "mean":
+        raise CExportError("readout_score", f"readout_score {net.readout_score!r} cannot be exported; "
+                                            "supported: mean (a loss and an output at every step)")
+
+
 def _check_dtype(dtype: str, learn: bool) -> None:
     check_choice("dtype", dtype, DTYPES)
     if dtype == "q15" and learn:
@@ -78,6 +94,7 @@ def export_c(net: SNN, out_dir: str | Path, *, learn: bool = False, spec: Learne
     _check_dtype(dtype, learn)
     if not isinstance(net, SNN):
         raise TypeError(f"net must be a solsa.SNN, got {type(net).__name__}")
+    check_network(net)
     if dtype == "q15":
         return write_q15(net, out_dir)
     return write_c(net, out_dir, learn, spec)
