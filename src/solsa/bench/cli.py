@@ -277,12 +277,53 @@ def _run_longrun(args) -> int:
     return _finish(args, r, plot_longrun)
 
 
+# ---- accuracy on real series -------------------------------------------------------------------------------------
+
+def _add_accuracy(bench) -> None:
+    from .accuracy import ACCURACY_RULES, SERIES_SETS
+
+    p = bench.add_parser("accuracy", help="test accuracy of the rules on real UEA/UCR series beside MiniRocket "
+                                         "(same split), the majority-class rate and s/epoch")
+    p.add_argument("--sets", default=",".join(SERIES_SETS), help=f"UEA/UCR sets (default {','.join(SERIES_SETS)})")
+    p.add_argument("--rules", default=",".join(ACCURACY_RULES), help=f"default {','.join(ACCURACY_RULES)}")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    p.add_argument("--epochs", type=int, default=None, help="default: the trainer's")
+    p.add_argument("--hidden", default=None, help="hidden layer sizes (default: the trainer's)")
+    p.add_argument("--model", choices=MODELS, default=None, help="default: the trainer's (every rule on the full model)")
+    p.add_argument("--no-reference", action="store_true", help="skip MiniRocket")
+    p.add_argument("--out", default="runs/bench/accuracy", help="folder: accuracy.json, accuracy.md and the runs")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=_run_accuracy)
+
+
+def _run_accuracy(args) -> int:
+    from ..config import TrainConfig, parse_hidden
+    from .accuracy import minirocket, run_accuracy
+
+    given: dict[str, Any] = {}
+    if args.epochs is not None:
+        given["epochs"] = check_positive_int("epochs", args.epochs)
+    if args.hidden is not None:
+        given["hidden"] = parse_hidden(args.hidden)
+    if args.model is not None:
+        given["model"] = args.model
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    result = run_accuracy(TrainConfig(**given), args.out, sets=sets, rules=rules,
+                          seeds=list(range(check_positive_int("seeds", args.seeds))),
+                          reference=None if args.no_reference else minirocket, log=_log(args.quiet))
+    print((Path(args.out) / "accuracy.md").read_text(), end="")
+    print(f"wrote {Path(args.out) / 'accuracy.json'} and accuracy.md")
+    return 0
+
+
 def add_parser(sub) -> None:
-    """Register ``solsa bench memory|workload|speed|stream|longrun`` on the ``solsa`` sub-command parser."""
-    p = sub.add_parser("bench", help="benchmarks: memory, workload, speed, stream, longrun")
+    """Register ``solsa bench memory|workload|speed|stream|longrun|accuracy`` on the ``solsa`` sub-command parser."""
+    p = sub.add_parser("bench", help="benchmarks: memory, workload, speed, stream, longrun, accuracy")
     bench = p.add_subparsers(dest="bench", required=True)
     _add_memory(bench)
     _add_workload(bench)
     _add_speed(bench)
     _add_stream(bench)
     _add_longrun(bench)
+    _add_accuracy(bench)
