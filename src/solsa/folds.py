@@ -61,6 +61,9 @@ def fold_tasks(task: Task, k: int, seed: int) -> list[Task]:
     tasks = []
     for i, held in enumerate(folds):
         keep = torch.cat([f for j, f in enumerate(folds) if j != i]).sort().values
+        if len(pool.y[keep].unique()) < 2:
+            raise OptionError("cv_folds", f"cv_folds={k}: fold {i + 1}'s training part has only one class "
+                                          f"(class counts {pool.y.bincount().tolist()}); use fewer folds or more data")
         val = pool.subset(held)
         info = {**task.info, "scored_on": f"fold {i + 1} of {k} of the training data (the test split is not used)",
                 "n_train": len(keep), "n_val": len(held)}

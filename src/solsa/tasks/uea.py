@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._prep import build_task, encoder_settings, index_labels, pad_sequences
+from ._prep import build_task, check_normalize, encoder_settings, index_labels, pad_sequences
 from .base import Task, TaskFamily
-from .encoders import check_bool
 
 __all__ = ["load_uea", "DEFAULT_ENCODER", "FAMILY"]
 
@@ -75,22 +74,24 @@ def load_uea(
     encoder: str | None = None,
     encoder_options: dict[str, Any] | None = None,
     extract_path: str | None = None,
-    normalize: bool = True,
+    normalize: bool | str = "channel",
 ) -> Task:
     """Load UEA/UCR classification data set ``name`` with its official train/test split.
 
     Series of unequal length are zero-padded at the end (all splits to the same ``T``) and
     their lengths recorded. String labels map to ``0..K-1`` by the sorted training labels.
-    With ``normalize`` (default) every channel is z-scored with statistics from the training
-    samples left after carving the validation set (valid steps only); the same statistics
-    are applied to validation and test. The encoder (default ``"direct"``) runs afterwards.
+    With ``normalize="channel"`` (default) every channel is z-scored with statistics from the
+    training samples left after carving the validation set (valid steps only); the same
+    statistics are applied to validation and test. ``"series"`` z-scores every channel of every
+    sample by itself; ``"none"`` keeps the raw values (``True``/``False`` mean channel/none). A
+    channel with zero spread maps to 0. The encoder (default :data:`DEFAULT_ENCODER`) runs afterwards.
 
     Args:
         name: Data set name as known to ``aeon.datasets.load_classification``.
         extract_path: Optional folder aeon reads from / extracts to (``NAME/NAME_TRAIN.ts``).
-        normalize: Apply the train-only per-channel z-score.
+        normalize: "channel", "series" or "none" (see :data:`solsa.tasks._prep.NORMALIZATIONS`).
     """
-    normalize = check_bool("normalize", normalize)
+    normalize = check_normalize(normalize)
     enc_name, enc_opts = encoder_settings(encoder, DEFAULT_ENCODER, encoder_options)
     X_tr, y_tr_raw = _read_split(name, "train", extract_path)
     X_te, y_te_raw = _read_split(name, "test", extract_path)
@@ -139,6 +140,6 @@ def load_uea(
 FAMILY = TaskFamily(
     "uea", load_uea, DEFAULT_ENCODER,
     (("uea:NAME", "UEA/UCR classification set NAME via aeon (BasicMotions, JapaneseVowels offline); "
-                  "options: extract_path, normalize"),),
+                  "options: extract_path, normalize (channel, series, none)"),),
     argument="required",
 )
