@@ -23,7 +23,7 @@ import numpy as np
 from ..compare import compare
 from ..config import TrainConfig
 from ..io import atomic_write, write_json
-from ..tasks import Task, load_task
+from ..tasks import TASKS, Task, encoder_defaults, load_task
 
 __all__ = ["SERIES_SETS", "TARGET_SETS", "ACCURACY_RULES", "majority_rate", "reference_accuracy",
            "run_accuracy", "accuracy_markdown"]
@@ -104,13 +104,14 @@ def run_accuracy(
     report = compare(base, list(rules), seeds, out, tasks=tasks, models=(base.model,), progress=False,
                      log=log, on_run=line)
     rows = []
+    encoder_options = encoder_defaults(base.encoder or TASKS["uea"].default_encoder)
     for name in sets:
         spec = f"uea:{name}"
         cfg = dataclasses.replace(base, task=spec)
         refs, majority = [], math.nan
         for seed in seeds:
-            # the network's split and normalisation, without the spike encoder
-            options = {k: v for k, v in cfg.task_options.items()}
+            # the network's split and normalisation, without the spike encoder (nor its options)
+            options = {k: v for k, v in cfg.task_options.items() if k not in encoder_options}
             task = load_task(spec, seed=seed, encoder="direct", val_fraction=cfg.val_fraction, **options)
             majority = majority_rate(task)
             if reference is not None:

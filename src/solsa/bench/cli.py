@@ -280,6 +280,7 @@ def _run_longrun(args) -> int:
 # ---- accuracy on real series -------------------------------------------------------------------------------------
 
 def _add_accuracy(bench) -> None:
+    from ..cli_options import parse_task_option
     from .accuracy import ACCURACY_RULES, SERIES_SETS
 
     p = bench.add_parser("accuracy", help="test accuracy of the rules on real UEA/UCR series beside MiniRocket "
@@ -290,6 +291,9 @@ def _add_accuracy(bench) -> None:
     p.add_argument("--epochs", type=int, default=None, help="default: the trainer's")
     p.add_argument("--hidden", default=None, help="hidden layer sizes (default: the trainer's)")
     p.add_argument("--model", choices=MODELS, default=None, help="default: the trainer's (every rule on the full model)")
+    p.add_argument("--encoder", default=None, help="input encoder (default: the task's), see `solsa tasks`")
+    p.add_argument("--task-option", dest="task_options", action="append", default=[], metavar="KEY=VALUE",
+                   type=parse_task_option, help="task or encoder option, e.g. normalize=series (repeatable)")
     p.add_argument("--no-reference", action="store_true", help="skip MiniRocket")
     p.add_argument("--out", default="runs/bench/accuracy", help="folder: accuracy.json, accuracy.md and the runs")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -307,6 +311,10 @@ def _run_accuracy(args) -> int:
         given["hidden"] = parse_hidden(args.hidden)
     if args.model is not None:
         given["model"] = args.model
+    if args.encoder is not None:
+        given["encoder"] = args.encoder
+    if args.task_options:
+        given["task_options"] = dict(args.task_options)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     result = run_accuracy(TrainConfig(**given), args.out, sets=sets, rules=rules,

@@ -122,7 +122,7 @@ def delta(
     rho: float = 0.9,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Level-crossing ("send-on-delta") encoding into ON and OFF spike channels.
+    """Level-crossing ("send-on-delta") encoding into ON and OFF spike channels; fixed or adaptive threshold.
 
     Per input channel a reference level ``r`` starts at the first sample ``x[0]`` (or at
     ``start`` if given, which lets the first step spike too). At each step ``t`` the number of

@@ -139,7 +139,8 @@ def load_uea(
 
 FAMILY = TaskFamily(
     "uea", load_uea, DEFAULT_ENCODER,
-    (("uea:NAME", "UEA/UCR classification set NAME via aeon (BasicMotions, JapaneseVowels offline); "
+    (("uea:NAME", "UEA/UCR classification set NAME via aeon (offline: the sets aeon bundles, e.g. "
+                  "BasicMotions, JapaneseVowels, ItalyPowerDemand, OSULeaf, ACSF1); "
                   "options: extract_path, normalize (channel, series, none)"),),
     argument="required",
 )
