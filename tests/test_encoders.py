@@ -30,6 +30,7 @@ def _padding_is_zero(out: torch.Tensor, lengths: torch.Tensor) -> bool:
         ("population", {"n_per_channel": 3, "spikes": True}, 1, 3),
         ("delta", {"threshold": 0.2}, 1, 2),
         ("delta", {"threshold": 0.2, "adapt": 0.5, "rho": 0.8}, 1, 2),
+        ("delta", {"threshold": 0.2, "level": True}, 1, 3),
         ("rate", {"max_rate": 0.8}, 1, 1),
         ("latency", {"window": 4}, 4, 1),
     ],
@@ -188,3 +189,14 @@ def test_delta_adaptive_threshold_known_values() -> None:
         delta(x, lengths, adapt=1.0, rho=1.0)
     with pytest.raises(ValueError, match="adapt"):
         delta(x, lengths, adapt=-0.1)
+
+
+def test_delta_level_appends_the_signal() -> None:
+    x, lengths = _series()
+    plain, _ = delta(x, lengths, threshold=0.2)
+    with_level, _ = delta(x, lengths, threshold=0.2, level=True)
+    c = x.shape[2]
+    assert torch.equal(with_level[..., : 2 * c], plain)
+    assert torch.equal(with_level[..., 2 * c:], x)  # _series is zero beyond each length already
+    with pytest.raises(ValueError, match="level must be true or false"):
+        delta(x, lengths, level="yes")

@@ -120,6 +120,7 @@ def delta(
     start: float | None = None,
     adapt: float = 0.0,
     rho: float = 0.9,
+    level: bool = False,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Level-crossing ("send-on-delta") encoding into ON and OFF spike channels; fixed or adaptive threshold.
@@ -136,8 +137,11 @@ def delta(
     ``adapt * threshold`` and it relaxes back towards ``threshold`` by the factor ``rho`` per step,
     ``theta[t+1] = threshold + rho * (theta[t] - threshold) + adapt * threshold * spiked[t]``,
     so a fast-changing stretch is sent with fewer spikes (``adapt = 0``: a fixed threshold).
+    With ``level=True`` the signal itself follows as channels ``2C..3C-1`` (``C' = 3C``): the network
+    gets the level and its changes.
     """
     x, lengths, mask = _prepare(x, lengths)
+    level = check_bool("level", level)
     threshold, adapt, rho = float(threshold), float(adapt), float(rho)
     if not threshold > 0:
         raise ValueError(f"threshold must be positive, got {threshold}")
@@ -148,8 +152,9 @@ def delta(
     steps, n, c = x.shape
     on = torch.zeros_like(x)
     off = torch.zeros_like(x)
+    levels = [x * mask] if level else []
     if steps == 0:
-        return torch.cat([on, off], dim=-1), lengths.clone()
+        return torch.cat([on, off, *levels], dim=-1), lengths.clone()
     eps = 1e-6  # tolerate float rounding when the signal moves by exactly one threshold
     if start is None:
         ref = x[0].clone()
@@ -167,7 +172,7 @@ def delta(
         ref = ref + torch.sign(d) * k * theta
         if adapt > 0:
             theta = threshold + rho * (theta - threshold) + adapt * threshold * fired.to(torch.float32)
-    return torch.cat([on, off], dim=-1) * mask, lengths.clone()
+    return torch.cat([on * mask, off * mask, *levels], dim=-1), lengths.clone()
 
 
 def rate(
