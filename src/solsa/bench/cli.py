@@ -304,15 +304,10 @@ def _run_accuracy(args) -> int:
     from ..config import TrainConfig, parse_hidden
     from .accuracy import minirocket, run_accuracy
 
-    given: dict[str, Any] = {}
-    if args.epochs is not None:
-        given["epochs"] = check_positive_int("epochs", args.epochs)
+    given: dict[str, Any] = {k: v for k, v in (("epochs", args.epochs), ("model", args.model),
+                                                ("encoder", args.encoder)) if v is not None}
     if args.hidden is not None:
         given["hidden"] = parse_hidden(args.hidden)
-    if args.model is not None:
-        given["model"] = args.model
-    if args.encoder is not None:
-        given["encoder"] = args.encoder
     if args.task_options:
         given["task_options"] = dict(args.task_options)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
