@@ -117,13 +117,15 @@ def test_fold_with_a_single_training_class_is_a_named_error(tmp_path: Path) -> N
         fold_tasks(t, 2, seed=0)
 
 
-def test_uea_default_encoder_univariate_and_multivariate(tmp_path: Path) -> None:
-    # one channel: level plus ON/OFF level crossings (docs/series.md); several: the signal itself
+
+def test_uea_default_encoder_is_direct_for_one_and_several_channels(tmp_path: Path) -> None:
+    # the choice of docs/series.md §3: the normalised signal itself, one channel or several
     one = [s[:1] for s in _series()[0]]
     _write_ts(tmp_path, "One", "TRAIN", one, ["a", "b"] * 6)
     _write_ts(tmp_path, "One", "TEST", one[:4], ["a", "b"] * 2)
     t = load_task("uea:One", extract_path=str(tmp_path))
-    assert t.n_inputs == 3 and t.info["encoder"] == "delta" and t.info["encoder_options"]["level"] is True
-    assert torch.equal(t.train.x[..., 2], load_task("uea:One", extract_path=str(tmp_path), encoder="direct").train.x[..., 0])
+    assert t.n_inputs == 1 and t.info["encoder"] == "direct"
+    level = load_task("uea:One", extract_path=str(tmp_path), encoder="delta", level=True)
+    assert level.n_inputs == 3 and torch.equal(level.train.x[..., 2], t.train.x[..., 0])
     train, labels = _series()
     assert load_task("uea:Odd", extract_path=_uea(tmp_path, train, labels)).info["encoder"] == "direct"

@@ -11,13 +11,12 @@ import torch
 from ._prep import build_task, check_normalize, encoder_settings, index_labels, pad_sequences
 from .base import Task, TaskFamily
 
-__all__ = ["load_uea", "DEFAULT_ENCODER", "UNIVARIATE_ENCODER", "FAMILY"]
+__all__ = ["load_uea", "DEFAULT_ENCODER", "FAMILY"]
 
-# Chosen on the validation splits of ACSF1, ItalyPowerDemand, OSULeaf (one channel) and BasicMotions,
-# JapaneseVowels (several) by mean validation accuracy of SOLSA (docs/series.md): several channels keep
-# the per-channel z-score fed in directly; one channel becomes its level plus ON/OFF level crossings.
+# Kept after a choice on the validation splits of ACSF1, ItalyPowerDemand, OSULeaf (one channel) and
+# BasicMotions, JapaneseVowels (several) against population, delta (fixed, adaptive, with the level):
+# see docs/series.md §3.
 DEFAULT_ENCODER = "direct"
-UNIVARIATE_ENCODER: tuple[str, dict[str, Any]] = ("delta", {"threshold": 0.1, "level": True})
 
 
 def _read_split(name: str, split: str, extract_path: str | None) -> tuple[Any, np.ndarray]:
@@ -88,9 +87,8 @@ def load_uea(
     training samples left after carving the validation set (valid steps only); the same
     statistics are applied to validation and test. ``"series"`` z-scores every channel of every
     sample by itself; ``"none"`` keeps the raw values (``True``/``False`` mean channel/none). A
-    channel with zero spread maps to 0. The encoder runs afterwards: by default
-    :data:`DEFAULT_ENCODER` for several channels, :data:`UNIVARIATE_ENCODER` (delta with the level
-    kept) for one; name ``encoder`` to choose another (and to pass that encoder's options).
+    channel with zero spread maps to 0. The encoder (default :data:`DEFAULT_ENCODER`)
+    runs afterwards.
 
     Args:
         name: Data set name as known to ``aeon.datasets.load_classification``.
@@ -102,8 +100,6 @@ def load_uea(
     X_te, y_te_raw = _read_split(name, "test", extract_path)
     seq_tr = _to_sequences(X_tr, name, "train")
     seq_te = _to_sequences(X_te, name, "test")
-    if encoder is None and seq_tr[0].shape[1] == 1:
-        encoder, encoder_options = UNIVARIATE_ENCODER[0], {**UNIVARIATE_ENCODER[1], **(encoder_options or {})}
     enc_name, enc_opts = encoder_settings(encoder, DEFAULT_ENCODER, encoder_options)
     if seq_tr[0].shape[1] != seq_te[0].shape[1]:
         raise ValueError(
