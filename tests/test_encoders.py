@@ -29,6 +29,8 @@ def _padding_is_zero(out: torch.Tensor, lengths: torch.Tensor) -> bool:
         ("population", {"n_per_channel": 4}, 1, 4),
         ("population", {"n_per_channel": 3, "spikes": True}, 1, 3),
         ("delta", {"threshold": 0.2}, 1, 2),
+        ("delta", {"threshold": 0.2, "adapt": 0.5, "rho": 0.8}, 1, 2),
+        ("delta", {"threshold": 0.2, "level": True}, 1, 3),
         ("rate", {"max_rate": 0.8}, 1, 1),
         ("latency", {"window": 4}, 4, 1),
     ],
@@ -169,3 +171,32 @@ def test_list_encoders() -> None:
     names = [n for n, _ in list_encoders()]
     assert names == ["direct", "population", "delta", "rate", "latency"]
     assert all(desc for _, desc in list_encoders())
+
+
+def test_delta_adaptive_threshold_known_values() -> None:
+    # a ramp rising by exactly one threshold per step: a fixed threshold spikes at every step; with
+    # adapt = 1, rho = 0.5 the threshold after a spike is 0.2, then 0.15, 0.225, 0.1625 (worked by hand)
+    x = (0.1 * torch.arange(6, dtype=torch.float64)).reshape(6, 1, 1).to(torch.float32)
+    lengths = torch.tensor([6])
+    fixed, _ = delta(x, lengths, threshold=0.1)
+    adaptive, _ = delta(x, lengths, threshold=0.1, adapt=1.0, rho=0.5)
+    assert fixed[:, 0, 0].tolist() == [0, 1, 1, 1, 1, 1]
+    assert adaptive[:, 0, 0].tolist() == [0, 1, 0, 1, 0, 1]
+    assert adaptive[:, 0, 1].sum() == 0  # nothing falls
+    again, _ = delta(x, lengths, threshold=0.1, adapt=1.0, rho=0.5)
+    assert torch.equal(again, adaptive)  # deterministic
+    with pytest.raises(ValueError, match="rho"):
+        delta(x, lengths, adapt=1.0, rho=1.0)
+    with pytest.raises(ValueError, match="adapt"):
+        delta(x, lengths, adapt=-0.1)
+
+
+def test_delta_level_appends_the_signal() -> None:
+    x, lengths = _series()
+    plain, _ = delta(x, lengths, threshold=0.2)
+    with_level, _ = delta(x, lengths, threshold=0.2, level=True)
+    c = x.shape[2]
+    assert torch.equal(with_level[..., : 2 * c], plain)
+    assert torch.equal(with_level[..., 2 * c:], x)  # _series is zero beyond each length already
+    with pytest.raises(ValueError, match="level must be true or false"):
+        delta(x, lengths, level="yes")

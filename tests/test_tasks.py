@@ -146,7 +146,7 @@ def test_unknown_task_encoder_option() -> None:
         load_task("digits", stepz=3)
     with pytest.raises(ValueError, match="seed"):
         load_task("digits", seed=-1)
-    with pytest.raises(ValueError, match="normalize must be true or false"):
+    with pytest.raises(ValueError, match="normalize must be one of channel, series, none"):
         load_task("uea:BasicMotions", normalize="false")  # a string from a command line is not a bool
     with pytest.raises(ValueError, match="steps must be a positive integer"):
         load_task("digits", steps="20")

@@ -165,6 +165,7 @@ def compare(
     tune: int = 0,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    on_run: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run the comparison; write ``results.json`` (a list: one object per run, the fields of ``metrics.json``
     and ``chosen_params``), ``summary.json`` (the search and the summary), ``summary.md``, ``summary.csv``
@@ -174,7 +175,7 @@ def compare(
     :func:`plan_tasks`). ``models``: the neuron models every rule trains (default: the suite's
     :data:`SUITE_MODELS`, else ``base.model``; see :func:`plan_entries`). ``log`` gets each distinct notice
     of the runs once (e.g. a backend fallback). ``tune``: trials of an optuna study per task and rule
-    instead of the grid ``search`` (see the module).
+    instead of the grid ``search`` (see the module). ``on_run`` gets each seed's result as it is added.
     """
     from tqdm.auto import tqdm
 
@@ -241,6 +242,8 @@ def compare(
                     run_cfg = TrainConfig.from_dict({**cfg.to_dict(), **chosen, "seed": seed})
                     m = _load_or_train(run_cfg, _run_dir(out, task, label, f"seed{seed}"), notice, replace=bool(tune))
                 results.append({**m, "chosen_params": chosen, "label": label, "model": model, "suite_task": task})
+                if on_run is not None:
+                    on_run(results[-1])
                 bar.update(1)
     bar.close()
     summary = summarize(results, [label for label, _, _ in entries])

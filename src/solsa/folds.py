@@ -66,6 +66,9 @@ def fold_tasks(task: Task, k: int, seed: int, repeats: int = 1) -> list[Task]:
         folds = stratified_folds(pool.y, k, seed + r)
         for i, held in enumerate(folds):
             keep = torch.cat([f for j, f in enumerate(folds) if j != i]).sort().values
+            if len(pool.y[keep].unique()) < 2:
+                raise OptionError("cv_folds", f"cv_folds={k}: fold {i + 1}'s training part has only one class "
+                                              f"(class counts {pool.y.bincount().tolist()}); use fewer folds or more data")
             val = pool.subset(held)
             which = f"fold {i + 1} of {k}" + (f", repeat {r + 1} of {repeats}" if repeats > 1 else "")
             info = {**task.info, "scored_on": f"{which} of the training data (the test split is not used)",

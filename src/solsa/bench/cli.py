@@ -353,12 +353,54 @@ def _run_device(args) -> int:
               f"parameters {q['float32_param_bytes']:,} -> {q['q15_param_bytes']:,} B)")
     r["options"] = {k: v for k, v in vars(args).items() if k != "func"}
     print(f"wrote {write_result(args.out, r)}")
+
+
+# ---- accuracy on real series -------------------------------------------------------------------------------------
+
+def _add_accuracy(bench) -> None:
+    from ..cli_options import parse_task_option
+    from .accuracy import ACCURACY_RULES, SERIES_SETS
+
+    p = bench.add_parser("accuracy", help="test accuracy of the rules on real UEA/UCR series beside MiniRocket "
+                                         "(same split), the majority-class rate and s/epoch")
+    p.add_argument("--sets", default=",".join(SERIES_SETS), help=f"UEA/UCR sets (default {','.join(SERIES_SETS)})")
+    p.add_argument("--rules", default=",".join(ACCURACY_RULES), help=f"default {','.join(ACCURACY_RULES)}")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    p.add_argument("--epochs", type=int, default=None, help="default: the trainer's")
+    p.add_argument("--hidden", default=None, help="hidden layer sizes (default: the trainer's)")
+    p.add_argument("--model", choices=MODELS, default=None, help="default: the trainer's (every rule on the full model)")
+    p.add_argument("--encoder", default=None, help="input encoder (default: the task's), see `solsa tasks`")
+    p.add_argument("--task-option", dest="task_options", action="append", default=[], metavar="KEY=VALUE",
+                   type=parse_task_option, help="task or encoder option, e.g. normalize=series (repeatable)")
+    p.add_argument("--no-reference", action="store_true", help="skip MiniRocket")
+    p.add_argument("--out", default="runs/bench/accuracy", help="folder: accuracy.json, accuracy.md and the runs")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=_run_accuracy)
+
+
+def _run_accuracy(args) -> int:
+    from ..config import TrainConfig, parse_hidden
+    from .accuracy import minirocket, run_accuracy
+
+    given: dict[str, Any] = {k: v for k, v in (("epochs", args.epochs), ("model", args.model),
+                                                ("encoder", args.encoder)) if v is not None}
+    if args.hidden is not None:
+        given["hidden"] = parse_hidden(args.hidden)
+    if args.task_options:
+        given["task_options"] = dict(args.task_options)
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    result = run_accuracy(TrainConfig(**given), args.out, sets=sets, rules=rules,
+                          seeds=list(range(check_positive_int("seeds", args.seeds))),
+                          reference=None if args.no_reference else minirocket, log=_log(args.quiet))
+    print((Path(args.out) / "accuracy.md").read_text(), end="")
+    print(f"wrote {Path(args.out) / 'accuracy.json'} and accuracy.md")
     return 0
 
 
 def add_parser(sub) -> None:
-    """Register ``solsa bench memory|workload|speed|stream|longrun|device`` on the ``solsa`` sub-command parser."""
-    p = sub.add_parser("bench", help="benchmarks: memory, workload, speed, stream, longrun, device")
+    """Register ``solsa bench memory|workload|speed|stream|longrun|device|accuracy`` on the ``solsa`` sub-command parser."""
+    p = sub.add_parser("bench", help="benchmarks: memory, workload, speed, stream, longrun, device, accuracy")
     bench = p.add_subparsers(dest="bench", required=True)
     _add_memory(bench)
     _add_workload(bench)
@@ -366,3 +408,4 @@ def add_parser(sub) -> None:
     _add_stream(bench)
     _add_longrun(bench)
     _add_device(bench)
+    _add_accuracy(bench)

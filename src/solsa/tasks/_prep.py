@@ -15,6 +15,9 @@ __all__ = [
     "stratified_split",
     "fit_normalization",
     "apply_normalization",
+    "series_normalization",
+    "check_normalize",
+    "NORMALIZATIONS",
     "index_labels",
     "is_binary",
     "seeded_generator",
@@ -22,6 +25,11 @@ __all__ = [
     "UNIT_RANGE_DEFAULTS",
     "encoder_settings",
 ]
+
+# How real-valued inputs are scaled before the encoder: "channel" z-scores every channel with statistics of
+# the training samples (validation excluded); "series" z-scores every channel of every sample by itself
+# (shape only, each series' level and scale dropped); "none" leaves the values as they are.
+NORMALIZATIONS = ("channel", "series", "none")
 
 # Encoder option defaults for data already in [0, 1] (images, spike trains) instead of z-scored data.
 UNIT_RANGE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -123,6 +131,34 @@ def apply_normalization(x: torch.Tensor, lengths: torch.Tensor, mean: torch.Tens
     return torch.where(mask, (x - mean) / std, torch.zeros((), dtype=x.dtype))
 
 
+def series_normalization(x: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every channel of every sample z-scored over its own valid steps of ``x [T, N, C]``.
+
+    A channel that is constant within a sample (std <= ``eps``) maps to 0. Padded steps stay exactly 0.
+    Returns ``(normalised x, number of constant (sample, channel) pairs)``.
+    """
+    mask = length_mask(lengths, x.shape[0]).unsqueeze(-1)  # [T, N, 1]
+    xd = torch.where(mask, x.to(torch.float64), torch.zeros((), dtype=torch.float64))
+    n = lengths.to(torch.float64).clamp(min=1).unsqueeze(-1)  # [N, 1]
+    mean = xd.sum(0) / n
+    var = (torch.where(mask, xd - mean, torch.zeros((), dtype=torch.float64)) ** 2).sum(0) / n
+    std = var.sqrt()
+    constant = std <= eps
+    std = torch.where(constant, torch.ones_like(std), std)
+    out = torch.where(mask, (xd - mean) / std, torch.zeros((), dtype=torch.float64))
+    return out.to(x.dtype), constant.sum()
+
+
+def check_normalize(value: object) -> str:
+    """The normalisation mode of ``value``: one of :data:`NORMALIZATIONS`, or a bool (true: "channel",
+    the z-score of earlier versions; false: "none")."""
+    if isinstance(value, bool):
+        return "channel" if value else "none"
+    if value not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {', '.join(NORMALIZATIONS)} (or true/false), got {value!r}")
+    return str(value)
+
+
 def index_labels(train: np.ndarray, test: np.ndarray, *, what: str) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """Map labels to ``0..K-1`` by the sorted unique training labels (numeric order when all
     labels are numbers). Returns ``(y_train, y_test, classes)``; raises if the test set has a
@@ -179,7 +215,7 @@ def build_task(
     val_fraction: float,
     encoder: str,
     encoder_options: dict[str, Any],
-    normalize: bool,
+    normalize: bool | str,
     target_train: torch.Tensor | None = None,
     target_test: torch.Tensor | None = None,
     train_ids: torch.Tensor | None = None,
@@ -189,9 +225,10 @@ def build_task(
     """Carve validation from train, normalise with train-only statistics, encode, and wrap up.
 
     Order of operations: (1) stratified, seeded validation split of the training set;
-    (2) if ``normalize``, per-channel z-score statistics from the remaining training samples'
-    valid steps, applied to train, val and test; (3) the encoder on each split with its own
-    seeded generator.
+    (2) ``normalize`` (see :data:`NORMALIZATIONS`; a bool means "channel" or "none"): "channel" fits
+    per-channel z-score statistics on the remaining training samples' valid steps and applies them to
+    train, val and test; "series" z-scores each sample's channels by themselves; (3) the encoder on each
+    split with its own seeded generator.
 
     ``train_ids`` / ``test_ids`` give each sample's position in its source (default
     ``0..N-1``); they end up in ``Split.index``.
@@ -215,7 +252,8 @@ def build_task(
         "test": [x_test, len_test, y_test, test_ids, target_test],
     }
 
-    if normalize:
+    normalize = check_normalize(normalize)
+    if normalize == "channel":
         mean, std = fit_normalization(parts["train"][0], parts["train"][1])
         for part in parts.values():
             part[0] = apply_normalization(part[0], part[1], mean, std)
@@ -224,6 +262,16 @@ def build_task(
             "fitted_on": "training samples (validation excluded), valid steps only",
             "mean": [float(v) for v in mean],
             "std": [float(v) for v in std],
+        }
+    elif normalize == "series":
+        constant = 0
+        for part in parts.values():
+            part[0], n_constant = series_normalization(part[0], part[1])
+            constant += int(n_constant)
+        info["normalization"] = {
+            "method": "z-score per sample and channel",
+            "fitted_on": "each sample's own valid steps",
+            "constant_channels": constant,  # (sample, channel) pairs with zero spread, mapped to 0
         }
     else:
         info["normalization"] = None

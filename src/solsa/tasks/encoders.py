@@ -118,9 +118,12 @@ def delta(
     *,
     threshold: float = 0.1,
     start: float | None = None,
+    adapt: float = 0.0,
+    rho: float = 0.9,
+    level: bool = False,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Level-crossing ("send-on-delta") encoding into ON and OFF spike channels.
+    """Level-crossing ("send-on-delta") encoding into ON and OFF spike channels; fixed or adaptive threshold.
 
     Per input channel a reference level ``r`` starts at the first sample ``x[0]`` (or at
     ``start`` if given, which lets the first step spike too). At each step ``t`` the number of
@@ -129,16 +132,29 @@ def delta(
     (falling) and ``r`` moves by ``k * threshold`` towards ``x[t]``. Several crossings within
     one step therefore give ONE spike (the output stays binary) but are not forgotten by the
     reference. Output channels ``0..C-1`` are ON, ``C..2C-1`` are OFF (``C' = 2C``, ``T' = T``).
+
+    With ``adapt > 0`` the threshold adapts per sample and channel: each spike raises it by
+    ``adapt * threshold`` and it relaxes back towards ``threshold`` by the factor ``rho`` per step,
+    ``theta[t+1] = threshold + rho * (theta[t] - threshold) + adapt * threshold * spiked[t]``,
+    so a fast-changing stretch is sent with fewer spikes (``adapt = 0``: a fixed threshold).
+    With ``level=True`` the signal itself follows as channels ``2C..3C-1`` (``C' = 3C``): the network
+    gets the level and its changes.
     """
     x, lengths, mask = _prepare(x, lengths)
-    threshold = float(threshold)
+    level = check_bool("level", level)
+    threshold, adapt, rho = float(threshold), float(adapt), float(rho)
     if not threshold > 0:
         raise ValueError(f"threshold must be positive, got {threshold}")
+    if not adapt >= 0:
+        raise ValueError(f"adapt must be >= 0, got {adapt}")
+    if not 0.0 <= rho < 1.0:
+        raise ValueError(f"rho must be in [0, 1), got {rho}")
     steps, n, c = x.shape
     on = torch.zeros_like(x)
     off = torch.zeros_like(x)
+    levels = [x * mask] if level else []
     if steps == 0:
-        return torch.cat([on, off], dim=-1), lengths.clone()
+        return torch.cat([on, off, *levels], dim=-1), lengths.clone()
     eps = 1e-6  # tolerate float rounding when the signal moves by exactly one threshold
     if start is None:
         ref = x[0].clone()
@@ -146,14 +162,17 @@ def delta(
     else:
         ref = torch.full((n, c), float(start))
         first = 0
+    theta = torch.full((n, c), threshold)
     for t in range(first, steps):
         d = x[t] - ref
-        k = torch.floor(d.abs() / threshold + eps)
+        k = torch.floor(d.abs() / theta + eps)
         fired = k >= 1
         on[t] = (fired & (d > 0)).to(torch.float32)
         off[t] = (fired & (d < 0)).to(torch.float32)
-        ref = ref + torch.sign(d) * k * threshold
-    return torch.cat([on, off], dim=-1) * mask, lengths.clone()
+        ref = ref + torch.sign(d) * k * theta
+        if adapt > 0:
+            theta = threshold + rho * (theta - threshold) + adapt * threshold * fired.to(torch.float32)
+    return torch.cat([on * mask, off * mask, *levels], dim=-1), lengths.clone()
 
 
 def rate(

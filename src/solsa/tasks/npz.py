@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._prep import UNIT_RANGE_DEFAULTS, build_task, encoder_settings, index_labels, is_binary, stratified_split
+from ._prep import UNIT_RANGE_DEFAULTS, build_task, check_normalize, encoder_settings, index_labels, is_binary, stratified_split
 from .base import Task, TaskFamily, length_mask
-from .encoders import check_bool
 
 __all__ = ["load_npz", "DEFAULT_ENCODER", "KNOWN_ARRAYS", "FAMILY"]
 
@@ -113,15 +112,15 @@ def load_npz(
     encoder_options: dict[str, Any] | None = None,
     test_fraction: float = 0.25,
     split_seed: int | None = None,
-    normalize: bool | None = None,
+    normalize: bool | str | None = None,
 ) -> Task:
     """Load a classification task from the ``.npz`` file at ``path`` (see the module docstring).
 
     Labels map to ``0..K-1`` by their sorted unique training values (``info["classes"]`` holds
     the originals). Without ``X_test`` a stratified ``test_fraction`` of the samples (seed
     ``split_seed``, default ``seed``) becomes the test set. ``normalize=None`` (default)
-    z-scores every channel with train-only statistics unless the data are binary spikes
-    (all values 0 or 1); spike data also get unit-range encoder defaults (e.g. ``rate``
+    z-scores every channel with train-only statistics ("channel") unless the data are binary
+    spikes (all values 0 or 1: "none"); "series" z-scores each sample's channels by themselves; spike data also get unit-range encoder defaults (e.g. ``rate``
     with ``squash="clip"``). Every problem raises ``ValueError`` naming the file and array.
     ``Split.index`` holds positions in ``X`` (train, val, and a held-out test) or in ``X_test``.
     """
@@ -173,7 +172,7 @@ def load_npz(
     y_tr, y_te_idx, classes = index_labels(y_tr_raw, y_te_raw, what=f"'{p}' (array 'y_test' vs 'y')")
 
     binary = is_binary(x_tr) and is_binary(x_te)
-    normalize = (not binary) if normalize is None else check_bool("normalize", normalize)
+    normalize = ("none" if binary else "channel") if normalize is None else check_normalize(normalize)
     base = UNIT_RANGE_DEFAULTS if binary else None
     enc_name, enc_opts = encoder_settings(encoder, DEFAULT_ENCODER, encoder_options, base)
     info.update(
@@ -210,6 +209,6 @@ def load_npz(
 FAMILY = TaskFamily(
     "npz", load_npz, DEFAULT_ENCODER,
     (("npz:PATH", "your own .npz with X (samples, time, channels) and y; options: test_fraction, split_seed, "
-                  "normalize"),),
+                  "normalize (channel, series, none)"),),
     argument="required",
 )

@@ -8,12 +8,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._prep import build_task, encoder_settings, index_labels, pad_sequences
+from ._prep import build_task, check_normalize, encoder_settings, index_labels, pad_sequences
 from .base import Task, TaskFamily
-from .encoders import check_bool
 
 __all__ = ["load_uea", "DEFAULT_ENCODER", "FAMILY"]
 
+# Kept after a choice on the validation splits of ACSF1, ItalyPowerDemand, OSULeaf (one channel) and
+# BasicMotions, JapaneseVowels (several) against population, delta (fixed, adaptive, with the level):
+# see docs/series.md §3.
 DEFAULT_ENCODER = "direct"
 
 
@@ -75,27 +77,30 @@ def load_uea(
     encoder: str | None = None,
     encoder_options: dict[str, Any] | None = None,
     extract_path: str | None = None,
-    normalize: bool = True,
+    normalize: bool | str = "channel",
 ) -> Task:
     """Load UEA/UCR classification data set ``name`` with its official train/test split.
 
     Series of unequal length are zero-padded at the end (all splits to the same ``T``) and
     their lengths recorded. String labels map to ``0..K-1`` by the sorted training labels.
-    With ``normalize`` (default) every channel is z-scored with statistics from the training
-    samples left after carving the validation set (valid steps only); the same statistics
-    are applied to validation and test. The encoder (default ``"direct"``) runs afterwards.
+    With ``normalize="channel"`` (default) every channel is z-scored with statistics from the
+    training samples left after carving the validation set (valid steps only); the same
+    statistics are applied to validation and test. ``"series"`` z-scores every channel of every
+    sample by itself; ``"none"`` keeps the raw values (``True``/``False`` mean channel/none). A
+    channel with zero spread maps to 0. The encoder (default :data:`DEFAULT_ENCODER`)
+    runs afterwards.
 
     Args:
         name: Data set name as known to ``aeon.datasets.load_classification``.
         extract_path: Optional folder aeon reads from / extracts to (``NAME/NAME_TRAIN.ts``).
-        normalize: Apply the train-only per-channel z-score.
+        normalize: "channel", "series" or "none" (see :data:`solsa.tasks._prep.NORMALIZATIONS`).
     """
-    normalize = check_bool("normalize", normalize)
-    enc_name, enc_opts = encoder_settings(encoder, DEFAULT_ENCODER, encoder_options)
+    normalize = check_normalize(normalize)
     X_tr, y_tr_raw = _read_split(name, "train", extract_path)
     X_te, y_te_raw = _read_split(name, "test", extract_path)
     seq_tr = _to_sequences(X_tr, name, "train")
     seq_te = _to_sequences(X_te, name, "test")
+    enc_name, enc_opts = encoder_settings(encoder, DEFAULT_ENCODER, encoder_options)
     if seq_tr[0].shape[1] != seq_te[0].shape[1]:
         raise ValueError(
             f"UEA data set {name!r}: train has {seq_tr[0].shape[1]} channels but test has {seq_te[0].shape[1]}"
@@ -138,7 +143,8 @@ def load_uea(
 
 FAMILY = TaskFamily(
     "uea", load_uea, DEFAULT_ENCODER,
-    (("uea:NAME", "UEA/UCR classification set NAME via aeon (BasicMotions, JapaneseVowels offline); "
-                  "options: extract_path, normalize"),),
+    (("uea:NAME", "UEA/UCR classification set NAME via aeon (offline: the sets aeon bundles, e.g. "
+                  "BasicMotions, JapaneseVowels, ItalyPowerDemand, OSULeaf, ACSF1); "
+                  "options: extract_path, normalize (channel, series, none)"),),
     argument="required",
 )
