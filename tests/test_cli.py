@@ -1,6 +1,8 @@
 """The command line as a user runs it: train, evaluate, compare, tasks, rules, and bad input."""
 
 import json
+import os
+import pickle
 
 import pytest
 import torch
@@ -91,7 +93,7 @@ def test_evaluate_bad_checkpoint(tmp_path, capsys):
     bad = tmp_path / "x.pt"
     bad.write_bytes(b"garbage")
     assert main(["evaluate", str(bad)]) == 2
-    assert "could not be read" in capsys.readouterr().err
+    assert "x.pt is not a solsa checkpoint: it is not a torch file" in capsys.readouterr().err
     torch.save({"weights": 1}, tmp_path / "y.pt")
     assert main(["evaluate", str(tmp_path / "y.pt")]) == 2
     assert "not a solsa checkpoint" in capsys.readouterr().err
@@ -145,3 +147,39 @@ def test_compare_fails_fast_when_a_rule_cannot_run_on_the_model(capsys, tmp_path
     err = capsys.readouterr().err
     assert "rule 'ottt' cannot run on model 'full'" in err and "lam_granularity='layer'" in err
     assert not (tmp_path / "c").exists()
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo run",))
+
+
+def test_a_pickle_of_other_objects_is_refused_without_unsafe_advice(tmp_path, capsys):
+    torch.save({"format": "solsa-checkpoint-1", "x": _Evil()}, tmp_path / "evil.pt")
+    (tmp_path / "raw.pt").write_bytes(pickle.dumps(_Evil()))
+    for name, why in (("evil.pt", "holds Python objects other than tensors"), ("raw.pt", "not a torch file")):
+        assert main(["evaluate", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert f"{name} is not a solsa checkpoint: it" in err and why in err, err
+        assert "weights_only" not in err and err.count("\n") == 1
+
+
+def test_export_and_out_paths_that_cannot_be_written_are_one_line(npz_task, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", npz_task, "--out", str(out), *FAST]) == 0
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    cases = [
+        (["export", str(out / "checkpoint.pt"), str(tmp_path / "folder")], "is a folder: give the path of a file"),
+        (["export", str(out / "checkpoint.pt"), str(tmp_path / "file" / "x.nir")], "file exists and is a file"),
+        (["train", "--task", npz_task, *FAST, "--out", str(tmp_path / "file" / "run")], "file is a file, not a folder"),
+        (["train", "--task", npz_task, *FAST, "--out", str(tmp_path / ("a" * 300))], "File name too long"),
+        (["stream", "--task", "digits", "--hidden", "8", "--steps", "5", "--out", str(tmp_path / "file" / "s")],
+         "file is a file, not a folder"),
+    ]
+    capsys.readouterr()
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"solsa {argv[0]}: error:") and message in err and err.count("\n") == 1, err
+    assert (tmp_path / "file").read_text() == "x" and (tmp_path / "folder").is_dir()

@@ -274,6 +274,8 @@ def _stderr(message: str) -> None:
 def error_message(err: Exception) -> str:
     """The library's message, with a leading option name (``batch_size must ...``) shown as its flag."""
     text = str(err)
+    if isinstance(err, OSError) and err.strerror:  # "[Errno 20] Not a directory: 'x'" -> "Not a directory: x"
+        text = err.strerror + (f": {err.filename}" if err.filename else "")
     option = getattr(err, "option", None)
     if option and text.startswith(option):
         text = flag(option) + text[len(option):]
@@ -285,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+    except (ValueError, TypeError, OSError, RuntimeError) as err:  # OSError: files and folders
         print(f"solsa {args.command}: error: {error_message(err)}", file=sys.stderr)
         return 2
 

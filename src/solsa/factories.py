@@ -30,7 +30,7 @@ def network_options(cfg: TrainConfig) -> dict[str, Any]:
         alpha=cfg.alpha, beta=cfg.beta, lam=cfg.lam, learn_alpha=cfg.learn_alpha, learn_beta=cfg.learn_beta,
         learn_lam=cfg.learn_lam, filter_granularity=cfg.filter_granularity, lam_granularity=cfg.lam_granularity,
         reset=cfg.reset, surrogate=cfg.surrogate, width=cfg.width, threshold=cfg.threshold,
-        weight_scale=cfg.weight_scale,
+        weight_scale=cfg.weight_scale, bias=cfg.bias,
     )
     opts.update(get_rule(cfg.rule).model_options(cfg.model))
     return opts
