@@ -116,7 +116,9 @@ def check_finite(x: torch.Tensor, name: str = "x", before_cast: torch.Tensor | N
 
 
 # Inputs larger than this saturate the first layer: with weights ~1/sqrt(N) its neurons get a current
-# hundreds of times the threshold, where the surrogate derivative is zero (nothing learns).
+# hundreds of times the threshold, where the surrogate derivative is ~0. Measured (StreamClassifier,
+# SNN(8, [16], 2), 300 steps of uniform inputs × scale, update_every=1): layer 0's summed |ΔW| was 1.2,
+# 1.7, 0.72, 0.43, 0.00026 and 0 at scales 1, 10, 1e2, 1e3, 1e4 and 1e6.
 INPUT_SCALE_WARN = 1e3
 
 
