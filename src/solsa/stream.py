@@ -10,16 +10,13 @@ The rules of the game:
 * **One step per sample.** ``predict_proba_one`` and ``predict_one`` compute the next step from the
   current neuron state with the rule's pure ``predict_step`` (the pure :func:`~solsa.functional.lif_step`
   through ``net.step``; SOLSA's fused kernel has its own pure step, tested equal) and change nothing;
-  ``learn_one`` advances the state, accumulates the rule's gradient and returns None.
-  River's ``progressive_val_score`` (predict, then learn) therefore steps the network once per sample.
-  With river installed the class registers itself as a ``river.base.Classifier``.
-* **Predictions** are "the class so far in this segment": the readout's output accumulated since the
-  segment began, this step's included, each earlier step weighted by ``(1 - 1/horizon)`` per step of
-  age (default ``horizon`` :data:`DEFAULT_HORIZON` steps: segments much shorter than it are summed
-  almost evenly; a stream without segment boundaries predicts from about its last ``horizon`` steps
-  instead of from its first). Leaky readout: softmax of the weighted time-average of the output;
-  spiking readout: weighted spike counts, normalised. ``horizon=None``: the plain sum since the segment
-  began. A segment that runs :data:`LONG_SEGMENT` steps without a boundary gets a warning (once).
+  ``learn_one`` advances the state, accumulates the rule's gradient and returns None. River's
+  ``progressive_val_score`` (predict, then learn) therefore steps the network once per sample.
+* **Predictions** are "the class so far in this segment": the readout's output since the segment began,
+  this step's included, a step ``k`` steps old weighted ``(1 - 1/horizon)^k`` (default :data:`DEFAULT_HORIZON`:
+  short segments are summed almost evenly, an endless one predicts from about its last ``horizon`` steps;
+  None: the plain sum). Leaky readout: softmax of the weighted time-average; spiking readout: weighted spike
+  counts, normalised. :data:`LONG_SEGMENT` steps without a segment boundary warn (once).
 * **Labels** are any hashable values, mapped to output neurons 0, 1, ... in the order given up front
   (``classes=``) or as they first appear, up to the readout size.
 * **Segments** (sequences) end at ``end_sequence()`` or when ``x[boundary_key]`` is true: that sample
@@ -30,13 +27,11 @@ The rules of the game:
   arrives after its segment ended cannot be used (its traces are gone).
 * **Updates**: the :class:`~solsa.learner.Learner` applies the gradient every ``update_every``
   labelled steps and at the end of each segment. Memory and work per step stay constant.
-* **Bad input** (wrong width, NaN/inf — checked value by value after the cast to the network's
-  dtype —, a new label when every output neuron is taken) raises a ``ValueError`` naming the step,
-  before anything changes. Inputs so large that the first layer saturates (|x| above
-  :data:`~solsa.validation.INPUT_SCALE_WARN`) get an :class:`~solsa.validation.InputScaleWarning`
-  (once) that suggests normalising them.
-* **river**: river's estimator conventions (:mod:`solsa.stream_river`); ``river.checks.check_estimator``
-  passes. A factory ``net(n_inputs) -> SNN`` is built (seeded) when the first sample shows the features.
+* **Bad input** (wrong width, NaN/inf checked value by value after the cast to the network's dtype, a
+  new label when every output neuron is taken) raises a ``ValueError`` naming the step, before anything
+  changes; inputs that saturate the first layer warn once (:func:`~solsa.validation.warn_input_scale`).
+* **river**: its estimator conventions (:mod:`solsa.stream_river`; a ``river.base.Classifier`` with river
+  installed; its ``check_estimator`` passes). A factory ``net(n_inputs) -> SNN`` is built at the first sample.
 """
 
 from __future__ import annotations
@@ -260,11 +255,16 @@ class StreamClassifier(RiverConventions):
         self.segment_steps = 0
 
     def update(self) -> None:
-        """Apply the gradient accumulated since the last update now (nothing happens without one)."""
+        """Apply the gradient accumulated since the last update now (nothing happens without one); a
+        ``ValueError`` if it makes a parameter NaN or inf (divergence)."""
         if self._since_update:
             self.learner.update()
             self.updates += 1
             self._since_update = 0
+            bad = [name for name, p in self.net.named_parameters() if not bool(torch.isfinite(p).all())]
+            if bad:
+                raise ValueError(f"learning diverged: the update at step {self.steps} made {', '.join(bad[:4])} NaN "
+                                 f"or inf; try a smaller learning rate")
 
     @property
     def pending(self) -> bool:
@@ -393,8 +393,8 @@ class StreamClassifier(RiverConventions):
         return score, self._mass * self._decay + 1.0
 
     def __repr__(self) -> str:
-        sizes = (f"{self.net.n_inputs}-{'-'.join(str(layer.out_features) for layer in self.net.layers)}"
-                 if self.net is not None else "built at the first sample")
+        sizes = "built at the first sample" if self.net is None else \
+            f"{self.net.n_inputs}-{'-'.join(str(layer.out_features) for layer in self.net.layers)}"
         rule = self.rule.name if self.rule is not None else self._params["rule"]
         return (f"StreamClassifier({rule}, net={sizes}, update_every={self.update_every}, horizon={self.horizon}, "
                 f"classes={self.classes})")
