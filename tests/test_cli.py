@@ -183,3 +183,33 @@ def test_export_and_out_paths_that_cannot_be_written_are_one_line(npz_task, tmp_
         err = capsys.readouterr().err
         assert err.startswith(f"solsa {argv[0]}: error:") and message in err and err.count("\n") == 1, err
     assert (tmp_path / "file").read_text() == "x" and (tmp_path / "folder").is_dir()
+
+
+def test_inputs_that_saturate_the_first_layer_warn_with_their_scale(tmp_path, capsys):
+    """An npz task ×1e6 without normalisation left layer 0's weights unchanged, silently."""
+    import numpy as np
+
+    from solsa.validation import InputScaleWarning
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "big.npz", X=rng.normal(size=(40, 6, 3)).astype(np.float32) * 1e6, y=np.arange(40) % 2)
+    argv = ["train", "--task", f"npz:{tmp_path / 'big.npz'}", "--task-option", "normalize=false", *FAST,
+            "--out", str(tmp_path / "run")]
+    with pytest.warns(InputScaleWarning, match=r"task npz:.*big.npz \(normalize=False, encoder direct\): inputs "
+                                               r"reach \|x\| = [0-9.]+e\+06; the first layer saturates"):
+        assert main(argv) == 0
+    capsys.readouterr()
+
+
+def test_warnings_print_as_one_line_naming_the_command(tmp_path):
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    np.savez(tmp_path / "big.npz", X=np.ones((40, 6, 3), dtype=np.float32) * 1e6, y=np.arange(40) % 2)
+    proc = subprocess.run([sys.executable, "-m", "solsa.cli", "train", "--task", f"npz:{tmp_path / 'big.npz'}",
+                           "--task-option", "normalize=false", *FAST, "--epochs", "1", "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("solsa train: warning: task npz:") and proc.stderr.count("\n") == 1, proc.stderr

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .cli_options import add_config_options, flag, parse_scalar, resolve_config
@@ -282,14 +283,24 @@ def error_message(err: Exception) -> str:
     return text
 
 
+def _one_line_warning(command: str):
+    """``warnings.formatwarning`` for the command line: ``solsa COMMAND: warning: ...`` (not Python's
+    ``file:line:`` form with a source line); whoever records warnings (a test) still gets them as objects."""
+    return lambda message, category, filename, lineno, line=None: f"solsa {command}: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    shown = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning(args.command)
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError, RuntimeError) as err:  # OSError: files and folders
         print(f"solsa {args.command}: error: {error_message(err)}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = shown
 
 
 if __name__ == "__main__":
