@@ -35,10 +35,12 @@ LOCK_FILE = ".lock"
 class RunLock:
     """An exclusive lock on a run folder (``fcntl.flock`` on ``FOLDER/.lock``), released when the holder
     exits however it exits — a killed process leaves no stale lock. A second process gets a
-    ``RuntimeError`` naming the folder and the holder's process id."""
+    ``RuntimeError`` naming the folder and the holder's process id, or with ``wait`` waits its turn.
+    ``name``: another lock file in the folder (a lock on something else than the run, e.g. a database)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.path = Path(folder) / LOCK_FILE
+    def __init__(self, folder: Path, name: str = LOCK_FILE, *, wait: bool = False) -> None:
+        self.path = Path(folder) / name
+        self.wait = wait
         self._fd: int | None = None
 
     def acquire(self) -> "RunLock":
@@ -48,7 +50,7 @@ class RunLock:
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
         except OSError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
             os.close(fd)
