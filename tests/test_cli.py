@@ -117,6 +117,11 @@ def test_compare_runs_resumes_and_summarises(npz_task, tmp_path, capsys):
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
     assert main(args) == 0  # resume: every finished run is kept, nothing retrained
     assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")} == mtimes
+    capsys.readouterr()
+    assert main([a for a in args if a != "--quiet"]) == 0  # not a terminal: one line per run, no bar
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("compare: run ")]
+    assert "\r" not in err and len(lines) == 8 and lines[-1].startswith("compare: run 8/8  "), err  # 2×(2 + 2)
     # a run written before an option existed is reused when that option is at its default
     some = next(out.rglob("metrics.json"))
     stored = json.loads(some.read_text())
@@ -128,6 +133,13 @@ def test_compare_runs_resumes_and_summarises(npz_task, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--alpha", "0.3"]) == 2  # other settings: refuse to mix them into the same --out
     assert "holds a finished run with other settings (alpha)" in capsys.readouterr().err
+
+
+def test_compare_help_shows_its_own_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the neuron model of the rule's own paper (default paper)" in text
 
 
 def test_compare_fails_fast_on_bad_rules_and_seeds(capsys, tmp_path):

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from .cli_options import add_config_options, flag, parse_scalar, resolve_config
-from .compare import SUITES
+from .compare import COMPARE_DEFAULTS, SUITES
 
 __all__ = ["main"]
 
@@ -200,7 +200,7 @@ def _search_option(text: str) -> tuple[str, list]:
 def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="every rule x seed on the same data, model, epochs and search budget")
     _add_config_file(p)
-    add_config_options(p, exclude=("rule",))
+    add_config_options(p, exclude=("rule",), defaults=COMPARE_DEFAULTS)
     p.add_argument("--rules", default="solsa,bptt,eprop,ottt,ostl", help="comma-separated rules (see `solsa rules`)")
     p.add_argument("--seeds", default="3", help="number of seeds N (seeds 0..N-1)")
     p.add_argument("--suite", choices=list(SUITES), help="run every bundled task of the suite (with --task: only "
