@@ -64,13 +64,13 @@ def open_study(storage: str, study_name: str, *, grace: int = 20):
     # loser with "UNIQUE constraint failed" or "table ... already exists"): on SQLite they take turns through
     # a lock file beside the database; on a server the loser tries again once the winner has created them.
     database = storage.partition("sqlite:///")[2] if storage.startswith("sqlite:///") else ""
-    lock = RunLock(Path(database).parent, f".{Path(database).name}.lock", wait=True) \
-        if database not in ("", ":memory:") else None
+    folder = Path(database).parent
+    lock = RunLock(folder, f".{Path(database).name}.lock", wait=True) \
+        if database not in ("", ":memory:") and folder.is_dir() else None  # no folder: sqlite names the error
     for attempt in range(_OPEN_ATTEMPTS):
         try:
             if lock is None:
                 return _create_study(optuna, storage, study_name, grace)
-            make_folder(Path(database).parent, "storage folder")
             with lock:
                 return _create_study(optuna, storage, study_name, grace)
         except Exception as err:  # sqlalchemy raises many kinds: bad URL, missing driver, unreachable server
