@@ -190,6 +190,7 @@ def test_workers_started_together_on_a_new_study_all_open_it(tmp_path):
     "table ... already exists" (optuna creating the schema twice)."""
     code = "import sys; from solsa.tune import open_study; open_study(sys.argv[1], 'together')"
     for round_ in range(1):
+        (tmp_path / f"new{round_}").mkdir()
         url = f"sqlite:///{tmp_path / f'new{round_}' / 'study.db'}"
         procs = [subprocess.Popen([sys.executable, "-c", code, url], env=_env(), stderr=subprocess.PIPE, text=True)
                  for _ in range(3)]
