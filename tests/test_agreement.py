@@ -146,3 +146,25 @@ def test_norse_with_another_dt_changes_the_spikes_silently():
     graph = _export(hard, dt=1e-4)
     assert torch.equal(_run_norse(graph, x, dt=1e-4), _outputs(hard, x))
     assert not torch.equal(_run_norse(graph, x, dt=1e-3), _outputs(hard, x))
+
+
+def test_a_model_trained_by_solsa_train_without_bias_opens_in_snntorch(npz_task, tmp_path, capsys):
+    """`solsa train --bias false --filter-granularity layer --readout spike` exports as Affine → CubaLIF, which
+    snnTorch's importer reads; with --reset zero (NIR's hard reset) its outputs are solsa's, spike for spike."""
+    import nir
+
+    from solsa.cli import main
+    from solsa.evaluation import network_from_checkpoint
+
+    out = tmp_path / "run"
+    assert main(["train", "--task", npz_task, "--hidden", "8", "--epochs", "2", "--batch-size", "8", "--quiet",
+                 "--bias", "false", "--filter-granularity", "layer", "--readout", "spike", "--reset", "zero",
+                 "--weight-scale", "3", "--out", str(out)]) == 0
+    assert main(["export", str(out / "checkpoint.pt"), str(tmp_path / "net.nir")]) == 0
+    assert "Affine → CubaLIF → Affine → CubaLIF" in capsys.readouterr().out
+    net, _, _ = network_from_checkpoint(out / "checkpoint.pt")
+    assert all(layer.bias is None for layer in net.layers)
+    x = _inputs(torch.float32, T=30, B=4)[..., :4]
+    got = _run_snntorch_nir(nir.read(tmp_path / "net.nir"), x)
+    capsys.readouterr()
+    assert torch.equal(got, _outputs(net, x)) and got.sum() > 0

@@ -1,6 +1,8 @@
 """The command line as a user runs it: train, evaluate, compare, tasks, rules, and bad input."""
 
 import json
+import os
+import pickle
 
 import pytest
 import torch
@@ -91,7 +93,7 @@ def test_evaluate_bad_checkpoint(tmp_path, capsys):
     bad = tmp_path / "x.pt"
     bad.write_bytes(b"garbage")
     assert main(["evaluate", str(bad)]) == 2
-    assert "could not be read" in capsys.readouterr().err
+    assert "x.pt is not a solsa checkpoint: it is not a torch file" in capsys.readouterr().err
     torch.save({"weights": 1}, tmp_path / "y.pt")
     assert main(["evaluate", str(tmp_path / "y.pt")]) == 2
     assert "not a solsa checkpoint" in capsys.readouterr().err
@@ -115,6 +117,11 @@ def test_compare_runs_resumes_and_summarises(npz_task, tmp_path, capsys):
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
     assert main(args) == 0  # resume: every finished run is kept, nothing retrained
     assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")} == mtimes
+    capsys.readouterr()
+    assert main([a for a in args if a != "--quiet"]) == 0  # not a terminal: one line per run, no bar
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("compare: run ")]
+    assert "\r" not in err and len(lines) == 8 and lines[-1].startswith("compare: run 8/8  "), err  # 2×(2 + 2)
     # a run written before an option existed is reused when that option is at its default
     some = next(out.rglob("metrics.json"))
     stored = json.loads(some.read_text())
@@ -126,6 +133,13 @@ def test_compare_runs_resumes_and_summarises(npz_task, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--alpha", "0.3"]) == 2  # other settings: refuse to mix them into the same --out
     assert "holds a finished run with other settings (alpha)" in capsys.readouterr().err
+
+
+def test_compare_help_shows_its_own_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the neuron model of the rule's own paper (default paper)" in text
 
 
 def test_compare_fails_fast_on_bad_rules_and_seeds(capsys, tmp_path):
@@ -145,3 +159,69 @@ def test_compare_fails_fast_when_a_rule_cannot_run_on_the_model(capsys, tmp_path
     err = capsys.readouterr().err
     assert "rule 'ottt' cannot run on model 'full'" in err and "lam_granularity='layer'" in err
     assert not (tmp_path / "c").exists()
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo run",))
+
+
+def test_a_pickle_of_other_objects_is_refused_without_unsafe_advice(tmp_path, capsys):
+    torch.save({"format": "solsa-checkpoint-1", "x": _Evil()}, tmp_path / "evil.pt")
+    (tmp_path / "raw.pt").write_bytes(pickle.dumps(_Evil()))
+    for name, why in (("evil.pt", "holds Python objects other than tensors"), ("raw.pt", "not a torch file")):
+        assert main(["evaluate", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert f"{name} is not a solsa checkpoint: it" in err and why in err, err
+        assert "weights_only" not in err and err.count("\n") == 1
+
+
+def test_export_and_out_paths_that_cannot_be_written_are_one_line(npz_task, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", npz_task, "--out", str(out), *FAST]) == 0
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    cases = [
+        (["export", str(out / "checkpoint.pt"), str(tmp_path / "folder")], "is a folder: give the path of a file"),
+        (["export", str(out / "checkpoint.pt"), str(tmp_path / "file" / "x.nir")], "file exists and is a file"),
+        (["train", "--task", npz_task, *FAST, "--out", str(tmp_path / "file" / "run")], "file is a file, not a folder"),
+        (["train", "--task", npz_task, *FAST, "--out", str(tmp_path / ("a" * 300))], "File name too long"),
+        (["stream", "--task", "digits", "--hidden", "8", "--steps", "5", "--out", str(tmp_path / "file" / "s")],
+         "file is a file, not a folder"),
+    ]
+    capsys.readouterr()
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"solsa {argv[0]}: error:") and message in err and err.count("\n") == 1, err
+    assert (tmp_path / "file").read_text() == "x" and (tmp_path / "folder").is_dir()
+
+
+def test_inputs_that_saturate_the_first_layer_warn_with_their_scale(tmp_path, capsys):
+    """An npz task ×1e6 without normalisation left layer 0's weights unchanged, silently."""
+    import numpy as np
+
+    from solsa.validation import InputScaleWarning
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "big.npz", X=rng.normal(size=(40, 6, 3)).astype(np.float32) * 1e6, y=np.arange(40) % 2)
+    argv = ["train", "--task", f"npz:{tmp_path / 'big.npz'}", "--task-option", "normalize=false", *FAST,
+            "--out", str(tmp_path / "run")]
+    with pytest.warns(InputScaleWarning, match=r"task npz:.*big.npz \(normalize=False, encoder direct\): inputs "
+                                               r"reach \|x\| = [0-9.]+e\+06; the first layer saturates"):
+        assert main(argv) == 0
+    capsys.readouterr()
+
+
+def test_warnings_print_as_one_line_naming_the_command(tmp_path):
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    np.savez(tmp_path / "big.npz", X=np.ones((40, 6, 3), dtype=np.float32) * 1e6, y=np.arange(40) % 2)
+    proc = subprocess.run([sys.executable, "-m", "solsa.cli", "train", "--task", f"npz:{tmp_path / 'big.npz'}",
+                           "--task-option", "normalize=false", *FAST, "--epochs", "1", "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("solsa train: warning: task npz:") and proc.stderr.count("\n") == 1, proc.stderr

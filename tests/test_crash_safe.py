@@ -126,7 +126,54 @@ def test_corrupted_resume_state_is_named(npz_task, tmp_path, capsys):
     (out / "resume.pt").write_bytes(b"\x80\x02truncated")
     assert main(["train", "--resume", str(out)]) == 2
     err = capsys.readouterr().err
-    assert str(out / "resume.pt") in err and "could not be read" in err
+    assert f"{out / 'resume.pt'} is not a solsa resume state: it is not a torch file" in err
+
+
+def _stopped_run(npz_task, out, epochs=3, stop_at=2):
+    """A run of ``epochs`` killed after epoch ``stop_at`` (its resume.pt is there)."""
+    class Stop(Exception):
+        pass
+
+    def on_epoch(epoch, row):
+        if epoch == stop_at:
+            raise Stop
+
+    cfg = TrainConfig(task=npz_task, hidden=(8,), batch_size=8, epochs=epochs)
+    with pytest.raises(Stop):
+        train(cfg, out, progress=False, on_epoch=on_epoch)
+    return cfg
+
+
+def test_resume_state_of_another_version_or_epoch_is_refused(npz_task, tmp_path, capsys):
+    from solsa.runs import load_resume, save_resume
+
+    out = tmp_path / "run"
+    _stopped_run(npz_task, out)
+    good = load_resume(out)
+    good.pop("format")
+    for change, message in (({"schedule": None}, "lacks 'schedule': it was written by another version"),
+                            ({"epoch": 5}, "records epoch 5 and a history of 1 epoch(s), but the run has epochs=3")):
+        state = {**good, **change}
+        if change.get("schedule", 1) is None:
+            del state["schedule"]
+        save_resume(out, state)
+        assert main(["train", "--resume", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        assert not (out / "metrics.json").exists()
+
+
+def test_resume_state_of_an_older_version_without_a_new_option_resumes(npz_task, tmp_path):
+    from solsa.runs import load_resume, save_resume
+
+    out = tmp_path / "run"
+    _stopped_run(npz_task, out)
+    state = load_resume(out)
+    state.pop("format")
+    del state["config"]["bias"]  # an option added since: takes its default
+    save_resume(out, state)
+    assert main(["train", "--resume", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 3
 
 
 def test_metrics_json_is_strict(npz_task, tmp_path):

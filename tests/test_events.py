@@ -12,13 +12,14 @@ from solsa.tasks.events import read_nmnist_file
 h5py = pytest.importorskip("h5py")
 
 
-def write_shd(path: Path, samples: list[tuple[list[float], list[int]]], labels: list[int], drop: str = "") -> None:
+def write_shd(path: Path, samples: list[tuple[list[float], list[int]]], labels: list[int], drop: str = "",
+              time_dtype=np.float16) -> None:
     """An SHD HDF5 file: spikes/times (s) and spikes/units as variable-length arrays, labels, extra/."""
     with h5py.File(path, "w") as f:
         if drop != "spikes/times":
-            t = f.create_dataset("spikes/times", (len(samples),), dtype=h5py.vlen_dtype(np.float16))
+            t = f.create_dataset("spikes/times", (len(samples),), dtype=h5py.vlen_dtype(time_dtype))
             for i, (times, _) in enumerate(samples):
-                t[i] = np.asarray(times, dtype=np.float16)
+                t[i] = np.asarray(times, dtype=time_dtype)
         if drop != "spikes/units":
             u = f.create_dataset("spikes/units", (len(samples),), dtype=h5py.vlen_dtype(np.uint16))
             for i, (_, units) in enumerate(samples):
@@ -35,6 +36,21 @@ def shd_folder(root: Path) -> Path:
     write_shd(root / "shd_train.h5", train, [0, 1, 2, 0, 1, 2])
     write_shd(root / "shd_test.h5", [([0.001], [7]), ([0.015, 0.002], [8, 9]), ([0.02], [1])], [1, 0, 2])
     return root
+
+
+@pytest.mark.parametrize("time, message", [
+    (float("nan"), r"sample 1: 'spikes/times' must be seconds in \[0, 1e\+06\); 1 of its 2 events are not \(e.g. nan\)"),
+    (1e30, r"1 of its 2 events are not \(e.g. 1e\+30\)"),
+    (-1.0, r"e.g. -1.0"),
+    (1e5, r"train sample 1: binning needs 26.1 GiB: an event at t = 100000 s in bins of 10 ms .* bin coarser"),
+])
+def test_shd_event_times_out_of_range_are_named_not_dropped(tmp_path, time, message):
+    """NaN, negative or absurd times were dropped with only a numpy warning; a far event tried to allocate 52 GiB."""
+    shd_folder(tmp_path)
+    samples = [([0.001], [0]), ([0.002, time], [1, 2]), ([0.003], [3])]
+    write_shd(tmp_path / "shd_train.h5", samples, [0, 1, 0], time_dtype=np.float64)
+    with pytest.raises(ValueError, match=message):
+        load_task(f"shd:{tmp_path}")
 
 
 def test_shd_bins_and_pools_events(tmp_path):

@@ -209,6 +209,27 @@ def test_a_file_that_is_not_nir_is_refused(tmp_path):
         from_nir(bad)
 
 
+def test_a_file_with_a_node_type_nir_cannot_read_names_the_node(tmp_path):
+    """nir's reader fails on an unknown node type with an empty AssertionError; the node is named instead."""
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "g.nir"
+    write_nir(_graph(_affine(3, 2), _lif(3)), path)
+    with h5py.File(path, "r+") as f:
+        del f["node/nodes/cubalif/type"]
+        f["node/nodes/cubalif/type"] = b"Conv3d"
+    with pytest.raises(ValueError, match=r"node\(s\) 'cubalif' \(Conv3d\) cannot be imported by solsa "
+                                         r"\(supported: Input, Output, Affine"):
+        from_nir(path)
+
+
+@pytest.mark.parametrize("node, field", [(0, "weight"), (0, "bias"), (1, "tau_mem")])
+def test_non_finite_parameters_are_refused(node, field):
+    nodes = [_affine(3, 2), _lif(3)]
+    getattr(nodes[node], field)[0] = np.nan
+    with pytest.raises(ValueError, match=f"{field} holds NaN or inf"):
+        from_nir(_graph(*nodes))
+
+
 def test_cli_export(tmp_path, capsys):
     from solsa.cli import main
 

@@ -79,7 +79,9 @@ def test_predictions_are_pure_and_match_the_step_that_follows():
         assert clf.predict_one(x) == max(proba, key=proba.get)
         assert same(before, snapshot(clf))
         clf.learn_one(x, None)  # advance without a label: what a pure prediction computed
-        expected = torch.softmax(clf._score[0] / (t + 1), 0)
+        d = 1 - 1 / clf.horizon  # the score weights step s by d^(t - s): the same sum of weights divides it
+        assert clf._mass == pytest.approx(sum(d**k for k in range(t + 1)), rel=1e-12)
+        expected = torch.softmax(clf._score[0] / clf._mass, 0)
         assert torch.allclose(torch.tensor(list(proba.values()), dtype=torch.float64), expected, atol=1e-12)
     assert clf.updates == 0 and not clf.pending
 
@@ -179,3 +181,88 @@ def test_construction_errors():
         StreamClassifier(SNN(6, [4], 2), update_every=0)
     with pytest.raises(ValueError, match="features must name 6 distinct keys"):
         StreamClassifier(SNN(6, [4], 2), features=["a"])
+
+
+def test_river_estimator_checks_pass():
+    """river's own conformance suite; it skips only what the class declares in _unit_test_skips (features that
+    appear or vanish: a network's inputs are fixed, such samples are refused by name)."""
+    import warnings
+
+    checks = pytest.importorskip("river.checks")
+    from solsa.validation import InputScaleWarning
+
+    for params in StreamClassifier._unit_test_params():
+        with warnings.catch_warnings():
+            # river's ImageSegments data set is not scaled (|x| up to 1.04e3): the warning is right, not a failure
+            warnings.simplefilter("ignore", InputScaleWarning)
+            checks.check_estimator(StreamClassifier(**params))
+
+
+def test_a_copy_mid_sequence_continues_like_the_original():
+    """Pickling (river copies and saves models) works with the fused kernel, mid-sequence, and the copy predicts
+    and learns as the original does."""
+    import pickle
+
+    torch.manual_seed(0)
+    net = SNN(4, [8], 2, readout="leaky").double()
+    clf = StreamClassifier(net, SOLSA(net, "ce", backend="auto"), update_every=3)
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(4, generator=gen, dtype=torch.float64) for _ in range(12)]
+    for t in range(5):
+        clf.learn_one(xs[t], t % 2)
+    copy = pickle.loads(pickle.dumps(clf))
+    for t in range(5, 12):
+        a, b = clf.predict_proba_one(xs[t]), copy.predict_proba_one(xs[t])
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-12)
+        clf.learn_one(xs[t], t % 2)
+        copy.learn_one(xs[t], t % 2)
+    for p, q in zip(clf.net.parameters(), copy.net.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-12)
+
+
+def test_inputs_are_cast_to_the_network_and_checked_value_by_value_after_the_cast():
+    clf = StreamClassifier(SNN(3, [4], 2, readout="leaky"), update_every=2, classes=[0, 1])
+    x64 = torch.rand(3, dtype=torch.float64)
+    assert set(clf.predict_proba_one(x64)) == {0, 1}  # float64 into a float32 network: was a dtype error
+    clf.learn_one(x64, 0)
+    assert set(clf.predict_proba_one(x64)) == {0, 1}
+    big = torch.full((3,), 3e38)  # finite in float32: was refused as "NaN or inf" (the check summed)
+    clf.check_one(big)
+    with pytest.raises(ValueError, match=r"x at step 1 holds values beyond the range of torch.float32"):
+        clf.learn_one(torch.full((3,), 1e300, dtype=torch.float64), 1)
+    d = StreamClassifier(SNN(2, [4], 2, readout="leaky"), update_every=2)
+    with pytest.raises(ValueError, match=r"features \['b'\] are beyond the range of torch.float32"):
+        d.learn_one({"a": 1.0, "b": 1e300}, 0)
+    assert d.steps == 0
+
+
+def test_inputs_that_saturate_the_first_layer_warn_once():
+    from solsa.validation import InputScaleWarning
+
+    clf = StreamClassifier(SNN(3, [4], 2, readout="leaky"), update_every=2)
+    clf.learn_one(torch.rand(3), 0)
+    with pytest.warns(InputScaleWarning, match=r"step 1: inputs reach \|x\| = 1e\+06.*Normalise the features"):
+        clf.learn_one(torch.tensor([1e6, 0.0, 0.0]), 1)
+    clf.learn_one(torch.tensor([1e6, 0.0, 0.0]), 1)  # once: no second warning (it would be an error here)
+
+
+def test_an_endless_segment_warns_and_its_predictions_follow_the_recent_steps(monkeypatch):
+    """One segment that never ends: predictions weight about the last `horizon` steps (they used to sum from
+    the first step, so the prediction stopped changing), and a warning names the missing boundaries."""
+    import copy
+
+    import solsa.stream as stream
+
+    monkeypatch.setattr(stream, "LONG_SEGMENT", 300)
+    torch.manual_seed(0)
+    clf = StreamClassifier(SNN(2, [8], 2, readout="leaky"), lr=0.01, update_every=5, horizon=20)
+    plain = StreamClassifier(copy.deepcopy(clf.net), lr=0.01, update_every=5, horizon=None)
+    hits = {"weighted": 0, "plain": 0}
+    with pytest.warns(UserWarning, match="300 steps without a segment boundary"):
+        for i in range(1200):
+            y = (i // 100) % 2
+            x = torch.tensor([1.0, 0.0] if y else [0.0, 1.0])
+            for name, c in (("weighted", clf), ("plain", plain)):
+                hits[name] += i >= 600 and c.predict_one(x) == y
+                c.learn_one(x, y)
+    assert hits["weighted"] > 450 and hits["plain"] <= 300, hits  # measured: 483 and 300 of 600

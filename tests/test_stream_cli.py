@@ -101,15 +101,57 @@ def test_csv_file_and_stdin(tmp_path, monkeypatch, capsys):
     ("0.5,up,2", r"line 4 of .*s\.csv: expected 4 fields \(u,v,label,segment\), got 3"),
     ("0.5,nan,up,2", r"line 4 of .*s\.csv: x at step 2 contains NaN or inf"),
     ("0.5,0.5,left,2", r"line 4 of .*s\.csv: label 'left' at step 2 is new, but all 2 output neurons"),
+    ("0.5," + "1" * 140_000 + ",up,2", r"line 4 of .*s\.csv: not a CSV row a stream can hold \(field larger than"),
+    ("3e38,3e38,up,2", None),  # finite in float32 (the old check summed them to inf)
+    ("1e300,0.5,up,2", r"line 4 of .*s\.csv: x at step 2 holds values beyond the range of torch.float32"),
 ])
 def test_a_bad_csv_row_is_named_by_its_line(tmp_path, capsys, row, message):
     path = tmp_path / "s.csv"
     path.write_text("u,v,label,segment\n0.1,0.9,up,1\n0.9,0.1,down,2\n" + row + "\n0.1,0.1,up,3\n")
-    assert main(["stream", "--csv", str(path), "--max-classes", "2", *TINY, "--out", str(tmp_path / "o"),
-                 "--quiet"]) == 2
+    argv = ["stream", "--csv", str(path), "--max-classes", "2", *TINY, "--out", str(tmp_path / "o"), "--quiet"]
+    if message is None:  # taken, with the warning that such inputs saturate the first layer
+        from solsa.validation import InputScaleWarning
+
+        with pytest.warns(InputScaleWarning, match=r"inputs reach \|x\| = 3e\+38"):
+            assert main(argv) == 0, capsys.readouterr().err
+        return
+    rc = main(argv)
     err = capsys.readouterr().err
-    assert err.startswith("solsa stream: error: ") and len(err.splitlines()) == 1
+    assert rc == 2 and err.startswith("solsa stream: error: ") and len(err.splitlines()) == 1
     assert re.search(message, err), err
+
+
+def test_divergence_stops_the_stream_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["stream", "--task", "digits", *TINY, "--lr", "1e6", "--optimizer", "sgd", "--out", str(out), "--quiet"]
+    assert main([*args, "--steps", "300", "--checkpoint-every", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "solsa stream: error: learning diverged: the update at step" in err and len(err.splitlines()) == 1
+    if (out / "checkpoint.pt").exists():  # what is on disk is from before the divergence (was: NaN weights, exit 0)
+        state = torch.load(out / "checkpoint.pt", weights_only=True)["state_dict"]["classifier"]["net"]
+        assert all(torch.isfinite(t).all() for t in state.values())
+
+
+def test_a_used_up_stream_says_so_and_stdin_resumes_without_its_header(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "s.csv"
+    path.write_text(HEADER + ROWS * 2)
+    out = tmp_path / "file"
+    assert main(["stream", "--csv", str(path), "--max-classes", "2", *TINY, "--out", str(out), "--quiet"]) == 0
+    before = (out / "metrics.json").read_text()
+    assert main(["stream", "--resume", str(out), "--quiet"]) == 2
+    assert f"the stream of {out} is used up: all 10 steps were learned and nothing came after; to go on, append " \
+           f"rows to {path} and resume again" in capsys.readouterr().err
+    assert (out / "metrics.json").read_text() == before
+    path.write_text(HEADER + ROWS * 3)  # rows appended: the resume goes on
+    assert main(["stream", "--resume", str(out), "--quiet"]) == 0
+    assert strict_json(out / "metrics.json")["steps"] == 15
+    out = tmp_path / "in"
+    for text, steps in ((HEADER + ROWS, 5), (ROWS * 2, 15), (HEADER + ROWS, 20)):  # the header may come again
+        monkeypatch.setattr("sys.stdin", io.StringIO(text))
+        argv = ["--resume", str(out)] if steps > 5 else ["--csv", "-", "--max-classes", "2", *TINY, "--out", str(out)]
+        assert main(["stream", *argv, "--quiet"]) == 0, capsys.readouterr().err
+        assert strict_json(out / "metrics.json")["steps"] == steps
+    capsys.readouterr()
 
 
 def test_option_errors_name_their_flags(tmp_path, capsys):

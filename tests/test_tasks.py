@@ -520,3 +520,11 @@ def test_npz_file_problems(tmp_path: Path) -> None:
         load_task(f"npz:{obj}")
     with pytest.raises(ValueError, match="not a file"):
         load_task(f"npz:{tmp_path}")
+
+
+def test_npz_values_beyond_float32_are_named_as_such(tmp_path):
+    X = np.ones((20, 5, 2))
+    X[3, 1, 0] = 1e300  # finite in float64, inf in float32
+    np.savez(tmp_path / "big.npz", X=X, y=np.arange(20) % 2)
+    with pytest.raises(ValueError, match=r"array 'X' in .*big.npz' contains values beyond the range of float32"):
+        load_task(f"npz:{tmp_path / 'big.npz'}")

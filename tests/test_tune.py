@@ -185,6 +185,32 @@ def test_two_workers_share_one_study(tmp_path):
     assert len(ran[0] | ran[1]) == len(trials)
 
 
+def test_workers_started_together_on_a_new_study_all_open_it(tmp_path):
+    """Before the lock, 9 of 20 such processes died on "UNIQUE constraint failed: alembic_version" or
+    "table ... already exists" (optuna creating the schema twice)."""
+    code = "import sys; from solsa.tune import open_study; open_study(sys.argv[1], 'together')"
+    for round_ in range(1):
+        (tmp_path / f"new{round_}").mkdir()
+        url = f"sqlite:///{tmp_path / f'new{round_}' / 'study.db'}"
+        procs = [subprocess.Popen([sys.executable, "-c", code, url], env=_env(), stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+
+
+def test_two_tune_workers_started_together_share_the_study_and_the_final_run(tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "solsa.cli", "tune", *TINY_FLAGS, "--space", "alpha=0:0.9", "--cv-folds", "0",
+           "--trials", "1", "--out", str(out), "--quiet"]
+    procs = [subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+    assert json.loads((out / "best" / "metrics.json").read_text())["epochs"] >= 1
+
+
 def test_killed_tune_resumes_with_its_finished_trials(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(_tune_cmd(out, "--trials", "5", "--quiet"), env=_env(), stdout=subprocess.PIPE,

@@ -68,3 +68,17 @@ def test_readout_alpha_sets_only_the_output_layer():
     assert not net.layers[-1].spiking
     with pytest.raises(ValueError, match="alpha must be in"):
         SNN(4, [3], 2, readout_alpha=1.5)
+
+
+def test_inputs_are_checked_value_by_value_after_the_cast_to_the_network():
+    """1e300 is finite in float64 but inf in a float32 network (it passed the check made before the cast and
+    turned layer 0 into NaN); 3e38 fits float32 and is taken."""
+    net = SNN(3, [4], 2, readout="leaky")
+    rule = SOLSA(net, "ce")
+    y = torch.tensor([0, 1])
+    for call in (lambda x: net(x), lambda x: rule.sequence(x, y)):
+        with pytest.raises(ValueError, match=r"x holds values beyond the range of torch.float32 \(\|x\| up to 1e\+300"):
+            call(torch.full((5, 2, 3), 1e300, dtype=torch.float64))
+        call(torch.full((5, 2, 3), 3e38))
+        with pytest.raises(ValueError, match="x contains NaN or inf values"):
+            call(torch.full((5, 2, 3), float("nan"), dtype=torch.float64))

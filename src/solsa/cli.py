@@ -6,10 +6,11 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .cli_options import add_config_options, flag, parse_scalar, resolve_config
-from .compare import SUITES
+from .compare import COMPARE_DEFAULTS, SUITES
 
 __all__ = ["main"]
 
@@ -216,7 +217,7 @@ def _search_option(text: str) -> tuple[str, list]:
 def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="every rule x seed on the same data, model, epochs and search budget")
     _add_config_file(p)
-    add_config_options(p, exclude=("rule",))
+    add_config_options(p, exclude=("rule",), defaults=COMPARE_DEFAULTS)
     p.add_argument("--rules", default="solsa,bptt,eprop,ottt,ostl", help="comma-separated rules (see `solsa rules`)")
     p.add_argument("--seeds", default="3", help="number of seeds N (seeds 0..N-1)")
     p.add_argument("--suite", choices=list(SUITES), help="run every bundled task of the suite (with --task: only "
@@ -291,20 +292,32 @@ def _stderr(message: str) -> None:
 def error_message(err: Exception) -> str:
     """The library's message, with a leading option name (``batch_size must ...``) shown as its flag."""
     text = str(err)
+    if isinstance(err, OSError) and err.strerror:  # "[Errno 20] Not a directory: 'x'" -> "Not a directory: x"
+        text = err.strerror + (f": {err.filename}" if err.filename else "")
     option = getattr(err, "option", None)
     if option and text.startswith(option):
         text = flag(option) + text[len(option):]
     return text
 
 
+def _one_line_warning(command: str):
+    """``warnings.formatwarning`` for the command line: ``solsa COMMAND: warning: ...`` (not Python's
+    ``file:line:`` form with a source line); whoever records warnings (a test) still gets them as objects."""
+    return lambda message, category, filename, lineno, line=None: f"solsa {command}: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    shown = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning(args.command)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+    except (ValueError, TypeError, OSError, RuntimeError) as err:  # OSError: files and folders
         print(f"solsa {args.command}: error: {error_message(err)}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = shown
 
 
 if __name__ == "__main__":

@@ -59,15 +59,18 @@ def _hidden(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def add_config_options(parser: argparse.ArgumentParser, exclude: Iterable[str] = ()) -> None:
-    """Add a flag for every :class:`TrainConfig` option not in ``exclude``, grouped as in the config."""
-    exclude = set(exclude)
+def add_config_options(parser: argparse.ArgumentParser, exclude: Iterable[str] = (),
+                       defaults: dict[str, Any] | None = None) -> None:
+    """Add a flag for every :class:`TrainConfig` option not in ``exclude``, grouped as in the config; the help
+    shows ``defaults`` where the command has its own (``solsa compare``: :data:`~solsa.compare.COMPARE_DEFAULTS`)."""
+    exclude, defaults = set(exclude), defaults or {}
     groups = {name: parser.add_argument_group(f"{name} options") for name in GROUPS}
     for f in option_fields():
         if f.name in exclude:
             continue
         kind, choices = option_type(f), option_choices(f)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = defaults.get(f.name, default)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         kw: dict[str, Any] = {"help": f.metadata["help"] + ("" if default is None else f" (default {shown})")}
         if kind is dict:  # task_options: repeatable KEY=VALUE

@@ -25,6 +25,7 @@ from .compare_report import BASELINES, plot_compare, summarize, summary_markdown
 from .config import MODELS, TrainConfig
 from .factories import build_network, build_rule
 from .io import atomic_write, write_csv, write_json
+from .progress import RunProgress
 from .rules import get_rule
 from .runs import finished_run, unfinished_config
 from .training import train
@@ -151,6 +152,10 @@ def _search_grid(search: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(search[k] for k in keys))]
 
 
+def _result(m: dict[str, Any]) -> str:
+    return f"val {m['val_accuracy']:.4f}  test {m['test_accuracy']:.4f}"
+
+
 def compare(
     base: TrainConfig,
     rules: list[str],
@@ -177,8 +182,6 @@ def compare(
     of the runs once (e.g. a backend fallback). ``tune``: trials of an optuna study per task and rule
     instead of the grid ``search`` (see the module). ``on_run`` gets each seed's result as it is added.
     """
-    from tqdm.auto import tqdm
-
     if not seeds:
         raise OptionError("seeds", "seeds must be at least 1")
     if not rules:
@@ -206,8 +209,9 @@ def compare(
                         [r for _, r, m in entries if m == model])
     for point in grid:
         TrainConfig.from_dict({**base.to_dict(), **point})  # a bad search value fails now
-    total = len(tasks) * len(entries) * ((len(grid) - 1 if len(grid) > 1 else 0) + len(seeds) + tune)
-    bar = tqdm(total=total, desc="compare", unit="run", disable=not progress, dynamic_ncols=True)
+    # every search point and every seed counts (seed 0 reuses the chosen search run: done at once)
+    total = len(tasks) * len(entries) * ((len(grid) if len(grid) > 1 else 0) + len(seeds) + tune)
+    bar = RunProgress(total, progress, "compare")
     results: list[dict[str, Any]] = []
     searches: list[dict[str, Any]] = []
     for task, overrides in tasks.items():
@@ -216,26 +220,26 @@ def compare(
             chosen: dict[str, Any] = {}
             chosen_run: dict[str, Any] | None = None
             if tune:
-                bar.set_postfix_str(f"{task} {label} tune")
+                bar.start(f"{task} {label} tune")
                 chosen, found = _tune_rule(dataclasses.replace(cfg, seed=seeds[0]), out / "tune" / _safe(task) / label,
                                            given, tune, log)
                 searches.append({**found, "task": task, "rule": label})
-                bar.update(tune)
+                bar.done(f"{task} {label} tune ({tune} trials)", runs=tune)
             elif len(grid) > 1:
                 scored = []
                 for i, point in enumerate(grid):
-                    bar.set_postfix_str(f"{task} {label} search {point}")
+                    bar.start(f"{task} {label} search {point}")
                     trial = TrainConfig.from_dict({**cfg.to_dict(), **point, "seed": seeds[0]})
                     m = _load_or_train(trial, _run_dir(out, task, label, f"search{i}"), notice)
                     scored.append(((m["val_accuracy"], -m["val_loss"]), point, m))
                     searches.append({"task": task, "rule": label, "params": point, "val_accuracy": m["val_accuracy"],
                                      "val_loss": m["val_loss"]})
-                    bar.update(1)
+                    bar.done(f"{task} {label} search {point}", _result(m))
                 _, chosen, chosen_run = max(scored, key=lambda s: s[0])
             elif grid[0]:
                 chosen = grid[0]
             for seed in seeds:
-                bar.set_postfix_str(f"{task} {label} seed {seed}")
+                bar.start(f"{task} {label} seed {seed}")
                 if seed == seeds[0] and chosen_run is not None:
                     m = chosen_run  # the search already trained exactly this run (same config and seed)
                 else:
@@ -244,7 +248,7 @@ def compare(
                 results.append({**m, "chosen_params": chosen, "label": label, "model": model, "suite_task": task})
                 if on_run is not None:
                     on_run(results[-1])
-                bar.update(1)
+                bar.done(f"{task} {label} seed {seed}", _result(m))
     bar.close()
     summary = summarize(results, [label for label, _, _ in entries])
     report = {"rules": rules, "models": list(models), "seeds": seeds, "tasks": list(tasks), "search": search,

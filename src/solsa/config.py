@@ -113,6 +113,8 @@ class TrainConfig:
     optimizer: str = _opt("adam", "optimizer", "torch.optim optimizer (sgd uses momentum 0.9)", choices=OPTIMIZERS)
     hidden: tuple[int, ...] = _opt((100, 100), "model", "hidden layer sizes, e.g. 100,100 ('' for none)",
                                    check=_hidden)
+    bias: bool = _opt(True, "model", "a bias in every layer; false (with filter_granularity layer and the spike "
+                      "readout) exports to NIR as CubaLIF, which snnTorch and Norse import (docs/interop.md)")
     readout: str = _opt("leaky", "readout", "leaky: non-spiking integrator scored by per-step cross-entropy; "
                         "spike: spiking layer scored by spike-MSE", choices=READOUTS)
     loss: str | None = _opt(None, "readout", "per-step loss (default: mse for the spiking readout, ce for the leaky)",

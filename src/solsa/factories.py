@@ -31,6 +31,7 @@ def network_options(cfg: TrainConfig) -> dict[str, Any]:
         learn_lam=cfg.learn_lam, filter_granularity=cfg.filter_granularity, lam_granularity=cfg.lam_granularity,
         reset=cfg.reset, surrogate=cfg.surrogate, width=cfg.width, threshold=cfg.threshold,
         weight_scale=cfg.weight_scale, neuron=cfg.neuron, adapt=cfg.adapt, rho=cfg.rho, recurrent=cfg.recurrent,
+        bias=cfg.bias,
     )
     opts.update(get_rule(cfg.rule).model_options(cfg.model))
     return opts

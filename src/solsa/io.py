@@ -9,18 +9,43 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-__all__ = ["atomic_write", "strict_json", "write_json", "write_csv", "save_checkpoint", "load_checkpoint", "load_config_file"]
+__all__ = ["atomic_write", "strict_json", "write_json", "write_csv", "save_checkpoint", "load_checkpoint",
+           "load_torch_file", "load_config_file", "make_folder"]
+
+
+def make_folder(path: str | Path, what: str = "folder") -> Path:
+    """Create the folder ``path`` (and its parents); an :class:`OSError` that says why it cannot be made
+    (a file in the way, a name too long, no permission), naming ``what`` and the path."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"{what} {path} exists and is a file, not a folder")
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise NotADirectoryError(f"{what} {path} cannot be created: {parent} is a file, not a folder")
+                break
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if err.strerror is None:  # one of the messages above
+            raise
+        raise type(err)(err.errno, f"{what} {path} cannot be created: {err.strerror}") from None
+    return path
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    """Write through ``write(fileobj)`` into a temporary file beside ``path``, then rename it into place."""
+    """Write through ``write(fileobj)`` into a temporary file beside ``path``, then rename it into place
+    (a folder at ``path`` is refused: nothing is replaced)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: give the path of a file to write")
+    make_folder(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode) as f:
@@ -71,17 +96,31 @@ def save_checkpoint(path: str | Path, state_dict: dict, config: dict) -> None:
     atomic_write(path, lambda f: f.write(buf.getvalue()), mode="wb")
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_torch_file(path: str | Path, what: str, fmt: str) -> dict:
+    """The dict in the torch file ``path`` that solsa wrote as ``what`` (e.g. "solsa checkpoint") with
+    ``"format": fmt``. Read with ``weights_only=True`` (tensors and plain data; nothing of the file runs);
+    anything else — random bytes, a truncated file, a pickle of other objects — is a ``ValueError``
+    saying the file is not a ``what``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"{what} {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for a corrupt file
-        raise ValueError(f"checkpoint {path} could not be read: {type(err).__name__}: {err}") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "solsa-checkpoint-1":
-        raise ValueError(f"checkpoint {path} is not a solsa checkpoint (no 'format': 'solsa-checkpoint-1')")
-    return ckpt
+        with warnings.catch_warnings():  # torch warns about foreign pickles before refusing them
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds; its message may advise loading unsafely: not shown
+        why = ("it holds Python objects other than tensors and plain data, which solsa never writes; "
+               "it was not loaded" if "GLOBAL" in str(err)
+               else "it is not a torch file, or it is damaged or truncated")
+        raise ValueError(f"{path} is not a {what}: {why}") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise ValueError(f"{path} is not a {what} (no 'format': '{fmt}')")
+    return data
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by :func:`save_checkpoint` (see :func:`load_torch_file`)."""
+    return load_torch_file(path, "solsa checkpoint", "solsa-checkpoint-1")
 
 
 def load_config_file(path: str | Path) -> dict:

@@ -230,7 +230,7 @@ class SNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run a whole sequence ``[T, B, N_in]``; returns the outputs ``[T, B, C]``."""
-        check_input(x, self.n_inputs, rank=3)
+        check_input(x, self.n_inputs, rank=3, dtype=self.layers[0].weight.dtype)
         states = self.init_state(x.shape[1])
         outputs = []
         for x_t in x:

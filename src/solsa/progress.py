@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "RunProgress"]
 
 
 class Progress:
@@ -46,6 +46,39 @@ class Progress:
         elif self.enabled:
             print(f"{self.desc}: epoch {epoch}/{self.epochs}  loss {loss:.4f}  val {val_accuracy:.4f}",
                   file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class RunProgress:
+    """Progress over ``total`` runs (``solsa compare``): on a terminal a tqdm bar naming the run in progress;
+    elsewhere (a file, a CI log, a pipe) one line per finished run and nothing drawn."""
+
+    def __init__(self, total: int, enabled: bool, desc: str, stream: TextIO | None = None) -> None:
+        self.total, self.desc, self.enabled = total, desc, enabled
+        self.stream = stream or sys.stderr
+        self.done_runs = 0
+        self.bar = None
+        if enabled and _is_terminal(self.stream):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="run", dynamic_ncols=True, file=self.stream)
+
+    def start(self, what: str) -> None:
+        """The run ``what`` begins."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(what)
+
+    def done(self, what: str, result: str = "", runs: int = 1) -> None:
+        """``runs`` runs (``what``) finished, with a short ``result``."""
+        self.done_runs += runs
+        if self.bar is not None:
+            self.bar.update(runs)
+        elif self.enabled:
+            print(f"{self.desc}: run {self.done_runs}/{self.total}  {what}  {result}".rstrip(), file=self.stream,
+                  flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .config import TrainConfig
-from .io import atomic_write, save_checkpoint, write_csv, write_json
+from .io import atomic_write, load_torch_file, make_folder, save_checkpoint, write_csv, write_json
 from .layers import SNN
 
 __all__ = ["RunLock", "prepare_out_dir", "default_out_dir", "write_run", "finished_run", "filter_summary",
@@ -27,16 +27,20 @@ __all__ = ["RunLock", "prepare_out_dir", "default_out_dir", "write_run", "finish
 
 RUN_FILES = ("metrics.json", "history.csv", "checkpoint.pt", "report.png")
 RESUME_FILE = "resume.pt"
+# what a resume state holds (solsa.training writes it after every epoch)
+RESUME_KEYS = ("config", "epoch", "net", "optimizer", "history", "best", "totals", "schedule", "rng")
 LOCK_FILE = ".lock"
 
 
 class RunLock:
     """An exclusive lock on a run folder (``fcntl.flock`` on ``FOLDER/.lock``), released when the holder
     exits however it exits — a killed process leaves no stale lock. A second process gets a
-    ``RuntimeError`` naming the folder and the holder's process id."""
+    ``RuntimeError`` naming the folder and the holder's process id, or with ``wait`` waits its turn.
+    ``name``: another lock file in the folder (a lock on something else than the run, e.g. a database)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.path = Path(folder) / LOCK_FILE
+    def __init__(self, folder: Path, name: str = LOCK_FILE, *, wait: bool = False) -> None:
+        self.path = Path(folder) / name
+        self.wait = wait
         self._fd: int | None = None
 
     def acquire(self) -> "RunLock":
@@ -46,7 +50,7 @@ class RunLock:
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
         except OSError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
             os.close(fd)
@@ -75,10 +79,7 @@ def prepare_out_dir(out: str | Path, force: bool, resume: bool = False) -> tuple
     Returns the folder and its held :class:`RunLock` (release it when the run ends). With ``resume``
     the folder must hold a run's ``resume.pt``.
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"out folder {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out, "out folder")
     lock = RunLock(out).acquire()
     try:
         held = [p for p in out.iterdir() if p.name != LOCK_FILE]
@@ -154,15 +155,17 @@ def save_resume(out_dir: Path, state: dict[str, Any]) -> None:
 
 
 def load_resume(out_dir: Path) -> dict[str, Any]:
-    """The resume state of ``out_dir``; a ``ValueError`` naming the file when it is corrupted."""
+    """The resume state of ``out_dir``; a ``ValueError`` naming the file when it is corrupted, not a resume
+    state, or written by a version of solsa that stored other fields."""
     path = Path(out_dir) / RESUME_FILE
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for a truncated or foreign file
-        raise ValueError(f"resume file {path} could not be read ({type(err).__name__}: {err}); "
-                         "it is corrupted: start the run again with --force") from err
-    if not isinstance(state, dict) or state.get("format") != "solsa-resume-1":
-        raise ValueError(f"resume file {path} is not a solsa resume state (no 'format': 'solsa-resume-1')")
+        state = load_torch_file(path, "solsa resume state", "solsa-resume-1")
+    except ValueError as err:
+        raise ValueError(f"{err}; start the run again with --force") from None
+    missing = [key for key in RESUME_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"resume file {path} lacks {', '.join(map(repr, missing))}: it was written by another "
+                         "version of solsa; finish it with that version, or start the run again with --force")
     return state
 
 

@@ -10,12 +10,13 @@ The rules of the game:
 * **One step per sample.** ``predict_proba_one`` and ``predict_one`` compute the next step from the
   current neuron state with the rule's pure ``predict_step`` (the pure :func:`~solsa.functional.lif_step`
   through ``net.step``; SOLSA's fused kernel has its own pure step, tested equal) and change nothing;
-  ``learn_one`` advances the state, accumulates the rule's gradient and returns None.
-  River's ``progressive_val_score`` (predict, then learn) therefore steps the network once per sample.
-  With river installed the class registers itself as a ``river.base.Classifier``.
-* **Predictions** are "the class so far in this segment": the readout's output accumulated since the
-  segment began, this step's included (leaky readout: softmax of the time-averaged output; spiking
-  readout: spike counts, normalised).
+  ``learn_one`` advances the state, accumulates the rule's gradient and returns None. River's
+  ``progressive_val_score`` (predict, then learn) therefore steps the network once per sample.
+* **Predictions** are "the class so far in this segment": the readout's output since the segment began,
+  this step's included, a step ``k`` steps old weighted ``(1 - 1/horizon)^k`` (default :data:`DEFAULT_HORIZON`:
+  short segments are summed almost evenly, an endless one predicts from about its last ``horizon`` steps;
+  None: the plain sum). Leaky readout: softmax of the weighted time-average; spiking readout: weighted spike
+  counts, normalised. :data:`LONG_SEGMENT` steps without a segment boundary warn (once).
 * **Labels** are any hashable values, mapped to output neurons 0, 1, ... in the order given up front
   (``classes=``) or as they first appear, up to the readout size.
 * **Segments** (sequences) end at ``end_sequence()`` or when ``x[boundary_key]`` is true: that sample
@@ -26,17 +27,21 @@ The rules of the game:
   arrives after its segment ended cannot be used (its traces are gone).
 * **Updates**: the :class:`~solsa.learner.Learner` applies the gradient every ``update_every``
   labelled steps and at the end of each segment. Memory and work per step stay constant.
-* **Bad input** (wrong width, NaN/inf, a new label when every output neuron is taken) raises a
-  ``ValueError`` naming the step, before anything changes.
+* **Bad input** (wrong width, NaN/inf checked value by value after the cast to the network's dtype, a
+  new label when every output neuron is taken) raises a ``ValueError`` naming the step, before anything
+  changes; inputs that saturate the first layer warn once (:func:`~solsa.validation.warn_input_scale`).
+* **river**: its estimator conventions (:mod:`solsa.stream_river`; a ``river.base.Classifier`` with river
+  installed; its ``check_estimator`` passes). A factory ``net(n_inputs) -> SNN`` is built at the first sample.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
-from typing import Any, Hashable, Iterable, Iterator, Mapping
+import warnings
+from typing import Any, Callable, Hashable, Iterable, Mapping
 
+import numpy as np
 import torch
 
 from .config import TrainConfig
@@ -44,36 +49,43 @@ from .factories import parameter_groups
 from .layers import SNN
 from .learner import Learner
 from .rules import LearningRule, get_rule
-from .validation import OptionError, check_positive_int
+from .rules.state import load_trace_tensors, trace_tensors
+from .stream_river import RiverConventions, register_with_river
+from .validation import OptionError, check_finite, check_positive_int, warn_input_scale
 
-__all__ = ["StreamClassifier", "trace_tensors"]
+__all__ = ["StreamClassifier", "trace_tensors", "DEFAULT_HORIZON", "LONG_SEGMENT"]
+
+DEFAULT_HORIZON = 1000  # steps: the time constant of the prediction's weighting (not tuned: see the docstring)
+LONG_SEGMENT = 10_000  # steps without a segment boundary before a warning
 
 Sample = Mapping[str, Any] | torch.Tensor
 
 
-class StreamClassifier:
+class StreamClassifier(RiverConventions):
     """Learn to classify a stream of single time steps (batch size 1), online.
 
     Args:
-        net: the network; its readout decides the default loss (leaky: ``ce``, spike: ``mse``) and its
-            output size the number of labels it can learn.
+        net: the network (its readout decides the default loss — leaky: ``ce``, spike: ``mse`` — and its
+            output size the number of labels it can learn), or a factory ``net(n_inputs) -> SNN`` called
+            (under ``torch.manual_seed(seed)``) once the first sample shows how many features there are.
         rule: a rule name from ``solsa rules`` that learns online (not ``bptt``) or a rule instance on ``net``.
         optimizer: a ``torch.optim`` optimizer over ``net``'s parameters (default Adam with ``lr``, α, β, λ
             stepped as by ``solsa train``'s defaults: :func:`solsa.factories.parameter_groups`).
         update_every: labelled steps between updates (None: only at the end of each segment).
         classes: labels known up front, mapped to output neurons in this order (more may be added as
             they appear, up to ``net.n_outputs``).
-        features: the keys of dict inputs, in input-channel order (default: the first dict's keys).
+        features: the keys of dict inputs, in input-channel order (default: the first dict's keys, sorted,
+            so that the order of a dict's keys does not matter).
         boundary_key: a key of dict inputs whose true value marks the first step of a new segment
             (not a feature).
+        horizon: steps over which a prediction's weight of earlier outputs decays (see the module; None:
+            the plain sum since the segment began).
+        seed: seeds a network built from a factory.
     """
-
-    _supervised = True  # river's estimator conventions
-    _multiclass = True
 
     def __init__(
         self,
-        net: SNN,
+        net: SNN | Callable[[int], SNN],
         rule: str | LearningRule = "solsa",
         *,
         optimizer: torch.optim.Optimizer | None = None,
@@ -82,7 +94,52 @@ class StreamClassifier:
         classes: Iterable[Hashable] | None = None,
         features: Iterable[str] | None = None,
         boundary_key: str | None = None,
+        horizon: int | None = DEFAULT_HORIZON,
+        seed: int = 0,
     ) -> None:
+        classes = None if classes is None else list(classes)
+        features = None if features is None else [str(k) for k in features]
+        self._params = dict(net=net, rule=rule, optimizer=optimizer, lr=lr, update_every=update_every,
+                            classes=classes, features=features, boundary_key=boundary_key, horizon=horizon,
+                            seed=seed)
+        self.lr = lr
+        self.update_every = None if update_every is None else check_positive_int("update_every", update_every)
+        self.horizon = None if horizon is None else check_positive_int("horizon", horizon)
+        self.seed = check_positive_int("seed", seed, minimum=0)
+        self.boundary_key = boundary_key
+        self._decay = 1.0 if horizon is None else 1.0 - 1.0 / horizon
+        self.classes: list[Hashable] = []
+        self._index: dict[Hashable, int] = {}
+        self.features: list[str] | None = None
+        self.steps = 0  # time steps advanced (learn_one calls)
+        self.segment_steps = 0  # of them, in the current segment
+        self.updates = 0  # updates applied
+        self._since_update = 0  # labelled steps since the last update
+        self._mass = 0.0  # the summed weights of the segment's outputs in the prediction
+        self._warned: set[str] = set()
+        self.net: SNN | None = None
+        self.rule: LearningRule | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        if isinstance(net, SNN):
+            self._build(net)
+        elif not callable(net):
+            raise OptionError("net", f"net must be an SNN or a factory net(n_inputs) -> SNN, got {type(net).__name__}")
+        elif features is not None:
+            self._build_for(len(features))
+        register_with_river(StreamClassifier)
+
+    def _build_for(self, n_inputs: int) -> None:
+        """Build the network from the factory for ``n_inputs`` features (seeded), then the rest."""
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            net = self._params["net"](n_inputs)
+        if not isinstance(net, SNN) or net.n_inputs != n_inputs:
+            raise OptionError("net", f"the factory net({n_inputs}) must return an SNN with {n_inputs} inputs, got "
+                                     f"{type(net).__name__}")
+        self._build(net)
+
+    def _build(self, net: SNN) -> None:
+        rule, optimizer = self._params["rule"], self._params["optimizer"]
         if isinstance(rule, str):
             rule = get_rule(rule).build(net, "ce" if net.readout == "leaky" else "mse")
         if not rule.capabilities.online or not hasattr(rule, "predict_step"):
@@ -93,44 +150,35 @@ class StreamClassifier:
         self.net, self.rule = net, rule
         if optimizer is None:  # as `solsa train` builds it: the neuron dynamics stepped as its defaults say
             defaults = TrainConfig()
-            optimizer = torch.optim.Adam(parameter_groups(net, lr, defaults.filter_lr_scale, defaults.filter_update))
+            optimizer = torch.optim.Adam(parameter_groups(net, self.lr, defaults.filter_lr_scale,
+                                                          defaults.filter_update))
         self.optimizer = optimizer
         self.learner = Learner(rule, optimizer)
-        self.update_every = None if update_every is None else check_positive_int("update_every", update_every)
-        self.boundary_key = boundary_key
-        self.classes: list[Hashable] = []
-        self._index: dict[Hashable, int] = {}
-        for label in classes or ():
+        for label in self._params["classes"] or ():
             self._new_label(label, "classes")
             if label in self._index:
                 raise OptionError("classes", f"classes lists {label!r} twice")
             self._index[label] = len(self.classes)
             self.classes.append(label)
-        self.features: list[str] | None = None
+        features = self._params["features"]
         if features is not None:
-            self.features = [str(k) for k in features]
-            if len(self.features) != net.n_inputs or len(set(self.features)) != net.n_inputs:
+            if len(features) != net.n_inputs or len(set(features)) != net.n_inputs:
                 raise OptionError("features", f"features must name {net.n_inputs} distinct keys (the network's "
-                                              f"inputs), got {self.features}")
-        self.steps = 0  # time steps advanced (learn_one calls)
-        self.segment_steps = 0  # of them, in the current segment
-        self.updates = 0  # updates applied
-        self._since_update = 0  # labelled steps since the last update
+                                              f"inputs), got {features}")
+            self.features = list(features)
         w = net.layers[0].weight
-        self._device = w.device
+        self._device, self._dtype = w.device, w.dtype
         self._row = torch.zeros(1, net.n_inputs, dtype=w.dtype)  # reused for every dict input
-        self._row_np = self._row.numpy() if w.dtype in (torch.float32, torch.float64) else None
         self._targets = [torch.tensor([i], device=w.device) for i in range(net.n_outputs)]  # one per neuron
-        self._score = torch.zeros(1, net.n_outputs, dtype=w.dtype, device=w.device)  # the segment's summed output
+        self._score = torch.zeros(1, net.n_outputs, dtype=w.dtype, device=w.device)  # the segment's weighted output
         self._rest = net.init_state(1)
         rule.reset(1)
-        _register_with_river()
 
     # ---- river's interface -------------------------------------------------------------------------------------
 
     def learn_one(self, x: Sample, y: Hashable | None = None) -> None:
         """Advance the network by the time step ``x`` and learn the label ``y`` there (None: not known yet)."""
-        row, start, keys = self._parse(x)
+        row, start, keys, peak = self._parse(x)
         index = None if y is None else self._label_index(y)
         # validated: from here on the sample is taken
         if keys is not None and self.features is None:
@@ -140,24 +188,35 @@ class StreamClassifier:
             self._index[y] = index
         if start and self.segment_steps:
             self.end_sequence()
+        if "scale" not in self._warned and warn_input_scale(peak, f"StreamClassifier, step {self.steps}"):
+            self._warned.add("scale")
         if index is None:
             out = self.rule.step(row).output
         else:
             out = self.rule.step(row, self._targets[index]).output
             self._since_update += 1
-        self._score.add_(out)
+        self._score.mul_(self._decay).add_(out)
+        self._mass = self._mass * self._decay + 1.0
         self.steps += 1
         self.segment_steps += 1
+        if self.segment_steps == LONG_SEGMENT and "segment" not in self._warned:
+            self._warned.add("segment")
+            warnings.warn(f"StreamClassifier: {LONG_SEGMENT:,} steps without a segment boundary; the state and "
+                          f"traces run on from step {self.steps - LONG_SEGMENT:,} and predictions weight about the "
+                          f"last {self.horizon or 'all'} steps (horizon). If the stream has sequences, mark their "
+                          "first steps (boundary_key, or end_sequence())", UserWarning, stacklevel=2)
         if self.update_every is not None and self._since_update >= self.update_every:
             self.update()
 
     def predict_proba_one(self, x: Sample) -> dict[Hashable, float]:
         """Probability of each known label for the segment so far, this step included (changes nothing)."""
+        if not self.classes and self.net is None:
+            return {}
         score, n = self._next_scores(x)
         k = len(self.classes)
         if not k:
             return {}
-        score = score[:k]
+        score = score[:k].double()  # float64: the probabilities sum to 1 to 1e-15
         if self.net.readout == "leaky":
             p = torch.softmax(score / n, 0)
         else:
@@ -167,6 +226,8 @@ class StreamClassifier:
 
     def predict_one(self, x: Sample) -> Hashable | None:
         """The most likely known label for the segment so far, this step included (None before any label)."""
+        if not self.classes and self.net is None:
+            return None
         score, _ = self._next_scores(x)
         k = len(self.classes)
         if not k:
@@ -184,18 +245,26 @@ class StreamClassifier:
 
     def end_sequence(self) -> None:
         """End the current segment: apply the pending update and start the next segment from rest."""
+        if self.net is None:
+            return
         if self._since_update:
             self.update()
         self.rule.reset(1)
         self._score.zero_()
+        self._mass = 0.0
         self.segment_steps = 0
 
     def update(self) -> None:
-        """Apply the gradient accumulated since the last update now (nothing happens without one)."""
+        """Apply the gradient accumulated since the last update now (nothing happens without one); a
+        ``ValueError`` if it makes a parameter NaN or inf (divergence)."""
         if self._since_update:
             self.learner.update()
             self.updates += 1
             self._since_update = 0
+            bad = [name for name, p in self.net.named_parameters() if not bool(torch.isfinite(p).all())]
+            if bad:
+                raise ValueError(f"learning diverged: the update at step {self.steps} made {', '.join(bad[:4])} NaN "
+                                 f"or inf; try a smaller learning rate")
 
     @property
     def pending(self) -> bool:
@@ -207,6 +276,8 @@ class StreamClassifier:
         :meth:`update` first: a snapshot holds no partial gradient."""
         if self._since_update:
             raise RuntimeError("state_dict: a gradient is pending; call update() first")
+        if self.net is None:
+            raise RuntimeError("state_dict: the network is built at the first sample; none came yet")
         return {
             "net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
@@ -214,7 +285,8 @@ class StreamClassifier:
             "score": self._score.clone(),
             "classes": list(self.classes),
             "features": None if self.features is None else list(self.features),
-            "counters": {"steps": self.steps, "segment_steps": self.segment_steps, "updates": self.updates},
+            "counters": {"steps": self.steps, "segment_steps": self.segment_steps, "updates": self.updates,
+                         "score_mass": self._mass},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -224,40 +296,47 @@ class StreamClassifier:
         if len(state["traces"]) != len(self.rule.traces):
             raise ValueError("state_dict: the saved traces are of another network")
         for tr, saved in zip(self.rule.traces, state["traces"]):
-            _load_trace_tensors(tr, saved)
+            load_trace_tensors(tr, saved)
         self._score.copy_(state["score"])
         self.classes = list(state["classes"])
         self._index = {label: i for i, label in enumerate(self.classes)}
         self.features = state["features"]
         c = state["counters"]
         self.steps, self.segment_steps, self.updates = c["steps"], c["segment_steps"], c["updates"]
+        self._mass = float(c.get("score_mass", c["segment_steps"]))  # written before horizon: the plain sum
         self._since_update = 0
 
     # ---- input ---------------------------------------------------------------------------------------------------
 
-    def _parse(self, x: Sample) -> tuple[torch.Tensor, bool, list[str] | None]:
-        """``(row [1, N_in], starts a segment, dict keys in order or None)``; validates without side effects
-        (the row buffer is scratch)."""
+    def _parse(self, x: Sample) -> tuple[torch.Tensor, bool, list[str] | None, float]:
+        """``(row [1, N_in] in the network's dtype, starts a segment, dict keys in order or None, max |x|)``;
+        validates without side effects (the row buffer is scratch; a network built from a factory is
+        built for the first dict's features)."""
         if isinstance(x, Mapping):
             return self._parse_dict(x)
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x at step {self.steps} must be a dict of floats or a torch.Tensor, "
                             f"got {type(x).__name__}")
+        if self.net is None:
+            self._build_for(x.numel())
         n = self.net.n_inputs
         if x.numel() != n or x.dim() > 2 or not x.is_floating_point():
             raise ValueError(f"x at step {self.steps} must be a floating tensor of {n} features, "
                              f"got {x.dtype} of shape {tuple(x.shape)}")
-        row = x.reshape(1, n)
-        if not math.isfinite(row.sum().item()):  # NaN and inf survive the sum (cheaper than isfinite().all())
-            raise ValueError(f"x at step {self.steps} contains NaN or inf")
-        return (row if row.device == self._device else row.to(self._device)), False, None
+        row = x.reshape(1, n).to(self._device, self._dtype)  # cast as every rule step casts
+        peak = float(row.abs().max())  # NaN and inf survive the max, value by value (a sum would overflow)
+        if not math.isfinite(peak):
+            check_finite(row, f"x at step {self.steps}", x.reshape(1, n))
+        return row, False, None, peak
 
-    def _parse_dict(self, x: Mapping[str, Any]) -> tuple[torch.Tensor, bool, list[str] | None]:
+    def _parse_dict(self, x: Mapping[str, Any]) -> tuple[torch.Tensor, bool, list[str] | None, float]:
         key = self.boundary_key
         start = bool(x.get(key, False)) if key is not None else False
         keys = self.features
         if keys is None:
-            keys = [k for k in x if k != key]
+            keys = sorted((k for k in x if k != key), key=str)
+            if self.net is None:
+                self._build_for(len(keys))
             if len(keys) != self.net.n_inputs:
                 raise ValueError(f"x at step {self.steps} has {len(keys)} features {keys}, the network takes "
                                  f"{self.net.n_inputs}")
@@ -273,12 +352,19 @@ class StreamClassifier:
         if not all(map(math.isfinite, values)):
             bad = [k for k, v in zip(keys, values) if not math.isfinite(v)]
             raise ValueError(f"x at step {self.steps} contains NaN or inf (features {bad})")
-        if self._row_np is not None:
-            self._row_np[0] = values
+        if self._dtype in (torch.float32, torch.float64):
+            with np.errstate(over="ignore"):
+                self._row.numpy()[0] = values  # cast to the network's dtype (the buffer is on the CPU)
         else:
-            self._row[0] = torch.tensor(values, dtype=self._row.dtype)
-        row = self._row if self._device.type == "cpu" else self._row.to(self._device)
-        return row, start, (keys if self.features is None else None)
+            self._row[0] = torch.tensor(values, dtype=torch.float64).to(self._dtype)
+        row = self._row
+        peak = float(row.abs().max())
+        if not math.isfinite(peak):  # finite numbers beyond the network's dtype
+            bad = [k for k, v in zip(keys, row[0].tolist()) if not math.isfinite(v)]
+            raise ValueError(f"x at step {self.steps}: features {bad} are beyond the range of {self._dtype} "
+                             f"(up to {torch.finfo(self._dtype).max:.3g}); scale the input")
+        return (row if self._device.type == "cpu" else row.to(self._device)), start, \
+            (keys if self.features is None else None), peak
 
     def _label_index(self, y: Hashable) -> int:
         try:
@@ -292,78 +378,23 @@ class StreamClassifier:
         if isinstance(y, torch.Tensor) or not isinstance(y, Hashable):
             raise TypeError(f"{name} at step {self.steps}: labels must be hashable values (int, str, ...), "
                             f"got {type(y).__name__}")
-        if len(self.classes) >= self.net.n_outputs:
+        if self.net is not None and len(self.classes) >= self.net.n_outputs:
             raise ValueError(f"label {y!r} at step {self.steps} is new, but all {self.net.n_outputs} output "
                              f"neurons already have labels {self.classes}: build the network with more outputs")
         return len(self.classes)
 
-    def _next_scores(self, x: Sample) -> tuple[torch.Tensor, int]:
-        """The segment's summed output with the next step's, and the step count, from the current state."""
-        row, start, _ = self._parse(x)
-        fresh = start or not self.segment_steps
-        if fresh:
+    def _next_scores(self, x: Sample) -> tuple[torch.Tensor, float]:
+        """The segment's weighted output with the next step's, and the summed weights, from the current state."""
+        row, start, _, _ = self._parse(x)
+        if start or not self.segment_steps:
             with torch.no_grad():
-                return self.net.step(row, self._rest)[0][0], 1
-        return self._score.add(self.rule.predict_step(row)).view(-1), self.segment_steps + 1
+                return self.net.step(row, self._rest)[0][0], 1.0
+        score = self._score.mul(self._decay).add_(self.rule.predict_step(row)).view(-1)
+        return score, self._mass * self._decay + 1.0
 
     def __repr__(self) -> str:
-        return (f"StreamClassifier({self.rule.name}, net={self.net.n_inputs}-"
-                f"{'-'.join(str(layer.out_features) for layer in self.net.layers)}, "
-                f"update_every={self.update_every}, classes={self.classes})")
-
-
-def _tensors(obj: Any, key: str = "") -> Iterator[tuple[str, torch.Tensor]]:
-    """``(dotted key, tensor)`` of every tensor in a rule's layer state: dataclass fields, the LIFState's names,
-    list indices and dict keys (SOLSA's cross-layer credit nests its traces in lists and dicts)."""
-    if isinstance(obj, torch.Tensor):
-        yield key, obj
-        return
-    if dataclasses.is_dataclass(obj):
-        items = [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
-    elif isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        items = list(zip(obj._fields, obj))
-    elif isinstance(obj, list):
-        items = list(enumerate(obj))
-    elif isinstance(obj, dict):
-        items = list(obj.items())
-    else:
-        return
-    for name, value in items:
-        yield from _tensors(value, f"{key}.{name}" if key else str(name))
-
-
-def trace_tensors(traces: Any) -> dict[str, torch.Tensor]:
-    """Copies of one layer's state and traces (an online rule's ``rule.traces[i]``: a dataclass of tensors,
-    a LIFState, Nones and, for SOLSA's cross-layer credit, nested lists and dicts of tensors), by dotted name
-    (``state.V``, ``e``, ``credit.stages.0.e.1``, ...)."""
-    return {path: t.detach().clone() for path, t in _tensors(traces)}
-
-
-def _load_trace_tensors(traces: Any, saved: Mapping[str, torch.Tensor]) -> None:
-    """Copy saved tensors into one layer's traces, in place (the fused kernel holds pointers to them)."""
-    here = dict(_tensors(traces))
-    if set(here) != set(saved):
-        raise ValueError(f"state_dict: the saved traces do not fit this rule and network "
-                         f"(missing {sorted(set(here) - set(saved))[:3]}, extra {sorted(set(saved) - set(here))[:3]})")
-    for key, value in saved.items():
-        if here[key].shape != value.shape:
-            raise ValueError(f"state_dict: trace {key!r} does not fit this rule and network")
-    for key, value in saved.items():
-        here[key].copy_(value)
-
-
-_RIVER = {"registered": False}
-
-
-def _register_with_river() -> None:
-    """Make ``isinstance(clf, river.base.Classifier)`` true when river is installed (river's evaluators
-    check it); river stays optional."""
-    if _RIVER["registered"]:
-        return
-    _RIVER["registered"] = True
-    try:
-        from river import base
-    except ImportError:
-        return
-    base.Classifier.register(StreamClassifier)
-
+        sizes = "built at the first sample" if self.net is None else \
+            f"{self.net.n_inputs}-{'-'.join(str(layer.out_features) for layer in self.net.layers)}"
+        rule = self.rule.name if self.rule is not None else self._params["rule"]
+        return (f"StreamClassifier({rule}, net={sizes}, update_every={self.update_every}, horizon={self.horizon}, "
+                f"classes={self.classes})")

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from .cli_options import add_config_options, flag, given_options, resolve_config
 from .config import option_fields
+from .stream_run import STREAM_OPTIONS
 from .validation import OptionError
 
 __all__ = ["add_parser"]
 
 # TrainConfig options that mean nothing for a stream (batches, epochs, schedules, held-out data)
 _STREAM_FLAGS = ("csv", "drift-at", "passes", "steps", "update-every", "checkpoint-every", "print-every", "window",
-                 "classes", "max-classes", "out", "force", "resume", "quiet")
+                 "classes", "max-classes", "horizon", "out", "force", "resume", "quiet")
 _NOT_STREAM = ("epochs", "batch_size", "schedule", "search_period", "early_stop", "early_stop_rho", "early_stop_p",
                "early_stop_h", "early_stop_warmup", "val_fraction", "device", "memory_budget")
 
@@ -50,6 +51,9 @@ def add_parser(sub) -> None:
     s.add_argument("--classes", dest="stream_classes", help="CSV streams: the labels known up front, comma-separated")
     s.add_argument("--max-classes", dest="stream_max_classes", type=int, metavar="N",
                    help="CSV streams: output neurons, i.e. labels that can appear (default: the number of --classes)")
+    s.add_argument("--horizon", dest="stream_horizon", type=int, metavar="N",
+                   help="steps over which a prediction's weight of earlier outputs in a segment decays "
+                        f"(default {STREAM_OPTIONS['horizon']}; matters for long segments)")
     s.add_argument("--out", dest="stream_out", help="output folder (default runs/stream_SOURCE_RULE_seedN)")
     s.add_argument("--force", dest="stream_force", action="store_true", help="overwrite an existing run in --out")
     s.add_argument("--resume", dest="stream_resume", metavar="DIR", help="continue the run in DIR from its checkpoint (its options; "
@@ -64,7 +68,7 @@ def add_parser(sub) -> None:
 def _options(args) -> dict:
     """The stream options given (``STREAM_OPTIONS`` keys)."""
     keys = ("csv", "drift_at", "passes", "steps", "update_every", "checkpoint_every", "print_every", "window",
-            "max_classes")
+            "max_classes", "horizon")
     opts = {k: getattr(args, f"stream_{k}") for k in keys if getattr(args, f"stream_{k}") is not None}
     if args.stream_classes is not None:
         opts["classes"] = [c.strip() for c in args.stream_classes.split(",") if c.strip()]

@@ -26,7 +26,7 @@ from .config import TrainConfig
 from .factories import build_learner, build_network
 from .io import load_checkpoint, save_checkpoint, write_csv, write_json
 from .runs import RunLock, prepare_out_dir
-from .stream import StreamClassifier
+from .stream import DEFAULT_HORIZON, StreamClassifier
 from .stream_sources import CsvStream, TaskStream
 from .validation import OptionError, check_positive_int
 
@@ -35,7 +35,7 @@ __all__ = ["STREAM_OPTIONS", "run_stream", "resume_stream", "plot_stream"]
 # The stream's own options and their defaults (the network, rule and optimizer come from TrainConfig).
 STREAM_OPTIONS: dict[str, Any] = {
     "csv": None, "drift_at": None, "passes": 1, "steps": None, "update_every": None, "checkpoint_every": None,
-    "print_every": 1000, "window": 500, "classes": None, "max_classes": None,
+    "print_every": 1000, "window": 500, "classes": None, "max_classes": None, "horizon": DEFAULT_HORIZON,
 }
 
 
@@ -109,10 +109,11 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def _open(cfg: TrainConfig, opts: dict[str, Any]):
-    """The source and a fresh classifier for ``cfg`` and the stream options."""
+def _open(cfg: TrainConfig, opts: dict[str, Any], header: list[str] | None = None):
+    """The source and a fresh classifier for ``cfg`` and the stream options (``header``: a resumed CSV
+    stream's columns)."""
     if opts["csv"] is not None:
-        source: CsvStream | TaskStream = CsvStream(opts["csv"])
+        source: CsvStream | TaskStream = CsvStream(opts["csv"], header)
         if opts["drift_at"] is not None:
             raise OptionError("drift_at", "drift_at applies to task streams only (it permutes a task's labels)")
         if not source.has_segments and opts["update_every"] is None:
@@ -131,7 +132,7 @@ def _open(cfg: TrainConfig, opts: dict[str, Any]):
     net = build_network(cfg, source.n_inputs, check_positive_int("max_classes", n_outputs))
     learner = build_learner(cfg, net)
     clf = StreamClassifier(net, learner.rule, optimizer=learner.optimizer, update_every=opts["update_every"],
-                           classes=classes)
+                           classes=classes, horizon=opts["horizon"])
     return source, clf
 
 
@@ -142,7 +143,7 @@ def _check_options(opts: dict[str, Any]) -> dict[str, Any]:
     opts = {**STREAM_OPTIONS, **opts}
     for name in ("passes", "print_every", "window"):
         check_positive_int(name, opts[name])
-    for name in ("steps", "update_every", "checkpoint_every", "max_classes"):
+    for name in ("steps", "update_every", "checkpoint_every", "max_classes", "horizon"):
         if opts[name] is not None:
             check_positive_int(name, opts[name])
     if opts["classes"] is not None:
@@ -180,17 +181,28 @@ def _resume(out_dir: Path, steps: int | None, print_every: int | None, log: Call
     cfg = TrainConfig.from_dict(ckpt["config"]["train"])
     changes = {k: v for k, v in (("steps", steps), ("print_every", print_every)) if v is not None}
     opts = _check_options({**ckpt["config"]["stream"], **changes})
-    source, clf = _open(cfg, opts)
     state = ckpt["state_dict"]
+    if state.get("finished") and opts["csv"] is None:
+        raise ValueError(_used_up(out_dir, state["prequential"]["steps"], opts))
+    source, clf = _open(cfg, opts, state.get("csv_header"))
     clf.load_state_dict(state["classifier"])
     pq = Prequential(opts["window"])
     pq.load(state["prequential"])
     torch.set_rng_state(state["rng"])
     log(f"resuming {out_dir} at step {pq.steps}")
-    return _loop(cfg, opts, source, clf, pq, out_dir, log)
+    return _loop(cfg, opts, source, clf, pq, out_dir, log, used_up=bool(state.get("finished")))
 
 
-def _loop(cfg, opts, source, clf: StreamClassifier, pq: Prequential, out_dir: Path, log) -> dict[str, Any]:
+def _used_up(out_dir: Path, steps: int, opts: dict[str, Any]) -> str:
+    """Why a finished stream has nothing to resume, and how to go on."""
+    how = {None: f"start a new run with more --passes (now {opts['passes']}) into another --out or with --force",
+           "-": "pipe the next rows into --resume (the header line may be left out: the run keeps its columns)"
+           }.get(opts["csv"], f"append rows to {opts['csv']} and resume again")
+    return f"the stream of {out_dir} is used up: all {steps:,} steps were learned and nothing came after; to go on, {how}"
+
+
+def _loop(cfg, opts, source, clf: StreamClassifier, pq: Prequential, out_dir: Path, log,
+          used_up: bool = False) -> dict[str, Any]:
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -199,6 +211,7 @@ def _loop(cfg, opts, source, clf: StreamClassifier, pq: Prequential, out_dir: Pa
     drift_step = getattr(source, "drift_step", None)
     name = getattr(source, "name", "stream")
     finished = limit is None or pq.steps < limit
+    first = pq.steps
     pq.start_clock()
     try:
         for item in (source.steps(pq.steps) if finished else ()):
@@ -221,17 +234,19 @@ def _loop(cfg, opts, source, clf: StreamClassifier, pq: Prequential, out_dir: Pa
             if pq.steps % every == 0:
                 log(_line(pq))
             if ckpt_every is not None and pq.steps % ckpt_every == 0:
-                _save(out_dir, cfg, opts, clf, pq)
+                _save(out_dir, cfg, opts, clf, pq, source)
                 _write(out_dir, cfg, opts, source, clf, pq, finished=False, plot=False)  # what a crash leaves
             if limit is not None and pq.steps >= limit:
                 finished = False  # stopped at `steps` (the source is not read further)
                 break
+        if used_up and pq.steps == first:  # a finished CSV stream with no new rows: nothing is rewritten
+            raise ValueError(_used_up(out_dir, pq.steps, opts))
         if finished:
             pq.end_segment()
             clf.end_sequence()
         if not pq.rows or pq.rows[-1]["step"] != pq.steps:
             pq.rows.append(pq.row())
-        _save(out_dir, cfg, opts, clf, pq)
+        _save(out_dir, cfg, opts, clf, pq, source, finished)
     finally:
         torch.set_num_threads(threads)
     return _write(out_dir, cfg, opts, source, clf, pq, finished=finished, plot=True)
@@ -257,11 +272,13 @@ def _line(pq: Prequential) -> str:
             f"segments {pq.segments:,} (accuracy at their end {fmt(pq.segment_accuracy)})")
 
 
-def _save(out_dir: Path, cfg: TrainConfig, opts: dict, clf: StreamClassifier, pq: Prequential) -> None:
-    """An atomic checkpoint here (the pending update applied first)."""
+def _save(out_dir: Path, cfg: TrainConfig, opts: dict, clf: StreamClassifier, pq: Prequential, source,
+          finished: bool = False) -> None:
+    """An atomic checkpoint here (the pending update applied first); ``finished``: the source is used up."""
     clf.update()
     pq.tick()
-    state = {"classifier": clf.state_dict(), "prequential": pq.state(), "rng": torch.get_rng_state()}
+    state = {"classifier": clf.state_dict(), "prequential": pq.state(), "rng": torch.get_rng_state(),
+             "finished": finished, "csv_header": getattr(source, "header", None)}
     save_checkpoint(out_dir / "checkpoint.pt", state, {"kind": "stream", "train": cfg.to_dict(), "stream": opts})
 
 

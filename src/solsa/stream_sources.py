@@ -41,7 +41,7 @@ SEGMENT_COLUMN = "segment"
 
 
 class StreamStep(NamedTuple):
-    x: torch.Tensor  # [N_in] float32
+    x: torch.Tensor  # [N_in] (task: the task's dtype; CSV: float64, cast and checked by the learner)
     label: Hashable | None  # None: not known at this step
     start: bool  # the first step of a segment
     line: int | None  # the CSV line it came from (None for a task stream)
@@ -111,19 +111,31 @@ class TaskStream:
 
 
 class CsvStream:
-    """Rows of a CSV file (``"-"``: standard input) as time steps (format in the module's docstring)."""
+    """Rows of a CSV file (``"-"``: standard input) as time steps (format in the module's docstring).
 
-    def __init__(self, path: str) -> None:
+    ``header``: the columns of a run being resumed (its checkpoint keeps them). Standard input may then
+    start with the header line again or go straight on with rows; a file must still have those columns.
+    """
+
+    def __init__(self, path: str, header: list[str] | None = None) -> None:
         self.path = path
         self.name = "stdin" if path == "-" else str(path)
         if path != "-" and not Path(path).is_file():
             raise FileNotFoundError(f"CSV file {path} does not exist")
         self._stdin = csv.reader(sys.stdin) if path == "-" else None
+        self._first: list[str] | None = None  # a row of stdin read while looking for its header
         if self._stdin is not None:
-            header = next(self._stdin, None)
+            first = self._read(lambda: next(self._stdin, None), 1)
+            if header is not None and first is not None and [h.strip() for h in first] != header:
+                self._first = first  # the rows go straight on: the saved columns apply
+            else:
+                header = first if header is None else header
         else:
             with open(path, newline="", encoding="utf-8") as f:
-                header = next(csv.reader(f), None)
+                first = self._read(lambda: next(csv.reader(f), None), 1)
+            if header is not None and first is not None and [h.strip() for h in first] != header:
+                raise ValueError(f"line 1 of {self.name}: the columns {first} are not the run's {header}")
+            header = first
         if not header:
             raise ValueError(f"line 1 of {self.name}: expected a header line naming the columns")
         header = [h.strip() for h in header]
@@ -141,6 +153,13 @@ class CsvStream:
         self.has_segments = self._segment is not None
         self.classes: list[Hashable] | None = None  # learned as they appear
 
+    def _read(self, read, line: int):
+        """``read()``, with the csv module's errors (a field over its size limit, a bad quote) named by line."""
+        try:
+            return read()
+        except csv.Error as err:
+            raise ValueError(f"line {line} of {self.name}: not a CSV row a stream can hold ({err})") from None
+
     def describe(self) -> dict:
         return {"kind": "csv", "file": self.name, "features": self.features,
                 "label_column": self._label is not None, "segment_column": self.has_segments}
@@ -149,16 +168,23 @@ class CsvStream:
         """The rows from data row ``start`` on (standard input cannot rewind: its rows are taken as the
         continuation)."""
         if self._stdin is not None:
-            yield from self._rows(self._stdin, 0)
+            yield from self._rows(self._stdin, 0, self._first)
             return
         with open(self.path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
-            next(reader, None)
+            self._read(lambda: next(reader, None), 1)
             yield from self._rows(reader, start)
 
-    def _rows(self, reader, skip: int) -> Iterator[StreamStep]:
+    def _rows(self, reader, skip: int, first: list[str] | None = None) -> Iterator[StreamStep]:
         width, previous, seen = len(self.header), None, 0
-        for row in reader:
+        rows = iter(reader)
+        while True:
+            if first is not None:
+                row, first = first, None
+            else:
+                row = self._read(lambda: next(rows, None), reader.line_num + 1)
+                if row is None:
+                    return
             line = reader.line_num
             if not row or all(not field.strip() for field in row):
                 continue
@@ -179,6 +205,6 @@ class CsvStream:
                     raise ValueError(f"line {line} of {self.name}: column {self.header[c]!r} must be a number, "
                                      f"got {row[c]!r}") from None
             label = row[self._label].strip() if self._label is not None else ""
-            yield StreamStep(torch.tensor(values, dtype=torch.float32), label or None,
+            yield StreamStep(torch.tensor(values, dtype=torch.float64), label or None,  # the learner casts
                              begins and self._segment is not None, line)
 

@@ -78,10 +78,8 @@ def train(
         if out is not None and sync.is_main:  # rank 0 writes; the others train and evaluate alike
             out_dir, lock = prepare_out_dir(out, force, resume)
         state = load_resume(Path(out)) if resume else None
-        if state is not None and state["config"] != cfg.to_dict():
-            changed = sorted(k for k, v in cfg.to_dict().items() if state["config"].get(k) != v)
-            raise ValueError(f"{Path(out)} was trained with other settings ({', '.join(changed)}); "
-                             "resume it with its own settings (solsa.training.resume)")
+        if state is not None:
+            _check_resume(state, cfg, Path(out))
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         return _Run(cfg, out_dir, progress, task, log or (lambda message: None), sync).run(state, on_epoch)
@@ -100,6 +98,20 @@ def resume(out: str | Path, *, progress: bool = True, log: Callable[[str], None]
         raise FileNotFoundError(f"{out / 'resume.pt'} does not exist: nothing to resume in {out}{done}")
     cfg = TrainConfig.from_dict(load_resume(out)["config"])
     return train(cfg, out, resume=True, progress=progress, log=log)
+
+
+def _check_resume(state: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
+    """Refuse a resume state of other settings, or one whose epoch count does not fit ``cfg.epochs``."""
+    stored = TrainConfig.from_dict(state["config"]).to_dict()  # options added since take their defaults
+    if stored != cfg.to_dict():
+        changed = sorted(k for k, v in cfg.to_dict().items() if stored.get(k) != v)
+        raise ValueError(f"{out} was trained with other settings ({', '.join(changed)}); "
+                         "resume it with its own settings (solsa.training.resume)")
+    epoch = state["epoch"]
+    if not isinstance(epoch, int) or not 0 <= epoch <= cfg.epochs or len(state["history"]) != epoch:
+        raise ValueError(f"resume file {out / 'resume.pt'} records epoch {epoch!r} and a history of "
+                         f"{len(state['history'])} epoch(s), but the run has epochs={cfg.epochs}: it is not a state this run "
+                         "wrote; start the run again with --force")
 
 
 class _Run:

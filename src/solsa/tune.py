@@ -36,7 +36,8 @@ from typing import Any, Callable
 
 from .config import TrainConfig
 from .evaluation import load_task_of
-from .runs import finished_run
+from .io import make_folder
+from .runs import RunLock, finished_run
 from .tune_report import plot_tune, trial_rows, write_best_toml, write_tune_files
 from .tune_space import DEFAULT_SPACE, Dimension, active_space, config_changes, default_params, space_text
 from .tune_trial import Objective, TrialFailed, spread
@@ -66,13 +67,35 @@ def open_study(storage: str, study_name: str, *, grace: int = 20):
     run again). A storage that cannot be opened is an :class:`OptionError` naming ``storage``.
     """
     optuna = _quiet_optuna()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat: stable in use
-            store = optuna.storages.RDBStorage(storage, heartbeat_interval=max(1, grace // 4), grace_period=grace)
-    except Exception as err:  # sqlalchemy raises many kinds: bad URL, missing driver, unreachable server
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise OptionError("storage", f"storage {storage!r} cannot be opened: {reason}") from None
+    # Workers started together on a new database race to create its tables and the study (optuna fails the
+    # loser with "UNIQUE constraint failed" or "table ... already exists"): on SQLite they take turns through
+    # a lock file beside the database; on a server the loser tries again once the winner has created them.
+    database = storage.partition("sqlite:///")[2] if storage.startswith("sqlite:///") else ""
+    folder = Path(database).parent
+    lock = RunLock(folder, f".{Path(database).name}.lock", wait=True) \
+        if database not in ("", ":memory:") and folder.is_dir() else None  # no folder: sqlite names the error
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            if lock is None:
+                return _create_study(optuna, storage, study_name, grace)
+            with lock:
+                return _create_study(optuna, storage, study_name, grace)
+        except Exception as err:  # sqlalchemy raises many kinds: bad URL, missing driver, unreachable server
+            text = str(err)
+            raced = "already exists" in text or "UNIQUE constraint" in text
+            if not raced or attempt + 1 == _OPEN_ATTEMPTS:
+                reason = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+                raise OptionError("storage", f"storage {storage!r} cannot be opened: {reason}") from None
+            time.sleep(0.2 * (attempt + 1))
+
+
+_OPEN_ATTEMPTS = 5
+
+
+def _create_study(optuna, storage: str, study_name: str, grace: int):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat: stable in use
+        store = optuna.storages.RDBStorage(storage, heartbeat_interval=max(1, grace // 4), grace_period=grace)
     # prune a trial in the worst quarter of the finished trials at the same epoch (holdout: judged from a third of
     # its epochs on) or after the same folds (k-fold); optuna's percentile is the share kept: 75 (tune_trial)
     pruner = optuna.pruners.PercentilePruner(75.0, n_startup_trials=5)
@@ -337,12 +360,15 @@ def _seed_summary(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any
 
 
 def _final_run(cfg: TrainConfig, run_dir: Path, train_fn: Callable, notice: Callable[[str], None]) -> dict[str, Any]:
-    """The chosen configuration trained on the task's own split; reused if this exact run is finished."""
-    try:
-        m = finished_run(cfg, run_dir)
-    except ValueError:  # a configuration chosen before the study went on: replaced
-        m = None
-    if m is None:
-        m = train_fn(cfg, run_dir, force=True, progress=False, log=notice)
+    """The chosen configuration trained on the task's own split; reused if this exact run is finished.
+    Workers sharing the out folder take turns (the second reuses the first's run when they chose alike)."""
+    make_folder(run_dir.parent, "out folder")
+    with RunLock(run_dir.parent, f".{run_dir.name}.lock", wait=True):
+        try:
+            m = finished_run(cfg, run_dir)
+        except ValueError:  # a configuration chosen before the study went on: replaced
+            m = None
+        if m is None:
+            m = train_fn(cfg, run_dir, force=True, progress=False, log=notice)
     return {k: m[k] for k in ("val_accuracy", "val_loss", "test_accuracy", "best_epoch", "epochs", "wall_seconds",
                               "seconds_per_epoch")} | {"run": str(run_dir)}

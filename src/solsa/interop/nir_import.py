@@ -209,6 +209,32 @@ def _graph_dt(graph: Any, dt: float | None) -> float:
     return value
 
 
+def _unknown_node_types(path: Path) -> list[str]:
+    """``'name' (Type)`` of every node in the NIR file ``path`` whose type solsa does not import (empty when the
+    file cannot be read as HDF5)."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            nodes = f["node/nodes"]
+            types = {name: nodes[name]["type"][()] for name in nodes if "type" in nodes[name]}
+    except Exception:  # not HDF5, or not laid out as NIR: the caller reports the reader's error
+        return []
+    types = {name: t.decode() if isinstance(t, bytes) else str(t) for name, t in types.items()}
+    return [f"'{name}' ({kind})" for name, kind in types.items() if kind not in SUPPORTED_NODES]
+
+
+def _check_finite(graph: Any, names: tuple[str | None, str, str]) -> None:
+    """Every array of the layer's nodes finite (a NaN weight would silence the network)."""
+    for name in names:
+        if name is None:
+            continue
+        node = graph.nodes[name]
+        for field, value in vars(node).items():
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                raise ValueError(f"NIR node '{name}' ({_kind(node)}): {field} holds NaN or inf values")
+
+
 def from_nir(graph: Any, dt: float | None = None, *, dtype: torch.dtype = torch.float32) -> SNN:
     """Build a solsa :class:`~solsa.SNN` from a NIR graph (or the path of a ``.nir`` file).
 
@@ -230,6 +256,10 @@ def from_nir(graph: Any, dt: float | None = None, *, dtype: torch.dtype = torch.
         try:
             graph = nir.read(path)
         except Exception as err:  # h5py and nir raise many kinds for a file that is not NIR
+            unknown = _unknown_node_types(path)
+            if unknown:  # nir's reader fails with a bare assertion on a node type it does not know
+                raise ValueError(f"NIR file {path}: node(s) {', '.join(unknown)} cannot be imported by solsa "
+                                 f"(supported: {', '.join(SUPPORTED_NODES)})") from None
             raise ValueError(f"{path} could not be read as a NIR graph: {type(err).__name__}: {err}") from err
     if not isinstance(graph, nir.NIRGraph):
         raise ValueError(f"from_nir needs a nir.NIRGraph or a .nir path, got {type(graph).__name__}")
@@ -237,6 +267,8 @@ def from_nir(graph: Any, dt: float | None = None, *, dtype: torch.dtype = torch.
     groups = _group(graph, _chain(graph))
     if not groups:
         raise ValueError("the NIR graph has no layer (Affine|Linear followed by a neuron node)")
+    for names in groups:
+        _check_finite(graph, names)
     layers = [_build_layer(graph, names, step, dtype) for names in groups]
     for names, layer in zip(groups[:-1], layers[:-1]):
         if not layer.spiking:

@@ -193,6 +193,6 @@ class LearningRule(abc.ABC):
         """
         from ..learner import Learner  # the one sequence loop (learner imports this module)
 
-        check_input(x, self.net.n_inputs, rank=3)
+        check_input(x, self.net.n_inputs, rank=3, dtype=self.net.layers[0].weight.dtype)
         run = Learner(self).sequence(x, target, mask)
         return SequenceResult(run.outputs, run.loss)

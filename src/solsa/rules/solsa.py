@@ -131,6 +131,17 @@ class SOLSA(OnlineRule):
         self.reset_feedback = reset_feedback
         self._fused = None  # solsa.fast.fused.FusedStepper while the fused backend is active
 
+    def __getstate__(self) -> dict:
+        """A copy (pickle, deepcopy) holds no kernel (it points into this process's memory): the kernel's deferred
+        gradient is added to the accumulators first, and the copy runs its current sequence on the reference
+        path, the fused kernel again from its next reset."""
+        state = self.__dict__.copy()
+        if self._fused is not None:
+            self._fused.settle()
+            state.update(_fused=None, _active_backend="reference",
+                         _fallback_reason="a copy made mid-sequence runs it on the reference path")
+        return state
+
     @property
     def active_backend(self) -> str:
         return self._active_backend or ("reference" if self.backend == "reference" else "")

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..validation import warn_input_scale
 from .base import Split, Task, length_mask
 from .encoders import encode, encoder_defaults
 
@@ -288,6 +289,8 @@ def build_task(
             x=ex.contiguous(), y=y.to(torch.int64), lengths=en.to(torch.int64), target=target, index=index.to(torch.int64)
         )
 
+    if splits["train"].x.numel():
+        warn_input_scale(float(splits["train"].x.abs().max()), f"task {name} (normalize={normalize}, encoder {encoder})")
     info.setdefault(
         "index_refers_to",
         "the full data set" if shared_source else "train/val: original training set, test: original test set",

@@ -40,6 +40,8 @@ DEFAULT_ENCODER = "direct"
 SHD_UNITS = 700
 NMNIST_SIZE = (34, 34, 2)
 EVENT_FIELDS = ("t", "x", "y", "p")
+MAX_SECONDS = 1e6  # event times at or beyond (11.6 days) are refused: no recording is that long
+MAX_FRAME_BYTES = 8 * 2**30  # the binned data set may take this much memory at most
 
 
 class Events(dict):
@@ -84,9 +86,20 @@ def _frame(ev: Events, sensor: tuple[int, int, int], bin_us: float, steps: int |
             raise ValueError(f"event {what} outside the sensor {sensor} (after pooling by {pool}: 0..{size - 1})")
     channels = w * h * p
     length = int(b.max()) + 1 if b.size else 1
+    check_frame_size(length, channels, bin_us, float(t[keep].max()) if b.size else 0.0)
     idx = b * channels + (pol * h + y) * w + x
     counts = np.bincount(idx, minlength=length * channels).reshape(length, channels).astype(np.float32)
     return np.minimum(counts, 1.0) if binary else counts
+
+
+def check_frame_size(steps: int, channels: int, bin_us: float, last_us: float, samples: int = 1) -> None:
+    """Refuse binning that would need more than :data:`MAX_FRAME_BYTES` (an event far in time, a fine bin)."""
+    need = steps * channels * samples * 4  # float32 counts
+    if need > MAX_FRAME_BYTES:
+        raise ValueError(f"binning needs {need / 2**30:,.1f} GiB: an event at t = {last_us / 1e6:g} s in bins of "
+                         f"{bin_us / 1e3:g} ms is step {steps:,} of {channels} channels"
+                         f"{f' for {samples} samples' if samples > 1 else ''} (limit {MAX_FRAME_BYTES / 2**30:g} GiB); "
+                         "bin coarser (task option bin_ms), or set steps or max_ms (events after max_ms are dropped)")
 
 
 def _subset(labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
@@ -134,9 +147,15 @@ def events_task(
     else:
         bin_us = _positive("bin_ms", bin_ms) * 1e3
         steps = math.ceil(max_ms * 1e3 / bin_us) if max_ms is not None else None  # None: keep every event
-    frames = {part: [_frame(ev, sensor, bin_us, steps, pool, polarity, binary) for ev in evs]
-              for part, (evs, _) in (("train", train), ("test", test))}
+    frames: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+    for part, (evs, _) in (("train", train), ("test", test)):
+        for k, ev in enumerate(evs):
+            try:
+                frames[part].append(_frame(ev, sensor, bin_us, steps, pool, polarity, binary))
+            except ValueError as err:
+                raise ValueError(f"event data set {name}, {part} sample {k}: {err}") from None
     T = max(len(f) for f in frames["train"] + frames["test"])
+    check_frame_size(T, frames["train"][0].shape[1], bin_us, (T - 1) * bin_us, len(frames["train"]) + len(frames["test"]))
     x_tr, len_tr = pad_sequences(frames["train"], T)
     x_te, len_te = pad_sequences(frames["test"], T)
     y_tr, y_te, classes = index_labels(train[1], test[1], what=f"event data set {name}")
@@ -181,6 +200,10 @@ def _open_shd(path: Path, limit: int | None, seed: int, stack: ExitStack) -> tup
                              f"'spikes/units' has {u.size}")
         if u.size and (u.min() < 0 or u.max() >= SHD_UNITS):
             raise ValueError(f"SHD file '{path}', sample {i}: 'spikes/units' must lie in 0..{SHD_UNITS - 1}")
+        bad = ~np.isfinite(t) | (t < 0) | (t >= MAX_SECONDS)
+        if bad.any():
+            raise ValueError(f"SHD file '{path}', sample {i}: 'spikes/times' must be seconds in [0, {MAX_SECONDS:g}); "
+                             f"{int(bad.sum())} of its {t.size} events are not (e.g. {float(t[bad][0])!r})")
         return Events(t=(t * 1e6).astype(np.int64), x=u)  # µs, truncated as tonic reads them
 
     keep = _subset(labels, limit, seed)

@@ -93,10 +93,13 @@ def _check_lengths(a: np.ndarray | None, key: str, p: Path, n: int, steps: int, 
 def _time_first(a: np.ndarray, lengths: np.ndarray, key: str, p: Path, steps: int) -> torch.Tensor:
     """``(samples, time, channels)`` -> ``[steps, N, C]`` float32, zero after each length,
     rejecting NaN/inf on valid steps."""
-    x = torch.from_numpy(np.ascontiguousarray(a.transpose(1, 0, 2)).astype(np.float32, copy=False))
+    with np.errstate(over="ignore"):  # overflow is reported below
+        x = torch.from_numpy(np.ascontiguousarray(a.transpose(1, 0, 2)).astype(np.float32, copy=False))
     valid = length_mask(torch.from_numpy(lengths), x.shape[0]).unsqueeze(-1)
-    if not torch.isfinite(x).logical_or(~valid).all():
-        raise ValueError(f"array '{key}' in '{p}' contains NaN or infinite values within the valid steps")
+    if not torch.isfinite(x).logical_or(~valid).all():  # checked value by value after the cast to float32
+        overflow = np.issubdtype(a.dtype, np.floating) and bool(np.isfinite(a).all())
+        what = "values beyond the range of float32 (3.4e+38)" if overflow else "NaN or infinite values"
+        raise ValueError(f"array '{key}' in '{p}' contains {what} within the valid steps")
     x = torch.where(valid, x, torch.zeros(()))
     if x.shape[0] < steps:
         x = torch.cat([x, x.new_zeros(steps - x.shape[0], *x.shape[1:])])
