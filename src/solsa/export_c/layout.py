@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..layers import SNN
-from ..rules.credit import CREDIT_TRACES, credit_depth
+from ..rules.credit import CREDIT_TRACES, credit_depth, zero_decay
 
 __all__ = ["GROUPS", "LayerPlan", "Layout", "plan_layers", "build_layout"]
 
@@ -38,6 +38,7 @@ class LayerPlan:
     lag: bool = False
     n_neuron: int = 0  # per-upper-neuron copies of the [n_out] traces
     n_mass: int = 0  # decay-kernel masses of the layer above
+    pass_through: tuple[bool, ...] = ()  # per stage: its layer keeps nothing (zero_decay), so u is q
 
     def trace_size(self, name: str) -> int:
         """Floats of trace ``name`` (e, a, m, n) at batch 1."""
@@ -57,6 +58,7 @@ class Layout:
 
     params: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (offset, size)
     state: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # name -> (offset, size, group)
+    aliases: dict[str, str] = field(default_factory=dict)  # name -> the array it shares (a credit stage's u is q)
 
     def add_param(self, name: str, size: int) -> None:
         self.params[name] = (self.n_params, size)
@@ -68,6 +70,10 @@ class Layout:
     def add(self, name: str, size: int, group: str) -> None:
         self.state[name] = (self.n_state, size, group)
 
+    def alias(self, name: str, target: str) -> None:
+        """``name`` is stored as ``target`` (no floats of its own), as the rule stores ``u is q``."""
+        self.aliases[name] = target
+
     @property
     def n_state(self) -> int:
         return sum(v[1] for v in self.state.values())
@@ -77,6 +83,7 @@ class Layout:
 
     def off(self, name: str) -> int:
         """The state offset of ``name`` (-1: absent)."""
+        name = self.aliases.get(name, name)
         return self.state[name][0] if name in self.state else -1
 
     def poff(self, name: str) -> int:
@@ -99,6 +106,7 @@ def plan_layers(net: SNN, credit: str, learn: bool) -> list[LayerPlan]:
                 plan.lag = cascade and i > 0
                 plan.n_neuron = upper if cascade and i == len(layers) - 2 else 0
                 plan.n_mass = upper if cascade else 0
+                plan.pass_through = tuple(zero_decay(lay) for lay in layers[i + 1:])
         plans.append(plan)
     return plans
 
@@ -124,13 +132,22 @@ def build_layout(plans: list[LayerPlan], learn: bool, momentum: bool) -> Layout:
             lay.add(f"p{l}", p.n_in, "traces")
         for name in p.traced()[1:]:
             lay.add(f"{name}{l}", p.trace_size(name), "traces")
+        same = [s < len(p.pass_through) and p.pass_through[s] for s in range(p.depth)]
         for s in range(p.depth):
             for name in p.traced():
                 lay.add(f"q{s}_{name}{l}", p.trace_size(name), "traces")
-                lay.add(f"u{s}_{name}{l}", p.trace_size(name), "traces")
+                if same[s]:
+                    lay.alias(f"u{s}_{name}{l}", f"q{s}_{name}{l}")
+                else:
+                    lay.add(f"u{s}_{name}{l}", p.trace_size(name), "traces")
         if p.lag:
-            for name in ("qE", "uE", "qN", "uN", "eps_lag"):
-                lay.add(f"{name}{l}", p.n_out, "traces")
+            for q, u in (("qE", "uE"), ("qN", "uN")):
+                lay.add(f"{q}{l}", p.n_out, "traces")
+                if same[0]:
+                    lay.alias(f"{u}{l}", f"{q}{l}")
+                else:
+                    lay.add(f"{u}{l}", p.n_out, "traces")
+            lay.add(f"eps_lag{l}", p.n_out, "traces")
         if p.n_neuron:
             for name in p.traced():
                 if p.trace_size(name) == p.n_out:

@@ -120,9 +120,13 @@ static float solsa_expm1(float x) {
 }
 
 /* q = al q + s z; u = db u + q over `count` entries (synaptic_credit, membrane_credit) */
-static void solsa_credit_filter(float* restrict q, float* restrict u, const float* restrict z, float al, float s,
+static void solsa_credit_filter(float* q, float* u, const float* restrict z, float al, float s,
                                 float db, long count) {
     long k = 0;
+    if (u == q) { /* a stage through a layer that keeps nothing (d = 0): u is q, stored once */
+        for (; k < count; ++k) q[k] = al * q[k] + s * z[k];
+        return;
+    }
     for (; k + 4 <= count; k += 4) { /* one pass over q and u */
         const float q0 = al * q[k] + s * z[k], q1 = al * q[k + 1] + s * z[k + 1];
         const float q2 = al * q[k + 2] + s * z[k + 2], q3 = al * q[k + 3] + s * z[k + 3];
