@@ -139,7 +139,8 @@ def test_compare_help_shows_its_own_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["compare", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "the neuron model of the rule's own paper (default paper)" in text
+    assert "the neuron model of the rule's own paper; native: e-prop's recurrent ALIF network (no synaptic filter) "\
+           "for every rule (default paper)" in text
 
 
 def test_compare_fails_fast_on_bad_rules_and_seeds(capsys, tmp_path):
@@ -207,7 +208,7 @@ def test_inputs_that_saturate_the_first_layer_warn_with_their_scale(tmp_path, ca
     np.savez(tmp_path / "big.npz", X=rng.normal(size=(40, 6, 3)).astype(np.float32) * 1e6, y=np.arange(40) % 2)
     argv = ["train", "--task", f"npz:{tmp_path / 'big.npz'}", "--task-option", "normalize=false", *FAST,
             "--out", str(tmp_path / "run")]
-    with pytest.warns(InputScaleWarning, match=r"task npz:.*big.npz \(normalize=False, encoder direct\): inputs "
+    with pytest.warns(InputScaleWarning, match=r"task npz:.*big.npz \(normalize=none, encoder direct\): inputs "
                                                r"reach \|x\| = [0-9.]+e\+06; the first layer saturates"):
         assert main(argv) == 0
     capsys.readouterr()
