@@ -2,6 +2,8 @@
 gradients of the per-step path (``T`` calls of ``step``) in float64, for every rule that has it, on every
 neuron option the per-step path has."""
 
+import os
+
 import pytest
 import torch
 
@@ -97,3 +99,45 @@ def test_run_sequence_checks_its_input():
     rule.reset(2)
     with pytest.raises(ValueError, match="B = 2"):
         rule.run_sequence(torch.zeros(3, 4, 5), torch.zeros(4, dtype=torch.long), torch.ones(3, 4))
+
+
+def _bptt_grads(backend: str, x, y, options=None):
+    net = _net(options or {"readout": "leaky", "readout_lam": 0.6})
+    rule = RULES["bptt"].build(net, "ce", backend=backend)
+    run = Learner(rule).sequence(x, y)
+    return rule, run, _grads(net)
+
+
+def test_compiled_backend_falls_back_when_compiling_fails(monkeypatch):
+    import solsa.rules.bptt as bptt
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(bptt, "compiled_lif_sequence", lambda: broken)
+    x = torch.randn(7, 3, 5, dtype=torch.float64)
+    y = torch.tensor([0, 2, 1])
+    _, _, want = _bptt_grads("reference", x, y)
+    rule, run, got = _bptt_grads("compiled", x, y)
+    assert rule.active_backend == "reference" and "no compiler here" in rule.fallback_reason
+    assert run.steps == 7 and rule.train_state_bytes() > 0
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+def test_backend_option_is_checked():
+    with pytest.raises(ValueError, match="backend"):
+        RULES["bptt"].build(_net({}), "mse", backend="fused")
+
+
+@pytest.mark.skipif(os.environ.get("SOLSA_TEST_COMPILE") != "1",
+                    reason="torch.compile takes about a minute per shape here: SOLSA_TEST_COMPILE=1 runs it")
+def test_compiled_backend_equals_reference():
+    x = torch.randn(6, 2, 5, dtype=torch.float64)
+    y = torch.tensor([0, 2])
+    _, ref_run, want = _bptt_grads("reference", x, y)
+    rule, run, got = _bptt_grads("compiled", x, y)
+    assert rule.active_backend == "compiled", rule.fallback_reason
+    torch.testing.assert_close(run.outputs, ref_run.outputs, atol=1e-12, rtol=0)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
