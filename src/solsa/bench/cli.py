@@ -227,6 +227,8 @@ def _add_peers(bench) -> None:
     p.add_argument("--repeats", type=int, default=None, help="timed epochs (default 5)")
     p.add_argument("--max-batches", type=int, default=None, help="batches per epoch (default all)")
     p.add_argument("--no-peer", action="store_true", help="solsa's rows only, even when braintrace is installed")
+    p.add_argument("--compiled", action="store_true",
+                   help="add BPTT's backend=compiled row (compiles each length and layer shape first: minutes)")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 batches, 1 timed epoch")
     p.add_argument("--out", default="runs/bench/peers.json", help="JSON result; the markdown table goes beside it")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -243,6 +245,7 @@ def _run_peers(args) -> int:
     result = run_peers(args.task, check_positive_int("batch", args.batch), parse_hidden(args.hidden),
                        repeats=check_positive_int("repeats", args.repeats or (1 if args.quick else 5)),
                        max_batches=args.max_batches or (2 if args.quick else None), peer=not args.no_peer,
+                       compiled=args.compiled,
                        log=_log(args.quiet))
     text = peers_markdown(result)
     print(text, end="")

@@ -23,7 +23,7 @@ import torch
 
 from .common import machine_info, summarize
 
-__all__ = ["SOLSA_ROWS", "PEER_ROWS", "RATIOS", "PEER_INSTALL", "peer_available", "run_peers", "peers_markdown"]
+__all__ = ["SOLSA_ROWS", "COMPILED_ROW", "PEER_ROWS", "RATIOS", "PEER_INSTALL", "peer_available", "run_peers", "peers_markdown"]
 
 # label -> (rule, options of TrainConfig, whether to step one call per time step even where the rule has a
 # whole-sequence path: the "per-step" row is BPTT as it ran before that path, timed in the same run)
@@ -33,6 +33,8 @@ SOLSA_ROWS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "solsa cascade": ("solsa", {}, False),
     "solsa same-step": ("solsa", {"credit": "same-step"}, False),
 }
+# asked for with compiled=True (--compiled): each sequence length and layer shape compiles first (warm-up epoch)
+COMPILED_ROW = ("solsa bptt compiled", ("bptt", {"backend": "compiled"}, False))
 PEER_ROWS = ("braintrace bptt", "braintrace es-d-rtrl", "braintrace d-rtrl")
 # (solsa row, peer row, the issue's target on solsa ÷ peer: at most when > 0, at least 1/x faster when < 0)
 RATIOS = (
@@ -41,6 +43,8 @@ RATIOS = (
     ("solsa same-step", "braintrace es-d-rtrl", 1.0),
     ("solsa cascade", "braintrace d-rtrl", 0.2),
     ("solsa bptt", "solsa bptt per-step", 1.0),  # the whole-sequence path against the per-step one
+    ("solsa bptt compiled", "braintrace bptt", 2.0),
+    ("solsa bptt compiled", "solsa bptt", 1.0),
 )
 PEER_INSTALL = "braintrace is not installed: pip install 'solsa[peers]' (or pip install braintrace) adds its rows"
 
@@ -78,11 +82,13 @@ def run_peers(
     repeats: int = 5,
     max_batches: int | None = None,
     peer: bool = True,
+    compiled: bool = False,
     seed: int = 0,
     log: Callable[[str], None] = lambda s: None,
 ) -> dict[str, Any]:
     """Time one epoch of every row (ms per batch, median over ``repeats``); returns the JSON-ready result.
 
+    ``compiled`` adds BPTT's ``backend="compiled"`` row (its compile time is in the warm-up, ``warmup_seconds``).
     Runs on one torch thread; the peer (when ``peer`` and braintrace is installed) on one XLA thread
     (:func:`solsa.bench.peers_braintrace.single_thread_jax` must run before jax is imported).
     """
@@ -97,7 +103,8 @@ def run_peers(
     torch.set_num_threads(1)
     try:
         runners: dict[str, Callable[[], None]] = {}
-        for label, (rule, options, per_step) in SOLSA_ROWS.items():
+        rows_asked = {**SOLSA_ROWS, **dict([COMPILED_ROW] if compiled else [])}
+        for label, (rule, options, per_step) in rows_asked.items():
             runners[label] = _solsa_runner(rule, options, per_step, batches, tuple(hidden), n_classes, seed)
         peer_note = ""
         if peer and peer_available():
@@ -107,6 +114,7 @@ def run_peers(
         elif peer:
             peer_note = PEER_INSTALL
         samples: dict[str, list[float]] = {label: [] for label in runners}
+        warmup: dict[str, float] = {}
         for rep in range(repeats + 1):  # epoch 0 warms up (and compiles the peer)
             for label, run in runners.items():
                 t0 = time.perf_counter()
@@ -115,13 +123,14 @@ def run_peers(
                 if rep:
                     samples[label].append(seconds * 1e3 / len(batches))
                 else:
+                    warmup[label] = seconds
                     log(f"warm-up {label:<22} {seconds:.2f} s")
     finally:
         torch.set_num_threads(before)
     rows = []
     for label, values in samples.items():
         s = summarize(values)
-        rows.append({"row": label, "ms_per_batch": s})
+        rows.append({"row": label, "ms_per_batch": s, "warmup_seconds": warmup[label]})
         log(f"{label:<22} median {s['median']:8.2f} ms/batch")
     medians = {r["row"]: r["ms_per_batch"]["median"] for r in rows}
     ratios = []
