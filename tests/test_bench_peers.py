@@ -24,6 +24,7 @@ def test_peers_without_braintrace_prints_how_to_install(tmp_path, monkeypatch, c
     for r in result["rows"]:
         assert r["ms_per_batch"]["n"] == 1 and r["ms_per_batch"]["median"] > 0 and r["warmup_seconds"] > 0
     assert [(c["solsa"], c["peer"]) for c in result["ratios"]] == [("solsa bptt", "solsa bptt per-step")]
+    assert [r["backend"] for r in result["rows"]][:2] == ["reference", "reference"]
     assert result["peer_note"] == peers.PEER_INSTALL
     assert result["n_batches"] == 1 and result["threads"] == 1 and result["batch_size"] == 8
     assert "load_average" in result["machine"]

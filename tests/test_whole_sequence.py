@@ -132,6 +132,7 @@ def test_backend_option_is_checked():
 
 @pytest.mark.skipif(os.environ.get("SOLSA_TEST_COMPILE") != "1",
                     reason="torch.compile takes about a minute per shape here: SOLSA_TEST_COMPILE=1 runs it")
+@pytest.mark.filterwarnings("ignore")  # torch's compiler warns about its own internals (would fall back)
 def test_compiled_backend_equals_reference():
     x = torch.randn(6, 2, 5, dtype=torch.float64)
     y = torch.tensor([0, 2])

@@ -57,7 +57,8 @@ def peer_available() -> bool:
 
 
 def _solsa_runner(rule: str, options: dict[str, Any], per_step: bool, batches, hidden, n_classes: int,
-                  seed: int) -> Callable[[], None]:
+                  seed: int):
+    """An epoch function over ``batches`` for one solsa row, and the rule (its active backend is reported)."""
     from ..config import TrainConfig
     from ..factories import build_learner, build_network
 
@@ -72,7 +73,7 @@ def _solsa_runner(rule: str, options: dict[str, Any], per_step: bool, batches, h
         for b in batches:
             learner.sequence(b.x, b.y, b.mask, keep_outputs=False, on_step=on_step)
 
-    return epoch
+    return epoch, learner.rule
 
 
 def run_peers(
@@ -103,9 +104,11 @@ def run_peers(
     torch.set_num_threads(1)
     try:
         runners: dict[str, Callable[[], None]] = {}
+        rules: dict[str, Any] = {}
         rows_asked = {**SOLSA_ROWS, **dict([COMPILED_ROW] if compiled else [])}
         for label, (rule, options, per_step) in rows_asked.items():
-            runners[label] = _solsa_runner(rule, options, per_step, batches, tuple(hidden), n_classes, seed)
+            runners[label], rules[label] = _solsa_runner(rule, options, per_step, batches, tuple(hidden), n_classes,
+                                                         seed)
         peer_note = ""
         if peer and peer_available():
             from .peers_braintrace import peer_runners
@@ -130,7 +133,10 @@ def run_peers(
     rows = []
     for label, values in samples.items():
         s = summarize(values)
-        rows.append({"row": label, "ms_per_batch": s, "warmup_seconds": warmup[label]})
+        built = rules.get(label)
+        rows.append({"row": label, "ms_per_batch": s, "warmup_seconds": warmup[label],
+                     "backend": built.active_backend if built is not None else "jax",
+                     "backend_note": built.fallback_reason if built is not None else ""})
         log(f"{label:<22} median {s['median']:8.2f} ms/batch")
     medians = {r["row"]: r["ms_per_batch"]["median"] for r in rows}
     ratios = []
