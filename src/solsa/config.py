@@ -19,9 +19,9 @@ from .coordinates import DEFAULT_FILTER_UPDATE, FILTER_UPDATES
 from .functional import NEURONS, RESET_MODES
 from .layers import ADAPT, ALPHA_MAX, BETA_MIN, FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUT_SCORES, READOUTS, RHO
 from .losses import LOSSES
-from .rules import get_rule
+from .rules import BACKENDS, get_rule
 from .rules.credit import CREDIT_MODES, DEFAULT_CREDIT
-from .rules.solsa import BACKENDS, TRACE_DTYPES
+from .rules.solsa import TRACE_DTYPES
 from .schedule import UpdateSchedule
 from .surrogate import SURROGATES
 from .validation import OptionError, check_choice, check_device, check_positive_int, check_range
@@ -171,7 +171,9 @@ class TrainConfig:
     credit: str | None = _opt(None, "model", "SOLSA's cross-layer credit (docs/credit.md): same-step, next or "
                               "cascade (default: the rule's own)", choices=(None, *CREDIT_MODES))
     backend: str = _opt("auto", "run", "implementation of the rule: auto picks the fastest available "
-                        "(SOLSA: its fused C++ step)", choices=BACKENDS)
+                        "(SOLSA: its fused C++ step; BPTT: plain PyTorch); compiled: BPTT's whole-sequence "
+                        "path through torch.compile (each new sequence length or layer shape compiles first, "
+                        "about a minute here: for long runs)", choices=BACKENDS)
     trace_dtype: str | None = _opt(None, "model", "SOLSA: store the [B, N_out, N_in] traces in this narrower dtype, "
                                    "arithmetic in dtype (default: dtype; runs on the reference backend)",
                                    choices=(None, *TRACE_DTYPES))

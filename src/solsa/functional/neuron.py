@@ -35,7 +35,7 @@ from ..surrogate import spike, surrogate_derivative
 
 __all__ = [
     "RESET_MODES", "LIFParams", "LIFConfig", "LIFState", "lif_step", "synaptic_filter", "membrane_step",
-    "spike_derivative", "firing_threshold", "adaptation_step", "NEURONS",
+    "spike_derivative", "firing_threshold", "adaptation_step", "NEURONS", "lif_sequence",
 ]
 
 RESET_MODES = ("subtract", "zero", "none")
@@ -119,6 +119,31 @@ def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFConfig) -> 
     if p.rec_weight is not None:
         current = current + state.o @ p.rec_weight.t()
     return membrane_step(current, state, F, p, cfg)
+
+
+def lif_sequence(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFConfig) -> tuple[torch.Tensor, LIFState]:
+    """Advance one layer over a whole sequence ``x`` ``[T, B, N_in]``; returns (outputs ``[T, B, N_out]``, last state).
+
+    The same equations as ``T`` calls of :func:`lif_step` (its helpers, in the same order per step), with the
+    synaptic current of all steps taken in one matrix product: the filter does not depend on the layer's
+    output, so ``F[t] Wᵀ + b`` can wait until every ``F[t]`` is known. Fewer operations per step, which is
+    what a small network spends its time on (docs/benchmarks.md, "Per-step overhead").
+    """
+    filtered = []
+    F = state.F
+    for x_t in x.unbind(0):
+        F = synaptic_filter(x_t, F, p)
+        filtered.append(F)
+    current = torch.stack(filtered) @ p.weight.t()
+    if p.bias is not None:
+        current = current + p.bias
+    outputs = []
+    for F_t, current_t in zip(filtered, current.unbind(0)):
+        if p.rec_weight is not None:
+            current_t = current_t + state.o @ p.rec_weight.t()
+        state = membrane_step(current_t, state, F_t, p, cfg)
+        outputs.append(state.o)
+    return torch.stack(outputs), state
 
 
 def spike_derivative(V: torch.Tensor, cfg: LIFConfig, b: Optional[torch.Tensor] = None) -> torch.Tensor:

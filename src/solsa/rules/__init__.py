@@ -95,6 +95,9 @@ RULES: dict[str, RuleSpec] = {
     ),
 }
 
+# Every backend a rule may be asked for (the `backend` option's choices), derived from the registry.
+BACKENDS = ("auto", *dict.fromkeys(b for spec in RULES.values() for b in spec.cls.capabilities.backends))
+
 # The ablations (variants of SOLSA), derived from the registry.
 ABLATIONS = tuple(name for name, spec in RULES.items() if spec.ablation)
 
@@ -125,5 +128,6 @@ __all__ = [
     "NO_FILTER",
     "NATIVE_MODEL",
     "ABLATIONS",
+    "BACKENDS",
     "get_rule",
 ]

@@ -49,11 +49,14 @@ class Capabilities:
     online: forward-only; its train-state bytes do not grow with T and a flush at any step loses nothing.
     step_magnitude: ``step(..., magnitude=True)`` fills :attr:`StepResult.magnitude` with Σ|∂ℓ_t/∂W|.
     backends: the implementations ``backend=`` may name besides ``"auto"`` (the rule's own choice).
+    whole_sequence: :meth:`LearningRule.run_sequence` takes a whole sequence in one call, with the same
+        result as its steps (the :class:`~solsa.learner.Learner` uses it when nothing asks for each step).
     """
 
     online: bool
     step_magnitude: bool
     backends: tuple[str, ...] = ("reference",)
+    whole_sequence: bool = False
 
 
 class StepResult(NamedTuple):
@@ -178,6 +181,23 @@ class LearningRule(abc.ABC):
     @abc.abstractmethod
     def train_state_bytes(self) -> int:
         """Bytes this rule holds for training (traces and states, or saved tensors), at its peak since reset."""
+
+    def run_sequence(self, x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> StepResult:
+        """All ``T`` steps of ``x`` ``[T, B, N_in]`` at once, for rules whose capabilities say ``whole_sequence``:
+        the same gradient accumulated as ``T`` calls of :meth:`step` (``target`` as in :meth:`sequence`,
+        ``weights`` ``[T, B]``). Returns the outputs ``[T, B, C]`` (detached) and the summed loss."""
+        if not self.batch_size:
+            raise RuntimeError(f"{self.name}: call reset(batch_size) before run_sequence()")
+        if not self.capabilities.whole_sequence:
+            raise NotImplementedError(f"rule {self.name!r} steps one time step per call")
+        check_input(x, self.net.n_inputs, rank=3, finite=False)
+        if x.shape[1] != self.batch_size:
+            raise ValueError(f"x must have shape [T, B, N_in] with B = {self.batch_size} (the batch size given "
+                             f"to reset), got shape {tuple(x.shape)}")
+        return self._sequence(x.to(self.net.layers[0].weight.dtype), target, weights)
+
+    def _sequence(self, x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> StepResult:
+        raise NotImplementedError
 
     def _weight(self, weight: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
         if weight is None:
