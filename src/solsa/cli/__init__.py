@@ -9,20 +9,20 @@ import sys
 import warnings
 from pathlib import Path
 
-from .cli_options import add_config_options, flag, parse_scalar, resolve_config
-from .compare import COMPARE_DEFAULTS, SUITES
+from .options import add_config_options, flag, parse_scalar, resolve_config
+from ..compare import COMPARE_DEFAULTS, SUITES
 
 __all__ = ["main"]
 
 
 def _add_gradcheck(sub) -> None:
-    from .functional import RESET_MODES
-    from .cli_options import parse_bool
-    from .functional import NEURONS
-    from .layers import ADAPT, FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUTS, RHO
-    from .rules.credit import CREDIT_MODES, DEFAULT_CREDIT
-    from .rules.solsa import TRACE_DTYPES
-    from .surrogate import SURROGATES
+    from ..functional import RESET_MODES
+    from .options import parse_bool
+    from ..functional import NEURONS
+    from ..layers import ADAPT, FILTER_GRANULARITIES, LAM_GRANULARITIES, READOUTS, RHO
+    from ..rules.credit import CREDIT_MODES, DEFAULT_CREDIT
+    from ..rules.solsa import TRACE_DTYPES
+    from ..surrogate import SURROGATES
 
     p = sub.add_parser("gradcheck", help="compare the SOLSA gradient with BPTT on a random network")
     p.add_argument("--layers", type=int, default=1, help="number of LIF layers, output layer included (default 1)")
@@ -61,7 +61,7 @@ def _add_gradcheck(sub) -> None:
 def _run_gradcheck(args) -> int:
     import torch
 
-    from .gradcheck import gradcheck, gradcheck_seeds
+    from ..gradcheck import gradcheck, gradcheck_seeds
 
     options = dict(
         layers=args.layers, T=args.T, reset=args.reset, surrogate=args.surrogate,
@@ -119,9 +119,9 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from .cli_options import given_options
-    from .runs import default_out_dir
-    from .training import resume, train
+    from .options import given_options
+    from ..runs import default_out_dir
+    from ..training import resume, train
 
     if args.resume:
         extra = sorted(given_options(args)) + (["config"] if args.config else []) + (["out"] if args.out else [])
@@ -161,11 +161,11 @@ def _add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from .evaluation import evaluate_checkpoint
+    from ..evaluation import evaluate_checkpoint
 
     r = evaluate_checkpoint(args.checkpoint, args.task, args.device)
     if args.metrics:
-        from .interop.neurobench import checkpoint_metrics, format_metrics
+        from ..interop.neurobench import checkpoint_metrics, format_metrics
 
         r["neurobench"] = checkpoint_metrics(args.checkpoint, args.task, args.device)
     if args.json:
@@ -183,7 +183,7 @@ def _add_tasks(sub) -> None:
 
 
 def _run_tasks(args) -> int:
-    from .tasks import list_encoders, list_tasks
+    from ..tasks import list_encoders, list_tasks
 
     print("tasks (--task):")
     for name, desc in list_tasks():
@@ -200,7 +200,7 @@ def _add_rules(sub) -> None:
 
 
 def _run_rules(args) -> int:
-    from .rules import RULES
+    from ..rules import RULES
 
     for name, spec in RULES.items():
         print(f"  {name:<18} {spec.description}")
@@ -236,8 +236,8 @@ def _add_compare(sub) -> None:
 
 
 def _run_compare(args) -> int:
-    from .compare import COMPARE_DEFAULTS, compare, plan_tasks
-    from .validation import OptionError, check_choice, check_positive_int
+    from ..compare import COMPARE_DEFAULTS, compare, plan_tasks
+    from ..validation import OptionError, check_choice, check_positive_int
 
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     try:
@@ -271,15 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rules(sub)
     _add_compare(sub)
     _add_gradcheck(sub)
-    from .bench.cli import add_parser as add_bench
-    from .interop.cli import add_parser as add_export
+    from .bench import add_parser as add_bench
+    from .export import add_parser as add_export
 
     add_bench(sub)
     add_export(sub)
-    from .stream_cli import add_parser as add_stream
+    from .stream import add_parser as add_stream
 
     add_stream(sub)
-    from .tune_cli import add_parser as add_tune
+    from .tune import add_parser as add_tune
 
     add_tune(sub)
     return parser
