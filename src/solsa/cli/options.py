@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Any, Iterable
 
 from ..config import GROUPS, TrainConfig, option_choices, option_fields, option_type, parse_hidden, parse_scalar
@@ -101,3 +102,13 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any] | None = N
             value = {**given.get("task_options", {}), **value}
         given[key] = value
     return TrainConfig.from_dict({**(defaults or {}), **given}), given
+
+
+def add_config_file(p: argparse.ArgumentParser) -> None:
+    """``--config FILE``: options from a TOML or YAML file (given flags override it)."""
+    p.add_argument("--config", help="TOML or YAML file of options (command-line options override it)")
+
+
+def stderr(message: str) -> None:
+    """Progress and notices of a command: one line on standard error."""
+    print(message, file=sys.stderr, flush=True)

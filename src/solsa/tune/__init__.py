@@ -97,7 +97,7 @@ def _create_study(optuna, storage: str, study_name: str, grace: int):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat: stable in use
         store = optuna.storages.RDBStorage(storage, heartbeat_interval=max(1, grace // 4), grace_period=grace)
     # prune a trial in the worst quarter of the finished trials at the same epoch (holdout: judged from a third of
-    # its epochs on) or after the same folds (k-fold); optuna's percentile is the share kept: 75 (tune_trial)
+    # its epochs on) or after the same folds (k-fold); optuna's percentile is the share kept: 75 (tune/trial.py)
     pruner = optuna.pruners.PercentilePruner(75.0, n_startup_trials=5)
     return optuna.create_study(storage=store, study_name=study_name, direction="maximize", pruner=pruner,
                                load_if_exists=True)
