@@ -26,7 +26,7 @@ from pathlib import Path
 
 from solsa.config import TrainConfig
 from solsa.evaluation import load_task_of
-from solsa.folds import fold_tasks
+from solsa.tune.folds import fold_tasks
 from solsa.training import train
 
 # the defaults and two other points of the search space (a slow learner, slow filters with delta input)

@@ -6,7 +6,7 @@ import pytest
 
 from solsa.cli import main
 from solsa.compare import SUITES, plan_entries, plan_tasks
-from solsa.compare_report import summarize, summary_markdown
+from solsa.compare.report import summarize, summary_markdown
 from solsa.config import TrainConfig
 from solsa.validation import OptionError
 

@@ -66,12 +66,77 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_nothing_imports_the_trainer_but_the_cli_compare_and_tune():
-    # __init__: the public API re-exports train(); tune.py drives runs like compare.py
-    allowed = {"cli.py", "compare.py", "tune.py", "__init__.py"}
+    # solsa/__init__: the public API re-exports train(); tune drives runs like compare
+    allowed = {"cli", "compare", "tune"}
     for path in SRC.rglob("*.py"):
-        if path.parent == SRC and path.name in allowed:
+        if path.parent.name in allowed or path == SRC / "__init__.py":
             continue
         assert "training" not in _imports(path) and "solsa.training" not in _imports(path), path
+
+
+def _module(path: Path) -> str:
+    parts = ["solsa", *path.relative_to(SRC).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the solsa modules its module-level imports run (importing ``a.b.c`` runs ``a.b`` too).
+
+    Imports inside functions (late, e.g. the CLI's per-command imports) and under ``if TYPE_CHECKING:``
+    (annotations only) do not run at import time and are left out."""
+    modules = {_module(p): p for p in SRC.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Try):
+                nodes = [n for block in (node.body, node.orelse, node.finalbody) for n in block]
+            else:
+                nodes = [node]
+            for n in nodes:
+                if isinstance(n, ast.Import):
+                    targets = [a.name for a in n.names]
+                elif isinstance(n, ast.ImportFrom):
+                    base = n.module or ""
+                    if n.level:
+                        parts = package.split(".")[: len(package.split(".")) - n.level + 1]
+                        base = ".".join(parts + ([n.module] if n.module else []))
+                    targets = [base] + [f"{base}.{a.name}" for a in n.names]
+                else:
+                    continue
+                for target in targets:
+                    while target and target not in modules:
+                        target = target.rpartition(".")[0]
+                    while target:  # the module and every package above it run
+                        if target != name and not name.startswith(target + "."):
+                            deps.add(target)
+                        target = target.rpartition(".")[0]
+        graph[name] = deps
+    return graph
+
+
+def test_the_import_graph_has_no_cycle():
+    """The layering rule: a module never imports (at module level) one that imports it back."""
+    graph = import_graph()
+    assert {"solsa.cli", "solsa.tune", "solsa.stream", "solsa.compare", "solsa.rules.base"} <= set(graph)
+    assert "solsa.rules.base" in graph["solsa.rules"] and "solsa.learner" in graph["solsa.rules.base"]
+    done, on_path, cycles = set(), [], []
+
+    def visit(name: str) -> None:
+        on_path.append(name)
+        for dep in sorted(graph[name]):
+            if dep in on_path:
+                cycles.append(on_path[on_path.index(dep):] + [dep])
+            elif dep not in done:
+                visit(dep)
+        on_path.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        if name not in done:
+            visit(name)
+    assert not cycles, [" -> ".join(c) for c in cycles]
 
 
 def test_no_source_file_over_400_lines():

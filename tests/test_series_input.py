@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from solsa.folds import fold_tasks
+from solsa.tune.folds import fold_tasks
 from solsa.tasks import load_task
 from solsa.tasks._prep import check_normalize, series_normalization
 from test_tasks import _write_ts

@@ -9,8 +9,8 @@ import torch
 
 from solsa.cli import main
 from solsa.config import TrainConfig
-from solsa.stream_run import resume_stream, run_stream
-from solsa.stream_sources import CsvStream, TaskStream
+from solsa.stream.run import resume_stream, run_stream
+from solsa.stream.sources import CsvStream, TaskStream
 
 TINY = ["--hidden", "8", "--threads", "1"]
 

@@ -15,11 +15,11 @@ import torch
 
 from solsa.cli import main
 from solsa.config import TrainConfig
-from solsa.folds import fold_tasks, holdout_task, stratified_folds
+from solsa.tune.folds import fold_tasks, holdout_task, stratified_folds
 from solsa.io import load_config_file
 from solsa.tasks import load_task
 from solsa.tune import tune
-from solsa.tune_space import DEFAULT_SPACE, active_space, config_changes, default_params, parse_dimension
+from solsa.tune.space import DEFAULT_SPACE, active_space, config_changes, default_params, parse_dimension
 from solsa.validation import OptionError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -139,7 +139,7 @@ def test_cross_validation_below_the_threshold_and_a_failing_trial(tmp_path):
 
 
 def test_a_diverging_run_fails_its_trial_through_the_epoch_hook():
-    from solsa.tune_trial import pruning_hook
+    from solsa.tune.trial import pruning_hook
 
     hook = pruning_hook(trial=None, report=False)
     with pytest.raises(FloatingPointError, match="diverged"):
@@ -284,7 +284,7 @@ def test_the_pruner_stops_only_the_worst_quarter(tmp_path):
 
 
 def test_credit_is_searched_for_solsa_rules_only():
-    from solsa.tune_space import DEFAULT_SPACE, active_space, default_params
+    from solsa.tune.space import DEFAULT_SPACE, active_space, default_params
 
     solsa_space = active_space(DEFAULT_SPACE, TrainConfig(rule="solsa"), {})
     assert "credit" in solsa_space
@@ -295,7 +295,7 @@ def test_credit_is_searched_for_solsa_rules_only():
 
 
 def test_filter_lr_scale_is_searched_only_where_something_learns_the_dynamics():
-    from solsa.tune_space import DEFAULT_SPACE, active_space, default_params
+    from solsa.tune.space import DEFAULT_SPACE, active_space, default_params
 
     space = active_space(DEFAULT_SPACE, TrainConfig(rule="solsa"), {})
     assert default_params(space, TrainConfig(rule="solsa", filter_lr_scale=0.5))["filter_lr_scale"] == 0.5

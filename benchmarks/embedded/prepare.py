@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from solsa.cli_options import add_config_options, resolve_config
+from solsa.cli.options import add_config_options, resolve_config
 from solsa.factories import build_network
 from solsa.io import save_checkpoint
-from solsa.stream_sources import TaskStream
+from solsa.stream.sources import TaskStream
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cfg, _ = resolve_config(args)
     source = TaskStream(cfg.task, seed=cfg.seed, encoder=cfg.encoder, **cfg.task_options)
-    torch.manual_seed(cfg.seed)  # as solsa.stream_run._open builds the network
+    torch.manual_seed(cfg.seed)  # as solsa.stream.run._open builds the network
     net = build_network(cfg, source.n_inputs, len(source.classes))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

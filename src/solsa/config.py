@@ -3,7 +3,7 @@
 Options are the fields of :class:`TrainConfig`, grouped (run, task, model,
 neuron and filter, readout, optimizer, enhancements) through their metadata.
 Validation, config files (``from_dict``), ``metrics.json`` (``to_dict``) and the
-command line (:mod:`solsa.cli_options` generates the flags from these fields)
+command line (:mod:`solsa.cli.options` generates the flags from these fields)
 all read them from here, so an option added here exists everywhere.
 """
 
@@ -26,7 +26,7 @@ from .schedule import UpdateSchedule
 from .surrogate import SURROGATES
 from .validation import OptionError, check_choice, check_device, check_positive_int, check_range
 
-__all__ = ["TrainConfig", "GROUPS", "OPTIMIZERS", "MODELS", "DTYPES", "option_fields", "parse_hidden"]
+__all__ = ["TrainConfig", "GROUPS", "OPTIMIZERS", "MODELS", "DTYPES", "option_fields", "parse_hidden", "parse_scalar"]
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd", "adamw")
 MODELS = ("full", "paper", "native")
@@ -267,6 +267,18 @@ def option_choices(f: dataclasses.Field) -> tuple | None:
 
 def option_type(f: dataclasses.Field) -> type:
     return _base_type(f)
+
+
+def parse_scalar(text: str) -> Any:
+    """``"true"`` -> True, ``"3"`` -> 3, ``"0.5"`` -> 0.5, anything else stays a string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["atomic_write", "strict_json", "write_json", "write_csv", "save_checkpoint", "load_checkpoint",
+__all__ = ["save_figure", "atomic_write", "strict_json", "write_json", "write_csv", "save_checkpoint", "load_checkpoint",
            "load_torch_file", "load_config_file", "make_folder"]
 
 
@@ -147,3 +147,13 @@ def load_config_file(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a table of options, got {type(data).__name__}")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Save a matplotlib figure atomically as PNG."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write(path, lambda f: f.write(buf.getvalue()), mode="wb")

@@ -7,7 +7,7 @@ tensors, validate settings and run the one time loop.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -16,7 +16,7 @@ from .functional import NEURONS, RESET_MODES, LIFConfig, LIFParams, LIFState, li
 from .surrogate import check_surrogate
 from .validation import check_choice, check_input, check_positive_int, check_range
 
-__all__ = ["LIFLayer", "SNN", "READOUTS", "READOUT_SCORES", "FILTER_GRANULARITIES", "LAM_GRANULARITIES",
+__all__ = ["LIFLayer", "SNN", "filter_summary", "READOUTS", "READOUT_SCORES", "FILTER_GRANULARITIES", "LAM_GRANULARITIES",
            "ADAPT", "RHO"]
 
 READOUTS = ("spike", "leaky")
@@ -271,3 +271,9 @@ class SNN(nn.Module):
     def clamp_(self) -> None:
         for layer in self.layers:
             layer.clamp_()
+
+
+def filter_summary(net: SNN) -> list[dict[str, Any]]:
+    """Learned α, β, λ per layer (lists for per-channel values)."""
+    return [{name: getattr(layer, name).detach().cpu().flatten().tolist() for name in ("alpha", "beta", "lam")}
+            | {"layer": i} for i, layer in enumerate(net.layers)]

@@ -10,14 +10,17 @@ benchmarks and :meth:`LearningRule.sequence` all run sequences through
 
 from __future__ import annotations
 
-from typing import Callable, Collection, NamedTuple
+from typing import TYPE_CHECKING, Callable, Collection, NamedTuple
 
 import torch
 
 from .coordinates import stepped_in_coordinates
 from .distributed import DataParallel
 from .early_stop import EarlyStop
-from .rules.base import LearningRule, sequence_weights, target_at
+from .losses import sequence_weights, target_at
+
+if TYPE_CHECKING:
+    from .rules.base import LearningRule
 
 __all__ = ["Learner", "SequenceRun"]
 

@@ -18,7 +18,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as fn
 
-__all__ = ["Loss", "SpikeMSE", "CrossEntropy", "LOSSES", "make_loss"]
+from .layers import READOUT_SCORES
+from .validation import check_choice
+
+__all__ = ["Loss", "SpikeMSE", "CrossEntropy", "LOSSES", "make_loss", "sequence_weights", "target_at"]
 
 
 class Loss:
@@ -75,3 +78,25 @@ def make_loss(name: str) -> Loss:
     if name not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {name!r}")
     return LOSSES[name]()
+
+
+def sequence_weights(mask: torch.Tensor, score: str = "mean") -> torch.Tensor:
+    """Per-step sample weights ``[T, B]`` for the network's ``readout_score`` (:data:`~solsa.layers.READOUT_SCORES`).
+
+    ``"mean"`` and ``"max"``: ``mask[t, b] / (length_b · B)``, so the summed per-step losses are the batch
+    mean of each sample's time-averaged loss, whatever the lengths (for ``"max"`` a per-step surrogate: no
+    rule trains the loss of the maximum itself, docs/memory.md §3). ``"last"``: ``1 / B`` at each sample's
+    last valid step and 0 elsewhere, the loss of the output that is scored.
+    """
+    check_choice("readout_score", score, READOUT_SCORES)
+    if score == "last":
+        steps = torch.arange(mask.shape[0], device=mask.device).unsqueeze(1)
+        last = torch.where(mask > 0, steps, torch.full_like(steps, -1)).amax(0)
+        return (steps == last).to(mask.dtype) / mask.shape[1]
+    lengths = mask.sum(0).clamp(min=1.0)
+    return mask / (lengths * mask.shape[1])
+
+
+def target_at(target: torch.Tensor, t: int) -> torch.Tensor:
+    """The target at step ``t``: labels ``[B]`` are constant; ``[T, B]`` labels and ``[T, B, C]`` trains are per step."""
+    return target if target.dim() == 1 else target[t]

@@ -1,7 +1,7 @@
 """Inspection plots: spike rasters, membrane and synaptic-trace plots of chosen neurons, and
 histograms of the learned filters. Each ``*_plot`` draws into a matplotlib ``Axes``; the run
 reports (:func:`solsa.report.plot_run`, :func:`solsa.compare.plot_compare`) compose them, and
-:func:`plot_activity` writes a figure of its own (through :func:`solsa.report.save_figure`).
+:func:`plot_activity` writes a figure of its own (through :func:`solsa.io.save_figure`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any, NamedTuple, Sequence
 
 import torch
 
-from .layers import SNN
+from .io import save_figure
+from .layers import SNN, filter_summary
 
 __all__ = ["LayerRecord", "record_activity", "pick_neurons", "raster_plot", "membrane_plot", "trace_plot",
            "filter_histogram", "plot_activity"]
@@ -118,9 +119,6 @@ def plot_activity(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .report import save_figure
-    from .runs import filter_summary
 
     records = record_activity(net, x)
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))

@@ -1,25 +1,15 @@
-"""A run's ``report.png`` (learning curves, the inspection plots of :mod:`solsa.plots`) and the atomic figure writer."""
+"""A run's ``report.png`` (learning curves, the inspection plots of :mod:`solsa.plots`) (figures are written by :func:`solsa.io.save_figure`)."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write
+from .io import save_figure
 from .layers import SNN
+from .plots import filter_histogram, membrane_plot, raster_plot, record_activity, trace_plot
 
-__all__ = ["plot_run", "save_figure"]
-
-
-def save_figure(fig, path: str | Path) -> None:
-    """Save a matplotlib figure atomically as PNG."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write(path, lambda f: f.write(buf.getvalue()), mode="wb")
+__all__ = ["plot_run"]
 
 
 def plot_run(path: str | Path, net: SNN, history: list[dict[str, Any]], task, metrics: dict[str, Any]) -> None:
@@ -27,8 +17,6 @@ def plot_run(path: str | Path, net: SNN, history: list[dict[str, Any]], task, me
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .plots import filter_histogram, membrane_plot, raster_plot, record_activity, trace_plot
 
     fig, axes = plt.subplots(2, 3, figsize=(16, 8))
     epochs = [r["epoch"] for r in history]

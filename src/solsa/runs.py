@@ -21,8 +21,9 @@ import torch
 from .config import TrainConfig
 from .io import atomic_write, load_torch_file, make_folder, save_checkpoint, write_csv, write_json
 from .layers import SNN
+from .report import plot_run
 
-__all__ = ["RunLock", "prepare_out_dir", "default_out_dir", "write_run", "finished_run", "filter_summary",
+__all__ = ["RunLock", "prepare_out_dir", "default_out_dir", "write_run", "finished_run",
            "RESUME_FILE", "save_resume", "load_resume", "unfinished_config"]
 
 RUN_FILES = ("metrics.json", "history.csv", "checkpoint.pt", "report.png")
@@ -107,17 +108,9 @@ def default_out_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / name
 
 
-def filter_summary(net: SNN) -> list[dict[str, Any]]:
-    """Learned α, β, λ per layer (lists for per-channel values)."""
-    return [{name: getattr(layer, name).detach().cpu().flatten().tolist() for name in ("alpha", "beta", "lam")}
-            | {"layer": i} for i, layer in enumerate(net.layers)]
-
-
 def write_run(out_dir: Path, net: SNN, cfg: TrainConfig, metrics: dict, history: list[dict], task) -> None:
     """Write the checkpoint, ``history.csv``, ``report.png`` and, last, ``metrics.json`` (a run is finished
     once its ``metrics.json`` exists)."""
-    from .report import plot_run
-
     ckpt_config = {"train": cfg.to_dict(), "n_inputs": task.n_inputs, "n_classes": task.n_classes,
                    "task": task.name, "test_accuracy": metrics["test_accuracy"]}
     save_checkpoint(out_dir / "checkpoint.pt", {k: v.detach().cpu() for k, v in net.state_dict().items()}, ckpt_config)

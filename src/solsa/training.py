@@ -31,10 +31,10 @@ from .early_stop import EarlyStop
 from .evaluation import evaluate, load_task_of
 from .budget import fit_memory_budget
 from .factories import build_learner, build_network
-from .layers import SNN
+from .layers import SNN, filter_summary
 from .progress import Progress
 from .rules import sequence_weights
-from .runs import filter_summary, load_resume, prepare_out_dir, save_resume, write_run
+from .runs import load_resume, prepare_out_dir, save_resume, write_run
 from .schedule import UpdateSchedule
 from .tasks import Task, iterate_batches
 from .validation import check_device

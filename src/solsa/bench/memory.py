@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..report import save_figure
+from ..io import save_figure
 from .common import NetSpec, build_learner, machine_info, make_batch, train_one_sequence
 
 __all__ = ["run_memory", "state_bytes", "break_even", "DEFAULT_T", "TARGETS"]

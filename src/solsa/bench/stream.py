@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..report import save_figure
+from ..io import save_figure
 from ..stream import StreamClassifier, trace_tensors
 from .common import NetSpec, build_learner, machine_info, summarize
 

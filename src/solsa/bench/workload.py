@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..report import save_figure
+from ..io import save_figure
 from .common import NetSpec, build_learner, machine_info, make_batch, summarize, train_one_sequence
 from .ops import OpCounter
 

@@ -27,8 +27,9 @@ from typing import NamedTuple
 
 import torch
 
-from ..layers import READOUT_SCORES, SNN
-from ..losses import Loss, make_loss
+from ..layers import SNN
+from ..learner import Learner  # the one sequence loop
+from ..losses import Loss, make_loss, sequence_weights, target_at
 from ..validation import check_choice, check_input, check_positive_int
 
 __all__ = [
@@ -68,28 +69,6 @@ class StepResult(NamedTuple):
 class SequenceResult(NamedTuple):
     outputs: torch.Tensor  # [T, B, C]
     loss: torch.Tensor  # scalar: the sequence loss
-
-
-def sequence_weights(mask: torch.Tensor, score: str = "mean") -> torch.Tensor:
-    """Per-step sample weights ``[T, B]`` for the network's ``readout_score`` (:data:`~solsa.layers.READOUT_SCORES`).
-
-    ``"mean"`` and ``"max"``: ``mask[t, b] / (length_b · B)``, so the summed per-step losses are the batch
-    mean of each sample's time-averaged loss, whatever the lengths (for ``"max"`` a per-step surrogate: no
-    rule trains the loss of the maximum itself, docs/memory.md §3). ``"last"``: ``1 / B`` at each sample's
-    last valid step and 0 elsewhere, the loss of the output that is scored.
-    """
-    check_choice("readout_score", score, READOUT_SCORES)
-    if score == "last":
-        steps = torch.arange(mask.shape[0], device=mask.device).unsqueeze(1)
-        last = torch.where(mask > 0, steps, torch.full_like(steps, -1)).amax(0)
-        return (steps == last).to(mask.dtype) / mask.shape[1]
-    lengths = mask.sum(0).clamp(min=1.0)
-    return mask / (lengths * mask.shape[1])
-
-
-def target_at(target: torch.Tensor, t: int) -> torch.Tensor:
-    """The target at step ``t``: labels ``[B]`` are constant; ``[T, B]`` labels and ``[T, B, C]`` trains are per step."""
-    return target if target.dim() == 1 else target[t]
 
 
 def state_nbytes(*tensors: torch.Tensor | None) -> int:
@@ -211,8 +190,6 @@ class LearningRule(abc.ABC):
 
         ``target``: labels ``[B]`` or per-step targets ``[T, B, C]``; ``mask`` ``[T, B]`` marks valid steps.
         """
-        from ..learner import Learner  # the one sequence loop (learner imports this module)
-
         check_input(x, self.net.n_inputs, rank=3, dtype=self.net.layers[0].weight.dtype)
         run = Learner(self).sequence(x, target, mask)
         return SequenceResult(run.outputs, run.loss)

@@ -1,9 +1,9 @@
 """``solsa tune``: search a task's settings on validation data with optuna; test the chosen configuration once.
 
 Each trial is a normal :func:`~solsa.training.train` run with its own run folder (``OUT/trials/NNNN``),
-drawn by optuna's TPE sampler from the search space (:mod:`solsa.tune_space`); each of its runs stops after
+drawn by optuna's TPE sampler from the search space (:mod:`solsa.tune.space`); each of its runs stops after
 :data:`VAL_PATIENCE` epochs without a better validation accuracy (``val_patience``). A trial is scored on
-validation only (:mod:`solsa.tune_trial`):
+validation only (:mod:`solsa.tune.trial`):
 
 - **holdout**: the task's validation split (accuracy of the epoch chosen on it); a percentile pruner stops
   the trial when its per-epoch validation curve is in the worst quarter of the finished trials at the
@@ -34,14 +34,14 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import TrainConfig
-from .evaluation import load_task_of
-from .io import make_folder
-from .runs import RunLock, finished_run
-from .tune_report import plot_tune, trial_rows, write_best_toml, write_tune_files
-from .tune_space import DEFAULT_SPACE, Dimension, active_space, config_changes, default_params, space_text
-from .tune_trial import Objective, TrialFailed, spread
-from .validation import OptionError, check_positive_int, check_range
+from ..config import TrainConfig
+from ..evaluation import load_task_of
+from ..io import make_folder
+from ..runs import RunLock, finished_run
+from .report import plot_tune, trial_rows, write_best_toml, write_tune_files
+from .space import DEFAULT_SPACE, Dimension, active_space, config_changes, default_params, space_text
+from .trial import Objective, TrialFailed, spread
+from ..validation import OptionError, check_positive_int, check_range
 
 __all__ = ["tune", "CV_BELOW", "CV_FOLDS", "REPEATS", "VAL_PATIENCE", "open_study"]
 
@@ -97,7 +97,7 @@ def _create_study(optuna, storage: str, study_name: str, grace: int):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat: stable in use
         store = optuna.storages.RDBStorage(storage, heartbeat_interval=max(1, grace // 4), grace_period=grace)
     # prune a trial in the worst quarter of the finished trials at the same epoch (holdout: judged from a third of
-    # its epochs on) or after the same folds (k-fold); optuna's percentile is the share kept: 75 (tune_trial)
+    # its epochs on) or after the same folds (k-fold); optuna's percentile is the share kept: 75 (tune/trial.py)
     pruner = optuna.pruners.PercentilePruner(75.0, n_startup_trials=5)
     return optuna.create_study(storage=store, study_name=study_name, direction="maximize", pruner=pruner,
                                load_if_exists=True)
@@ -198,7 +198,7 @@ def tune(
     log: Callable[[str], None] | None = None,
     grace: int = 20,
 ) -> dict[str, Any]:
-    """Search ``space`` (default :data:`~solsa.tune_space.DEFAULT_SPACE`) around ``base``; returns the report.
+    """Search ``space`` (default :data:`~solsa.tune.space.DEFAULT_SPACE`) around ``base``; returns the report.
 
     ``given``: options the user set; they are fixed and leave the space. ``trials``: the study's total
     (trials already in it count); ``budget``: seconds of search in this call (no trial starts after it);
@@ -227,7 +227,7 @@ def tune(
         check_positive_int("repeats", repeats)
     check_positive_int("seeds", seeds)
     if train_fn is None:
-        from .training import train as train_fn
+        from ..training import train as train_fn
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     given = dict(given or {})

@@ -171,8 +171,8 @@ def plot_compare(path: str | Path, summary: dict[str, Any], results: list[dict[s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plots import filter_histogram
-    from .report import save_figure
+    from ..plots import filter_histogram
+    from ..io import save_figure
 
     tasks = list(dict.fromkeys(r["task"] for r in summary["rows"]))
     n_rows = 3 if results else 2

@@ -22,13 +22,13 @@ from typing import Any, Callable, Hashable
 
 import torch
 
-from .config import TrainConfig
-from .factories import build_learner, build_network
-from .io import load_checkpoint, save_checkpoint, write_csv, write_json
-from .runs import RunLock, prepare_out_dir
-from .stream import DEFAULT_HORIZON, StreamClassifier
-from .stream_sources import CsvStream, TaskStream
-from .validation import OptionError, check_positive_int
+from ..config import TrainConfig
+from ..factories import build_learner, build_network
+from ..io import load_checkpoint, save_checkpoint, write_csv, write_json
+from ..runs import RunLock, prepare_out_dir
+from . import DEFAULT_HORIZON, StreamClassifier
+from .sources import CsvStream, TaskStream
+from ..validation import OptionError, check_positive_int
 
 __all__ = ["STREAM_OPTIONS", "run_stream", "resume_stream", "plot_stream"]
 
@@ -314,7 +314,7 @@ def plot_stream(path: str | Path, rows: list[dict[str, Any]], drift_step: int | 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .report import save_figure
+    from ..io import save_figure
 
     fig, ax = plt.subplots(figsize=(8, 4))
     steps = [r["step"] for r in rows]

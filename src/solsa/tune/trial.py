@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import TrainConfig
-from .evaluation import load_task_of
+from ..config import TrainConfig
+from ..evaluation import load_task_of
 from .folds import fold_tasks, holdout_task
-from .tune_space import Dimension, config_changes, suggest
+from .space import Dimension, config_changes, suggest
 
 __all__ = ["Objective", "TrialFailed", "pruning_hook", "spread"]
 

@@ -1,4 +1,4 @@
-"""``solsa stream``: the command line of :mod:`solsa.stream_run` (prequential learning on a stream)."""
+"""``solsa stream``: the command line of :mod:`solsa.stream.run` (prequential learning on a stream)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import re
 import sys
 from pathlib import Path
 
-from .cli_options import add_config_options, flag, given_options, resolve_config
-from .config import option_fields
-from .stream_run import STREAM_OPTIONS
-from .validation import OptionError
+from .options import add_config_options, flag, given_options, resolve_config
+from ..config import option_fields
+from ..stream.run import STREAM_OPTIONS
+from ..validation import OptionError
 
 __all__ = ["add_parser"]
 
@@ -81,7 +81,7 @@ def _default_out(cfg, csv: str | None) -> Path:
 
 
 def _run(args) -> int:
-    from .stream_run import resume_stream, run_stream
+    from ..stream.run import resume_stream, run_stream
 
     log = (lambda s: None) if args.stream_quiet else (lambda s: print(s, flush=True))
     if args.stream_resume:

@@ -12,8 +12,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from .tasks import Split, Task
-from .validation import OptionError, check_positive_int
+from ..tasks import Split, Task
+from ..validation import OptionError, check_positive_int
 
 __all__ = ["concat_splits", "stratified_folds", "holdout_task", "fold_tasks"]
 

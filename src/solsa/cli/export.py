@@ -7,7 +7,7 @@ import argparse
 import sys
 import warnings
 
-from .nir_export import DEFAULT_DT
+from ..interop.nir_export import DEFAULT_DT
 
 __all__ = ["add_parser"]
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise OptionError("format", "--learn, --dtype and --momentum apply to --format c only")
     from ..evaluation import network_from_checkpoint
-    from .nir_export import NIRCompatibilityWarning, to_nir, write_nir
+    from ..interop.nir_export import NIRCompatibilityWarning, to_nir, write_nir
 
     net, _, _ = network_from_checkpoint(args.checkpoint)
     with warnings.catch_warnings(record=True) as caught:

@@ -21,15 +21,15 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from .compare_report import BASELINES, plot_compare, summarize, summary_markdown
-from .config import MODELS, TrainConfig
-from .factories import build_network, build_rule
-from .io import atomic_write, write_csv, write_json
-from .progress import RunProgress
-from .rules import get_rule
-from .runs import finished_run, unfinished_config
-from .training import train
-from .validation import OptionError, check_choice, check_device
+from .report import BASELINES, plot_compare, summarize, summary_markdown
+from ..config import MODELS, TrainConfig
+from ..factories import build_network, build_rule
+from ..io import atomic_write, write_csv, write_json
+from ..progress import RunProgress
+from ..rules import get_rule
+from ..runs import finished_run, unfinished_config
+from ..training import train
+from ..validation import OptionError, check_choice, check_device
 
 __all__ = ["SUITES", "SUITE_MODELS", "BASELINES", "COMPARE_DEFAULTS", "check_rules", "plan_tasks", "plan_entries",
            "compare", "summarize"]
@@ -137,7 +137,7 @@ def _load_or_train(cfg: TrainConfig, run_dir: Path, log, replace: bool = False) 
 
 def _tune_rule(cfg: TrainConfig, folder: Path, given: dict[str, Any] | None, trials: int, log) -> tuple[dict, dict]:
     """One rule's study (in ``folder``): the chosen option changes and a record of the search."""
-    from .tune import tune
+    from ..tune import tune
 
     fixed = {k: v for k, v in (given or {}).items() if k not in ("task", "rule")}
     r = tune(cfg, folder, given=fixed, trials=trials, final=False, log=log)

@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from .cli_options import add_config_options, resolve_config
+from .options import add_config_options, resolve_config
 
 __all__ = ["add_parser"]
 
@@ -55,9 +55,9 @@ def add_parser(sub) -> None:
 
 
 def _space(args):
-    from .io import load_config_file
-    from .tune_space import DEFAULT_SPACE, parse_dimension, space_from_file
-    from .validation import OptionError
+    from ..io import load_config_file
+    from ..tune.space import DEFAULT_SPACE, parse_dimension, space_from_file
+    from ..validation import OptionError
 
     space = dict(DEFAULT_SPACE)
     if args.space_file:
@@ -75,8 +75,8 @@ def _pm(mean: float, std: float | None) -> str:
 
 
 def _run_tune(args) -> int:
-    from .tune import tune
-    from .tune_space import active_space, space_text
+    from ..tune import tune
+    from ..tune.space import active_space, space_text
 
     cfg, given = resolve_config(args)
     space = _space(args)

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig
-from .io import atomic_write, write_csv, write_json
+from ..config import TrainConfig
+from ..io import atomic_write, write_csv, write_json
 
 __all__ = ["trial_rows", "write_tune_files", "config_toml", "write_best_toml", "plot_tune"]
 
@@ -85,7 +85,7 @@ def plot_tune(path: Path, study) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .report import save_figure
+    from ..io import save_figure
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
     best, line = -math.inf, []

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Any, Iterable
 
-from .config import GROUPS, TrainConfig, option_choices, option_fields, option_type, parse_hidden
+from ..config import GROUPS, TrainConfig, option_choices, option_fields, option_type, parse_hidden, parse_scalar
 
 __all__ = ["add_config_options", "given_options", "resolve_config", "flag", "parse_bool", "parse_scalar", "parse_task_option"]
 
@@ -31,18 +32,6 @@ def parse_bool(text: str) -> bool:
     if low in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def parse_scalar(text: str) -> Any:
-    """``"true"`` -> True, ``"3"`` -> 3, ``"0.5"`` -> 0.5, anything else stays a string."""
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
 
 
 def parse_task_option(text: str) -> tuple[str, Any]:
@@ -105,7 +94,7 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any] | None = N
 
     ``given`` holds the options the user set (in the file or on the command line).
     """
-    from .io import load_config_file
+    from ..io import load_config_file
 
     given: dict[str, Any] = load_config_file(args.config) if getattr(args, "config", None) else {}
     for key, value in given_options(args).items():
@@ -113,3 +102,13 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any] | None = N
             value = {**given.get("task_options", {}), **value}
         given[key] = value
     return TrainConfig.from_dict({**(defaults or {}), **given}), given
+
+
+def add_config_file(p: argparse.ArgumentParser) -> None:
+    """``--config FILE``: options from a TOML or YAML file (given flags override it)."""
+    p.add_argument("--config", help="TOML or YAML file of options (command-line options override it)")
+
+
+def stderr(message: str) -> None:
+    """Progress and notices of a command: one line on standard error."""
+    print(message, file=sys.stderr, flush=True)

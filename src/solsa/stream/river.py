@@ -58,7 +58,7 @@ class RiverConventions:
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
-        from .layers import SNN
+        from ..layers import SNN
 
         # river's check data sets have 9 and 18 features and up to 7 labels: the network is built for the
         # first sample's features

@@ -32,7 +32,7 @@ from typing import Hashable, Iterator, NamedTuple
 
 import torch
 
-from .validation import OptionError, check_positive_int, check_range
+from ..validation import OptionError, check_positive_int, check_range
 
 __all__ = ["StreamStep", "TaskStream", "CsvStream", "LABEL_COLUMN", "SEGMENT_COLUMN"]
 
@@ -59,7 +59,7 @@ class TaskStream:
 
     def __init__(self, spec: str, *, seed: int = 0, passes: int = 1, drift_at: float | None = None,
                  **load_options) -> None:
-        from .tasks import load_task
+        from ..tasks import load_task
 
         task = load_task(spec, seed=seed, **load_options)
         if task.kind != "classification":

@@ -37,14 +37,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .config import TrainConfig, rule_credit
-from .coordinates import FILTER_UPDATES
-from .factories import network_options
-from .rules.credit import CREDIT_MODES
-from .cli_options import parse_scalar
-from .rules import get_rule
-from .tasks import TASKS, ENCODERS
-from .validation import OptionError
+from ..config import TrainConfig, parse_scalar, rule_credit
+from ..coordinates import FILTER_UPDATES
+from ..factories import network_options
+from ..rules.credit import CREDIT_MODES
+from ..rules import get_rule
+from ..tasks import TASKS, ENCODERS
+from ..validation import OptionError
 
 __all__ = ["Dimension", "DEFAULT_SPACE", "parse_dimension", "space_from_file", "active_space", "config_changes",
            "suggest", "default_params", "space_text", "default_encoder"]
@@ -248,7 +247,7 @@ def config_changes(base: TrainConfig, params: dict[str, Any]) -> dict[str, Any]:
 
 def default_params(space: dict[str, Dimension], base: TrainConfig) -> dict[str, Any]:
     """The point of ``space`` that is ``base`` itself (keys whose base value lies outside the space are left out)."""
-    from .tasks import encoder_defaults
+    from ..tasks import encoder_defaults
 
     values: dict[str, Any] = {"alpha": base.alpha, "beta": base.beta, "lam": base.lam, "lr": base.lr,
                               "filter_lr_scale": base.filter_lr_scale, "filter_update": base.filter_update,

@@ -30,7 +30,7 @@ The rules of the game:
 * **Bad input** (wrong width, NaN/inf checked value by value after the cast to the network's dtype, a
   new label when every output neuron is taken) raises a ``ValueError`` naming the step, before anything
   changes; inputs that saturate the first layer warn once (:func:`~solsa.validation.warn_input_scale`).
-* **river**: its estimator conventions (:mod:`solsa.stream_river`; a ``river.base.Classifier`` with river
+* **river**: its estimator conventions (:mod:`solsa.stream.river`; a ``river.base.Classifier`` with river
   installed; its ``check_estimator`` passes). A factory ``net(n_inputs) -> SNN`` is built at the first sample.
 """
 
@@ -44,14 +44,14 @@ from typing import Any, Callable, Hashable, Iterable, Mapping
 import numpy as np
 import torch
 
-from .config import TrainConfig
-from .factories import parameter_groups
-from .layers import SNN
-from .learner import Learner
-from .rules import LearningRule, get_rule
-from .rules.state import load_trace_tensors, trace_tensors
-from .stream_river import RiverConventions, register_with_river
-from .validation import OptionError, check_finite, check_positive_int, warn_input_scale
+from ..config import TrainConfig
+from ..factories import parameter_groups
+from ..layers import SNN
+from ..learner import Learner
+from ..rules import LearningRule, get_rule
+from ..rules.state import load_trace_tensors, trace_tensors
+from .river import RiverConventions, register_with_river
+from ..validation import OptionError, check_finite, check_positive_int, warn_input_scale
 
 __all__ = ["StreamClassifier", "trace_tensors", "DEFAULT_HORIZON", "LONG_SEGMENT"]
 
