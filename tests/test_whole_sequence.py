@@ -2,7 +2,6 @@
 gradients of the per-step path (``T`` calls of ``step``) in float64, for every rule that has it, on every
 neuron option the per-step path has."""
 
-import os
 
 import pytest
 import torch
@@ -130,8 +129,6 @@ def test_backend_option_is_checked():
         RULES["bptt"].build(_net({}), "mse", backend="fused")
 
 
-@pytest.mark.skipif(os.environ.get("SOLSA_TEST_COMPILE") != "1",
-                    reason="torch.compile takes about a minute per shape here: SOLSA_TEST_COMPILE=1 runs it")
 @pytest.mark.filterwarnings("ignore")  # torch's compiler warns about its own internals (would fall back)
 def test_compiled_backend_equals_reference():
     x = torch.randn(6, 2, 5, dtype=torch.float64)

@@ -1,4 +1,4 @@
-"""Early stop training (SOLSA.md §4): skip the rest of a sequence once the batch is confidently right.
+"""Early stop training (docs/model.md §4): skip the rest of a sequence once the batch is confidently right.
 
 At each update point before the last step the learner asks :meth:`EarlyStop.check`
 whether the fraction ``ρ`` of the batch is right with class probability ≥ ``p``;

@@ -27,7 +27,7 @@ ADAPT, RHO = 0.2, 0.95  # ALIF defaults (not tuned): threshold rise per spike β
 FILTER_GRANULARITIES = ("layer", "channel")  # one α, β per layer (the paper's) or per input channel
 LAM_GRANULARITIES = ("layer", "neuron")  # one λ per layer or per neuron
 ALPHA_MAX = 0.999  # α, λ are kept in [0, ALPHA_MAX] by clamp_()
-BETA_MIN = 1e-2  # the β gradient divides by β: keep it away from 0 (SOLSA.md §7)
+BETA_MIN = 1e-2  # the β gradient divides by β: keep it away from 0 (docs/model.md §7)
 
 
 def _granularity(name: str, value: str, allowed: tuple[str, str]) -> bool:
@@ -36,7 +36,7 @@ def _granularity(name: str, value: str, allowed: tuple[str, str]) -> bool:
 
 
 class LIFLayer(nn.Module):
-    """A layer of LIF neurons behind exponentially decayed synapses (SOLSA.md §1).
+    """A layer of LIF neurons behind exponentially decayed synapses (docs/model.md §1).
 
     Args:
         in_features, out_features: N_in, N_out.

@@ -1,4 +1,4 @@
-"""Scheduled weight update (SOLSA.md §4): the time steps at which the optimizer steps.
+"""Scheduled weight update (docs/model.md §4): the time steps at which the optimizer steps.
 
 Gradients accumulate at every step; the optimizer steps only at the update
 points. Points are kept as offsets from the last step of a sequence (offset 0

@@ -13,7 +13,7 @@ of :func:`spike`), so every rule sees exactly the same derivative.
 | ``triangle``   | max(0, 1 - |u|/w) / w                  | 1 / w       |
 
 Stability of the traces needs ``|λ - θ_r ε| ≤ 1``, i.e. a peak no larger
-than ``(1 + λ) / θ_r`` (SOLSA.md §7); the default widths respect this for
+than ``(1 + λ) / θ_r`` (docs/model.md §7); the default widths respect this for
 ``λ ≥ 0`` and ``θ_r = 1``.
 """
 

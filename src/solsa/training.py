@@ -1,4 +1,4 @@
-"""The epoch loop: train one run end to end, with the three enhancements of SOLSA.md §4.
+"""The epoch loop: train one run end to end, with the three enhancements of docs/model.md §4.
 
 - scheduled weight update (:class:`~solsa.schedule.UpdateSchedule`),
 - early stop training (:class:`~solsa.early_stop.EarlyStop`),

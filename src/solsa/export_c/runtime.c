@@ -1,6 +1,6 @@
 /* ---- the SOLSA runtime (solsa/export_c/runtime.c, appended to every export) ----------------------------
  *
- * One time step of the network of SOLSA.md §1 and, with SOLSA_LEARN, the SOLSA traces of §2 with the
+ * One time step of the network of docs/model.md §1 and, with SOLSA_LEARN, the SOLSA traces of §2 with the
  * cross-layer credit of docs/credit.md, for batch size 1 (the gradient and the update: runtime_learn.c). The
  * arithmetic is that of solsa/functional/ and solsa/rules/solsa.py + rules/credit.py (the reference), up to
  * the order of floating-point summations; tests/test_export_c.py holds the two equal. Plain C99: no malloc,
@@ -222,7 +222,7 @@ static void solsa_forward_layer(solsa_state* s, int l, const float* x) {
     float *m = SOLSA_OFF(s, D->m), *n = SOLSA_OFF(s, D->n), *d = SOLSA_OFF(s, D->d);
     const long ni = D->n_in;
     int i;
-    /* d[t] = dV[t]/dV[t-1], the reset path included (SOLSA.md §2), from the previous step's V, o, eps */
+    /* d[t] = dV[t]/dV[t-1], the reset path included (docs/model.md §2), from the previous step's V, o, eps */
     for (j = 0; j < D->n_out; ++j) {
         const float lj = lam[D->lpn ? j : 0];
         if (reset == 2) d[j] = lj;

@@ -2,7 +2,7 @@
  *
  * solsa_learn_step: the loss gradient at the output, then down the layers within the step: delta = g eps,
  * the gradient of each learned parameter accumulated from the traces (or their credit-filtered copies,
- * docs/credit.md), and the spatial error sent below (SOLSA.md §3). solsa_apply: SGD and the clamps.
+ * docs/credit.md), and the spatial error sent below (docs/model.md §3). solsa_apply: SGD and the clamps.
  */
 
 #if SOLSA_LEARN
@@ -48,7 +48,7 @@ static void solsa_accumulate_plain(solsa_state* s, const solsa_layer_desc* D, co
 }
 
 /* The errors layer l sends down, in one pass over its W (each out_i = beta_i sum_x v_x W_xi, x in order):
- * g^{l-1} = beta (delta W) (SOLSA.md §3) and, when layer l-1 filters its traces through layer l, its signals
+ * g^{l-1} = beta (delta W) (docs/model.md §3) and, when layer l-1 filters its traces through layer l, its signals
  * P^1 = beta ((delta M / Mbar) W) (mass_corrected_error; P^1 = g^{l-1} without masses) and
  * P^{s+1} = beta ((eps_lag P^s_l) W) (descend_signals). */
 static void solsa_send_down(solsa_state* s, int l) {
@@ -153,7 +153,7 @@ int solsa_learn_step(solsa_state* s, const float* x, int target) {
         for (j = 0; j < D->n_out; ++j) delta[j] = g[j] * eps[j];
         if (D->depth > 0) solsa_accumulate_credited(s, l);
         else solsa_accumulate_plain(s, D, delta);
-        if (l > 0) { /* g^{l-1} = beta (delta W): the same-step spatial error (SOLSA.md §3) */
+        if (l > 0) { /* g^{l-1} = beta (delta W): the same-step spatial error (docs/model.md §3) */
             solsa_send_down(s, l);
             g = SOLSA_OFF(s, D->gbelow);
         }

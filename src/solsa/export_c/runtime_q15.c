@@ -1,6 +1,6 @@
 /* ---- the fixed-point (q15) inference runtime (solsa/export_c/runtime_q15.c, appended to a q15 export) ------
  *
- * The network of SOLSA.md §1 in integers: W as int16 (Q15, times 2^SHIFT per layer), b, alpha, beta, lam,
+ * The network of docs/model.md §1 in integers: W as int16 (Q15, times 2^SHIFT per layer), b, alpha, beta, lam,
  * thresholds and the state F, V as int32 with 16 fractional bits (Q16.16). Products are formed in int64 and
  * rounded half away from zero. solsa_step takes and returns floats (one conversion per input and output);
  * inside, no floating point. The float export is the reference; docs/embedded.md gives the accuracy lost.

@@ -4,7 +4,7 @@
 // from contiguous CPU tensors, so it compiles in about a second with any C++17 compiler.
 //
 // One call advances every layer by one time step and, with a target, computes the loss gradient
-// and accumulates every parameter gradient (SOLSA.md §2-§3). The arithmetic is exactly that of
+// and accumulates every parameter gradient (docs/model.md §2-§3). The arithmetic is exactly that of
 // solsa/rules/solsa.py (the reference), up to the order of floating-point summations;
 // tests/test_fast_path.py holds the two equal. The cross-layer credit modes "next" and "cascade"
 // (docs/credit.md) are in credit.h, included below; tests/test_credit.py holds them equal to the reference.
@@ -203,7 +203,7 @@ static void filter_and_current(const LayerDesc& L, void* const* P, int64_t B, co
     }
 }
 
-// V[t] and o[t] of one neuron from V[t-1], o[t-1] and the current (SOLSA.md §1)
+// V[t] and o[t] of one neuron from V[t-1], o[t-1] and the current (docs/model.md §1)
 template <typename T>
 static inline T membrane(int64_t reset, T lj, T Vp, T op, T c, T ra) {
     if (reset == 0) return lj * Vp + c - ra * op;
@@ -288,7 +288,7 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
             }
         }
     }
-    // d[t] = dV[t]/dV[t-1], the reset path included (SOLSA.md §2)
+    // d[t] = dV[t]/dV[t-1], the reset path included (docs/model.md §2)
     for (int64_t bj = 0; bj < B * no; ++bj) {
         const T lj = lpn ? lam[bj % no] : lam[0];
         T d;
@@ -443,7 +443,7 @@ static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool
             gb[j] += s;
         }
     }
-    if (below) {  // g^{l-1}_i = beta_i sum_j delta_j W_ji (same step only, SOLSA.md §3)
+    if (below) {  // g^{l-1}_i = beta_i sum_j delta_j W_ji (same step only, docs/model.md §3)
         T* gl = (T*)L.gbelow;
         const bool fpc_b = fpc;
         for (int64_t b = 0; b < B; ++b) {
@@ -551,7 +551,7 @@ static int64_t step_all(Plan* plan, const T* x, const void* target, int64_t targ
 // flush: dsts holds 5 slots per layer (W, b, alpha, beta, lam): the .grad data of each learnable parameter
 // (null: not learned); modes[k] = 0 writes the gradient there, 1 adds it (the accumulator is zeroed after),
 // 2: the accumulator is handed over as .grad as it is (left untouched).
-// beta's gradient comes from W's: dV/dbeta_i = sum_j W_ji e_ji / beta_i (SOLSA.md §2).
+// beta's gradient comes from W's: dV/dbeta_i = sum_j W_ji e_ji / beta_i (docs/model.md §2).
 template <typename T>
 static void flush_all(Plan* plan, void* const* dsts, const int64_t* modes) {
     settle<T>(plan);

@@ -1,4 +1,4 @@
-"""The single-step dynamics of a LIF layer with exponentially decayed synapses (SOLSA.md §1).
+"""The single-step dynamics of a LIF layer with exponentially decayed synapses (docs/model.md §1).
 
 This is the only place the neuron equations are written in Python. Every
 learning rule calls :func:`lif_step`: BPTT with autograd on, the online rules

@@ -1,4 +1,4 @@
-"""Forward-mode eligibility traces of SOLSA (SOLSA.md §2) and the spatial error (§3).
+"""Forward-mode eligibility traces of SOLSA (docs/model.md §2) and the spatial error (§3).
 
 Each function is one recursion of the note, written once. With ``d_j[t]`` the
 total derivative ``∂V_j[t]/∂V_j[t-1]`` (the reset feedback included), every

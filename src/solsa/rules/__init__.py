@@ -19,7 +19,7 @@ from .ostl import OSTL
 from .ottt import OTTT
 from .solsa import SOLSA
 
-# The neuron model of SOLSA.md §1 with the synaptic filter removed (α = 0, β = 1, not learned).
+# The neuron model of docs/model.md §1 with the synaptic filter removed (α = 0, β = 1, not learned).
 NO_FILTER = {"alpha": 0.0, "beta": 1.0, "learn_alpha": False, "learn_beta": False}
 # e-prop's own network (Bellec et al. 2020, the LSNN): recurrent ALIF layers without a synaptic filter, applied to
 # every rule with model "native" so that the rules compare on it (docs/memory.md)
@@ -65,7 +65,7 @@ RULES: dict[str, RuleSpec] = {
         options={"credit": "next"},
     ),
     "solsa-samestep": RuleSpec(
-        "solsa-samestep", SOLSA, "ablation: SOLSA with the error crossing layers within the step only (SOLSA.md §3); "
+        "solsa-samestep", SOLSA, "ablation: SOLSA with the error crossing layers within the step only (docs/model.md §3); "
         "the low-memory choice, about a third of the cascade's traces",
         options={"credit": "same-step"}, ablation=True,
     ),

@@ -1,4 +1,4 @@
-"""BPTT: autograd through time on exactly the model of SOLSA.md §1.
+"""BPTT: autograd through time on exactly the model of docs/model.md §1.
 
 The forward pass is the same :func:`solsa.functional.lif_step` as every other
 rule, with the reset path in the graph and the same surrogate. A whole sequence

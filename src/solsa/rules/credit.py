@@ -2,7 +2,7 @@
 
 ``credit`` chooses how far up a hidden layer's sensitivities are carried:
 
-- ``"same-step"``: not at all; the error crosses layers within the step (SOLSA.md §3). No extra memory.
+- ``"same-step"``: not at all; the error crosses layers within the step (docs/model.md §3). No extra memory.
 - ``"next"``: through the synaptic filter and membrane of the layer directly above (two extra
   copies of each trace of the layer). Exact for one hidden layer under a leaky readout with one λ;
   elsewhere the upper layer's ``d_j[t]`` is replaced by its mean over neurons.

@@ -1,4 +1,4 @@
-"""e-prop: eligibility propagation (Bellec et al., Nat. Commun. 11:3625, 2020), on the layered model of SOLSA.md.
+"""e-prop: eligibility propagation (Bellec et al., Nat. Commun. 11:3625, 2020), on the layered model of docs/model.md.
 
 e-prop factorises the gradient into an *eligibility trace*, computed forward in
 time from quantities local to the synapse, and a *learning signal*, the output

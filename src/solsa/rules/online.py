@@ -4,7 +4,7 @@ Per time step every layer advances its state and traces (``_forward_layer``);
 with a target, the output error goes down the layers *within the same step*
 (``_backward``): each layer turns the error ``g`` at its output into
 ``δ = g ⊙ ε``, adds its gradient to an accumulator (``_accumulate``) and sends
-the spatial error of SOLSA.md §3 to the layer below. ``flush`` hands the
+the spatial error of docs/model.md §3 to the layer below. ``flush`` hands the
 accumulators to ``.grad``. Nothing is kept per time step.
 
 A new online rule subclasses :class:`OnlineRule`, implements the three

@@ -1,4 +1,4 @@
-"""OSTL: online spatio-temporal learning (Bohnstingl et al., IEEE TNNLS 2022), on the layered model of SOLSA.md.
+"""OSTL: online spatio-temporal learning (Bohnstingl et al., IEEE TNNLS 2022), on the layered model of docs/model.md.
 
 OSTL separates the gradient into a *temporal* part, carried forward exactly
 inside each layer as an eligibility trace, and a *spatial* part, the error
@@ -16,7 +16,7 @@ per-layer trace is the exact sensitivity ``∂V_j[t]/∂θ`` with the reset incl
 
 For one layer the gradient equals BPTT's exactly (the reset included); across
 layers the paths through the future states of the layers above are dropped
-(OSTL's spatial/temporal separation). On the model of SOLSA.md these are the
+(OSTL's spatial/temporal separation). On the model of docs/model.md these are the
 W, b, λ traces of :mod:`solsa.functional.traces` with the reset feedback — OSTL
 and SOLSA differ in the neuron model (SOLSA adds the learned synaptic filter):
 on the full model OSTL treats the filtered input ``F[t]`` as the layer's input

@@ -1,4 +1,4 @@
-"""OTTT: online training through time (Xiao et al., NeurIPS 2022), on the layered model of SOLSA.md.
+"""OTTT: online training through time (Xiao et al., NeurIPS 2022), on the layered model of docs/model.md.
 
 OTTT keeps, per layer, one leaky trace of the layer's presynaptic input and
 combines it at every step with the instantaneous error at the membrane:
@@ -8,7 +8,7 @@ combines it at every step with the instantaneous error at the membrane:
     δ_j[t] = ∂ℓ_t/∂o_j[t] · ε_j[t]                error at the membrane, this step only
     ∂L/∂W_ji ≈ Σ_t Σ_b δ_j[t] â_i[t]              ∂L/∂b_j ≈ Σ_t Σ_b δ_j[t] n[t]
 
-The error crosses layers within the step (SOLSA.md §3, :func:`spatial_error`),
+The error crosses layers within the step (docs/model.md §3, :func:`spatial_error`),
 the reset is detached, and the membrane's own temporal path is kept only
 through the leak: with one λ per layer and the reset detached, SOLSA's W trace
 ``e_ji[t] = d_j[t] e_ji[t-1] + F_i[t]`` has ``d_j = λ`` for every neuron j, so

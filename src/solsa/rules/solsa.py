@@ -1,6 +1,6 @@
 """SOLSA: forward-only learning with exact per-layer traces and a same-step spatial error.
 
-Per time step and per layer (SOLSA.md §2–§3):
+Per time step and per layer (docs/model.md §2–§3):
 
 1. the shared neuron step :func:`lif_step` (no autograd);
 2. the traces ``e, p, a, m, n`` advance with ``d[t]``, the reset feedback included;
@@ -107,7 +107,7 @@ class SOLSA(OnlineRule):
             :attr:`active_backend` names the path in use and :attr:`fallback_reason` says why
             ``"auto"`` fell back to the reference.
         credit: how a hidden layer's traces cross the layers above, one of :data:`CREDIT_MODES`
-            (docs/credit.md): ``"same-step"`` (SOLSA.md §3, no extra memory), ``"next"`` (through the
+            (docs/credit.md): ``"same-step"`` (docs/model.md §3, no extra memory), ``"next"`` (through the
             layer directly above; exact under a leaky readout with one λ) or ``"cascade"`` (through
             every layer above; the default). The fused kernel implements all three.
         trace_dtype: None (the network's dtype) or one of :data:`TRACE_DTYPES`: the ``[B, N_out, N_in]``
