@@ -119,14 +119,10 @@ static float solsa_expm1(float x) {
     return expf(x) - 1.0f;
 }
 
-/* q = al q + s z; u = db u + q over `count` entries (synaptic_credit, membrane_credit) */
-static void solsa_credit_filter(float* q, float* u, const float* restrict z, float al, float s,
-                                float db, long count) {
+/* q = al q + s z; u = db u + q over `count` entries, q and u distinct arrays */
+static void solsa_credit_pair(float* restrict q, float* restrict u, const float* restrict z, float al, float s,
+                              float db, long count) {
     long k = 0;
-    if (u == q) { /* a stage through a layer that keeps nothing (d = 0): u is q, stored once */
-        for (; k < count; ++k) q[k] = al * q[k] + s * z[k];
-        return;
-    }
     for (; k + 4 <= count; k += 4) { /* one pass over q and u */
         const float q0 = al * q[k] + s * z[k], q1 = al * q[k + 1] + s * z[k + 1];
         const float q2 = al * q[k + 2] + s * z[k + 2], q3 = al * q[k + 3] + s * z[k + 3];
@@ -138,6 +134,18 @@ static void solsa_credit_filter(float* q, float* u, const float* restrict z, flo
         q[k] = al * q[k] + s * z[k];
         u[k] = db * u[k] + q[k];
     }
+}
+
+/* one credit stage (synaptic_credit, membrane_credit); through a layer that keeps nothing (d = 0) u is q,
+ * stored once, and only q is filtered */
+static void solsa_credit_filter(float* q, float* u, const float* restrict z, float al, float s,
+                                float db, long count) {
+    long k;
+    if (u != q) {
+        solsa_credit_pair(q, u, z, al, s, db, count);
+        return;
+    }
+    for (k = 0; k < count; ++k) q[k] = al * q[k] + s * z[k];
 }
 
 /* the sizes of trace c of a layer: 0 e [n_out, n_in], 1 a ([n_out, n_in] or [n_out]), 2 m, 3 n [n_out] */
