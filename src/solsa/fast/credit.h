@@ -12,16 +12,34 @@
 // takes q as stored (the reference's order)
 template <typename T, typename S>
 static void credit_filter(S* q, S* u, const S* z, T al, T s, T db, int64_t count) {
-    if (u == q) {
+    if constexpr (std::is_same_v<S, T>) {
+        if (u == q) {
+            #pragma omp simd
+            for (int64_t k = 0; k < count; ++k) q[k] = al * q[k] + s * z[k];
+            return;
+        }
         #pragma omp simd
-        for (int64_t k = 0; k < count; ++k) q[k] = store<S>(al * load<T>(q[k]) + s * load<T>(z[k]));
-        return;
-    }
-    #pragma omp simd
-    for (int64_t k = 0; k < count; ++k) {
-        const S qv = store<S>(al * load<T>(q[k]) + s * load<T>(z[k]));
-        q[k] = qv;
-        u[k] = store<S>(db * load<T>(u[k]) + load<T>(qv));
+        for (int64_t k = 0; k < count; ++k) {
+            const T qv = al * q[k] + s * z[k];
+            q[k] = qv;
+            u[k] = db * u[k] + qv;
+        }
+    } else {  // a chunk at a time through buffers in T (storage.h)
+        alignas(64) T zv[kChunk], uv[kChunk];
+        for (int64_t k0 = 0; k0 < count; k0 += kChunk) {
+            const int64_t m = count - k0 < kChunk ? count - k0 : kChunk;
+            widen<T, S>(z + k0, zv, m);
+            if (u != q) widen<T, S>(u + k0, uv, m);
+            update_row<T, S>(q + k0, m, [&](int64_t, int64_t, T* qv) {
+                #pragma omp simd
+                for (int64_t k = 0; k < m; ++k) qv[k] = al * qv[k] + s * zv[k];
+            });
+            if (u == q) continue;
+            widen<T, S>(q + k0, zv, m);  // q as stored
+            #pragma omp simd
+            for (int64_t k = 0; k < m; ++k) uv[k] = db * uv[k] + zv[k];
+            narrow<T, S>(uv, u + k0, m);
+        }
     }
 }
 
@@ -183,9 +201,11 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
             for (int64_t s = 0; s < D; ++s) {
                 const T c = coef(s, b * nk + j);
                 if (c == T(0)) continue;
-                const S* u = wide(s, 0) + (b * nk + j) * ni;
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) acc[i] += c * load<T>(u[i]);
+                read_row<T, S>(wide(s, 0) + (b * nk + j) * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
+                    T* ak = acc + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) ak[i] += c * v[i];
+                });
             }
         T* gWj = gW + j * ni;
         for (int64_t i = 0; i < ni; ++i) {
@@ -214,8 +234,10 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
                 for (int64_t s = 0; s < D; ++s) {
                     const T c = coef(s, bj);
                     if (c == T(0)) continue;
-                    const S* u = wide(s, 1) + bj * ni;
-                    for (int64_t i = 0; i < ni; ++i) at[i] += c * load<T>(u[i]);
+                    read_row<T, S>(wide(s, 1) + bj * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
+                        T* ak = at + k0;
+                        for (int64_t i = 0; i < m; ++i) ak[i] += c * v[i];
+                    });
                 }
             for (int64_t i = 0; i < ni; ++i) galpha[i] += at[i];
         } else {

@@ -316,22 +316,30 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
             S* ej = e + bj * ni;
             const T dp = pending ? delta[bj] : T(0);
             if (dp != T(0)) {
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) {
-                    const T ev = load<T>(ej[i]);
-                    gWj[i] += dp * ev;
-                    ej[i] = store<S>(Fb[i] + d * ev);
-                }
+                update_row<T, S>(ej, ni, [&](int64_t k0, int64_t m, T* v) {
+                    T* g = gWj + k0;
+                    const T* f = Fb + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) {
+                        const T ev = v[i];
+                        g[i] += dp * ev;
+                        v[i] = f[i] + d * ev;
+                    }
+                });
             } else {
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) ej[i] = store<S>(Fb[i] + d * load<T>(ej[i]));
+                update_row<T, S>(ej, ni, [&](int64_t k0, int64_t m, T* v) {
+                    const T* f = Fb + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) v[i] = f[i] + d * v[i];
+                });
             }
             if (a_chan) {
-                const T* Wj = W + j * ni;
-                const T* pb = p + b * ni;
-                S* aj = ac + bj * ni;
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) aj[i] = store<S>(Wj[i] * pb[i] + d * load<T>(aj[i]));
+                update_row<T, S>(ac + bj * ni, ni, [&](int64_t k0, int64_t m, T* v) {
+                    const T* Wj = W + j * ni + k0;
+                    const T* pb = p + b * ni + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) v[i] = Wj[i] * pb[i] + d * v[i];
+                });
             }
         }
     };
@@ -395,9 +403,11 @@ static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool
             for (int64_t b = 0; b < B; ++b) {
                 const T dj = delta[b * no + j];
                 if (dj == T(0)) continue;
-                const S* ej = e + (b * no + j) * ni;
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) s[i] += dj * load<T>(ej[i]);
+                read_row<T, S>(e + (b * no + j) * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
+                    T* sk = s + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) sk[i] += dj * v[i];
+                });
             }
             double local = 0.0;
             for (int64_t i = 0; i < ni; ++i) { gWj[i] += s[i]; local += std::fabs((double)s[i]); }
@@ -422,9 +432,11 @@ static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool
             for (int64_t bj = 0; bj < B * no; ++bj) {
                 const T dj = delta[bj];
                 if (dj == T(0)) continue;
-                const S* aj = ac + bj * ni;
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) at[i] += dj * load<T>(aj[i]);
+                read_row<T, S>(ac + bj * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
+                    T* ak = at + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) ak[i] += dj * v[i];
+                });
             }
             for (int64_t i = 0; i < ni; ++i) galpha[i] += at[i];
         } else {
@@ -620,10 +632,11 @@ static void settle(Plan* plan) {
             for (int64_t b = 0; b < B; ++b) {
                 const T dj = delta[b * no + j];
                 if (dj == T(0)) continue;
-                const S* ej = e + (b * no + j) * ni;
-                T* gWj = gW + j * ni;
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) gWj[i] += dj * load<T>(ej[i]);
+                read_row<T, S>(e + (b * no + j) * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
+                    T* gWj = gW + j * ni + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) gWj[i] += dj * v[i];
+                });
             }
     }
     plan->pending = 0;

@@ -6,6 +6,10 @@
 // round to nearest even, as PyTorch's .to() does (from float64 through float32, as c10::Half does).
 // A kernel call picks the storage type from Plan::storage (0: T itself, 1: float16, 2: bfloat16).
 #pragma once
+#include <type_traits>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 // float16 by IEEE bit code: branch-free binary16 <-> binary32, the method of the FP16 library that PyTorch
 // uses (round to nearest even, subnormals kept, NaN stays NaN). The float arithmetic never meets a float32
@@ -53,6 +57,59 @@ template <> struct Store<double> { static inline double of(double v) { return v;
 template <> struct Store<Half> { static inline Half of(float v) { return float_to_half(v); } };
 template <> struct Store<BHalf> { static inline BHalf of(float v) { return float_to_bhalf(v); } };
 template <typename S, typename T> static inline S store(T v) { return Store<S>::of(v); }
+
+// Rows of stored values seen in T, a chunk at a time: f(k0, m, v) gets v[0, m) = row[k0, k0 + m) widened
+// (update_row writes v back, rounded). With S = T, v is the row itself (one chunk): the plain loop.
+// float <-> float16 by the hardware (vcvtph2ps / vcvtps2ph, 16 lanes, masked for the remainder) where the
+// CPU has AVX-512 (round to nearest even, subnormals kept, as the bit code; tests/test_trace_storage.py).
+constexpr int64_t kChunk = 256;
+template <typename T, typename S>
+static inline void widen(const S* src, T* dst, int64_t n) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    if constexpr (std::is_same_v<T, float> && std::is_same_v<S, Half>) {
+        for (int64_t k = 0; k < n; k += 16) {
+            const __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+            _mm512_mask_storeu_ps(dst + k, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + k)));
+        }
+        return;
+    }
+#endif
+    #pragma omp simd
+    for (int64_t k = 0; k < n; ++k) dst[k] = load<T>(src[k]);
+}
+template <typename T, typename S>
+static inline void narrow(const T* src, S* dst, int64_t n) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    if constexpr (std::is_same_v<T, float> && std::is_same_v<S, Half>) {
+        for (int64_t k = 0; k < n; k += 16) {
+            const __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+            const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + k), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm256_mask_storeu_epi16(dst + k, m, h);
+        }
+        return;
+    }
+#endif
+    #pragma omp simd
+    for (int64_t k = 0; k < n; ++k) dst[k] = store<S>(src[k]);
+}
+template <typename T, typename S, bool Write, typename R, typename F>
+static inline void visit_row(R* row, int64_t n, F&& f) {
+    if constexpr (std::is_same_v<S, T>) {
+        f(int64_t(0), n, row);
+    } else {
+        alignas(64) T v[kChunk];
+        for (int64_t k0 = 0; k0 < n; k0 += kChunk) {
+            const int64_t m = n - k0 < kChunk ? n - k0 : kChunk;
+            widen<T, S>(row + k0, v, m);
+            f(k0, m, v);
+            if constexpr (Write) narrow<T, S>(v, row + k0, m);
+        }
+    }
+}
+template <typename T, typename S, typename F>
+static inline void update_row(S* row, int64_t n, F&& f) { visit_row<T, S, true>(row, n, f); }
+template <typename T, typename S, typename F>
+static inline void read_row(const S* row, int64_t n, F&& f) { visit_row<T, S, false>(row, n, f); }
 
 // fn(S{}) with the storage type S of plan->storage (T itself, Half or BHalf)
 template <typename T, typename P, typename Fn>
