@@ -89,3 +89,13 @@ def test_fused_narrow_traces_spiking_readout():
     assert_same_storage(stored_r, stored_f, torch.float32, "float16")
     for k in grads_r:
         assert ((grads_r[k] - grads_f[k]).abs().max() / grads_r[k].abs().max().clamp(min=1e-12)).item() <= 1e-5, k
+
+
+def test_kernel_sources_ship_as_package_data():
+    """storage.h and credit.h are included by kernel.cpp: an install without them cannot build the kernel."""
+    from pathlib import Path
+
+    from solsa.fast.build import KERNEL_FILES
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert all(f'"fast/{name}"' in text for name in KERNEL_FILES)
