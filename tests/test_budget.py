@@ -48,13 +48,12 @@ def test_narrow_traces_halve_their_bytes_and_keep_the_gradient(trace_dtype, tol)
     assert torch.nn.functional.cosine_similarity(narrow, full, dim=0) > 0.9999
 
 
-def test_narrow_traces_run_on_the_reference_path_and_are_validated():
+def test_narrow_traces_run_on_the_fused_path_and_are_validated():
     net, _, _ = net_and_data()
     rule = SOLSA(net, "ce", trace_dtype="float16")
     rule.reset(2)
-    assert rule.active_backend == "reference"
-    if fused_available():  # else the reason is the kernel's absence
-        assert "trace_dtype 'float16'" in rule.fallback_reason
+    if fused_available():  # else the reason is the kernel's absence (tests/test_trace_storage.py compares them)
+        assert rule.active_backend == "fused" and "trace_dtype" not in rule.fallback_reason
     with pytest.raises(ValueError, match="trace_dtype"):
         SOLSA(net, "ce", trace_dtype="int8")
     with pytest.raises(OptionError, match="trace_dtype") as err:
@@ -68,23 +67,34 @@ def test_ladder_starts_with_the_run_as_configured_and_ends_with_the_cheapest():
 
 
 def test_budget_picks_the_most_exact_setting_that_fits():
-    cfg = TrainConfig(hidden=(9, 7), batch_size=3)
+    cfg = TrainConfig(hidden=(9, 7), batch_size=3, filter_granularity="channel")
     sizes = {}
-    for changes in ({}, {"filter_granularity": "layer"}, {"trace_dtype": "float16"},
+    for changes in ({}, {"filter_granularity": "first"}, {"filter_granularity": "layer"}, {"trace_dtype": "float16"},
                     {"trace_dtype": "float16", "filter_granularity": "layer"}):
         sizes[tuple(changes.items())] = state_bytes_of(cfg.replace(**changes), 6, 4)
     full = sizes[()]
     assert fit_memory_budget(cfg.replace(memory_budget=full), 6, 4).changes == {}
     choice = fit_memory_budget(cfg.replace(memory_budget=full - 1), 6, 4)
+    assert choice.changes == {"filter_granularity": "first"}
+    assert choice.state_bytes == sizes[(("filter_granularity", "first"),)] < full
+    assert "filter_granularity first" in choice.reason and str(full) in choice.reason
+    choice = fit_memory_budget(cfg.replace(memory_budget=choice.state_bytes - 1), 6, 4)
     assert choice.changes == {"filter_granularity": "layer"}
-    assert choice.state_bytes == sizes[(("filter_granularity", "layer"),)] < full
-    assert "filter_granularity layer" in choice.reason and str(full) in choice.reason
+    assert choice.state_bytes == sizes[(("filter_granularity", "layer"),)]
     cheap = sizes[(("trace_dtype", "float16"), ("filter_granularity", "layer"))]
     choice = fit_memory_budget(cfg.replace(memory_budget=cheap), 6, 4)
     assert choice.changes == {"trace_dtype": "float16", "filter_granularity": "layer"}
     assert choice.config.trace_dtype == "float16" and choice.config.filter_granularity == "layer"
     # below that: the credit gives way
     assert fit_memory_budget(cfg.replace(memory_budget=cheap - 1), 6, 4).changes["credit"] in ("next", "same-step")
+
+
+def test_the_default_run_steps_from_first_to_layer():
+    cfg = TrainConfig(hidden=(9, 7), batch_size=3)
+    assert cfg.filter_granularity == "first"
+    full = state_bytes_of(cfg, 6, 4)
+    assert state_bytes_of(cfg.replace(filter_granularity="channel"), 6, 4) > full  # never a rung
+    assert fit_memory_budget(cfg.replace(memory_budget=full - 1), 6, 4).changes == {"filter_granularity": "layer"}
 
 
 def test_budget_never_makes_a_chosen_setting_more_expensive():
@@ -110,7 +120,7 @@ def test_train_with_a_budget_prints_and_records_the_choice():
     assert choice["changes"] == {"filter_granularity": "layer"} and choice["state_bytes"] < full
     assert any("memory_budget" in line and "filter_granularity layer" in line for line in lines)
     assert m["train_state_bytes"] == choice["state_bytes"]
-    assert m["config"]["memory_budget"] == full - 1 and m["config"]["filter_granularity"] == "channel"
+    assert m["config"]["memory_budget"] == full - 1 and m["config"]["filter_granularity"] == "first"
 
 
 def test_a_budget_run_evaluates_from_its_checkpoint(tmp_path):
@@ -156,7 +166,8 @@ def test_bench_suite_ratios_and_candidates(monkeypatch):
     narrow, = suite_ratios("tiny", options={"trace_dtype": "float16"})
     assert narrow["solsa_bytes"] < row["solsa_bytes"] and narrow["bptt_bytes"] == row["bptt_bytes"]
     rows = storage_candidates(T=10, batch=2, spec=NetSpec(6, (8, 8), 3, "channel"), repeats=1,
-                              names=["default (per channel)", "float16 traces"])
+                              names=["per channel (the default before)", "float16 traces"])
     full, half = rows
     assert full["max_rel_error_to_float64"] < 1e-5 < half["max_rel_error_to_float64"] < 1e-2
-    assert half["train_state_bytes"] < full["train_state_bytes"] and half["backend"] == "reference"
+    assert half["train_state_bytes"] < full["train_state_bytes"]
+    assert half["backend"] == ("fused" if fused_available() else "reference")

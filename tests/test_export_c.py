@@ -210,3 +210,12 @@ def test_bench_device_reports_bytes_and_times(tmp_path):
     assert learner["state"] == sum(learner[k] for k in ("traces", "grads", "momentum", "work"))
     assert set(r["step_us"]) == {"c_learn_step", "c_learn_step_apply", "torch_step", "torch_step_update"}
     assert r["ratio_c_to_torch"]["step"] > 0
+
+
+def test_c_learner_equals_python_first_layer_per_channel(tmp_path):
+    """filter_granularity "first" (the trainer's default): per-channel α, β below, one per layer above."""
+    net = _small(readout="leaky", filter_granularity="first")
+    assert [layer.filter_per_channel for layer in net.layers] == [True, False, False]
+    cm, net, spikes = _drive(net, LearnerSpec(loss="ce"), tmp_path, T=300)
+    assert spikes > 300
+    _check_parameters(cm, net)

@@ -6,8 +6,8 @@ network and batch size are: :func:`fit_memory_budget` builds the run's network a
 ``train_state_bytes`` fit. The rungs, from the configured run downwards:
 
 1. the run as configured;
-2. one α, β per layer (``filter_granularity`` "layer": an exact gradient of a smaller model, no
-   ``[B, N_out, N_in]`` α trace);
+2. fewer α, β (``filter_granularity`` "first", then "layer": an exact gradient of a smaller model, no
+   ``[B, N_out, N_in]`` α trace above the first layer, then in no layer);
 3. the ``[B, N_out, N_in]`` traces stored in float16 (``trace_dtype``; the arithmetic stays in the
    run's dtype: ~1e-3 relative gradient error, docs/benchmarks.md), then both;
 4. the same with a shorter ``credit`` (``next``, then ``same-step``: the gradient moves, docs/credit.md).
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import TrainConfig, rule_credit, takes_option
+from .layers import FILTER_GRANULARITIES
 from .rules.credit import CREDIT_MODES
 from .validation import OptionError
 
@@ -32,7 +33,7 @@ LADDER: tuple[dict[str, Any], ...] = tuple(
     {**credit, **precision, **granularity}
     for credit in ({}, {"credit": "next"}, {"credit": "same-step"})
     for precision in ({}, {"trace_dtype": "float16"})
-    for granularity in ({}, {"filter_granularity": "layer"})
+    for granularity in ({}, {"filter_granularity": "first"}, {"filter_granularity": "layer"})
 )
 
 
@@ -74,7 +75,8 @@ def _cheaper(cfg: TrainConfig, changes: dict[str, Any]) -> bool:
             return False
         if name == "trace_dtype" and cfg.trace_dtype is not None:
             return False
-        if name == "filter_granularity" and cfg.filter_granularity == value:
+        if name == "filter_granularity" and (FILTER_GRANULARITIES.index(value)  # fewest α, β first
+                                             >= FILTER_GRANULARITIES.index(cfg.filter_granularity)):
             return False
     return True
 

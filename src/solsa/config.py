@@ -133,8 +133,9 @@ class TrainConfig:
     learn_alpha: bool = _opt(True, "neuron", "learn α (the adaptive synapse filter)")
     learn_beta: bool = _opt(True, "neuron", "learn β")
     learn_lam: bool = _opt(False, "neuron", "learn λ")
-    filter_granularity: str = _opt("channel", "neuron", "one α, β per layer or per input channel",
-                                   choices=FILTER_GRANULARITIES)
+    filter_granularity: str = _opt("first", "neuron", "one α, β per layer, per input channel, or first: per "
+                                   "input channel in the first layer, per layer above (the default: chosen on "
+                                   "validation, docs/benchmarks.md §0b)", choices=FILTER_GRANULARITIES)
     lam_granularity: str = _opt("layer", "neuron", "one λ per layer or per neuron", choices=LAM_GRANULARITIES)
     reset: str = _opt("subtract", "neuron", "reset after a spike", choices=RESET_MODES)
     surrogate: str = _opt("gaussian", "neuron", "surrogate derivative of the spike", choices=lambda: tuple(SURROGATES))

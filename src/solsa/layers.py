@@ -24,7 +24,10 @@ READOUTS = ("spike", "leaky")
 # the valid steps (a spiking readout: the spike count), the last valid step, or the maximum over time
 READOUT_SCORES = ("mean", "last", "max")
 ADAPT, RHO = 0.2, 0.95  # ALIF defaults (not tuned): threshold rise per spike β_a and its decay ρ
-FILTER_GRANULARITIES = ("layer", "channel")  # one α, β per layer (the paper's) or per input channel
+LAYER_FILTER_GRANULARITIES = ("layer", "channel")  # a layer's: one α, β per layer (the paper's) or per input channel
+# a network's, fewest α, β first: the same in every layer, or "first": per input channel in the first layer
+# (its few inputs make it cheap), one per layer above
+FILTER_GRANULARITIES = ("layer", "first", "channel")
 LAM_GRANULARITIES = ("layer", "neuron")  # one λ per layer or per neuron
 ALPHA_MAX = 0.999  # α, λ are kept in [0, ALPHA_MAX] by clamp_()
 BETA_MIN = 1e-2  # the β gradient divides by β: keep it away from 0 (docs/model.md §7)
@@ -100,7 +103,7 @@ class LIFLayer(nn.Module):
         adapt = check_range("adapt", adapt, 0.0, math.inf)
         rho = check_range("rho", rho, 0.0, ALPHA_MAX, hi_open=False)
         width = check_surrogate(surrogate, width)
-        self.filter_per_channel = _granularity("filter_granularity", filter_granularity, FILTER_GRANULARITIES)
+        self.filter_per_channel = _granularity("filter_granularity", filter_granularity, LAYER_FILTER_GRANULARITIES)
         self.lam_per_neuron = _granularity("lam_granularity", lam_granularity, LAM_GRANULARITIES)
         self.config = LIFConfig(threshold, reset_amount, reset if spiking else "none", surrogate, width, bool(spiking),
                                 neuron if spiking else "lif", adapt, rho)
@@ -162,7 +165,7 @@ class LIFLayer(nn.Module):
         kind = "spiking" if c.spiking else "readout"
         return (
             f"{self.in_features}->{self.out_features}, {kind}, reset={c.reset}, surrogate={c.surrogate}({c.width}), "
-            f"filter={FILTER_GRANULARITIES[self.filter_per_channel]}"
+            f"filter={LAYER_FILTER_GRANULARITIES[self.filter_per_channel]}"
             + (f", alif(adapt={c.adapt}, rho={c.rho})" if self.adaptive else "") + (", recurrent" if self.recurrent else "")
         )
 
@@ -183,7 +186,9 @@ class SNN(nn.Module):
             (today's: spike count / time-averaged output), ``"last"`` (the last valid step) or ``"max"``
             (the maximum over the valid steps). The loss weights over time follow it
             (:func:`~solsa.rules.sequence_weights`).
-        **layer_options: passed to every :class:`LIFLayer` (alpha, beta, lam, reset, surrogate, ...).
+        **layer_options: passed to every :class:`LIFLayer` (alpha, beta, lam, reset, surrogate, ...);
+            ``filter_granularity`` may also be ``"first"`` (one of :data:`FILTER_GRANULARITIES`): one α, β per
+            input channel in the first layer, one per layer in the layers above.
     """
 
     def __init__(
@@ -205,8 +210,13 @@ class SNN(nn.Module):
         for h in hidden:
             check_positive_int("hidden layer size", h)
         sizes = [check_positive_int("n_inputs", n_inputs)] + hidden + [check_positive_int("n_outputs", n_outputs)]
-        layers = [LIFLayer(sizes[i], sizes[i + 1], **layer_options) for i in range(len(sizes) - 2)]
-        last = dict(layer_options)
+        per_layer = [dict(layer_options) for _ in range(len(sizes) - 1)]
+        if check_choice("filter_granularity", layer_options.get("filter_granularity", "layer"),
+                        FILTER_GRANULARITIES) == "first":
+            for i, options in enumerate(per_layer):
+                options["filter_granularity"] = "channel" if i == 0 else "layer"
+        layers = [LIFLayer(sizes[i], sizes[i + 1], **per_layer[i]) for i in range(len(sizes) - 2)]
+        last = per_layer[-1]
         if readout == "leaky":
             last.update(spiking=False, lam=readout_lam)
         if readout_alpha is not None:

@@ -19,12 +19,15 @@ from .common import NetSpec, build_learner, make_batch, train_one_sequence
 
 __all__ = ["suite_ratios", "storage_candidates", "CANDIDATES"]
 
-# name -> (NetSpec options, rule); "credit stages u and q apart" is the state before pass-through stages
+# name -> (NetSpec options, rule or RULE@BACKEND)
 CANDIDATES: dict[str, tuple[dict[str, Any], str]] = {
-    "default (per channel)": ({}, "solsa"),
+    "per channel (the default before)": ({}, "solsa"),
     "per-layer α, β": ({"filter_granularity": "layer"}, "solsa"),
+    "first layer per channel (the default)": ({"filter_granularity": "first"}, "solsa"),
     "float16 traces": ({"trace_dtype": "float16"}, "solsa"),
+    "float16 traces, reference path": ({"trace_dtype": "float16"}, "solsa@reference"),
     "bfloat16 traces": ({"trace_dtype": "bfloat16"}, "solsa"),
+    "first layer per channel + float16": ({"filter_granularity": "first", "trace_dtype": "float16"}, "solsa"),
     "per-layer + float16": ({"filter_granularity": "layer", "trace_dtype": "float16"}, "solsa"),
     "per-layer + bfloat16": ({"filter_granularity": "layer", "trace_dtype": "bfloat16"}, "solsa"),
     "same-step credit": ({"credit": "same-step"}, "solsa"),
@@ -100,7 +103,7 @@ def storage_candidates(T: int = 100, batch: int = 4, spec: NetSpec | None = None
         cspec = NetSpec(spec.inputs, spec.hidden, spec.classes, gran, spec.model, spec.readout, opts)
         ref_spec = NetSpec(spec.inputs, spec.hidden, spec.classes, gran, spec.model, spec.readout,
                            {k: v for k, v in opts.items() if k != "trace_dtype"})
-        ref, _ = _gradient(rule, ref_spec, x, y, torch.float64, "reference")
+        ref, _ = _gradient(rule.split("@")[0], ref_spec, x, y, torch.float64, "reference")
         got, learner = _gradient(rule, cspec, x, y, torch.float32)
         seconds = []
         for _ in range(repeats):

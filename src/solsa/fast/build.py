@@ -28,7 +28,7 @@ from importlib import resources
 
 __all__ = ["load_kernel", "unavailable_reason", "cache_dir", "compiler_command", "kernel_source", "ABI_VERSION"]
 
-ABI_VERSION = 13
+ABI_VERSION = 14
 _LOCK = threading.Lock()
 _STATE: dict[str, object] = {"tried": False, "lib": None, "reason": "not built yet"}
 
@@ -81,7 +81,7 @@ def _cpu_key() -> str:
     return platform.machine() + platform.system() + flags
 
 
-KERNEL_FILES = ("kernel.cpp", "credit.h")  # the sources, shipped beside this module as package data
+KERNEL_FILES = ("kernel.cpp", "credit.h", "storage.h")  # the sources, shipped beside this module as package data
 
 
 def kernel_source() -> dict[str, str]:

@@ -8,24 +8,46 @@
 // traces e, a, m, n: cstage[8 s + 2 c] = q, cstage[8 s + 2 c + 1] = u (c = 0 e, 1 a, 2 m, 3 n; null: absent).
 
 // q = al q + s z;  u = db u + q   (synaptic_credit, membrane_credit); u == q: the upper membrane keeps
-// nothing (d = 0, rules/credit.py zero_decay), the stage stores q once
-template <typename T>
-static void credit_filter(T* q, T* u, const T* z, T al, T s, T db, int64_t count) {
-    if (u == q) {
+// nothing (d = 0, rules/credit.py zero_decay), the stage stores q once. Stored as S, computed in T: u
+// takes q as stored (the reference's order)
+template <typename T, typename S>
+static void credit_filter(S* q, S* u, const S* z, T al, T s, T db, int64_t count) {
+    if constexpr (std::is_same_v<S, T>) {
+        if (u == q) {
+            #pragma omp simd
+            for (int64_t k = 0; k < count; ++k) q[k] = al * q[k] + s * z[k];
+            return;
+        }
         #pragma omp simd
-        for (int64_t k = 0; k < count; ++k) q[k] = al * q[k] + s * z[k];
-        return;
-    }
-    #pragma omp simd
-    for (int64_t k = 0; k < count; ++k) {
-        const T qv = al * q[k] + s * z[k];
-        q[k] = qv;
-        u[k] = db * u[k] + qv;
+        for (int64_t k = 0; k < count; ++k) {
+            const T qv = al * q[k] + s * z[k];
+            q[k] = qv;
+            u[k] = db * u[k] + qv;
+        }
+    } else {  // a chunk at a time through buffers in T (storage.h)
+        alignas(64) T zv[kChunk], uv[kChunk];
+        for (int64_t k0 = 0; k0 < count; k0 += kChunk) {
+            const int64_t m = count - k0 < kChunk ? count - k0 : kChunk;
+            widen<T, S>(z + k0, zv, m);
+            if (u != q) widen<T, S>(u + k0, uv, m);
+            update_row<T, S>(q + k0, m, [&](int64_t, int64_t, T* qv) {
+                #pragma omp simd
+                for (int64_t k = 0; k < m; ++k) qv[k] = al * qv[k] + s * zv[k];
+            });
+            if (u == q) continue;
+            widen<T, S>(q + k0, zv, m);  // q as stored
+            #pragma omp simd
+            for (int64_t k = 0; k < m; ++k) uv[k] = db * uv[k] + zv[k];
+            narrow<T, S>(uv, u + k0, m);
+        }
     }
 }
 
+// stage c of layer K is [B, N_out, N_in] (in the storage type): e, and a with one alpha per channel
+static inline bool wide_stage(const LayerDesc& K, int c) { return c == 0 || (c == 1 && K.filter_per_channel); }
+
 // After layer l has its d[t]: advance every stage of the layers below that runs through it.
-template <typename T>
+template <typename T, typename S>
 static void credit_forward(Plan* plan, int64_t l) {
     bool needed = false;
     for (int64_t k = 0; k < l; ++k) needed = needed || (l - k - 1 < plan->layers[k].credit_depth);
@@ -64,9 +86,13 @@ static void credit_forward(Plan* plan, int64_t l) {
                 const T s = level == 0 ? eps[bj] : T(1);
                 for (int c = 0; c < 4; ++c) {
                     if (!st[2 * c]) continue;
-                    const T* z = level == 0 ? (const T*)base[c] : (const T*)K.cstage[8 * (level - 1) + 2 * c + 1];
-                    credit_filter<T>((T*)st[2 * c] + bj * sizes[c], (T*)st[2 * c + 1] + bj * sizes[c],
-                                     z + bj * sizes[c], al, s, dbar[b], sizes[c]);
+                    const void* z = level == 0 ? base[c] : K.cstage[8 * (level - 1) + 2 * c + 1];
+                    if (wide_stage(K, c))
+                        credit_filter<T, S>((S*)st[2 * c] + bj * sizes[c], (S*)st[2 * c + 1] + bj * sizes[c],
+                                            (const S*)z + bj * sizes[c], al, s, dbar[b], sizes[c]);
+                    else
+                        credit_filter<T, T>((T*)st[2 * c] + bj * sizes[c], (T*)st[2 * c + 1] + bj * sizes[c],
+                                            (const T*)z + bj * sizes[c], al, s, dbar[b], sizes[c]);
                 }
             }
         }
@@ -115,7 +141,7 @@ static void credit_forward(Plan* plan, int64_t l) {
 // P^{s+1} = beta^A ((eps_lag^A . P^s_A) W^A) (descend_signals); layer k accumulates
 // sum_s P^s (u^s - u^{s-1}) = sum_s (P^s - P^{s+1}) u^s (credited_view); the [B, N] traces with
 // per-output-neuron copies pair with the output's delta (neuron_credit_pairing). Returns sum |dl_t/dW|.
-template <typename T>
+template <typename T, typename S>
 static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
     const LayerDesc& K = plan->layers[k];
     const LayerDesc& A = plan->layers[k + 1];
@@ -163,6 +189,7 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
     }
     auto coef = [&](int64_t s, int64_t bj) -> T { return P[s * BN + bj] - (s + 1 < D ? P[(s + 1) * BN + bj] : T(0)); };
     auto stage = [&](int64_t s, int c) -> const T* { return (const T*)K.cstage[8 * s + 2 * c + 1]; };
+    auto wide = [&](int64_t s, int c) -> const S* { return (const S*)K.cstage[8 * s + 2 * c + 1]; };  // wide_stage
 
     T* gW = (T*)K.gW;
     T* wtmp = (T*)K.wtmp;
@@ -174,9 +201,11 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
             for (int64_t s = 0; s < D; ++s) {
                 const T c = coef(s, b * nk + j);
                 if (c == T(0)) continue;
-                const T* u = stage(s, 0) + (b * nk + j) * ni;
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) acc[i] += c * u[i];
+                read_row<T, S>(wide(s, 0) + (b * nk + j) * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
+                    T* ak = acc + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) ak[i] += c * v[i];
+                });
             }
         T* gWj = gW + j * ni;
         for (int64_t i = 0; i < ni; ++i) {
@@ -205,8 +234,10 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
                 for (int64_t s = 0; s < D; ++s) {
                     const T c = coef(s, bj);
                     if (c == T(0)) continue;
-                    const T* u = stage(s, 1) + bj * ni;
-                    for (int64_t i = 0; i < ni; ++i) at[i] += c * u[i];
+                    read_row<T, S>(wide(s, 1) + bj * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
+                        T* ak = at + k0;
+                        for (int64_t i = 0; i < m; ++i) ak[i] += c * v[i];
+                    });
                 }
             for (int64_t i = 0; i < ni; ++i) galpha[i] += at[i];
         } else {
@@ -238,14 +269,16 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
 }
 
 // zero a layer's credit state (a new sequence)
-template <typename T>
+template <typename T, typename S>
 static void credit_zero(const LayerDesc& L, int64_t B, int64_t n_above) {
     const int64_t no = L.n_out, ni = L.n_in;
-    const int64_t sizes[4] = {B * no * ni, L.filter_per_channel ? B * no * ni : B * no, B * no, B * no};
+    const int64_t bytes[4] = {(int64_t)sizeof(S) * B * no * ni,
+                              L.filter_per_channel ? (int64_t)sizeof(S) * B * no * ni : (int64_t)sizeof(T) * B * no,
+                              (int64_t)sizeof(T) * B * no, (int64_t)sizeof(T) * B * no};
     for (int64_t s = 0; s < L.credit_depth; ++s)
         for (int c = 0; c < 4; ++c)
             for (int h = 0; h < 2; ++h)
-                if (L.cstage[8 * s + 2 * c + h]) std::memset(L.cstage[8 * s + 2 * c + h], 0, sizeof(T) * sizes[c]);
+                if (L.cstage[8 * s + 2 * c + h]) std::memset(L.cstage[8 * s + 2 * c + h], 0, bytes[c]);
     void* lag[5] = {L.lag_qE, L.lag_uE, L.lag_qN, L.lag_uN, L.eps_lag};
     for (int k = 0; k < 5; ++k)
         if (lag[k]) std::memset(lag[k], 0, sizeof(T) * B * no);

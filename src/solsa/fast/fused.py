@@ -8,7 +8,10 @@ path. Parameter pointers are re-read before every call, so in-place updates
 (optimizers, ``clamp_``, ``load_state_dict``) are always seen.
 
 Requirements (checked by :func:`unsupported_reason`): CPU tensors, float32 or
-float64, contiguous parameters. Anything else runs on the reference path.
+float64, contiguous parameters. Anything else runs on the reference path. The
+``[B, N_out, N_in]`` traces may be stored in float16 or bfloat16 (SOLSA's
+``trace_dtype``): the kernel reads their dtype (:data:`STORAGE`) and computes in
+the network's.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ __all__ = ["FusedStepper", "unsupported_reason", "LayerDesc", "Plan"]
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
 _SURROGATES = {"gaussian": 0, "fast_sigmoid": 1, "atan": 2, "triangle": 3}
 _DTYPES = {torch.float32: "f32", torch.float64: "f64"}
+# the kernel's Plan.storage for the dtype of the [B, N_out, N_in] traces (absent: the network's dtype, 0)
+STORAGE = {torch.float16: 1, torch.bfloat16: 2}
 # below this many trace elements per layer (B·N_out·N_in) the kernel stays on one thread
 PARALLEL_MIN_WORK = 1 << 17
 
@@ -53,7 +58,8 @@ class Plan(ctypes.Structure):
     _fields_ = [("batch", ctypes.c_int64), ("n_layers", ctypes.c_int64), ("reset_feedback", ctypes.c_int64),
                 ("track", ctypes.c_int64), ("par_min", ctypes.c_int64), ("pending", ctypes.c_int64),
                 ("w_dirty", ctypes.c_int64), ("layers", ctypes.POINTER(LayerDesc)),
-                ("params", ctypes.POINTER(ctypes.c_void_p)), ("magnitude", ctypes.c_double)]
+                ("params", ctypes.POINTER(ctypes.c_void_p)), ("magnitude", ctypes.c_double),
+                ("storage", ctypes.c_int64)]
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:
@@ -160,7 +166,8 @@ class FusedStepper:
         self._present = [self._param_tensors[k] for k in self._present_slots]
         self._last_ptrs: list[int] = []
         self.plan = Plan(batch_size, len(layers), int(reset_feedback), 0, PARALLEL_MIN_WORK, 0, 0,
-                         ctypes.cast(descs, ctypes.POINTER(LayerDesc)), self._params, 0.0)
+                         ctypes.cast(descs, ctypes.POINTER(LayerDesc)), self._params, 0.0,
+                         self._storage(traces))
         self._plan_ref = ctypes.byref(self.plan)
         self._all_layers = (1 << len(layers)) - 1
         self._gbuf = torch.zeros(batch_size, self.n_out, **kw)
@@ -185,6 +192,16 @@ class FusedStepper:
         # trace tensors are referenced by the plan; keep them alive with it
         self._traces = traces
         self._grads = grads
+
+    def _storage(self, traces) -> int:
+        """Plan.storage: the one dtype of every layer's ``e`` (its ``a`` and credit stages follow it)."""
+        dtypes = {tr.e.dtype for tr in traces}
+        if len(dtypes) != 1:
+            raise RuntimeError("fused kernel needs one trace dtype for the whole network")
+        dtype = dtypes.pop()
+        if dtype != self.dtype and dtype not in STORAGE:
+            raise RuntimeError(f"fused kernel stores traces in {self.dtype}, float16 or bfloat16, not {dtype}")
+        return STORAGE.get(dtype, 0)
 
     def _plumb_credit(self, desc: LayerDesc, tr, batch_size: int, kw: dict) -> list:
         """Point ``desc`` at the layer's credit state (``tr.credit``, updated in place); returns its tensors."""

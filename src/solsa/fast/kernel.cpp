@@ -8,6 +8,8 @@
 // solsa/rules/solsa.py (the reference), up to the order of floating-point summations;
 // tests/test_fast_path.py holds the two equal. The cross-layer credit modes "next" and "cascade"
 // (docs/credit.md) are in credit.h, included below; tests/test_credit.py holds them equal to the reference.
+// The [B, N_out, N_in] traces may be stored narrower than the arithmetic (trace_dtype; storage.h): the
+// functions that touch them are templated on the storage type S as well as the arithmetic type T.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -18,6 +20,7 @@
 #include <xmmintrin.h>
 #define SOLSA_HAVE_MXCSR 1
 #endif
+#include "storage.h"
 
 // Flush-to-zero and denormals-are-zero while the kernel runs, restored after. Traces that decay by
 // |d| < 1 every step reach the subnormal range within tens of steps (float32), where each operation
@@ -62,9 +65,10 @@ struct Plan {
     LayerDesc* layers;
     void** params;   // 5 per layer: W, b (or null), alpha, beta, lam
     double magnitude;  // out: sum over layers of |this step's weight gradient| (when track)
+    int64_t storage;   // the [B, N_out, N_in] traces (e, a per channel, their credit stages): 0 T, 1 float16, 2 bfloat16
 };
 
-template <typename T>
+template <typename T, typename S>
 static void settle(Plan* plan);
 
 // exp(x) for x <= 0, branch-free so that loops over it vectorise (libm's expf/exp are scalar calls):
@@ -249,7 +253,7 @@ static void predict_all(const Plan* plan, const T* x, T* y_out, void* const* scr
 
 #include "credit.h"
 
-template <typename T>
+template <typename T, typename S>
 static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T* x, bool rf, int64_t par_min,
                           bool w_dirty, bool pending) {
     const int64_t ni = L.n_in, no = L.n_out;
@@ -257,7 +261,8 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
     const T* alpha = (const T*)P[2];
     const T* lam = (const T*)P[4];
     T* F = (T*)L.F; T* V = (T*)L.V; T* o = (T*)L.o; T* eps = (T*)L.eps;
-    T* e = (T*)L.e; T* p = (T*)L.p; T* a = (T*)L.a; T* m = (T*)L.m; T* n = (T*)L.n;
+    S* e = (S*)L.e; T* p = (T*)L.p; T* a = (T*)L.a; T* m = (T*)L.m; T* n = (T*)L.n;
+    S* ac = (S*)L.a;  // a [B, N_out, N_in] (one alpha per channel) in the storage type
     T* WT = (T*)L.wT; T* cur = (T*)L.cur; T* wp = (T*)L.wp; T* dd = (T*)L.d;
     const bool fpc = L.filter_per_channel != 0, lpn = L.lam_per_neuron != 0, spiking = L.spiking != 0;
     const bool a_layer = a && !fpc, a_chan = a && fpc;
@@ -308,25 +313,33 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
             const int64_t bj = b * no + j;
             const T d = dd[bj];
             const T* Fb = F + b * ni;
-            T* ej = e + bj * ni;
+            S* ej = e + bj * ni;
             const T dp = pending ? delta[bj] : T(0);
             if (dp != T(0)) {
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) {
-                    const T ev = ej[i];
-                    gWj[i] += dp * ev;
-                    ej[i] = Fb[i] + d * ev;
-                }
+                update_row<T, S>(ej, ni, [&](int64_t k0, int64_t m, T* v) {
+                    T* g = gWj + k0;
+                    const T* f = Fb + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) {
+                        const T ev = v[i];
+                        g[i] += dp * ev;
+                        v[i] = f[i] + d * ev;
+                    }
+                });
             } else {
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) ej[i] = Fb[i] + d * ej[i];
+                update_row<T, S>(ej, ni, [&](int64_t k0, int64_t m, T* v) {
+                    const T* f = Fb + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) v[i] = f[i] + d * v[i];
+                });
             }
             if (a_chan) {
-                const T* Wj = W + j * ni;
-                const T* pb = p + b * ni;
-                T* aj = a + bj * ni;
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) aj[i] = Wj[i] * pb[i] + d * aj[i];
+                update_row<T, S>(ac + bj * ni, ni, [&](int64_t k0, int64_t m, T* v) {
+                    const T* Wj = W + j * ni + k0;
+                    const T* pb = p + b * ni + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) v[i] = Wj[i] * pb[i] + d * v[i];
+                });
             }
         }
     };
@@ -361,7 +374,7 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
 
 // Accumulates this step's gradient of one layer from g = dl_t/do[t]; writes the error for the layer
 // below into L.gbelow when `below`. Returns sum |dl_t/dW| when `track`.
-template <typename T>
+template <typename T, typename S>
 static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool track) {
     const LayerDesc& L = plan->layers[l];
     void* const* P = plan->params + 5 * l;
@@ -371,7 +384,8 @@ static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool
     const T* W = (const T*)P[0];
     const T* beta = (const T*)P[3];
     const T* eps = (const T*)L.eps;
-    const T* e = (const T*)L.e; const T* a = (const T*)L.a; const T* m = (const T*)L.m; const T* n = (const T*)L.n;
+    const S* e = (const S*)L.e; const T* a = (const T*)L.a; const T* m = (const T*)L.m; const T* n = (const T*)L.n;
+    const S* ac = (const S*)L.a;  // a per channel, in the storage type
     T* delta = (T*)L.delta;
     T* gW = (T*)L.gW; T* gb = (T*)L.gb; T* galpha = (T*)L.galpha; T* glam = (T*)L.glam;
     T* wtmp = (T*)L.wtmp;
@@ -380,7 +394,7 @@ static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool
 
     // dl/dW = sum_b delta e: accumulated right away only when this step's magnitude is wanted; otherwise
     // it is added during the next step's trace update (or by settle() at flush/reset), see forward_layer.
-    double mag = plain ? 0.0 : credit_backward<T>(plan, l, g, track);
+    double mag = plain ? 0.0 : credit_backward<T, S>(plan, l, g, track);
     if (track && plain) {
         auto grad_row = [&](int64_t j) -> double {
             T* gWj = gW + j * ni;
@@ -389,9 +403,11 @@ static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool
             for (int64_t b = 0; b < B; ++b) {
                 const T dj = delta[b * no + j];
                 if (dj == T(0)) continue;
-                const T* ej = e + (b * no + j) * ni;
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) s[i] += dj * ej[i];
+                read_row<T, S>(e + (b * no + j) * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
+                    T* sk = s + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) sk[i] += dj * v[i];
+                });
             }
             double local = 0.0;
             for (int64_t i = 0; i < ni; ++i) { gWj[i] += s[i]; local += std::fabs((double)s[i]); }
@@ -416,9 +432,11 @@ static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool
             for (int64_t bj = 0; bj < B * no; ++bj) {
                 const T dj = delta[bj];
                 if (dj == T(0)) continue;
-                const T* aj = a + bj * ni;
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) at[i] += dj * aj[i];
+                read_row<T, S>(ac + bj * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
+                    T* ak = at + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) ak[i] += dj * v[i];
+                });
             }
             for (int64_t i = 0; i < ni; ++i) galpha[i] += at[i];
         } else {
@@ -509,15 +527,15 @@ static int loss_grad(int64_t kind, const T* y, int64_t B, int64_t C, const void*
     return 0;
 }
 
-template <typename T>
+template <typename T, typename S>
 static void forward_all(Plan* plan, const T* x, T* y_out) {
     const bool rf = plan->reset_feedback != 0;
     const T* in = x;
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
-        forward_layer<T>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min, (plan->w_dirty >> l) & 1,
+        forward_layer<T, S>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min, (plan->w_dirty >> l) & 1,
                          plan->pending != 0 && L.credit_depth == 0);
-        if (l > 0) credit_forward<T>(plan, l);
+        if (l > 0) credit_forward<T, S>(plan, l);
         in = (const T*)L.o;
     }
     plan->w_dirty = 0;
@@ -526,25 +544,25 @@ static void forward_all(Plan* plan, const T* x, T* y_out) {
     std::memcpy(y_out, top.o, sizeof(T) * plan->batch * top.n_out);
 }
 
-template <typename T>
+template <typename T, typename S>
 static void backward_all(Plan* plan, const T* g) {
     double mag = 0.0;
     for (int64_t l = plan->n_layers - 1; l >= 0; --l) {
         const LayerDesc& L = plan->layers[l];
-        mag += backward_layer<T>(plan, l, g, l > 0, plan->track != 0);
+        mag += backward_layer<T, S>(plan, l, g, l > 0, plan->track != 0);
         g = (const T*)L.gbelow;
     }
     plan->magnitude = mag;
     plan->pending = plan->track ? 0 : 1;
 }
 
-template <typename T>
+template <typename T, typename S>
 static int64_t step_all(Plan* plan, const T* x, const void* target, int64_t target_kind, const T* w,
                         int64_t loss_kind, T* y_out, T* loss_out, T* gbuf) {
-    forward_all<T>(plan, x, y_out);
+    forward_all<T, S>(plan, x, y_out);
     const LayerDesc& top = plan->layers[plan->n_layers - 1];
     if (loss_grad<T>(loss_kind, y_out, plan->batch, top.n_out, target, target_kind, w, gbuf, loss_out)) return 1;
-    backward_all<T>(plan, gbuf);
+    backward_all<T, S>(plan, gbuf);
     return 0;
 }
 
@@ -552,9 +570,9 @@ static int64_t step_all(Plan* plan, const T* x, const void* target, int64_t targ
 // (null: not learned); modes[k] = 0 writes the gradient there, 1 adds it (the accumulator is zeroed after),
 // 2: the accumulator is handed over as .grad as it is (left untouched).
 // beta's gradient comes from W's: dV/dbeta_i = sum_j W_ji e_ji / beta_i (docs/model.md §2).
-template <typename T>
+template <typename T, typename S>
 static void flush_all(Plan* plan, void* const* dsts, const int64_t* modes) {
-    settle<T>(plan);
+    settle<T, S>(plan);
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
         void* const* P = plan->params + 5 * l;
@@ -599,7 +617,7 @@ static void flush_all(Plan* plan, void* const* dsts, const int64_t* modes) {
 }
 
 // add the deferred weight gradient of the last step (sum_b delta e) to gW
-template <typename T>
+template <typename T, typename S>
 static void settle(Plan* plan) {
     if (!plan->pending) return;
     const int64_t B = plan->batch;
@@ -607,64 +625,76 @@ static void settle(Plan* plan) {
         const LayerDesc& L = plan->layers[l];
         if (L.credit_depth) continue;  // credit_backward accumulated it already
         const int64_t ni = L.n_in, no = L.n_out;
-        const T* e = (const T*)L.e;
+        const S* e = (const S*)L.e;
         const T* delta = (const T*)L.delta;
         T* gW = (T*)L.gW;
         for (int64_t j = 0; j < no; ++j)
             for (int64_t b = 0; b < B; ++b) {
                 const T dj = delta[b * no + j];
                 if (dj == T(0)) continue;
-                const T* ej = e + (b * no + j) * ni;
-                T* gWj = gW + j * ni;
-                #pragma omp simd
-                for (int64_t i = 0; i < ni; ++i) gWj[i] += dj * ej[i];
+                read_row<T, S>(e + (b * no + j) * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
+                    T* gWj = gW + j * ni + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) gWj[i] += dj * v[i];
+                });
             }
     }
     plan->pending = 0;
 }
 
 // zero the states and traces of every layer (a new sequence on the same tensors)
-template <typename T>
+template <typename T, typename S>
 static void zero_state(Plan* plan) {
-    settle<T>(plan);
+    settle<T, S>(plan);
     const int64_t B = plan->batch;
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
         const int64_t ni = L.n_in, no = L.n_out;
-        const int64_t a_size = L.filter_per_channel ? B * no * ni : B * no;
+        const int64_t a_bytes = L.filter_per_channel ? sizeof(S) * B * no * ni : sizeof(T) * B * no;
         void* ptrs[9] = {L.F, L.V, L.o, L.eps, L.e, L.p, L.a, L.m, L.n};
-        const int64_t sizes[9] = {B * ni, B * no, B * no, B * no, B * no * ni, B * ni, a_size, B * no, B * no};
+        const int64_t bytes[9] = {(int64_t)sizeof(T) * B * ni, (int64_t)sizeof(T) * B * no, (int64_t)sizeof(T) * B * no,
+                                  (int64_t)sizeof(T) * B * no, (int64_t)sizeof(S) * B * no * ni,
+                                  (int64_t)sizeof(T) * B * ni, a_bytes, (int64_t)sizeof(T) * B * no,
+                                  (int64_t)sizeof(T) * B * no};
         for (int k = 0; k < 9; ++k)
-            if (ptrs[k]) std::memset(ptrs[k], 0, sizeof(T) * sizes[k]);
-        credit_zero<T>(L, B, l + 1 < plan->n_layers ? plan->layers[l + 1].n_out : 0);
+            if (ptrs[k]) std::memset(ptrs[k], 0, bytes[k]);
+        credit_zero<T, S>(L, B, l + 1 < plan->n_layers ? plan->layers[l + 1].n_out : 0);
     }
 }
 
+// the entry points: T from the suffix, the storage type S from plan->storage (with_storage, storage.h)
+#define SOLSA_S(T, call) with_storage<T>(p, [&](auto s_) { using S = decltype(s_); return call; })
 extern "C" {
-void solsa_settle_f32(Plan* p) { FlushDenormals f; settle<float>(p); }
-void solsa_settle_f64(Plan* p) { FlushDenormals f; settle<double>(p); }
-void solsa_zero_state_f32(Plan* p) { zero_state<float>(p); }
-void solsa_zero_state_f64(Plan* p) { zero_state<double>(p); }
-void solsa_flush_f32(Plan* p, void* const* d, const int64_t* m) { FlushDenormals f; flush_all<float>(p, d, m); }
-void solsa_flush_f64(Plan* p, void* const* d, const int64_t* m) { FlushDenormals f; flush_all<double>(p, d, m); }
-void solsa_forward_f32(Plan* p, const float* x, float* y) { FlushDenormals f; forward_all<float>(p, x, y); }
-void solsa_forward_f64(Plan* p, const double* x, double* y) { FlushDenormals f; forward_all<double>(p, x, y); }
+void solsa_settle_f32(Plan* p) { FlushDenormals f; SOLSA_S(float, (settle<float, S>(p))); }
+void solsa_settle_f64(Plan* p) { FlushDenormals f; SOLSA_S(double, (settle<double, S>(p))); }
+void solsa_zero_state_f32(Plan* p) { SOLSA_S(float, (zero_state<float, S>(p))); }
+void solsa_zero_state_f64(Plan* p) { SOLSA_S(double, (zero_state<double, S>(p))); }
+void solsa_flush_f32(Plan* p, void* const* d, const int64_t* m) { FlushDenormals f; SOLSA_S(float, (flush_all<float, S>(p, d, m))); }
+void solsa_flush_f64(Plan* p, void* const* d, const int64_t* m) {
+    FlushDenormals f;
+    SOLSA_S(double, (flush_all<double, S>(p, d, m)));
+}
+void solsa_forward_f32(Plan* p, const float* x, float* y) { FlushDenormals f; SOLSA_S(float, (forward_all<float, S>(p, x, y))); }
+void solsa_forward_f64(Plan* p, const double* x, double* y) {
+    FlushDenormals f;
+    SOLSA_S(double, (forward_all<double, S>(p, x, y)));
+}
 void solsa_predict_f32(Plan* p, const float* x, float* y, void* const* s) { FlushDenormals f; predict_all<float>(p, x, y, s); }
 void solsa_predict_f64(Plan* p, const double* x, double* y, void* const* s) {
     FlushDenormals f;
     predict_all<double>(p, x, y, s);
 }
-void solsa_backward_f32(Plan* p, const float* g) { FlushDenormals f; backward_all<float>(p, g); }
-void solsa_backward_f64(Plan* p, const double* g) { FlushDenormals f; backward_all<double>(p, g); }
+void solsa_backward_f32(Plan* p, const float* g) { FlushDenormals f; SOLSA_S(float, (backward_all<float, S>(p, g))); }
+void solsa_backward_f64(Plan* p, const double* g) { FlushDenormals f; SOLSA_S(double, (backward_all<double, S>(p, g))); }
 int64_t solsa_step_f32(Plan* p, const float* x, const void* t, int64_t tk, const float* w, int64_t lk, float* y,
                        float* loss, float* gbuf) {
     FlushDenormals f;
-    return step_all<float>(p, x, t, tk, w, lk, y, loss, gbuf);
+    return SOLSA_S(float, (step_all<float, S>(p, x, t, tk, w, lk, y, loss, gbuf)));
 }
 int64_t solsa_step_f64(Plan* p, const double* x, const void* t, int64_t tk, const double* w, int64_t lk, double* y,
                        double* loss, double* gbuf) {
     FlushDenormals f;
-    return step_all<double>(p, x, t, tk, w, lk, y, loss, gbuf);
+    return SOLSA_S(double, (step_all<double, S>(p, x, t, tk, w, lk, y, loss, gbuf)));
 }
-int64_t solsa_abi_version() { return 13; }
+int64_t solsa_abi_version() { return 14; }
 }

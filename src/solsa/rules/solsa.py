@@ -113,7 +113,7 @@ class SOLSA(OnlineRule):
         trace_dtype: None (the network's dtype) or one of :data:`TRACE_DTYPES`: the ``[B, N_out, N_in]``
             traces (``e``, a per-channel ``a`` and their credit stages) are stored in it, the arithmetic
             stays in the network's dtype (half the bytes of float32 at ~1e-3 relative error; docs/benchmarks.md).
-            Runs on the reference path.
+            The fused kernel stores them so too.
     """
 
     name = "solsa"
@@ -174,8 +174,6 @@ class SOLSA(OnlineRule):
             reason = f"the fused kernel implements credit {list(FUSED_CREDIT)} only, not {self.credit!r}"
         if any(layer.adaptive or layer.recurrent for layer in self.net.layers):
             reason = "the fused kernel implements LIF layers without recurrent weights only (not ALIF, not recurrent)"
-        if self.trace_dtype is not None:
-            reason = f"the fused kernel stores traces in the network's dtype, not trace_dtype {self.trace_dtype!r}"
         if not reason:
             try:
                 self._fused = FusedStepper(self.net.layers, self.traces, self._grads, batch_size,

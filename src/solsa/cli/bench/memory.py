@@ -14,8 +14,8 @@ def _add_memory(bench) -> None:
     _common(p, "runs/bench/memory.json")
     p.add_argument("--T", default=None, help="sequence lengths (default 30,100,300,1000,3000,10000)")
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--filter-granularity", default="layer,channel",
-                   help="layer, channel or both comma-separated (default both)")
+    p.add_argument("--filter-granularity", default=",".join(FILTER_GRANULARITIES),
+                   help=f"some of {', '.join(FILTER_GRANULARITIES)}, comma-separated (default all)")
     p.add_argument("--no-rss", action="store_true", help="exact accounting only, no subprocess measurement")
     p.add_argument("--jobs", type=int, default=1, help="measurement subprocesses run at once (default 1)")
     p.add_argument("--break-even-batches", default=None,
