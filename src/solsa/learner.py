@@ -105,12 +105,8 @@ class Learner:
         weights = weights.to(x.dtype)
         reduce = self.sync.sum if self.sync.active else None
         rule.reset(B)
-        if (rule.capabilities.whole_sequence and set(points) == {T - 1} and early_stop is None
-                and on_magnitude is None and on_step is None):
-            run = rule.run_sequence(x, target, weights)  # one call: the same result as the T steps below
-            state_bytes = rule.train_state_bytes()
-            self.update()
-            return SequenceRun(run.output if keep_outputs else None, run.loss, T, 1, state_bytes)
+        if rule.capabilities.whole_sequence and on_magnitude is None and on_step is None:
+            return self._stretches(x, target, mask, points, early_stop, keep_outputs, valid, weights, reduce)
         outputs: list[torch.Tensor] = []
         total, hits, updates, state_bytes, t = x.new_zeros(()), 0, 0, 0, -1
         for t in range(T):
@@ -131,3 +127,26 @@ class Learner:
                     if hits >= early_stop.h:
                         break
         return SequenceRun(torch.stack(outputs) if keep_outputs else None, total, t + 1, updates, state_bytes)
+
+    def _stretches(self, x, target, mask, points, early_stop, keep_outputs, valid, weights, reduce) -> SequenceRun:
+        """The loop of :meth:`sequence` with one ``run_sequence`` call per stretch of steps up to an update
+        point (one call when the update is at the end): the same updates, early stop and result."""
+        rule, T = self.rule, x.shape[0]
+        outputs: list[torch.Tensor] = []
+        total, hits, updates, state_bytes, start = x.new_zeros(()), 0, 0, 0, 0
+        for end in sorted({t for t in points if 0 <= t < T} | {T - 1}):
+            run = rule.run_sequence(x[start:end + 1], target if target.dim() == 1 else target[start:end + 1],
+                                    weights[start:end + 1])
+            total = total + run.loss
+            if keep_outputs:
+                outputs.append(run.output)
+            start = end + 1
+            if end in points:
+                state_bytes = max(state_bytes, rule.train_state_bytes())
+                self.update()
+                updates += 1
+                if early_stop is not None and end < T - 1:
+                    hits += early_stop.check(rule.net, torch.cat(outputs), mask[:end + 1], target, valid, reduce)
+                    if hits >= early_stop.h:
+                        break
+        return SequenceRun(torch.cat(outputs) if keep_outputs else None, total, start, updates, state_bytes)

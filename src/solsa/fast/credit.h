@@ -179,10 +179,10 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
                 for (int64_t i = 0; i < ni; ++i) acc[i] += c * u[i];
             }
         T* gWj = gW + j * ni;
-        for (int64_t i = 0; i < ni; ++i) {
-            gWj[i] += acc[i];
-            if (track) mag += std::fabs((double)acc[i]);
-        }
+        #pragma omp simd
+        for (int64_t i = 0; i < ni; ++i) gWj[i] += acc[i];
+        if (track)
+            for (int64_t i = 0; i < ni; ++i) mag += std::fabs((double)acc[i]);
     }
     // the [B, N] traces: sum_s c^s u^s, or the per-output-neuron pairing
     auto neuron_pair = [&](const T* h, int64_t b, int64_t j) -> T {

@@ -640,6 +640,8 @@ static void zero_state(Plan* plan) {
     }
 }
 
+#include "sequence.h"  // solsa_sequence: a stretch of steps in one call
+
 extern "C" {
 void solsa_settle_f32(Plan* p) { FlushDenormals f; settle<float>(p); }
 void solsa_settle_f64(Plan* p) { FlushDenormals f; settle<double>(p); }
@@ -666,5 +668,5 @@ int64_t solsa_step_f64(Plan* p, const double* x, const void* t, int64_t tk, cons
     FlushDenormals f;
     return step_all<double>(p, x, t, tk, w, lk, y, loss, gbuf);
 }
-int64_t solsa_abi_version() { return 13; }
+int64_t solsa_abi_version() { return 14; }
 }
