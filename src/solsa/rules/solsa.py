@@ -22,6 +22,12 @@ default) takes the fused kernel when it builds and supports the network (CPU,
 float32/float64) and the reference otherwise, recording why in
 :attr:`SOLSA.fallback_reason` (the trainer prints it once and writes it to
 ``metrics.json``). ``$SOLSA_BACKEND`` replaces the default ``"auto"``.
+
+On the fused backend, :meth:`~solsa.rules.LearningRule.run_sequence` (which the
+learner takes for each stretch of steps up to an update point) runs all its steps
+in one kernel call, and a streaming ``step`` whose tensors need no conversion
+skips the Python checks (:mod:`solsa.fast.sequence`); both give the bits of the
+per-step call (tests/test_fused_sequence.py).
 """
 
 from __future__ import annotations
