@@ -166,6 +166,7 @@ class FusedStepper(FastPaths):
         self._plan_ref = ctypes.byref(self.plan)
         self._all_layers = (1 << len(layers)) - 1
         self._gbuf = torch.zeros(batch_size, self.n_out, **kw)
+        self._scalar = torch.zeros((), **kw)  # the 0-dim loss tensor's prototype (quick_step)
         self._gbuf_ptr = self._gbuf.data_ptr()
         self._default_weight = torch.full((batch_size,), 1.0 / batch_size, **kw)
         self._x_shape = (batch_size, self.n_in)

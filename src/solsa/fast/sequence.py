@@ -41,8 +41,8 @@ class FastPaths:
         plan = self.plan
         plan.w_dirty = self._all_layers
         plan.track = 0
-        y = torch.empty(self._y_shape, dtype=self.dtype)
-        loss = torch.empty((), dtype=self.dtype)
+        y = torch.empty_like(self._gbuf)  # [B, C] of the kernel's dtype; empty_like parses no arguments
+        loss = torch.empty_like(self._scalar)
         if self._step(self._plan_ref, x.data_ptr(), target.data_ptr(), kind, weight.data_ptr(), self.loss_kind,
                       y.data_ptr(), loss.data_ptr(), self._gbuf_ptr):
             raise ValueError(f"class labels must be in [0, {self.n_out}); got {target.tolist()}")
