@@ -164,5 +164,7 @@ def test_quick_step_leaves_other_calls_to_the_checked_path():
         assert fused.quick_step(*args) is None
     with pytest.raises(ValueError, match="shape"):
         rule.step(torch.zeros(3, 5, dtype=D), labels)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        rule.step([[0.0] * 5] * 2, labels)
     with pytest.raises(ValueError, match="class labels"):
         rule.step(x, torch.tensor([0, 7]))

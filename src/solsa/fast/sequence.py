@@ -24,7 +24,8 @@ class FastPaths:
         ``[B]`` (int64) or a dense target ``[B, C]``, all contiguous CPU tensors of the kernel's dtypes, a
         built-in loss -- with no conversion and few Python operations: ``(output, loss)``, the bits of
         :meth:`step`. Returns None, touching nothing, for any other call (the caller then takes :meth:`step`)."""
-        if (x.dtype is not self.dtype or x.shape != self._x_shape or not x.is_contiguous() or not x.is_cpu
+        if (type(x) is not torch.Tensor or type(target) is not torch.Tensor  # noqa: E721 - exact type, fast
+                or x.dtype is not self.dtype or x.shape != self._x_shape or not x.is_contiguous() or not x.is_cpu
                 or self.loss_kind < 0 or self._handed):
             return None
         if weight is None:
