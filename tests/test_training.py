@@ -54,6 +54,13 @@ def run_with_schedule(spec, T=12):
         return original(*a, **k)
 
     rule.step = counting_step
+    whole = rule.run_sequence
+
+    def counting_run(x, *a, **k):  # the learner hands stretches of steps up to each update point
+        clock["t"] += x.shape[0]
+        return whole(x, *a, **k)
+
+    rule.run_sequence = counting_run
     opt = SpyOptimizer(net.parameters(), clock)
     x, y = task.train.x[:, :4], task.train.y[:4]
     Learner(rule, opt).sequence(x, y, torch.ones(T, 4), points=UpdateSchedule(spec).points(T))

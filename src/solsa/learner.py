@@ -105,29 +105,34 @@ class Learner:
         weights = weights.to(x.dtype)
         reduce = self.sync.sum if self.sync.active else None
         rule.reset(B)
-        if (rule.capabilities.whole_sequence and set(points) == {T - 1} and early_stop is None
-                and on_magnitude is None and on_step is None):
-            run = rule.run_sequence(x, target, weights)  # one call: the same result as the T steps below
-            state_bytes = rule.train_state_bytes()
-            self.update()
-            return SequenceRun(run.output if keep_outputs else None, run.loss, T, 1, state_bytes)
+        # a whole-sequence rule takes one run_sequence call per stretch of steps up to an update point (one
+        # call when the update is at the end) unless a callback asks for each step: the same result
+        whole = rule.capabilities.whole_sequence and on_magnitude is None and on_step is None
+        ends = sorted({t for t in points if 0 <= t < T} | {T - 1}) if whole else range(T)
         outputs: list[torch.Tensor] = []
-        total, hits, updates, state_bytes, t = x.new_zeros(()), 0, 0, 0, -1
-        for t in range(T):
-            res = rule.step(x[t], target_at(target, t), weights[t], magnitude=on_magnitude is not None)
+        total, hits, updates, state_bytes, start = x.new_zeros(()), 0, 0, 0, 0
+        for end in ends:
+            if whole:
+                res = rule.run_sequence(x[start:end + 1], target if target.dim() == 1 else target[start:end + 1],
+                                        weights[start:end + 1])
+                out = res.output
+            else:
+                res = rule.step(x[end], target_at(target, end), weights[end], magnitude=on_magnitude is not None)
+                out = res.output[None]
+                if on_magnitude is not None:
+                    on_magnitude(T, end, res.magnitude)
+                if on_step is not None:
+                    on_step(end)
             total = total + res.loss
             if keep_outputs:
-                outputs.append(res.output)
-            if on_magnitude is not None:
-                on_magnitude(T, t, res.magnitude)
-            if on_step is not None:
-                on_step(t)
-            if t in points:
+                outputs.append(out)
+            start = end + 1
+            if end in points:
                 state_bytes = max(state_bytes, rule.train_state_bytes())
                 self.update()
                 updates += 1
-                if early_stop is not None and t < T - 1:
-                    hits += early_stop.check(rule.net, torch.stack(outputs), mask[: t + 1], target, valid, reduce)
+                if early_stop is not None and end < T - 1:
+                    hits += early_stop.check(rule.net, torch.cat(outputs), mask[:end + 1], target, valid, reduce)
                     if hits >= early_stop.h:
                         break
-        return SequenceRun(torch.stack(outputs) if keep_outputs else None, total, t + 1, updates, state_bytes)
+        return SequenceRun(torch.cat(outputs) if keep_outputs else None, total, start, updates, state_bytes)

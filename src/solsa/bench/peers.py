@@ -26,11 +26,12 @@ from .common import machine_info, summarize
 __all__ = ["SOLSA_ROWS", "COMPILED_ROW", "PEER_ROWS", "RATIOS", "PEER_INSTALL", "peer_available", "run_peers", "peers_markdown"]
 
 # label -> (rule, options of TrainConfig, whether to step one call per time step even where the rule has a
-# whole-sequence path: the "per-step" row is BPTT as it ran before that path, timed in the same run)
+# whole-sequence path: the "per-step" rows are BPTT and SOLSA as they ran before that path, timed in the same run)
 SOLSA_ROWS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "solsa bptt": ("bptt", {}, False),
     "solsa bptt per-step": ("bptt", {}, True),
     "solsa cascade": ("solsa", {}, False),
+    "solsa cascade per-step": ("solsa", {}, True),
     "solsa same-step": ("solsa", {"credit": "same-step"}, False),
 }
 # asked for with compiled=True (--compiled): each sequence length and layer shape compiles first (warm-up epoch)
@@ -43,6 +44,7 @@ RATIOS = (
     ("solsa same-step", "braintrace es-d-rtrl", 1.0),
     ("solsa cascade", "braintrace d-rtrl", 0.2),
     ("solsa bptt", "solsa bptt per-step", 1.0),  # the whole-sequence path against the per-step one
+    ("solsa cascade", "solsa cascade per-step", 1.0),  # the same for SOLSA's fused kernel (one call per batch)
     ("solsa bptt compiled", "braintrace bptt", 2.0),
     ("solsa bptt compiled", "solsa bptt", 1.0),
 )

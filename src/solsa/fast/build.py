@@ -28,7 +28,7 @@ from importlib import resources
 
 __all__ = ["load_kernel", "unavailable_reason", "cache_dir", "compiler_command", "kernel_source", "ABI_VERSION"]
 
-ABI_VERSION = 14
+ABI_VERSION = 15
 _LOCK = threading.Lock()
 _STATE: dict[str, object] = {"tried": False, "lib": None, "reason": "not built yet"}
 
@@ -81,7 +81,7 @@ def _cpu_key() -> str:
     return platform.machine() + platform.system() + flags
 
 
-KERNEL_FILES = ("kernel.cpp", "credit.h", "storage.h")  # the sources, shipped beside this module as package data
+KERNEL_FILES = ("kernel.cpp", "credit.h", "storage.h", "sequence.h")  # the sources, shipped beside this module as package data
 
 
 def kernel_source() -> dict[str, str]:
@@ -128,6 +128,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"solsa_flush_{suffix}").restype = None
         fn = getattr(lib, f"solsa_step_{suffix}")
         fn.argtypes = [vp, vp, vp, i64, vp, i64, vp, vp, vp]
+        fn.restype = i64
+        fn = getattr(lib, f"solsa_sequence_{suffix}")
+        fn.argtypes = [vp, i64, vp, vp, i64, i64, vp, i64, vp, vp, vp]
         fn.restype = i64
     lib.solsa_abi_version.restype = i64
 

@@ -195,8 +195,9 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
     T* wtmp = (T*)K.wtmp;
     double mag = 0.0;
     for (int64_t j = 0; j < nk; ++j) {
-        T* acc = wtmp + j * ni;
-        for (int64_t i = 0; i < ni; ++i) acc[i] = 0;
+        T* acc = track ? wtmp + j * ni : gW + j * ni;  // without the magnitude: straight into gW (one pass)
+        if (track)
+            for (int64_t i = 0; i < ni; ++i) acc[i] = 0;
         for (int64_t b = 0; b < B; ++b)
             for (int64_t s = 0; s < D; ++s) {
                 const T c = coef(s, b * nk + j);
@@ -207,11 +208,11 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
                     for (int64_t i = 0; i < m; ++i) ak[i] += c * v[i];
                 });
             }
+        if (!track) continue;
         T* gWj = gW + j * ni;
-        for (int64_t i = 0; i < ni; ++i) {
-            gWj[i] += acc[i];
-            if (track) mag += std::fabs((double)acc[i]);
-        }
+        #pragma omp simd
+        for (int64_t i = 0; i < ni; ++i) gWj[i] += acc[i];
+        for (int64_t i = 0; i < ni; ++i) mag += std::fabs((double)acc[i]);
     }
     // the [B, N] traces: sum_s c^s u^s, or the per-output-neuron pairing
     auto neuron_pair = [&](const T* h, int64_t b, int64_t j) -> T {

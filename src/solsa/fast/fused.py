@@ -24,6 +24,7 @@ import torch
 from ..losses import CrossEntropy, Loss, SpikeMSE
 from ..rules.credit import zero_decay
 from .build import load_kernel
+from .sequence import FastPaths
 
 __all__ = ["FusedStepper", "unsupported_reason", "LayerDesc", "Plan"]
 
@@ -96,7 +97,7 @@ def unsupported_reason(layers: Sequence[Any]) -> str:
     return ""
 
 
-class FusedStepper:
+class FusedStepper(FastPaths):
     """Runs SOLSA time steps through the compiled kernel, on the tensors of a SOLSA learner.
 
     Args:
@@ -121,6 +122,7 @@ class FusedStepper:
         self._predict_scratch = None  # three buffers per layer for predict(), made on first use
         self._backward = getattr(lib, f"solsa_backward_{suffix}")
         self._step = getattr(lib, f"solsa_step_{suffix}")
+        self._sequence = getattr(lib, f"solsa_sequence_{suffix}")
         self._flush = getattr(lib, f"solsa_flush_{suffix}")
         self._zero_state = getattr(lib, f"solsa_zero_state_{suffix}")
         self._settle = getattr(lib, f"solsa_settle_{suffix}")
@@ -171,11 +173,13 @@ class FusedStepper:
         self._plan_ref = ctypes.byref(self.plan)
         self._all_layers = (1 << len(layers)) - 1
         self._gbuf = torch.zeros(batch_size, self.n_out, **kw)
+        self._scalar = torch.zeros((), **kw)  # the 0-dim loss tensor's prototype (quick_step)
         self._gbuf_ptr = self._gbuf.data_ptr()
         self._default_weight = torch.full((batch_size,), 1.0 / batch_size, **kw)
         self._x_shape = (batch_size, self.n_in)
         self._w_shape = (batch_size,)
         self._y_shape = (batch_size, self.n_out)
+        self._kinds = {(torch.int64, torch.Size(self._w_shape)): 1, (self.dtype, torch.Size(self._y_shape)): 2}
         # flush: the learnable parameters in the kernel's 5-slot order (None where not learned)
         self._learned = [getattr(layer, name) if (layer.is_learnable(name) and (name == "beta" or name in acc))
                          else None
@@ -324,19 +328,7 @@ class FusedStepper:
         self.plan.track = int(track)
         if self.loss_kind < 0:
             return self._step_generic(x, target, weight, track)
-        if target.dtype == torch.int64 and target.shape == self._w_shape and target.is_cpu and target.is_contiguous():
-            kind = 1  # labels: the common case, checked first
-        elif target.is_floating_point():
-            kind = 2
-            if target.shape != self._y_shape:
-                raise ValueError(f"expected a target of shape {list(self._y_shape)}, got {list(target.shape)}")
-            if target.dtype != self.dtype or not target.is_cpu or not target.is_contiguous():
-                target = target.to(device="cpu", dtype=self.dtype).contiguous()
-        else:
-            kind = 1
-            if target.shape != self._w_shape:
-                raise ValueError(f"expected labels of shape [{self.B}], got {list(target.shape)}")
-            target = target.to(device="cpu", dtype=torch.int64).contiguous()
+        target, kind = self._target(target)
         y = torch.empty(self._y_shape, dtype=self.dtype)
         loss = torch.empty((), dtype=self.dtype)
         status = self._step(self._plan_ref, x.data_ptr(), target.data_ptr(), kind, weight.data_ptr(),
@@ -344,6 +336,19 @@ class FusedStepper:
         if status:
             raise ValueError(f"class labels must be in [0, {self.n_out}); got {target.tolist()}")
         return y, loss, self.plan.magnitude if track else 0.0
+
+    def _target(self, target: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """One step's target as the kernel reads it: ``(tensor, 1)`` for int64 labels ``[B]``, ``(tensor, 2)``
+        for a dense ``[B, C]`` target of the kernel's dtype (converted where needed)."""
+        if target.dtype == torch.int64 and target.shape == self._w_shape and target.is_cpu and target.is_contiguous():
+            return target, 1  # labels: the common case, checked first
+        if target.is_floating_point():
+            if target.shape != self._y_shape:
+                raise ValueError(f"expected a target of shape {list(self._y_shape)}, got {list(target.shape)}")
+            return target.to(device="cpu", dtype=self.dtype).contiguous(), 2
+        if target.shape != self._w_shape:
+            raise ValueError(f"expected labels of shape [{self.B}], got {list(target.shape)}")
+        return target.to(device="cpu", dtype=torch.int64).contiguous(), 1
 
     def flush(self) -> bool:
         """Add the accumulated gradients to ``.grad`` and zero them.

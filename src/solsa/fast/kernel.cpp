@@ -664,6 +664,8 @@ static void zero_state(Plan* plan) {
 
 // the entry points: T from the suffix, the storage type S from plan->storage (with_storage, storage.h)
 #define SOLSA_S(T, call) with_storage<T>(p, [&](auto s_) { using S = decltype(s_); return call; })
+#include "sequence.h"  // solsa_sequence: a stretch of steps in one call
+
 extern "C" {
 void solsa_settle_f32(Plan* p) { FlushDenormals f; SOLSA_S(float, (settle<float, S>(p))); }
 void solsa_settle_f64(Plan* p) { FlushDenormals f; SOLSA_S(double, (settle<double, S>(p))); }
@@ -696,5 +698,5 @@ int64_t solsa_step_f64(Plan* p, const double* x, const void* t, int64_t tk, cons
     FlushDenormals f;
     return SOLSA_S(double, (step_all<double, S>(p, x, t, tk, w, lk, y, loss, gbuf)));
 }
-int64_t solsa_abi_version() { return 14; }
+int64_t solsa_abi_version() { return 15; }
 }

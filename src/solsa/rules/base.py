@@ -178,6 +178,15 @@ class LearningRule(abc.ABC):
     def _sequence(self, x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> StepResult:
         raise NotImplementedError
 
+    def _steps(self, x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> StepResult:
+        """:meth:`run_sequence` as ``T`` calls of ``_step`` (for a rule whose one-call path cannot take a case)."""
+        outputs, total = [], x.new_zeros(())
+        for t in range(x.shape[0]):
+            res = self._step(x[t], target_at(target, t), weights[t], False)
+            outputs.append(res.output)
+            total = total + res.loss
+        return StepResult(torch.stack(outputs), total)
+
     def _weight(self, weight: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
         if weight is None:
             return x.new_full((x.shape[0],), 1.0 / x.shape[0])

@@ -22,6 +22,12 @@ default) takes the fused kernel when it builds and supports the network (CPU,
 float32/float64) and the reference otherwise, recording why in
 :attr:`SOLSA.fallback_reason` (the trainer prints it once and writes it to
 ``metrics.json``). ``$SOLSA_BACKEND`` replaces the default ``"auto"``.
+
+On the fused backend, :meth:`~solsa.rules.LearningRule.run_sequence` (which the
+learner takes for each stretch of steps up to an update point) runs all its steps
+in one kernel call, and a streaming ``step`` whose tensors need no conversion
+skips the Python checks (:mod:`solsa.fast.sequence`); both give the bits of the
+per-step call (tests/test_fused_sequence.py).
 """
 
 from __future__ import annotations
@@ -117,7 +123,7 @@ class SOLSA(OnlineRule):
     """
 
     name = "solsa"
-    capabilities = Capabilities(online=True, step_magnitude=True, backends=BACKENDS[1:])
+    capabilities = Capabilities(online=True, step_magnitude=True, backends=BACKENDS[1:], whole_sequence=True)
 
     def __init__(
         self, net, loss: Loss | str = "mse", *, reset_feedback: bool = True, backend: str | None = None,
@@ -213,6 +219,23 @@ class SOLSA(OnlineRule):
                                mass_neurons=upper if cascade else 0,
                                pass_through=tuple(zero_decay(lay) for lay in layers[index + 1:]))
         return tr
+
+    def step(self, x: torch.Tensor, target: torch.Tensor | None = None, weight: torch.Tensor | None = None, *,
+             magnitude: bool = False) -> StepResult:
+        fused = self._fused
+        if fused is not None and target is not None and not magnitude:  # the streaming call, checked lean
+            out = fused.quick_step(x, target, weight)
+            if out is not None:
+                return StepResult(out[0], out[1])
+        return super().step(x, target, weight, magnitude=magnitude)
+
+    step.__doc__ = OnlineRule.step.__doc__
+
+    def _sequence(self, x, target, weights) -> StepResult:
+        run = self._fused.run(x, target, weights) if self._fused is not None else None
+        if run is None:  # the reference backend, a custom loss, another target layout: step by step
+            return self._steps(x, target, weights)
+        return StepResult(*run)
 
     def _step(self, x, target, weight, magnitude) -> StepResult:
         fused = self._fused
