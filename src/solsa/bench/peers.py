@@ -26,10 +26,12 @@ from .common import machine_info, summarize
 __all__ = ["SOLSA_ROWS", "COMPILED_ROW", "PEER_ROWS", "RATIOS", "PEER_INSTALL", "peer_available", "run_peers", "peers_markdown"]
 
 # label -> (rule, options of TrainConfig, whether to step one call per time step even where the rule has a
-# whole-sequence path: the "per-step" row is BPTT as it ran before that path, timed in the same run)
+# whole-sequence path). "solsa bptt" is the trainer's default (backend auto: the compiled scan); "reference"
+# is the PyTorch whole-sequence path it replaced and "per-step" the loop before that, timed in the same run.
 SOLSA_ROWS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "solsa bptt": ("bptt", {}, False),
-    "solsa bptt per-step": ("bptt", {}, True),
+    "solsa bptt reference": ("bptt", {"backend": "reference"}, False),
+    "solsa bptt per-step": ("bptt", {"backend": "reference"}, True),
     "solsa cascade": ("solsa", {}, False),
     "solsa same-step": ("solsa", {"credit": "same-step"}, False),
 }
@@ -42,7 +44,8 @@ RATIOS = (
     ("solsa cascade", "braintrace es-d-rtrl", 1.5),
     ("solsa same-step", "braintrace es-d-rtrl", 1.0),
     ("solsa cascade", "braintrace d-rtrl", 0.2),
-    ("solsa bptt", "solsa bptt per-step", 1.0),  # the whole-sequence path against the per-step one
+    ("solsa bptt", "solsa bptt reference", 1.0),  # the compiled scan against the PyTorch whole-sequence path
+    ("solsa bptt reference", "solsa bptt per-step", 1.0),  # the whole-sequence path against the per-step one
     ("solsa bptt compiled", "braintrace bptt", 2.0),
     ("solsa bptt compiled", "solsa bptt", 1.0),
 )
