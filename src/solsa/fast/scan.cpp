@@ -90,6 +90,22 @@ static std::vector<T> columns(const T* src, int64_t src_n, int64_t n) {
     return c;
 }
 
+// out[k] (k < out_n) = the per-element sums acc [rows, n] summed over rows (out_n = n: one per column) or over
+// everything (out_n = 1: one for the layer), in double.
+template <typename T>
+static void reduce_columns(const T* acc, T* out, int64_t out_n, int64_t rows, int64_t n) {
+    std::vector<double> col(n, 0.0);
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t i = 0; i < n; ++i) col[i] += double(acc[r * n + i]);
+    if (out_n == 1) {
+        double total = 0.0;
+        for (int64_t i = 0; i < n; ++i) total += col[i];
+        out[0] = T(total);
+    } else {
+        for (int64_t i = 0; i < n; ++i) out[i] = T(col[i]);
+    }
+}
+
 // The filter y[t] = a ⊙ y[t-1] + b ⊙ u[t] over u [T, rows, n] from y0 [rows, n] (y[-1] = y0); a, b have
 // one entry or one per column; b null: y[t] = a ⊙ y[t-1] + u[t] (the leaky readout's membrane).
 template <typename T>
@@ -116,43 +132,39 @@ static void filter_forward(const T* u, const T* a, int64_t a_n, const T* b, int6
 }
 
 // The adjoint of filter_forward. g = ∂L/∂y [T, rows, n]; adj[t] = g[t] + a ⊙ adj[t+1] is ∂L/∂y[t] through
-// every later step. Out (each may be null when not wanted, except gy0): du[t] = b ⊙ adj[t]; ga, gb [n] =
-// Σ_{t, rows} adj[t] y[t-1] and adj[t] u[t] (per column, summed in double: the caller sums them for a single
-// a or b);
-// gy0 [rows, n] = a ⊙ adj[0].
+// every later step. Out (each may be null when not wanted, except gy0): du[t] = b ⊙ adj[t];
+// ga [a_n] = Σ adj[t] y[t-1] and gb [b_n] = Σ adj[t] u[t], summed over t, rows (and columns when a, b are
+// single); gy0 [rows, n] = a ⊙ adj[0].
 template <typename T>
 static void filter_backward(const T* g, const T* a, int64_t a_n, const T* b, int64_t b_n, const T* u, const T* y,
                             const T* y0, T* du, T* ga, T* gb, T* gy0, int64_t steps, int64_t rows, int64_t n) {
     FlushDenormals ftz;
     const std::vector<T> ac = columns(a, a_n, n), bc = columns(b, b_n, n);
     const int64_t stride = rows * n;
-    std::vector<T> adj(stride, T(0));
-    std::vector<double> ga_acc(n, 0.0), gb_acc(n, 0.0);
+    std::vector<T> adj(stride, T(0)), ga_acc(stride, T(0)), gb_acc(stride, T(0));
     for (int64_t t = steps - 1; t >= 0; --t) {
         const T* prev = t ? y + (t - 1) * stride : y0;
         const T* gt = g + t * stride;
         const T* ut = u + t * stride;
+        T* dut = du ? du + t * stride : nullptr;
         for (int64_t r = 0; r < rows; ++r) {
             const int64_t o = r * n;
             #pragma omp simd
             for (int64_t i = 0; i < n; ++i) {
                 const T v = gt[o + i] + ac[i] * adj[o + i];
                 adj[o + i] = v;
-                ga_acc[i] += double(v * prev[o + i]);
-                gb_acc[i] += double(v * ut[o + i]);
+                ga_acc[o + i] += v * prev[o + i];
+                gb_acc[o + i] += v * ut[o + i];
             }
-            if (du) {
-                T* dut = du + t * stride + o;
+            if (dut) {
                 #pragma omp simd
-                for (int64_t i = 0; i < n; ++i) dut[i] = bc[i] * adj[o + i];
+                for (int64_t i = 0; i < n; ++i) dut[o + i] = bc[i] * adj[o + i];
             }
         }
     }
     for (int64_t j = 0; j < stride; ++j) gy0[j] = ac[j % n] * adj[j];
-    for (int64_t i = 0; i < n; ++i) {
-        if (ga) ga[i] = T(ga_acc[i]);
-        if (gb) gb[i] = T(gb_acc[i]);
-    }
+    if (ga) reduce_columns(ga_acc.data(), ga, a_n, rows, n);
+    if (gb) reduce_columns(gb_acc.data(), gb, b_n, rows, n);
 }
 
 // One step of the spiking membrane for one reset mode (a template argument: no branch in the loop):
@@ -224,8 +236,8 @@ static void adjoint_step(const T* gO, const T* gV, const T* eps, const T* Vp, co
 }
 
 // The adjoint of membrane_forward. gO, gV: ∂L/∂o[t], ∂L/∂V[t] from outside (either may be null: zero).
-// Out: gI[t] = ∂L/∂I[t] (the total ∂L/∂V[t]); gV0, go0 [rows, n] = ∂L/∂V0, ∂L/∂o0; glam [rows, n]
-// (null: not wanted) = Σ_t ∂L/∂V[t] ∂V[t]/∂λ per element.
+// Out: gI[t] = ∂L/∂I[t] (the total ∂L/∂V[t]); gV0, go0 [rows, n] = ∂L/∂V0, ∂L/∂o0; glam [lam_n]
+// (null: not wanted) = Σ ∂L/∂V[t] ∂V[t]/∂λ over t and rows (and columns when λ is single).
 template <typename T>
 static void membrane_backward(const T* gO, const T* gV, const T* V, const T* o, const T* V0, const T* o0,
                               const T* lam, int64_t lam_n, T* gI, T* gV0, T* go0, T* glam, int64_t steps,
@@ -233,12 +245,8 @@ static void membrane_backward(const T* gO, const T* gV, const T* V, const T* o, 
     FlushDenormals ftz;
     const int64_t stride = rows * n;
     const std::vector<T> lam_col = columns(lam, lam_n, n);
-    std::vector<T> zeros(stride, T(0)), eps(stride), lam_sink;
-    if (glam == nullptr) {
-        lam_sink.assign(stride, T(0));
-        glam = lam_sink.data();
-    }
-    for (int64_t j = 0; j < stride; ++j) gV0[j] = go0[j] = glam[j] = T(0);
+    std::vector<T> zeros(stride, T(0)), eps(stride), lam_acc(stride, T(0));
+    for (int64_t j = 0; j < stride; ++j) gV0[j] = go0[j] = T(0);
     for (int64_t t = steps - 1; t >= 0; --t) {
         const T* Vp = t ? V + (t - 1) * stride : V0;
         const T* op = t ? o + (t - 1) * stride : o0;
@@ -247,12 +255,16 @@ static void membrane_backward(const T* gO, const T* gV, const T* V, const T* o, 
         surrogate(V + t * stride, eps.data(), stride, th, sur, width);
         T* gIt = gI + t * stride;
         if (reset == SUBTRACT)
-            adjoint_step<T, SUBTRACT>(gOt, gVt, eps.data(), Vp, op, lam_col.data(), gIt, gV0, go0, glam, rows, n, r_amt);
+            adjoint_step<T, SUBTRACT>(gOt, gVt, eps.data(), Vp, op, lam_col.data(), gIt, gV0, go0, lam_acc.data(),
+                                      rows, n, r_amt);
         else if (reset == ZERO)
-            adjoint_step<T, ZERO>(gOt, gVt, eps.data(), Vp, op, lam_col.data(), gIt, gV0, go0, glam, rows, n, r_amt);
+            adjoint_step<T, ZERO>(gOt, gVt, eps.data(), Vp, op, lam_col.data(), gIt, gV0, go0, lam_acc.data(), rows,
+                                  n, r_amt);
         else
-            adjoint_step<T, NONE>(gOt, gVt, eps.data(), Vp, op, lam_col.data(), gIt, gV0, go0, glam, rows, n, r_amt);
+            adjoint_step<T, NONE>(gOt, gVt, eps.data(), Vp, op, lam_col.data(), gIt, gV0, go0, lam_acc.data(), rows,
+                                  n, r_amt);
     }
+    if (glam) reduce_columns(lam_acc.data(), glam, lam_n, rows, n);
 }
 
 #define SCAN_EXPORT(T, S)                                                                                        \
@@ -282,4 +294,4 @@ static void membrane_backward(const T* gO, const T* gV, const T* V, const T* o, 
 SCAN_EXPORT(float, f32)
 SCAN_EXPORT(double, f64)
 
-extern "C" int64_t solsa_scan_abi_version() { return 2; }
+extern "C" int64_t solsa_scan_abi_version() { return 3; }

@@ -30,7 +30,7 @@ from .build import build_library
 __all__ = ["load_scan", "scan_unsupported_reason", "lif_sequence_scan"]
 
 SCAN_FILES = ("scan.cpp",)
-SCAN_ABI = 2  # solsa_scan_abi_version() of the source above
+SCAN_ABI = 3  # solsa_scan_abi_version() of the source above
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
 _SURROGATES = {"gaussian": 0, "fast_sigmoid": 1, "atan": 2, "triangle": 3}
@@ -99,11 +99,6 @@ def _fn(name: str, dtype: torch.dtype):
     return getattr(_STATE["lib"], f"solsa_{name}_{_SUFFIX[dtype]}")
 
 
-def _reduce_to(per_column: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """A per-column ``[n]`` gradient for a decay or gain of ``shape`` ``[]`` (summed) or ``[n]``."""
-    return per_column.sum() if len(shape) == 0 else per_column
-
-
 def _filter(u: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, y0: torch.Tensor) -> torch.Tensor:
     y = torch.empty_like(u)
     T, rows, n = u.shape
@@ -116,14 +111,13 @@ def _filter_adjoint(g, a, b, u, y, y0, want_u: bool, want_a: bool, want_b: bool)
     """∂L/∂u, ∂L/∂a, ∂L/∂b, ∂L/∂y0 of :func:`_filter` from ``g`` = ∂L/∂y (None where not wanted)."""
     T, rows, n = g.shape
     du = torch.empty_like(g) if want_u else None
-    ga = g.new_empty(n) if want_a else None
-    gb = g.new_empty(n) if want_b else None
+    ga = torch.empty_like(a) if want_a else None
+    gb = torch.empty_like(b) if want_b else None
     gy0 = torch.empty_like(y0)
     _fn("filter_backward", g.dtype)(g.data_ptr(), a.data_ptr(), a.numel(), _ptr(b), 0 if b is None else b.numel(),
                                     u.data_ptr(), y.data_ptr(), y0.data_ptr(), _ptr(du), _ptr(ga), _ptr(gb),
                                     gy0.data_ptr(), T, rows, n)
-    return (du, None if ga is None else _reduce_to(ga, a.shape), None if gb is None else _reduce_to(gb, b.shape),
-            gy0)
+    return du, ga, gb, gy0
 
 
 class _LayerScan(torch.autograd.Function):
@@ -131,7 +125,7 @@ class _LayerScan(torch.autograd.Function):
     (leaky readout, ``o = V``), each ``[T, B, ·]``; backward by the reverse scans and two matrix products."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, alpha, beta, lam, F0, V0, o0, cfg: LIFConfig):  # type: ignore[override]
+    def forward(ctx, x, weight, bias, alpha, beta, lam, F0, V0, o0, cfg: LIFConfig, saved):  # type: ignore[override]
         x, weight, alpha, beta, lam, F0, V0, o0 = (t.contiguous() for t in (x, weight, alpha, beta, lam, F0, V0, o0))
         T, B, _ = x.shape
         F = _filter(x, alpha, beta, F0)
@@ -144,12 +138,16 @@ class _LayerScan(torch.autograd.Function):
         if not cfg.spiking:  # V[t] = λ V[t-1] + I[t]: the filter with β = 1
             V = _filter(current, lam, None, V0)
             ctx.save_for_backward(x, weight, alpha, beta, lam, F0, V0, o0, F, V, current)
+            if saved is not None:
+                saved.extend((x, F0, V0, F, V, current))
             return V, F
         V, o = torch.empty_like(current), torch.empty_like(current)
         _fn("membrane_forward", x.dtype)(current.data_ptr(), lam.data_ptr(), lam.numel(), V0.data_ptr(),
                                          o0.data_ptr(), V.data_ptr(), o.data_ptr(), T, B, V.shape[2],
                                          _RESETS[cfg.reset], cfg.threshold, cfg.reset_amount)
         ctx.save_for_backward(x, weight, alpha, beta, lam, F0, V0, o0, F, V, o)
+        if saved is not None:
+            saved.extend((x, F0, V0, o0, F, V, o))
         return o, F, V
 
     @staticmethod
@@ -167,14 +165,13 @@ class _LayerScan(torch.autograd.Function):
         else:
             grad_I = torch.empty_like(V)
             grad_V0, grad_o0 = torch.empty_like(V0), torch.empty_like(o0)
-            per_element = torch.empty_like(V0) if need[5] else None
+            grad_lam = torch.empty_like(lam) if need[5] else None
             go = None if grad_out is None else grad_out.contiguous()
             gv = None if grad_V is None else grad_V.contiguous()
             _fn("membrane_backward", V.dtype)(
                 _ptr(go), _ptr(gv), V.data_ptr(), last.data_ptr(), V0.data_ptr(), o0.data_ptr(), lam.data_ptr(),
-                lam.numel(), grad_I.data_ptr(), grad_V0.data_ptr(), grad_o0.data_ptr(), _ptr(per_element), T, B,
+                lam.numel(), grad_I.data_ptr(), grad_V0.data_ptr(), grad_o0.data_ptr(), _ptr(grad_lam), T, B,
                 n_out, _RESETS[cfg.reset], cfg.threshold, cfg.reset_amount, _SURROGATES[cfg.surrogate], cfg.width)
-            grad_lam = None if per_element is None else _reduce_to(per_element.sum(0), lam.shape)
         grad_x = grad_W = grad_b = grad_alpha = grad_beta = grad_F0 = None
         if grad_I is not None:
             flat = grad_I.view(T * B, n_out)
@@ -186,16 +183,18 @@ class _LayerScan(torch.autograd.Function):
         if grad_F is not None:
             grad_x, grad_alpha, grad_beta, grad_F0 = _filter_adjoint(grad_F.contiguous(), alpha, beta, x, F, F0,
                                                                      need[0], need[3], need[4])
-        return grad_x, grad_W, grad_b, grad_alpha, grad_beta, grad_lam, grad_F0, grad_V0, grad_o0, None
+        return grad_x, grad_W, grad_b, grad_alpha, grad_beta, grad_lam, grad_F0, grad_V0, grad_o0, None, None
 
 
-def lif_sequence_scan(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFConfig
-                      ) -> tuple[torch.Tensor, LIFState]:
+def lif_sequence_scan(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFConfig,
+                      saved: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, LIFState]:
     """:func:`~solsa.functional.lif_sequence` of a feedforward LIF layer through the compiled scans (check
-    :func:`scan_unsupported_reason` first): outputs ``[T, B, N_out]`` and the last state."""
+    :func:`scan_unsupported_reason` first): outputs ``[T, B, N_out]`` and the last state. ``saved``: a list
+    that receives the tensors kept for backward besides the parameters (BPTT counts their bytes)."""
+    args = (x, p.weight, p.bias, p.alpha, p.beta, p.lam, state.F, state.V, state.o, cfg, saved)
     if cfg.spiking:
-        o, F, V = _LayerScan.apply(x, p.weight, p.bias, p.alpha, p.beta, p.lam, state.F, state.V, state.o, cfg)
+        o, F, V = _LayerScan.apply(*args)
     else:
-        o, F = _LayerScan.apply(x, p.weight, p.bias, p.alpha, p.beta, p.lam, state.F, state.V, state.o, cfg)
+        o, F = _LayerScan.apply(*args)
         V = o
     return o, LIFState(F[-1], V[-1], o[-1])

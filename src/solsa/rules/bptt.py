@@ -45,11 +45,17 @@ class BPTT(LearningRule):
         self._peak = 0
         self._fallback_reason = ""
         self._layer_runs = [lif_sequence] * len(net.layers)  # the whole-sequence function of each layer
+        self._chosen_for: tuple | None = None  # the layers' (config, device, dtype) the runs were chosen for
+        self._params = list(net.parameters())
 
     def _choose_scan(self) -> None:
         """Each feedforward LIF layer on the compiled scan; the others (and all, without a compiler) in PyTorch."""
         from ..fast.scan import lif_sequence_scan, scan_unsupported_reason
 
+        key = tuple((layer.config, layer.weight.device, layer.weight.dtype) for layer in self.net.layers)
+        if key == self._chosen_for:
+            return
+        self._chosen_for = key
         reasons = [scan_unsupported_reason(layer.params(), layer.config) for layer in self.net.layers]
         self._layer_runs = [lif_sequence_scan if not r else lif_sequence for r in reasons]
         self._fallback_reason = next((r for r in reasons if r), "")
@@ -71,13 +77,13 @@ class BPTT(LearningRule):
         self.total: torch.Tensor | None = None
         self._saved: dict[int, int] = {}
         self._peak = 0
-        self._param_ptrs = {p.untyped_storage().data_ptr() for p in self.net.parameters()}
+        self._param_ptrs = {_storage_ptr(p) for p in self._params}
         if self.backend in ("auto", "fused"):
             self._choose_scan()
 
     def _pack(self, t: torch.Tensor) -> torch.Tensor:
         # count each saved storage once; parameters exist anyway and are not training state
-        ptr = t.untyped_storage().data_ptr()
+        ptr = _storage_ptr(t)
         if ptr not in self._param_ptrs and ptr not in self._saved:
             self._saved[ptr] = t.untyped_storage().nbytes()
         return t
@@ -104,12 +110,22 @@ class BPTT(LearningRule):
         return self._layers_and_loss(self._layer_runs, x, target, weights)
 
     def _layers_and_loss(self, runs, x, target, weights) -> StepResult:
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
-            states = []
+        from ..fast.scan import lif_sequence_scan
+
+        kept: list[torch.Tensor] = []  # what the compiled layers save for backward (counted below, without hooks)
+        states = []
+        with torch.enable_grad():
             for run, layer, state in zip(runs, self.net.layers, self.states):
-                x, state = run(x, state, layer.params(), layer.config)
+                if run is lif_sequence_scan:
+                    x, state = run(x, state, layer.params(), layer.config, saved=kept)
+                else:
+                    with torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
+                        x, state = run(x, state, layer.params(), layer.config)
                 states.append(state)
-            loss = self.loss(x, target, weights)
+            with torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
+                loss = self.loss(x, target, weights)
+        for t in kept:
+            self._pack(t)
         self.states = states
         self.total = loss if self.total is None else self.total + loss
         self._peak = max(self._peak, sum(self._saved.values()))
@@ -124,6 +140,11 @@ class BPTT(LearningRule):
 
     def train_state_bytes(self) -> int:
         return self._peak
+
+
+def _storage_ptr(t: torch.Tensor) -> int:
+    """Where the storage under ``t`` starts (without building a storage object: this runs per saved tensor)."""
+    return t.data_ptr() - t.storage_offset() * t.element_size()
 
 
 @functools.lru_cache(maxsize=1)
