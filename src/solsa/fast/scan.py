@@ -25,9 +25,10 @@ import threading
 import torch
 
 from ..functional import LIFConfig, LIFParams, LIFState
+from ..losses import Loss
 from .build import build_library
 
-__all__ = ["load_scan", "scan_unsupported_reason", "lif_sequence_scan"]
+__all__ = ["load_scan", "scan_unsupported_reason", "lif_sequence_scan", "sequence_loss"]
 
 SCAN_FILES = ("scan.cpp",)
 SCAN_ABI = 3  # solsa_scan_abi_version() of the source above
@@ -198,3 +199,27 @@ def lif_sequence_scan(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFCo
         o, F = _LayerScan.apply(*args)
         V = o
     return o, LIFState(F[-1], V[-1], o[-1])
+
+
+class _AnalyticLoss(torch.autograd.Function):
+    """A loss over the whole sequence with its analytic gradient (:meth:`solsa.losses.Loss.grad`): one graph
+    node instead of one per operation of the loss."""
+
+    @staticmethod
+    def forward(ctx, y, loss, target, weights):  # type: ignore[override]
+        value, grad = loss.grad(y, target, weights)
+        ctx.save_for_backward(grad)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad_value):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return grad * grad_value, None, None, None
+
+
+def sequence_loss(loss: Loss, y: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``loss(y, target, weights)`` over outputs ``y`` ``[T, B, C]`` with per-step weights ``[T, B]``, its
+    backward by the loss's analytic gradient where it has one (spike-MSE, cross-entropy), else by autograd."""
+    if type(loss).grad is Loss.grad:
+        return loss(y, target, weights)
+    return _AnalyticLoss.apply(y, loss, target, weights)

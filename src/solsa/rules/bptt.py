@@ -110,7 +110,7 @@ class BPTT(LearningRule):
         return self._layers_and_loss(self._layer_runs, x, target, weights)
 
     def _layers_and_loss(self, runs, x, target, weights) -> StepResult:
-        from ..fast.scan import lif_sequence_scan
+        from ..fast.scan import lif_sequence_scan, sequence_loss
 
         kept: list[torch.Tensor] = []  # what the compiled layers save for backward (counted below, without hooks)
         states = []
@@ -123,7 +123,7 @@ class BPTT(LearningRule):
                         x, state = run(x, state, layer.params(), layer.config)
                 states.append(state)
             with torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
-                loss = self.loss(x, target, weights)
+                loss = sequence_loss(self.loss, x, target, weights) if kept else self.loss(x, target, weights)
         for t in kept:
             self._pack(t)
         self.states = states
