@@ -96,8 +96,10 @@ def _ptr(t: torch.Tensor | None) -> int | None:
 
 
 def _fn(name: str, dtype: torch.dtype):
-    # the library is loaded: scan_unsupported_reason was asked before any scan runs
-    return getattr(_STATE["lib"], f"solsa_{name}_{_SUFFIX[dtype]}")
+    lib = _STATE["lib"] or load_scan()  # loaded already when scan_unsupported_reason was asked first
+    if lib is None:
+        raise RuntimeError(f"the compiled scan is not available: {_STATE['reason']}")
+    return getattr(lib, f"solsa_{name}_{_SUFFIX[dtype]}")
 
 
 def _filter(u: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, y0: torch.Tensor) -> torch.Tensor:
