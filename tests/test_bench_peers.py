@@ -23,9 +23,10 @@ def test_peers_without_braintrace_prints_how_to_install(tmp_path, monkeypatch, c
     assert [r["row"] for r in result["rows"]] == list(peers.SOLSA_ROWS)
     for r in result["rows"]:
         assert r["ms_per_batch"]["n"] == 1 and r["ms_per_batch"]["median"] > 0 and r["warmup_seconds"] > 0
-    assert [(c["solsa"], c["peer"]) for c in result["ratios"]] == [("solsa bptt", "solsa bptt per-step"),
-                                                                    ("solsa cascade", "solsa cascade per-step")]
-    assert [r["backend"] for r in result["rows"]][:2] == ["reference", "reference"]
+    assert [(c["solsa"], c["peer"]) for c in result["ratios"]] == [("solsa bptt", "solsa bptt reference"),
+                                                                   ("solsa bptt reference", "solsa bptt per-step"),
+                                                                   ("solsa cascade", "solsa cascade per-step")]
+    assert [r["backend"] for r in result["rows"]][:4] == ["fused", "fused", "reference", "reference"]
     assert result["peer_note"] == peers.PEER_INSTALL
     assert result["n_batches"] == 1 and result["threads"] == 1 and result["batch_size"] == 8
     assert "load_average" in result["machine"]
@@ -44,6 +45,6 @@ def test_peer_rows_and_ratios(tmp_path):
     assert rows == [*peers.SOLSA_ROWS, *peers.PEER_ROWS]
     assert [(c["solsa"], c["peer"]) for c in result["ratios"]] == [
         (a, b) for a, b, _ in peers.RATIOS if a in rows and b in rows]
-    assert len(result["ratios"]) == 6  # the compiled row's two ratios only with --compiled
+    assert len(result["ratios"]) == 8  # the compiled row's two ratios only with --compiled
     assert all(c["ratio"] > 0 for c in result["ratios"])
     assert "braintrace d-rtrl" in md and result["machine"]["braintrace"]

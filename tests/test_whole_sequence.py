@@ -126,7 +126,7 @@ def test_compiled_backend_falls_back_when_compiling_fails(monkeypatch):
 
 def test_backend_option_is_checked():
     with pytest.raises(ValueError, match="backend"):
-        RULES["bptt"].build(_net({}), "mse", backend="fused")
+        RULES["bptt"].build(_net({}), "mse", backend="vectorised")
 
 
 @pytest.mark.filterwarnings("ignore")  # torch's compiler warns about its own internals (would fall back)

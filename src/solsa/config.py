@@ -172,7 +172,8 @@ class TrainConfig:
     credit: str | None = _opt(None, "model", "SOLSA's cross-layer credit (docs/credit.md): same-step, next or "
                               "cascade (default: the rule's own)", choices=(None, *CREDIT_MODES))
     backend: str = _opt("auto", "run", "implementation of the rule: auto picks the fastest available "
-                        "(SOLSA: its fused C++ step; BPTT: plain PyTorch); compiled: BPTT's whole-sequence "
+                        "(SOLSA: its fused C++ step; BPTT: fused, its whole-sequence path with the time loops in "
+                        "C++); reference: plain PyTorch; compiled: BPTT's whole-sequence "
                         "path through torch.compile (each new sequence length or layer shape compiles first, "
                         "about a minute here: for long runs)", choices=BACKENDS)
     trace_dtype: str | None = _opt(None, "model", "SOLSA: store the [B, N_out, N_in] traces in this narrower dtype, "

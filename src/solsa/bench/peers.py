@@ -26,25 +26,32 @@ from .common import machine_info, summarize
 __all__ = ["SOLSA_ROWS", "COMPILED_ROW", "PEER_ROWS", "RATIOS", "PEER_INSTALL", "peer_available", "run_peers", "peers_markdown"]
 
 # label -> (rule, options of TrainConfig, whether to step one call per time step even where the rule has a
-# whole-sequence path: the "per-step" rows are BPTT and SOLSA as they ran before that path, timed in the same run)
-SOLSA_ROWS: dict[str, tuple[str, dict[str, Any], bool]] = {
-    "solsa bptt": ("bptt", {}, False),
-    "solsa bptt per-step": ("bptt", {}, True),
-    "solsa cascade": ("solsa", {}, False),
-    "solsa cascade per-step": ("solsa", {}, True),
-    "solsa same-step": ("solsa", {"credit": "same-step"}, False),
+# whole-sequence path, whether to apply the update). "solsa bptt" is the trainer's default (backend auto: the
+# compiled scan); "reference" is the PyTorch whole-sequence path it replaced and "per-step" the loop before that,
+# timed in the same run ("solsa cascade per-step": SOLSA one kernel call per step, as before its
+# whole-sequence call); "gradients" computes the batch's gradients and applies nothing, as the peer rows do.
+SOLSA_ROWS: dict[str, tuple[str, dict[str, Any], bool, bool]] = {
+    "solsa bptt": ("bptt", {}, False, True),
+    "solsa bptt gradients": ("bptt", {}, False, False),
+    "solsa bptt reference": ("bptt", {"backend": "reference"}, False, True),
+    "solsa bptt per-step": ("bptt", {"backend": "reference"}, True, True),
+    "solsa cascade": ("solsa", {}, False, True),
+    "solsa cascade per-step": ("solsa", {}, True, True),
+    "solsa same-step": ("solsa", {"credit": "same-step"}, False, True),
 }
 # asked for with compiled=True (--compiled): each sequence length and layer shape compiles first (warm-up epoch)
-COMPILED_ROW = ("solsa bptt compiled", ("bptt", {"backend": "compiled"}, False))
+COMPILED_ROW = ("solsa bptt compiled", ("bptt", {"backend": "compiled"}, False, True))
 PEER_ROWS = ("braintrace bptt", "braintrace es-d-rtrl", "braintrace d-rtrl")
 # (solsa row, peer row, the issue's target on solsa ÷ peer: at most when > 0, at least 1/x faster when < 0)
 RATIOS = (
     ("solsa bptt", "braintrace bptt", 2.0),
+    ("solsa bptt gradients", "braintrace bptt", 2.0),  # like for like: gradients of the batch, no update
     ("solsa cascade", "braintrace es-d-rtrl", 1.5),
     ("solsa same-step", "braintrace es-d-rtrl", 1.0),
     ("solsa cascade", "braintrace d-rtrl", 0.2),
-    ("solsa bptt", "solsa bptt per-step", 1.0),  # the whole-sequence path against the per-step one
-    ("solsa cascade", "solsa cascade per-step", 1.0),  # the same for SOLSA's fused kernel (one call per batch)
+    ("solsa bptt", "solsa bptt reference", 1.0),  # the compiled scan against the PyTorch whole-sequence path
+    ("solsa bptt reference", "solsa bptt per-step", 1.0),  # the whole-sequence path against the per-step one
+    ("solsa cascade", "solsa cascade per-step", 1.0),  # SOLSA's fused kernel: one call per batch against one per step
     ("solsa bptt compiled", "braintrace bptt", 2.0),
     ("solsa bptt compiled", "solsa bptt", 1.0),
 )
@@ -58,16 +65,20 @@ def peer_available() -> bool:
     return importlib.util.find_spec("braintrace") is not None
 
 
-def _solsa_runner(rule: str, options: dict[str, Any], per_step: bool, batches, hidden, n_classes: int,
-                  seed: int):
-    """An epoch function over ``batches`` for one solsa row, and the rule (its active backend is reported)."""
+def _solsa_runner(rule: str, options: dict[str, Any], per_step: bool, update: bool, batches, hidden,
+                  n_classes: int, seed: int):
+    """An epoch function over ``batches`` for one solsa row, and the rule (its active backend is reported).
+    ``update`` False: the learner has no optimizer (the gradients are computed, nothing is applied)."""
     from ..config import TrainConfig
     from ..factories import build_learner, build_network
+    from ..learner import Learner
 
     cfg = TrainConfig(rule=rule, hidden=hidden, batch_size=batches[0].x.shape[1], filter_granularity="layer",
                       **options)
     torch.manual_seed(seed)
     learner = build_learner(cfg, build_network(cfg, batches[0].x.shape[2], n_classes))
+    if not update:
+        learner = Learner(learner.rule, None)
 
     on_step = (lambda t: None) if per_step else None  # asking for each step keeps the per-step loop
 
@@ -108,9 +119,9 @@ def run_peers(
         runners: dict[str, Callable[[], None]] = {}
         rules: dict[str, Any] = {}
         rows_asked = {**SOLSA_ROWS, **dict([COMPILED_ROW] if compiled else [])}
-        for label, (rule, options, per_step) in rows_asked.items():
-            runners[label], rules[label] = _solsa_runner(rule, options, per_step, batches, tuple(hidden), n_classes,
-                                                         seed)
+        for label, (rule, options, per_step, update) in rows_asked.items():
+            runners[label], rules[label] = _solsa_runner(rule, options, per_step, update, batches, tuple(hidden),
+                                                         n_classes, seed)
         peer_note = ""
         if peer and peer_available():
             from .peers_braintrace import peer_runners

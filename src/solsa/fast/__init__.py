@@ -1,13 +1,17 @@
-"""Fast paths for the SOLSA hot loop.
+"""Fast paths in compiled code.
 
-The only one is the fused step (:mod:`solsa.fast.fused`): a small C++ kernel,
+SOLSA's fused step (:mod:`solsa.fast.fused`): a small C++ kernel,
 compiled once per machine (:mod:`solsa.fast.build`) and called through
 :mod:`ctypes`, that advances all layers, evaluates the loss and accumulates
 every gradient in one call per time step. ``SOLSA(..., backend="auto")`` (the
 default) uses it whenever it is available; the plain PyTorch path
 (``backend="reference"``) stays the definition it is tested against.
 
-Environment: ``SOLSA_DISABLE_FUSED=1`` turns the kernel off; ``SOLSA_CACHE_DIR``
+BPTT's whole-sequence layer (:mod:`solsa.fast.scan`, ``scan.cpp``): the filter and membrane time loops and
+their adjoints in C++, one autograd function per layer and sequence; ``BPTT(..., backend="auto")`` uses it
+for feedforward LIF layers on the CPU.
+
+Environment: ``SOLSA_DISABLE_FUSED=1`` turns the kernel off, ``SOLSA_DISABLE_SCAN=1`` the scan; ``SOLSA_CACHE_DIR``
 moves its build cache; ``CXX`` picks the compiler.
 """
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from importlib import resources
 
-__all__ = ["load_kernel", "unavailable_reason", "cache_dir", "compiler_command", "kernel_source", "ABI_VERSION"]
+__all__ = ["load_kernel", "unavailable_reason", "cache_dir", "compiler_command", "kernel_source", "build_library",
+           "ABI_VERSION"]
 
 ABI_VERSION = 15
 _LOCK = threading.Lock()
@@ -84,25 +85,35 @@ def _cpu_key() -> str:
 KERNEL_FILES = ("kernel.cpp", "credit.h", "storage.h", "sequence.h")  # the sources, shipped beside this module as package data
 
 
-def kernel_source() -> dict[str, str]:
-    """The C++ sources of the fused step by file name (``kernel.cpp`` includes the others)."""
-    return {name: resources.files(__package__).joinpath(name).read_text(encoding="utf-8") for name in KERNEL_FILES}
+def kernel_source(files: tuple[str, ...] = KERNEL_FILES) -> dict[str, str]:
+    """The C++ sources of a library by file name (default the fused step's: ``kernel.cpp`` includes the others)."""
+    return {name: resources.files(__package__).joinpath(name).read_text(encoding="utf-8") for name in files}
 
 
-def _build(cxx: str, openmp: bool) -> Path:
-    sources = kernel_source()
+def build_library(files: tuple[str, ...], stem: str, openmp: bool = False) -> Path:
+    """Compile ``files`` (sources beside this module; the first is compiled, it includes the others) into a
+    cached shared library ``<stem>_<hash>.so`` and return its path. Raises RuntimeError when there is no
+    compiler or the build fails."""
+    cxx = _compiler()
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
+    return _build(cxx, openmp, files, stem)
+
+
+def _build(cxx: str, openmp: bool, files: tuple[str, ...] = KERNEL_FILES, stem: str = "solsa_fused") -> Path:
+    sources = kernel_source(files)
     folder = cache_dir()
     probe = compiler_command(cxx, Path("k.cpp"), Path("k.so"), openmp)
     key = hashlib.sha256("\0".join([*sources.values(), " ".join(probe), _cpu_key(), sys.platform]).encode()
                          ).hexdigest()
-    target = folder / f"solsa_fused_{key[:20]}.so"
+    target = folder / f"{stem}_{key[:20]}.so"
     if target.exists():
         return target
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         for name, text in sources.items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
-        src = Path(tmp) / KERNEL_FILES[0]
-        out = Path(tmp) / "solsa_fused.so"
+        src = Path(tmp) / files[0]
+        out = Path(tmp) / f"{stem}.so"
         proc = subprocess.run(compiler_command(cxx, src, out, openmp), capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             detail = proc.stderr.strip()[-2000:]

@@ -5,12 +5,17 @@ rule, with the reset path in the graph and the same surrogate. A whole sequence
 (:meth:`~solsa.rules.LearningRule.run_sequence`, which the learner takes when
 nothing asks for each step) runs layer by layer through
 :func:`solsa.functional.lif_sequence` and takes the loss of all steps in one
-call: the same gradient with fewer operations per step. ``backend="compiled"``
-runs that path's layers through ``torch.compile`` (inductor): several times
-faster per sequence once compiled, but each new sequence length and layer shape
-compiles first (about a minute on a small CPU), so ``"auto"`` stays plain
-PyTorch; if compiling fails the rule falls back to it and says why in
-:attr:`~solsa.rules.LearningRule.fallback_reason`. ``flush``
+call: the same gradient with fewer operations per step. ``backend="fused"``
+(what ``"auto"`` takes when it can) runs each feedforward LIF layer of that path
+through :func:`solsa.fast.scan.lif_sequence_scan`: the filter and the membrane
+as time loops in compiled C++ with their own backward, the synaptic current of
+all steps in one matrix product; ALIF and recurrent layers, or no compiler,
+run the PyTorch path (:attr:`~solsa.rules.LearningRule.fallback_reason` says
+why). ``backend="compiled"`` runs the PyTorch path's layers through
+``torch.compile`` (inductor), which compiles each new sequence length and
+layer shape first (about a minute on a small CPU); if compiling fails the rule
+falls back to plain PyTorch and says why. ``backend="reference"`` is plain
+PyTorch, the definition the others are tested against. ``flush``
 backpropagates the loss accumulated since the last flush, then detaches the
 state (so a mid-sequence flush is truncated BPTT).
 """
@@ -29,7 +34,7 @@ __all__ = ["BPTT"]
 
 class BPTT(LearningRule):
     name = "bptt"
-    capabilities = Capabilities(online=False, step_magnitude=False, backends=("reference", "compiled"),
+    capabilities = Capabilities(online=False, step_magnitude=False, backends=("reference", "fused", "compiled"),
                                 whole_sequence=True)
 
     def __init__(self, net, loss="mse", *, backend: str = "auto") -> None:
@@ -39,10 +44,29 @@ class BPTT(LearningRule):
         self._saved: dict[int, int] = {}
         self._peak = 0
         self._fallback_reason = ""
+        self._layer_runs = [lif_sequence] * len(net.layers)  # the whole-sequence function of each layer
+        self._chosen_for: tuple | None = None  # the layers' (config, device, dtype) the runs were chosen for
+        self._params = list(net.parameters())
+
+    def _choose_scan(self) -> None:
+        """Each feedforward LIF layer on the compiled scan; the others (and all, without a compiler) in PyTorch."""
+        from ..fast.scan import lif_sequence_scan, scan_unsupported_reason
+
+        key = tuple((layer.config, layer.weight.device, layer.weight.dtype) for layer in self.net.layers)
+        if key == self._chosen_for:
+            return
+        self._chosen_for = key
+        reasons = [scan_unsupported_reason(layer.params(), layer.config) for layer in self.net.layers]
+        self._layer_runs = [lif_sequence_scan if not r else lif_sequence for r in reasons]
+        self._fallback_reason = next((r for r in reasons if r), "")
+        if self.backend == "fused" and all(reasons):
+            raise RuntimeError(f"backend='fused' is not available: {self._fallback_reason}")
 
     @property
     def active_backend(self) -> str:
-        return "compiled" if self.backend == "compiled" and not self._fallback_reason else "reference"
+        if self.backend == "compiled":
+            return "reference" if self._fallback_reason else "compiled"
+        return "fused" if any(run is not lif_sequence for run in self._layer_runs) else "reference"
 
     @property
     def fallback_reason(self) -> str:
@@ -53,11 +77,13 @@ class BPTT(LearningRule):
         self.total: torch.Tensor | None = None
         self._saved: dict[int, int] = {}
         self._peak = 0
-        self._param_ptrs = {p.untyped_storage().data_ptr() for p in self.net.parameters()}
+        self._param_ptrs = {_storage_ptr(p) for p in self._params}
+        if self.backend in ("auto", "fused"):
+            self._choose_scan()
 
     def _pack(self, t: torch.Tensor) -> torch.Tensor:
         # count each saved storage once; parameters exist anyway and are not training state
-        ptr = t.untyped_storage().data_ptr()
+        ptr = _storage_ptr(t)
         if ptr not in self._param_ptrs and ptr not in self._saved:
             self._saved[ptr] = t.untyped_storage().nbytes()
         return t
@@ -76,19 +102,30 @@ class BPTT(LearningRule):
     def _sequence(self, x, target, weights) -> StepResult:
         if self.active_backend == "compiled":
             try:
-                return self._layers_and_loss(compiled_lif_sequence(), x, target, weights)
+                return self._layers_and_loss([compiled_lif_sequence()] * len(self.net.layers), x, target, weights)
             except Exception as exc:  # noqa: BLE001 - any compiler failure: run the same path uncompiled
                 self._fallback_reason = f"torch.compile failed: {type(exc).__name__}: {exc}"[:500]
                 self._saved.clear()
-        return self._layers_and_loss(lif_sequence, x, target, weights)
+                return self._layers_and_loss([lif_sequence] * len(self.net.layers), x, target, weights)
+        return self._layers_and_loss(self._layer_runs, x, target, weights)
 
-    def _layers_and_loss(self, sequence_fn, x, target, weights) -> StepResult:
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
-            states = []
-            for layer, state in zip(self.net.layers, self.states):
-                x, state = sequence_fn(x, state, layer.params(), layer.config)
+    def _layers_and_loss(self, runs, x, target, weights) -> StepResult:
+        from ..fast.scan import lif_sequence_scan, sequence_loss
+
+        kept: list[torch.Tensor] = []  # what the compiled layers save for backward (counted below, without hooks)
+        states = []
+        with torch.enable_grad():
+            for run, layer, state in zip(runs, self.net.layers, self.states):
+                if run is lif_sequence_scan:
+                    x, state = run(x, state, layer.params(), layer.config, saved=kept)
+                else:
+                    with torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
+                        x, state = run(x, state, layer.params(), layer.config)
                 states.append(state)
-            loss = self.loss(x, target, weights)
+            with torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
+                loss = sequence_loss(self.loss, x, target, weights) if kept else self.loss(x, target, weights)
+        for t in kept:
+            self._pack(t)
         self.states = states
         self.total = loss if self.total is None else self.total + loss
         self._peak = max(self._peak, sum(self._saved.values()))
@@ -103,6 +140,11 @@ class BPTT(LearningRule):
 
     def train_state_bytes(self) -> int:
         return self._peak
+
+
+def _storage_ptr(t: torch.Tensor) -> int:
+    """Where the storage under ``t`` starts (without building a storage object: this runs per saved tensor)."""
+    return t.data_ptr() - t.storage_offset() * t.element_size()
 
 
 @functools.lru_cache(maxsize=1)
