@@ -26,27 +26,6 @@ static void solsa_loss_grad(const float* y, int target, float* g) {
     }
 }
 
-/* accumulate sum_j coef_j * trace_j for the four traces; coef(j, stage) from P (credited) or delta (plain) */
-static void solsa_accumulate_plain(solsa_state* s, const solsa_layer_desc* D, const float* delta) {
-    float *gW = SOLSA_OFF(s, D->gW), *gb = SOLSA_OFF(s, D->gb), *ga = SOLSA_OFF(s, D->galpha);
-    float* gl = SOLSA_OFF(s, D->glam);
-    const float *e = SOLSA_OFF(s, D->e), *a = SOLSA_OFF(s, D->a), *m = SOLSA_OFF(s, D->m), *n = SOLSA_OFF(s, D->n);
-    const long ni = D->n_in;
-    float tot_a = 0.0f, tot_m = 0.0f;
-    int j;
-    for (j = 0; j < D->n_out; ++j) {
-        const float dj = delta[j];
-        solsa_axpy(gW + j * ni, e + j * ni, dj, ni);
-        if (a && D->fpc) solsa_axpy(ga, a + j * ni, dj, ni);
-        else if (a) tot_a += dj * a[j];
-        if (m && D->lpn) gl[j] += dj * m[j];
-        else if (m) tot_m += dj * m[j];
-        if (n) gb[j] += dj * n[j];
-    }
-    if (a && !D->fpc) ga[0] += tot_a;
-    if (m && !D->lpn) gl[0] += tot_m;
-}
-
 /* The errors layer l sends down, in one pass over its W (each out_i = beta_i sum_x v_x W_xi, x in order):
  * g^{l-1} = beta (delta W) (docs/model.md §3) and, when layer l-1 filters its traces through layer l, its signals
  * P^1 = beta ((delta M / Mbar) W) (mass_corrected_error; P^1 = g^{l-1} without masses) and
@@ -91,73 +70,29 @@ static void solsa_send_down(solsa_state* s, int l) {
         for (i = 0; i < ni; ++i) P[i] = outs[0][i];
 }
 
-/* a hidden layer with filtered traces (credit_backward of solsa/fast/credit.h): with the signals P^s from
- * solsa_send_down, sum_s (P^s - P^{s+1}) u^s for the staged traces, and the per-upper-neuron pairing */
-static void solsa_accumulate_credited(solsa_state* s, int k) {
-    const solsa_layer_desc* K = &SOLSA_LAYERS[k];
-    const solsa_layer_desc* A = &SOLSA_LAYERS[k + 1];
-    const float* WA = SOLSA_PAR(A->W);
-    const float* betaA = SOLSA_PAR(A->beta);
-    const float* deltaA = SOLSA_OFF(s, A->delta);
-    const float* P = SOLSA_OFF(s, K->P);
-    float *gW = SOLSA_OFF(s, K->gW), *gb = SOLSA_OFF(s, K->gb), *ga = SOLSA_OFF(s, K->galpha);
-    float* gl = SOLSA_OFF(s, K->glam);
-    float* acc[4];
-    const long nk = K->n_out, ni = K->n_in, D = K->depth;
-    float tot_a = 0.0f, tot_m = 0.0f;
-    long j, x, st;
-    int c;
-    acc[0] = gW; acc[1] = ga; acc[2] = gl; acc[3] = gb;
-    for (j = 0; j < nk; ++j) {
-        for (st = 0; st < D; ++st) {
-            const float cf = P[st * nk + j] - (st + 1 < D ? P[(st + 1) * nk + j] : 0.0f);
-            for (c = 0; c < 4; ++c) {
-                const float* u = SOLSA_OFF(s, K->cu[st][c]);
-                const long row = solsa_trace_row(K, c);
-                if (!u || K->h[c] >= 0) continue;
-                if (row > 1) solsa_axpy(acc[c] + (c == 0 ? j * ni : 0), u + j * row, cf, row);
-                else if (c == 1) tot_a += cf * u[j];
-                else if (c == 2 && K->lpn) gl[j] += cf * u[j];
-                else if (c == 2) tot_m += cf * u[j];
-                else gb[j] += cf * u[j];
-            }
-        }
-        for (c = 1; c < 4; ++c) { /* neuron_credit_pairing: beta^A_j sum_x delta^A_x W^A_xj h[x, j] */
-            const float* h = SOLSA_OFF(s, K->h[c]);
-            float v = 0.0f;
-            if (!h) continue;
-            for (x = 0; x < A->n_out; ++x) v += deltaA[x] * WA[x * nk + j] * h[x * nk + j];
-            v *= betaA[A->fpc ? j : 0];
-            if (c == 1) tot_a += v;
-            else if (c == 2 && K->lpn) gl[j] += v;
-            else if (c == 2) tot_m += v;
-            else gb[j] += v;
-        }
-    }
-    if (ga && !K->fpc) ga[0] += tot_a;
-    if (gl && !K->lpn) gl[0] += tot_m;
-}
-
 int solsa_learn_step(solsa_state* s, const float* x, int target) {
+    unsigned int mode;
     float* g;
     int l, j;
     if (target >= SOLSA_N_OUTPUTS) return -1;
+    mode = solsa_ftz_begin();
     solsa_forward(s, x);
-    if (target < 0) return 0;
-    g = SOLSA_OFF(s, SOLSA_GOUT);
-    solsa_loss_grad(solsa_output(s), target, g);
-    for (l = SOLSA_N_LAYERS - 1; l >= 0; --l) {
-        const solsa_layer_desc* D = &SOLSA_LAYERS[l];
-        const float* eps = SOLSA_OFF(s, D->eps);
-        float* delta = SOLSA_OFF(s, D->delta);
-        for (j = 0; j < D->n_out; ++j) delta[j] = g[j] * eps[j];
-        if (D->depth > 0) solsa_accumulate_credited(s, l);
-        else solsa_accumulate_plain(s, D, delta);
-        if (l > 0) { /* g^{l-1} = beta (delta W): the same-step spatial error (docs/model.md §3) */
-            solsa_send_down(s, l);
-            g = SOLSA_OFF(s, D->gbelow);
+    if (target >= 0) { /* the errors, from the output down within the step (docs/model.md §3) */
+        g = SOLSA_OFF(s, SOLSA_GOUT);
+        solsa_loss_grad(solsa_output(s), target, g);
+        for (l = SOLSA_N_LAYERS - 1; l >= 0; --l) {
+            const solsa_layer_desc* D = &SOLSA_LAYERS[l];
+            const float* eps = SOLSA_OFF(s, D->eps);
+            float* delta = SOLSA_OFF(s, D->delta);
+            for (j = 0; j < D->n_out; ++j) delta[j] = g[j] * eps[j];
+            if (l > 0) { /* g^{l-1} = beta (delta W): the same-step spatial error, and the credit signals */
+                solsa_send_down(s, l);
+                g = SOLSA_OFF(s, D->gbelow);
+            }
         }
     }
+    solsa_traces(s, target >= 0); /* the traces, and with a label the gradient from them */
+    solsa_ftz_end(mode);
     return 0;
 }
 
@@ -188,6 +123,7 @@ void solsa_apply(solsa_state* s, float lr) {
     const float lr_dyn = lr * SOLSA_FILTER_LR_SCALE;
     int l;
     long k, i, j;
+    const unsigned int mode = solsa_ftz_begin();
     for (l = 0; l < SOLSA_N_LAYERS; ++l) {
         const solsa_layer_desc* D = &SOLSA_LAYERS[l];
         float *W = solsa_param + D->W, *alpha = SOLSA_PAR(D->alpha), *beta = SOLSA_PAR(D->beta);
@@ -216,5 +152,6 @@ void solsa_apply(solsa_state* s, float lr) {
         solsa_clamp(lam, nl, 0.0f, SOLSA_ALPHA_MAX);
         solsa_clamp(beta, nb, SOLSA_BETA_MIN, 3.0e38f);
     }
+    solsa_ftz_end(mode);
 }
 #endif
