@@ -10,54 +10,73 @@
  */
 
 #if SOLSA_LEARN
-/* The row loops, four entries per iteration so that compilers vectorise them at -O2 (each entry's arithmetic,
- * and so its rounding, is that of the plain loop). */
+/* The equations of a synapse's traces, one entry each (docs/model.md §2, docs/credit.md) */
 
-/* y = x + c y */
-static void solsa_decay_add(float* restrict y, const float* restrict x, float c, long n) {
-    long k = 0;
-    for (; k + 4 <= n; k += 4) {
-        y[k] = x[k] + c * y[k]; y[k + 1] = x[k + 1] + c * y[k + 1];
-        y[k + 2] = x[k + 2] + c * y[k + 2]; y[k + 3] = x[k + 3] + c * y[k + 3];
-    }
-    for (; k < n; ++k) y[k] = x[k] + c * y[k];
+/* the trace: t = x + d t, or t = w x + d t for a (w != 0) */
+static float solsa_trace_eq(const float* w, const float* x, long k, float d, float t) {
+    return w ? w[k] * x[k] + d * t : x[k] + d * t;
 }
 
-/* y = c y + w p (the products w p and c y, then their sum, as written in the plain loop) */
-static void solsa_decay_mul_add(float* restrict y, const float* restrict w, const float* restrict p, float c, long n) {
-    long k = 0;
-    for (; k + 4 <= n; k += 4) {
-        y[k] = w[k] * p[k] + c * y[k]; y[k + 1] = w[k + 1] * p[k + 1] + c * y[k + 1];
-        y[k + 2] = w[k + 2] * p[k + 2] + c * y[k + 2]; y[k + 3] = w[k + 3] * p[k + 3] + c * y[k + 3];
-    }
-    for (; k < n; ++k) y[k] = w[k] * p[k] + c * y[k];
-}
+/* a credit stage: q = al q + sc z (the filter of the layer above), then u = db u + q (its membrane) */
+static float solsa_stage_q(float al, float q, float sc, float z) { return al * q + sc * z; }
+static float solsa_stage_u(float db, float u, float q) { return db * u + q; }
 
-/* q = al q + s z; u = db u + q, q and u distinct arrays (one pass over q and u) */
-static void solsa_credit_pair(float* restrict q, float* restrict u, const float* restrict z, float al, float s,
-                              float db, long n) {
-    long k = 0;
-    for (; k + 4 <= n; k += 4) {
-        const float q0 = al * q[k] + s * z[k], q1 = al * q[k + 1] + s * z[k + 1];
-        const float q2 = al * q[k + 2] + s * z[k + 2], q3 = al * q[k + 3] + s * z[k + 3];
-        q[k] = q0; q[k + 1] = q1; q[k + 2] = q2; q[k + 3] = q3;
-        u[k] = db * u[k] + q0; u[k + 1] = db * u[k + 1] + q1;
-        u[k + 2] = db * u[k + 2] + q2; u[k + 3] = db * u[k + 3] + q3;
-    }
-    for (; k < n; ++k) {
-        q[k] = al * q[k] + s * z[k];
-        u[k] = db * u[k] + q[k];
+/* The row loops: every trace of a synapse updated in one iteration while in registers. Each loop is written
+ * once with its options as arguments (has_w, has_u, has_g) and called with constants, so that after inlining
+ * every version is a plain loop that compilers vectorise. */
+
+/* over n entries: t = trace_eq (has_w: the a trace), its first stage q = al q + sc t, u = db u + q (without
+ * has_u, u is q), and with has_g: g += cf u */
+static inline void solsa_head_loop(float* restrict t, const float* restrict x, const float* restrict w, float d,
+                                   float* restrict q, float* restrict u, float al, float sc, float db,
+                                   float* restrict g, float cf, long n, int has_w, int has_u, int has_g) {
+    long k;
+    for (k = 0; k < n; ++k) {
+        float v = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]);
+        t[k] = v;
+        v = solsa_stage_q(al, q[k], sc, v);
+        q[k] = v;
+        if (has_u) {
+            v = solsa_stage_u(db, u[k], v);
+            u[k] = v;
+        }
+        if (has_g) g[k] += cf * v;
     }
 }
 
-/* q = al q + s z: a stage through a layer that keeps nothing (d = 0), whose u is q */
-static void solsa_credit_single(float* restrict q, const float* restrict z, float al, float s, long n) {
-    long k = 0;
-    for (; k + 4 <= n; k += 4) {
-        q[k] = al * q[k] + s * z[k]; q[k + 1] = al * q[k + 1] + s * z[k + 1];
-        q[k + 2] = al * q[k + 2] + s * z[k + 2]; q[k + 3] = al * q[k + 3] + s * z[k + 3];
+static void solsa_head_row(float* t, const float* x, const float* w, float d, float* q, float* u, float al,
+                           float sc, float db, float* g, float cf, long n) {
+    if (w && u && g) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 1, 1);
+    else if (w && u) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 1, 0);
+    else if (w && g) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 0, 1);
+    else if (w) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 0, 0);
+    else if (u && g) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 0, 1, 1);
+    else if (u) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 0, 1, 0);
+    else if (g) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 0, 0, 1);
+    else solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 0, 0, 0);
+}
+
+/* a further stage over n entries: q = al q + sc z; u = db u + q (without has_u, u is q); with has_g: g += cf u */
+static inline void solsa_stage_loop(float* restrict q, float* restrict u, const float* restrict z, float al,
+                                    float sc, float db, float* restrict g, float cf, long n, int has_u, int has_g) {
+    long k;
+    for (k = 0; k < n; ++k) {
+        float v = solsa_stage_q(al, q[k], sc, z[k]);
+        q[k] = v;
+        if (has_u) {
+            v = solsa_stage_u(db, u[k], v);
+            u[k] = v;
+        }
+        if (has_g) g[k] += cf * v;
     }
-    for (; k < n; ++k) q[k] = al * q[k] + s * z[k];
+}
+
+static void solsa_stage_row(float* q, float* u, const float* z, float al, float sc, float db, float* g, float cf,
+                            long n) {
+    if (u && g) solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 1, 1);
+    else if (u) solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 1, 0);
+    else if (g) solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 0, 1);
+    else solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 0, 0);
 }
 
 /* the credit stages of one row: stage s filters with al (alpha of the layer above it, or their mean), sc
@@ -68,38 +87,26 @@ typedef struct {
     float al[SOLSA_MAX_DEPTH], sc[SOLSA_MAX_DEPTH], db[SOLSA_MAX_DEPTH], cf[SOLSA_MAX_DEPTH];
 } solsa_stages;
 
-/* One row trace over n synapses at offset r of its arrays (e; a with per-channel filters, w != 0):
- * t = x + d t (t = w x + d t), then q_s = al_s q_s + sc_s z_s, u_s = db_s u_s + q_s (z_0 = t, z_s = u_{s-1}; u_s is q_s where the layer above
- * keeps nothing), and with g: g += cf_s u_s in stage order (without credit g += cf_0 t). The row stays in the
- * cache from its first pass to its last. */
+/* One trace of row j (at offset r of its arrays, n entries: e and a with per-channel filters over the row's
+ * synapses, a, m, n of neuron j with n = 1): the trace (x, w: as solsa_head_row; x == 0: t is already
+ * up to date), its credit stages (z_0 = t, z_s = u_{s-1}) and with g the gradient, in stage order. */
 static void solsa_row_chain(float* t, const float* x, const float* w, float d, float* const* q, float* const* u,
                             const solsa_stages* st, float* g, long r, long n) {
-    const float* z = t + r;
-    int m;
-    t += r;
-    if (w) solsa_decay_mul_add(t, w, x, d, n);
-    else solsa_decay_add(t, x, d, n);
-    if (g && st->depth == 0) solsa_axpy(g, t, st->cf[0], n);
-    for (m = 0; m < st->depth; ++m) {
-        if (u[m] != q[m]) solsa_credit_pair(q[m] + r, u[m] + r, z, st->al[m], st->sc[m], st->db[m], n);
-        else solsa_credit_single(q[m] + r, z, st->al[m], st->sc[m], n);
-        z = u[m] + r;
-        if (g) solsa_axpy(g, z, st->cf[m], n);
+    const float* z;
+    int m = 0;
+    if (x && st->depth > 0) { /* the trace and its first stage in one pass */
+        solsa_head_row(t + r, x, w, d, q[0] + r, u[0] != q[0] ? u[0] + r : 0, st->al[0], st->sc[0], st->db[0], g,
+                       st->cf[0], n);
+        m = 1;
+    } else if (x) { /* no credit stage: the trace, then the gradient */
+        long k;
+        for (k = 0; k < n; ++k) t[r + k] = solsa_trace_eq(w, x, k, d, t[r + k]);
     }
-}
-
-/* One neuron trace (a without per-channel filters, m, n) of row j: its credit stages, as solsa_row_chain for
- * one entry, and with acc: *acc += cf_s u_s in stage order (without credit *acc += cf_0 t) */
-static void solsa_neuron_chain(float t, float* const* q, float* const* u, const solsa_stages* st, long j,
-                               float* acc) {
-    float z = t;
-    int m;
-    if (acc && st->depth == 0) *acc += st->cf[0] * t;
-    for (m = 0; m < st->depth; ++m) {
-        q[m][j] = st->al[m] * q[m][j] + st->sc[m] * z;
-        if (u[m] != q[m]) u[m][j] = st->db[m] * u[m][j] + q[m][j];
-        z = u[m][j];
-        if (acc) *acc += st->cf[m] * z;
+    if (st->depth == 0 && g) solsa_axpy(g, t + r, st->cf[0], n);
+    z = m == 0 ? t + r : u[0] + r;
+    for (; m < st->depth; ++m) {
+        solsa_stage_row(q[m] + r, u[m] != q[m] ? u[m] + r : 0, z, st->al[m], st->sc[m], st->db[m], g, st->cf[m], n);
+        z = u[m] + r;
     }
 }
 
@@ -119,7 +126,7 @@ static void solsa_layer_traces(solsa_state* s, int k, int grad) {
     float amean[SOLSA_MAX_DEPTH] = {0.0f}, dbar[SOLSA_MAX_DEPTH] = {0.0f};
     float tot_a = 0.0f, tot_m = 0.0f;
     const long nk = K->n_out, ni = K->n_in, D = K->depth;
-    solsa_stages st;
+    solsa_stages st = {0, {0.0f}, {0.0f}, {0.0f}, {0.0f}};
     long j, x, m;
     int c;
     tr[0] = SOLSA_OFF(s, K->e); tr[1] = SOLSA_OFF(s, K->a); tr[2] = SOLSA_OFF(s, K->m); tr[3] = SOLSA_OFF(s, K->n);
@@ -159,7 +166,7 @@ static void solsa_layer_traces(solsa_state* s, int k, int grad) {
             float* acc;
             if (!tr[c] || (c == 1 && K->fpc)) continue;
             acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
-            solsa_neuron_chain(tr[c][j], q[c], u[c], &st, j, grad && !h ? acc : 0);
+            solsa_row_chain(tr[c], 0, 0, 0.0f, q[c], u[c], &st, grad && !h ? acc : 0, j, 1);
             if (h) { /* per upper neuron x (stage 0 through layer A), and the pairing */
                 const float* dA = SOLSA_OFF(s, A->d);
                 const float* deltaA = SOLSA_OFF(s, A->delta);
