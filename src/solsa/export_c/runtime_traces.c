@@ -167,16 +167,24 @@ static void solsa_layer_traces(solsa_state* s, int k, int grad) {
             if (!tr[c] || (c == 1 && K->fpc)) continue;
             acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
             solsa_row_chain(tr[c], 0, 0, 0.0f, q[c], u[c], &st, grad && !h ? acc : 0, j, 1);
-            if (h) { /* per upper neuron x (stage 0 through layer A), and the pairing */
-                const float* dA = SOLSA_OFF(s, A->d);
-                const float* deltaA = SOLSA_OFF(s, A->delta);
-                const float* WA = SOLSA_PAR(A->W);
-                float v = 0.0f;
-                for (x = 0; x < A->n_out; ++x) h[x * nk + j] = dA[x] * h[x * nk + j] + q[c][0][j];
-                if (!grad) continue;
-                for (x = 0; x < A->n_out; ++x) v += deltaA[x] * WA[x * nk + j] * h[x * nk + j];
-                *acc += v * SOLSA_PAR(A->beta)[A->fpc ? j : 0];
-            }
+        }
+    }
+    for (c = 1; c < 4; ++c) { /* the traces paired per upper neuron x, row x of h at a time */
+        float* h = SOLSA_OFF(s, K->h[c]);
+        float* v = SOLSA_OFF(s, SOLSA_SCRATCH); /* free: the errors were sent down before */
+        const float* dA = SOLSA_OFF(s, A->d);
+        const float* deltaA = SOLSA_OFF(s, A->delta);
+        const float* WA = SOLSA_PAR(A->W);
+        if (!h || !tr[c]) continue;
+        for (x = 0; x < A->n_out; ++x)
+            for (j = 0; j < nk; ++j) h[x * nk + j] = dA[x] * h[x * nk + j] + q[c][0][j];
+        if (!grad) continue;
+        for (j = 0; j < nk; ++j) v[j] = 0.0f;
+        for (x = 0; x < A->n_out; ++x)
+            for (j = 0; j < nk; ++j) v[j] += deltaA[x] * WA[x * nk + j] * h[x * nk + j];
+        for (j = 0; j < nk; ++j) {
+            float* acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
+            *acc += v[j] * SOLSA_PAR(A->beta)[A->fpc ? j : 0];
         }
     }
     if (grad && tr[1] && !K->fpc) gr[1][0] += tot_a;
