@@ -13,13 +13,13 @@
 /* The equations of a synapse's traces, one entry each (docs/model.md §2, docs/credit.md) */
 
 /* the trace: t = x + d t, or t = w x + d t for a (w != 0) */
-static float solsa_trace_eq(const float* w, const float* x, long k, float d, float t) {
+static solsa_real solsa_trace_eq(const solsa_real* w, const solsa_real* x, long k, solsa_real d, solsa_real t) {
     return w ? w[k] * x[k] + d * t : x[k] + d * t;
 }
 
 /* a credit stage: q = al q + sc z (the filter of the layer above), then u = db u + q (its membrane) */
-static float solsa_stage_q(float al, float q, float sc, float z) { return al * q + sc * z; }
-static float solsa_stage_u(float db, float u, float q) { return db * u + q; }
+static solsa_real solsa_stage_q(solsa_real al, solsa_real q, solsa_real sc, solsa_real z) { return al * q + sc * z; }
+static solsa_real solsa_stage_u(solsa_real db, solsa_real u, solsa_real q) { return db * u + q; }
 
 /* The row loops: every trace of a synapse updated in one iteration while in registers. Each loop is written
  * once with its options as arguments (has_w, has_u, has_g) and called with constants, so that after inlining
@@ -27,12 +27,12 @@ static float solsa_stage_u(float db, float u, float q) { return db * u + q; }
 
 /* over n entries: t = trace_eq (has_w: the a trace), its first stage q = al q + sc t, u = db u + q (without
  * has_u, u is q), and with has_g: g += cf u */
-static inline void solsa_head_loop(float* restrict t, const float* restrict x, const float* restrict w, float d,
-                                   float* restrict q, float* restrict u, float al, float sc, float db,
-                                   float* restrict g, float cf, long n, int has_w, int has_u, int has_g) {
+static inline void solsa_head_loop(solsa_real* restrict t, const solsa_real* restrict x, const solsa_real* restrict w, solsa_real d,
+                                   solsa_real* restrict q, solsa_real* restrict u, solsa_real al, solsa_real sc, solsa_real db,
+                                   solsa_real* restrict g, solsa_real cf, long n, int has_w, int has_u, int has_g) {
     long k;
     for (k = 0; k < n; ++k) {
-        float v = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]);
+        solsa_real v = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]);
         t[k] = v;
         v = solsa_stage_q(al, q[k], sc, v);
         q[k] = v;
@@ -44,8 +44,8 @@ static inline void solsa_head_loop(float* restrict t, const float* restrict x, c
     }
 }
 
-static void solsa_head_row(float* t, const float* x, const float* w, float d, float* q, float* u, float al,
-                           float sc, float db, float* g, float cf, long n) {
+static void solsa_head_row(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d, solsa_real* q, solsa_real* u, solsa_real al,
+                           solsa_real sc, solsa_real db, solsa_real* g, solsa_real cf, long n) {
     if (w && u && g) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 1, 1);
     else if (w && u) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 1, 0);
     else if (w && g) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 0, 1);
@@ -57,11 +57,11 @@ static void solsa_head_row(float* t, const float* x, const float* w, float d, fl
 }
 
 /* a further stage over n entries: q = al q + sc z; u = db u + q (without has_u, u is q); with has_g: g += cf u */
-static inline void solsa_stage_loop(float* restrict q, float* restrict u, const float* restrict z, float al,
-                                    float sc, float db, float* restrict g, float cf, long n, int has_u, int has_g) {
+static inline void solsa_stage_loop(solsa_real* restrict q, solsa_real* restrict u, const solsa_real* restrict z, solsa_real al,
+                                    solsa_real sc, solsa_real db, solsa_real* restrict g, solsa_real cf, long n, int has_u, int has_g) {
     long k;
     for (k = 0; k < n; ++k) {
-        float v = solsa_stage_q(al, q[k], sc, z[k]);
+        solsa_real v = solsa_stage_q(al, q[k], sc, z[k]);
         q[k] = v;
         if (has_u) {
             v = solsa_stage_u(db, u[k], v);
@@ -71,7 +71,7 @@ static inline void solsa_stage_loop(float* restrict q, float* restrict u, const 
     }
 }
 
-static void solsa_stage_row(float* q, float* u, const float* z, float al, float sc, float db, float* g, float cf,
+static void solsa_stage_row(solsa_real* q, solsa_real* u, const solsa_real* z, solsa_real al, solsa_real sc, solsa_real db, solsa_real* g, solsa_real cf,
                             long n) {
     if (u && g) solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 1, 1);
     else if (u) solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 1, 0);
@@ -84,15 +84,15 @@ static void solsa_stage_row(float* q, float* u, const float* z, float al, float 
  * coefficient of stage s (without credit, cf[0] = delta) */
 typedef struct {
     int depth;
-    float al[SOLSA_MAX_DEPTH], sc[SOLSA_MAX_DEPTH], db[SOLSA_MAX_DEPTH], cf[SOLSA_MAX_DEPTH];
+    solsa_real al[SOLSA_MAX_DEPTH], sc[SOLSA_MAX_DEPTH], db[SOLSA_MAX_DEPTH], cf[SOLSA_MAX_DEPTH];
 } solsa_stages;
 
 /* One trace of row j (at offset r of its arrays, n entries: e and a with per-channel filters over the row's
  * synapses, a, m, n of neuron j with n = 1): the trace (x, w: as solsa_head_row; x == 0: t is already
  * up to date), its credit stages (z_0 = t, z_s = u_{s-1}) and with g the gradient, in stage order. */
-static void solsa_row_chain(float* t, const float* x, const float* w, float d, float* const* q, float* const* u,
-                            const solsa_stages* st, float* g, long r, long n) {
-    const float* z;
+static void solsa_row_chain(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d, solsa_real* const* q, solsa_real* const* u,
+                            const solsa_stages* st, solsa_real* g, long r, long n) {
+    const solsa_real* z;
     int m = 0;
     if (x && st->depth > 0) { /* the trace and its first stage in one pass */
         solsa_head_row(t + r, x, w, d, q[0] + r, u[0] != q[0] ? u[0] + r : 0, st->al[0], st->sc[0], st->db[0], g,
@@ -117,14 +117,14 @@ static void solsa_row_chain(float* t, const float* x, const float* w, float d, f
 static void solsa_layer_traces(solsa_state* s, int k, int grad) {
     const solsa_layer_desc* K = &SOLSA_LAYERS[k];
     const solsa_layer_desc* A = &SOLSA_LAYERS[k + 1 < SOLSA_N_LAYERS ? k + 1 : k];
-    const float* W = SOLSA_PAR(K->W);
-    const float *F = SOLSA_OFF(s, K->F), *p = SOLSA_OFF(s, K->p), *d = SOLSA_OFF(s, K->d);
-    const float *eps = SOLSA_OFF(s, K->eps), *delta = SOLSA_OFF(s, K->delta), *P = SOLSA_OFF(s, K->P);
-    float* tr[4];
-    float* gr[4];
-    float *q[4][SOLSA_MAX_DEPTH], *u[4][SOLSA_MAX_DEPTH];
-    float amean[SOLSA_MAX_DEPTH] = {0.0f}, dbar[SOLSA_MAX_DEPTH] = {0.0f};
-    float tot_a = 0.0f, tot_m = 0.0f;
+    const solsa_real* W = SOLSA_PAR(K->W);
+    const solsa_real *F = SOLSA_OFF(s, K->F), *p = SOLSA_OFF(s, K->p), *d = SOLSA_OFF(s, K->d);
+    const solsa_real *eps = SOLSA_OFF(s, K->eps), *delta = SOLSA_OFF(s, K->delta), *P = SOLSA_OFF(s, K->P);
+    solsa_real* tr[4];
+    solsa_real* gr[4];
+    solsa_real *q[4][SOLSA_MAX_DEPTH], *u[4][SOLSA_MAX_DEPTH];
+    solsa_real amean[SOLSA_MAX_DEPTH] = {0.0f}, dbar[SOLSA_MAX_DEPTH] = {0.0f};
+    solsa_real tot_a = 0.0f, tot_m = 0.0f;
     const long nk = K->n_out, ni = K->n_in, D = K->depth;
     solsa_stages st = {0, {0.0f}, {0.0f}, {0.0f}, {0.0f}};
     long j, x, m;
@@ -143,7 +143,7 @@ static void solsa_layer_traces(solsa_state* s, int k, int grad) {
         }
     }
     for (j = 0; j < nk; ++j) {
-        const float* alA = SOLSA_PAR(A->alpha);
+        const solsa_real* alA = SOLSA_PAR(A->alpha);
         for (m = 0; m < D && m < SOLSA_MAX_DEPTH; ++m) {
             st.al[m] = m == 0 ? alA[A->fpc ? j : 0] : amean[m];
             st.sc[m] = m == 0 ? eps[j] : 1.0f;
@@ -155,26 +155,26 @@ static void solsa_layer_traces(solsa_state* s, int k, int grad) {
         if (tr[1] && K->fpc) {
             solsa_row_chain(tr[1], p, W + j * ni, d[j], q[1], u[1], &st, grad ? gr[1] : 0, j * ni, ni); /* a */
         } else if (tr[1]) { /* a_j = sum_i W_ji p_i + d_j a_j */
-            const float* Wj = W + j * ni;
-            float wp = 0.0f;
+            const solsa_real* Wj = W + j * ni;
+            solsa_real wp = 0.0f;
             long i;
             for (i = 0; i < ni; ++i) wp += p[i] * Wj[i];
             tr[1][j] = wp + d[j] * tr[1][j];
         }
         for (c = 1; c < 4; ++c) {
-            float* h = SOLSA_OFF(s, K->h[c]);
-            float* acc;
+            solsa_real* h = SOLSA_OFF(s, K->h[c]);
+            solsa_real* acc;
             if (!tr[c] || (c == 1 && K->fpc)) continue;
             acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
             solsa_row_chain(tr[c], 0, 0, 0.0f, q[c], u[c], &st, grad && !h ? acc : 0, j, 1);
         }
     }
     for (c = 1; c < 4; ++c) { /* the traces paired per upper neuron x, row x of h at a time */
-        float* h = SOLSA_OFF(s, K->h[c]);
-        float* v = SOLSA_OFF(s, SOLSA_SCRATCH); /* free: the errors were sent down before */
-        const float* dA = SOLSA_OFF(s, A->d);
-        const float* deltaA = SOLSA_OFF(s, A->delta);
-        const float* WA = SOLSA_PAR(A->W);
+        solsa_real* h = SOLSA_OFF(s, K->h[c]);
+        solsa_real* v = SOLSA_OFF(s, SOLSA_SCRATCH); /* free: the errors were sent down before */
+        const solsa_real* dA = SOLSA_OFF(s, A->d);
+        const solsa_real* deltaA = SOLSA_OFF(s, A->delta);
+        const solsa_real* WA = SOLSA_PAR(A->W);
         if (!h || !tr[c]) continue;
         for (x = 0; x < A->n_out; ++x)
             for (j = 0; j < nk; ++j) h[x * nk + j] = dA[x] * h[x * nk + j] + q[c][0][j];
@@ -183,7 +183,7 @@ static void solsa_layer_traces(solsa_state* s, int k, int grad) {
         for (x = 0; x < A->n_out; ++x)
             for (j = 0; j < nk; ++j) v[j] += deltaA[x] * WA[x * nk + j] * h[x * nk + j];
         for (j = 0; j < nk; ++j) {
-            float* acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
+            solsa_real* acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
             *acc += v[j] * SOLSA_PAR(A->beta)[A->fpc ? j : 0];
         }
     }
