@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
     lr = (solsa_real)atof(argv[2]);
     if (fread(&n_steps, 4, 1, f) != 1 || fread(&n_inputs, 4, 1, f) != 1 || fread(&size, 4, 1, f) != 1 ||
         n_inputs != SOLSA_N_INPUTS || size != (int)sizeof(solsa_real)) {
-        fprintf(stderr, "%s: not a stream of %d inputs of %d bytes\n", argv[1], SOLSA_N_INPUTS, (int)sizeof(solsa_real));
+        fprintf(stderr, "%s: not a stream of %d inputs of %d bytes\n", argv[1], SOLSA_N_INPUTS,
+                (int)sizeof(solsa_real));
         return 2;
     }
     if (argc == 4 && atoi(argv[3]) < n_steps) n_steps = atoi(argv[3]); /* the first STEPS steps only */

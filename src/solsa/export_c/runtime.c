@@ -46,8 +46,8 @@ static void solsa_axpy(solsa_real* restrict y, const solsa_real* restrict x, sol
 #endif
 
 /* out_j = sum_i x_i W_ji (+ b_j) in the order i = 0, 1, ..., four rows j at a time */
-static void solsa_matvec(const solsa_real* restrict W, const solsa_real* restrict x, const solsa_real* b, solsa_real* restrict out,
-                         long n_out, long n_in) {
+static void solsa_matvec(const solsa_real* restrict W, const solsa_real* restrict x, const solsa_real* b,
+                         solsa_real* restrict out, long n_out, long n_in) {
     long j = 0, i;
     for (; j + 4 <= n_out; j += 4) {
         const solsa_real *w0 = W + j * n_in, *w1 = w0 + n_in, *w2 = w1 + n_in, *w3 = w2 + n_in;
@@ -70,7 +70,8 @@ static void solsa_matvec(const solsa_real* restrict W, const solsa_real* restric
 static solsa_real solsa_heaviside(solsa_real u) { return u > 0.0f ? 1.0f : 0.0f; }
 
 /* the membrane V[t] from V[t-1], o[t-1] and the current (0 subtract, 1 zero, 2 none) */
-static solsa_real solsa_membrane(int reset, solsa_real lam, solsa_real Vp, solsa_real op, solsa_real cur, solsa_real ra) {
+static solsa_real solsa_membrane(int reset, solsa_real lam, solsa_real Vp, solsa_real op, solsa_real cur,
+                                 solsa_real ra) {
     if (reset == 0) return lam * Vp + cur - ra * op;
     if (reset == 1) return lam * Vp * (1.0f - op) + cur;
     return lam * Vp + cur;

@@ -27,9 +27,10 @@ static solsa_real solsa_stage_u(solsa_real db, solsa_real u, solsa_real q) { ret
 
 /* over n entries: t = trace_eq (has_w: the a trace), its first stage q = al q + sc t, u = db u + q (without
  * has_u, u is q), and with has_g: g += cf u */
-static inline void solsa_head_loop(solsa_real* restrict t, const solsa_real* restrict x, const solsa_real* restrict w, solsa_real d,
-                                   solsa_real* restrict q, solsa_real* restrict u, solsa_real al, solsa_real sc, solsa_real db,
-                                   solsa_real* restrict g, solsa_real cf, long n, int has_w, int has_u, int has_g) {
+static inline void solsa_head_loop(solsa_real* restrict t, const solsa_real* restrict x, const solsa_real* restrict w,
+                                   solsa_real d, solsa_real* restrict q, solsa_real* restrict u, solsa_real al,
+                                   solsa_real sc, solsa_real db, solsa_real* restrict g, solsa_real cf, long n,
+                                   int has_w, int has_u, int has_g) {
     long k;
     for (k = 0; k < n; ++k) {
         solsa_real v = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]);
@@ -44,8 +45,9 @@ static inline void solsa_head_loop(solsa_real* restrict t, const solsa_real* res
     }
 }
 
-static void solsa_head_row(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d, solsa_real* q, solsa_real* u, solsa_real al,
-                           solsa_real sc, solsa_real db, solsa_real* g, solsa_real cf, long n) {
+static void solsa_head_row(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d, solsa_real* q,
+                           solsa_real* u, solsa_real al, solsa_real sc, solsa_real db, solsa_real* g, solsa_real cf,
+                           long n) {
     if (w && u && g) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 1, 1);
     else if (w && u) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 1, 0);
     else if (w && g) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 0, 1);
@@ -57,8 +59,9 @@ static void solsa_head_row(solsa_real* t, const solsa_real* x, const solsa_real*
 }
 
 /* a further stage over n entries: q = al q + sc z; u = db u + q (without has_u, u is q); with has_g: g += cf u */
-static inline void solsa_stage_loop(solsa_real* restrict q, solsa_real* restrict u, const solsa_real* restrict z, solsa_real al,
-                                    solsa_real sc, solsa_real db, solsa_real* restrict g, solsa_real cf, long n, int has_u, int has_g) {
+static inline void solsa_stage_loop(solsa_real* restrict q, solsa_real* restrict u, const solsa_real* restrict z,
+                                    solsa_real al, solsa_real sc, solsa_real db, solsa_real* restrict g,
+                                    solsa_real cf, long n, int has_u, int has_g) {
     long k;
     for (k = 0; k < n; ++k) {
         solsa_real v = solsa_stage_q(al, q[k], sc, z[k]);
@@ -71,8 +74,8 @@ static inline void solsa_stage_loop(solsa_real* restrict q, solsa_real* restrict
     }
 }
 
-static void solsa_stage_row(solsa_real* q, solsa_real* u, const solsa_real* z, solsa_real al, solsa_real sc, solsa_real db, solsa_real* g, solsa_real cf,
-                            long n) {
+static void solsa_stage_row(solsa_real* q, solsa_real* u, const solsa_real* z, solsa_real al, solsa_real sc,
+                            solsa_real db, solsa_real* g, solsa_real cf, long n) {
     if (u && g) solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 1, 1);
     else if (u) solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 1, 0);
     else if (g) solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 0, 1);
@@ -90,8 +93,9 @@ typedef struct {
 /* One trace of row j (at offset r of its arrays, n entries: e and a with per-channel filters over the row's
  * synapses, a, m, n of neuron j with n = 1): the trace (x, w: as solsa_head_row; x == 0: t is already
  * up to date), its credit stages (z_0 = t, z_s = u_{s-1}) and with g the gradient, in stage order. */
-static void solsa_row_chain(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d, solsa_real* const* q, solsa_real* const* u,
-                            const solsa_stages* st, solsa_real* g, long r, long n) {
+static void solsa_row_chain(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d,
+                            solsa_real* const* q, solsa_real* const* u, const solsa_stages* st, solsa_real* g, long r,
+                            long n) {
     const solsa_real* z;
     int m = 0;
     if (x && st->depth > 0) { /* the trace and its first stage in one pass */
