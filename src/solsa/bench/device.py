@@ -2,10 +2,12 @@
 
 On the same network (default: the main job's, 12-100-100-9, SOLSA with its default credit), batch 1:
 
-* time per step of the C learner, timed inside C (``clock()``) by a small benchmark program compiled with
-  ``cc -std=c99`` and ``cflags`` (default ``-O2``; the fused kernel is built with ``-O3 -march=native``): ``solsa_learn_step`` alone, and with ``solsa_apply`` after every step;
+* time per step of the C learner, timed inside C (``clock()``, CPU time) by a small benchmark program compiled
+  with ``cc -std=c99`` and ``cflags`` (default ``-O3 -march=native``, the flags of the fused kernel):
+  ``solsa_learn_step`` alone, and with ``solsa_apply`` after every step;
 * time per step of the PyTorch rule's streaming step (``rule.step`` with a target; with
-  :meth:`Learner.update` after every step, plain SGD), on its default backend;
+  :meth:`Learner.update` after every step, plain SGD), on its default backend, in CPU time as well
+  (``time.process_time``): on a shared machine, time spent waiting for a core counts on neither side;
 * with a checkpoint (:func:`q15_accuracy`): test accuracy of its network in PyTorch, exported as float32 and
   exported as q15 (fixed point), each series run from rest through the compiled library;
 * bytes: the C state by part (traces = ``train_state_bytes()``), and flash/RAM of the compiled object
@@ -105,12 +107,12 @@ def _torch_block(net, cfg: TrainConfig, block: int, update: bool) -> tuple[Calla
     targets = [torch.tensor([int(y)]) for y in torch.randint(0, net.n_outputs, (block,), generator=gen)]
 
     def run() -> float:
-        start = time.perf_counter()
+        start = time.process_time()  # CPU time, as clock() in the C program
         for t in range(block):
             rule.step(rows[t], targets[t])
             if update:
                 learner.update()
-        return (time.perf_counter() - start) / block
+        return (time.process_time() - start) / block
 
     run()
     return run, rule.active_backend
@@ -137,7 +139,8 @@ def _footprint(net, cfg: TrainConfig, where: Path, learn: bool) -> dict[str, Any
 
 
 def run_device(hidden: tuple[int, ...] = (100, 100), inputs: int = 12, classes: int = 9, *, block: int = 200,
-               repeats: int = 15, checkpoint: str | Path | None = None, cflags: tuple[str, ...] = ("-O2",),
+               repeats: int = 15, checkpoint: str | Path | None = None,
+               cflags: tuple[str, ...] = ("-O3", "-march=native"),
                log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Time and bytes of the exported learner against the PyTorch rule (see the module docstring)."""
     if find_compiler() is None:

@@ -25,8 +25,8 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=FORMATS, default="nir", help="nir (default) or c (docs/embedded.md)")
     p.add_argument("--learn", action="store_true",
                    help="--format c: export the SOLSA learner too (solsa_learn_step, solsa_apply)")
-    p.add_argument("--dtype", choices=DTYPES, default="float32", help="--format c: float32 (default) or q15: "
-                   "fixed-point inference (int16 weights, int32 state; not with --learn)")
+    p.add_argument("--dtype", choices=DTYPES, default="float32", help="--format c: float32 (default), float64 "
+                   "(every value a double) or q15: fixed-point inference (int16 weights, int32 state; not with --learn)")
     p.add_argument("--momentum", type=float, default=0.0,
                    help="--format c --learn: SGD momentum of solsa_apply (default 0: plain SGD; 0.9 is the "
                         "trainer's sgd)")

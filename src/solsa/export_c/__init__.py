@@ -8,7 +8,8 @@ array, everything else lives in one ``solsa_state`` struct whose size the header
 (``SOLSA_TRACE_BYTES`` equals the rule's ``train_state_bytes()`` at batch size 1). ``solsa_learn_step``
 runs :class:`~solsa.rules.SOLSA` (any credit mode, reset feedback on or off) for one step;
 ``solsa_apply`` is SGD (with optional momentum) with the run's ``filter_lr_scale`` and ``filter_update``,
-then the clamps of ``net.clamp_()``. ``dtype="q15"``: fixed-point inference (int16 weights, int32 state).
+then the clamps of ``net.clamp_()``. ``dtype="float64"``: every value a ``double`` (to follow a float64
+run); ``dtype="q15"``: fixed-point inference (int16 weights, int32 state).
 docs/embedded.md walks through an example.
 """
 
@@ -27,7 +28,7 @@ from .q15 import write_q15
 __all__ = ["DTYPES", "ENCODERS", "RULES_SUPPORTED", "CExportError", "LearnerSpec", "export_c", "export_checkpoint",
            "learner_spec"]
 
-DTYPES = ("float32", "q15")  # q15: fixed-point inference only (q15.py)
+DTYPES = ("float32", "float64", "q15")  # float64: every value a double; q15: fixed-point inference only (q15.py)
 ENCODERS = ("direct",)  # the device receives the network's input itself; other encoders would run on it
 RULES_SUPPORTED = tuple(name for name, spec in RULES.items() if spec.cls is SOLSA)
 LOSSES_SUPPORTED = ("mse", "ce")
@@ -84,7 +85,7 @@ def _check_dtype(dtype: str, learn: bool) -> None:
     check_choice("dtype", dtype, DTYPES)
     if dtype == "q15" and learn:
         raise CExportError("dtype", "dtype 'q15' is inference only (the learner in fixed point is not implemented "
-                                    "yet); with learn, supported: float32")
+                                    "yet); with learn, supported: float32, float64")
 
 
 def export_c(net: SNN, out_dir: str | Path, *, learn: bool = False, spec: LearnerSpec | None = None,
@@ -97,7 +98,7 @@ def export_c(net: SNN, out_dir: str | Path, *, learn: bool = False, spec: Learne
     check_network(net)
     if dtype == "q15":
         return write_q15(net, out_dir)
-    return write_c(net, out_dir, learn, spec)
+    return write_c(net, out_dir, learn, spec, dtype)
 
 
 def export_checkpoint(path: str | Path, out_dir: str | Path, *, learn: bool = False, dtype: str = "float32",

@@ -1,9 +1,11 @@
 """Write ``solsa_model.h`` and ``solsa_model.c``: a network (and its SOLSA learner) as portable C99.
 
-The generated source is three parts: the parameters as one ``static`` float array, the layer table
+The generated source is three parts: the parameters as one ``static`` array (``solsa_real``: ``float``,
+or ``double`` with dtype ``float64``), the layer table
 (shapes, settings and the float offset of every array, :mod:`solsa.export_c.layout`), and the runtime
-every export shares (package data): ``runtime.c`` (the step and the traces) and, with ``learn``,
-``runtime_learn.c`` (the gradient and the update). ``--dtype q15`` is written by :mod:`solsa.export_c.q15`.
+every export shares (package data): ``runtime.c`` (the step of the neurons) and, with ``learn``,
+``runtime_learn.c`` (the errors and the update) and ``runtime_traces.c`` (the synapse traces and the gradient
+from them, one pass per layer). ``--dtype q15`` is written by :mod:`solsa.export_c.q15`.
 """
 
 from __future__ import annotations
@@ -47,18 +49,22 @@ class LearnerSpec:
     momentum: float = 0.0
 
 
-def _floats(values: torch.Tensor) -> str:
-    """C initialisers for float32 values, exact (repr of the float32 value as a double literal, cast)."""
-    flat = values.detach().to(torch.float32).reshape(-1).tolist()
-    items = [f"{v!r}f" if math.isfinite(v) else "0.0f" for v in flat]
+def _floats(values: torch.Tensor, double: bool = False) -> str:
+    """C initialisers for the values, exact (:func:`_float_lit` of each), six to a line."""
+    items = [_float_lit(v, double) for v in values.detach().reshape(-1).tolist()]
     return ",\n    ".join(", ".join(items[k:k + 6]) for k in range(0, len(items), 6))
 
 
-def _float_lit(v: float) -> str:
-    return f"{float(torch.tensor(v, dtype=torch.float32))!r}f"
+def _float_lit(v: float, double: bool = False) -> str:
+    """One C literal: the float32 value with ``f`` (double: the float64 value); not finite: 0."""
+    v = float(torch.tensor(v, dtype=torch.float64 if double else torch.float32))
+    if not math.isfinite(v):
+        v = 0.0
+    return repr(v) if double else f"{v!r}f"
 
 
 def _header(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: LearnerSpec | None) -> str:
+    double = lay.value_bytes == 8
     sizes = "-".join([str(net.n_inputs)] + [str(p.n_out) for p in plans])
     groups = {g: lay.bytes_of(g) for g in GROUPS}
     lines = [
@@ -68,20 +74,22 @@ def _header(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
             f"filters stepped {spec.filter_update} at lr x {spec.filter_lr_scale:g} */" if learn else
             "; inference only */"),
         "#ifndef SOLSA_MODEL_H", "#define SOLSA_MODEL_H", "#ifdef __cplusplus", "extern \"C\" {", "#endif", "",
+        f"typedef {'double' if double else 'float'} solsa_real;  /* the type of every value (--dtype) */",
+        f"#define SOLSA_DOUBLE {int(double)}",
         f"#define SOLSA_N_INPUTS {net.n_inputs}",
         f"#define SOLSA_N_OUTPUTS {net.n_outputs}",
         f"#define SOLSA_N_LAYERS {len(plans)}",
         f"#define SOLSA_LEARN {int(learn)}",
-        f"#define SOLSA_N_PARAMS {lay.n_params}  /* floats in solsa_parameters() */",
-        f"#define SOLSA_PARAM_BYTES {4 * lay.n_params}",
+        f"#define SOLSA_N_PARAMS {lay.n_params}  /* values in solsa_parameters() */",
+        f"#define SOLSA_PARAM_BYTES {lay.value_bytes * lay.n_params}",
         "/* bytes of solsa_state, by part: */",
         f"#define SOLSA_TRACE_BYTES {groups['traces']}  /* neuron state and traces: the rule's train_state_bytes() "
         "at batch 1 */",
         f"#define SOLSA_GRAD_BYTES {groups['grads']}  /* gradient accumulators */",
         f"#define SOLSA_MOMENTUM_BYTES {groups['momentum']}  /* SGD momentum buffers */",
         f"#define SOLSA_WORK_BYTES {groups['work']}  /* per-step scratch */",
-        f"#define SOLSA_STATE_BYTES {4 * lay.n_state}  /* sizeof(solsa_state) */",
-        f"#define SOLSA_TRACE_FLOATS {groups['traces'] // 4}", "",
+        f"#define SOLSA_STATE_BYTES {lay.value_bytes * lay.n_state}  /* sizeof(solsa_state) */",
+        f"#define SOLSA_TRACE_FLOATS {groups['traces'] // lay.value_bytes}  /* values */", "",
         "typedef struct {",
     ]
     group = None
@@ -89,18 +97,18 @@ def _header(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
         if g != group:
             lines.append(f"    /* {g} */")
             group = g
-        lines.append(f"    float {name}[{size}];")
+        lines.append(f"    solsa_real {name}[{size}];")
     lines += [
         "} solsa_state;", "",
         "/* zero the neuron state and traces: a new sequence (accumulators and momentum are kept) */",
         "void solsa_reset(solsa_state* s);",
         "/* one time step: x [SOLSA_N_INPUTS] -> out [SOLSA_N_OUTPUTS] (out may be NULL)"
         + (": the traces advance, nothing is learned */" if learn else " */"),
-        "void solsa_step(solsa_state* s, const float* x, float* out);",
+        "void solsa_step(solsa_state* s, const solsa_real* x, solsa_real* out);",
         "/* the output of the last step [SOLSA_N_OUTPUTS] */",
-        "const float* solsa_output(const solsa_state* s);",
+        "const solsa_real* solsa_output(const solsa_state* s);",
         "/* the parameters: SOLSA_N_PARAMS floats, per layer W [n_out][n_in], b, alpha, beta, lam */",
-        ("float* " if learn else "const float* ") + "solsa_parameters(void);",
+        ("solsa_real* " if learn else "const solsa_real* ") + "solsa_parameters(void);",
     ]
     if learn:
         lines += [
@@ -108,10 +116,10 @@ def _header(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
             "void solsa_init(solsa_state* s);",
             "/* one step, then the SOLSA gradient of the per-step loss for class `target` is accumulated;",
             "   target < 0: no label (the traces advance). Returns 0, or -1 for target >= SOLSA_N_OUTPUTS. */",
-            "int solsa_learn_step(solsa_state* s, const float* x, int target);",
+            "int solsa_learn_step(solsa_state* s, const solsa_real* x, int target);",
             "/* apply the accumulated gradient: SGD at lr (alpha, beta, lam at lr x the filter scale, in their",
             "   coordinates), zero the accumulators, clamp alpha, lam into [0, 0.999] and beta >= 0.01 */",
-            "void solsa_apply(solsa_state* s, float lr);",
+            "void solsa_apply(solsa_state* s, solsa_real lr);",
         ]
     lines += ["", "#ifdef __cplusplus", "}", "#endif", "#endif", ""]
     return "\n".join(lines)
@@ -124,7 +132,7 @@ def _table(plans: list[LayerPlan], lay: Layout, net: SNN) -> str:
             "gbelow", "P", "qE", "uE", "qN", "uN", "eps_lag", "M", "Mbar", "gW", "gb", "galpha", "glam", "gbeta",
             "vW", "vb", "valpha", "vbeta", "vlam")
     out = [f"#define SOLSA_MAX_DEPTH {depth}", "typedef struct {", f"    int {', '.join(fields)};",
-           "    float th, ra, width, sur_c;", f"    long {', '.join(offs)};",
+           "    solsa_real th, ra, width, sur_c;", f"    long {', '.join(offs)};",
            "    long cq[SOLSA_MAX_DEPTH][4], cu[SOLSA_MAX_DEPTH][4], h[4];", "} solsa_layer_desc;", "",
            "static const solsa_layer_desc SOLSA_LAYERS[SOLSA_N_LAYERS] = {"]
     params = {"W", "b", "alpha", "beta", "lam"}
@@ -133,7 +141,7 @@ def _table(plans: list[LayerPlan], lay: Layout, net: SNN) -> str:
         sur = list(SURROGATES).index(c.surrogate)
         sur_c = math.sqrt(2.0 * math.pi) * c.width if c.surrogate == "gaussian" else math.pi
         ints = [p.n_in, p.n_out, RESET_MODES.index(c.reset), sur, int(c.spiking), int(p.fpc), int(p.lpn), p.depth]
-        floats = [_float_lit(v) for v in (c.threshold, c.reset_amount, c.width, sur_c)]
+        floats = [_float_lit(v, lay.value_bytes == 8) for v in (c.threshold, c.reset_amount, c.width, sur_c)]
         o = [lay.poff(f"{n}{l}") if n in params else lay.off(f"{n}{l}") for n in offs]
         names = [n for n in ("e", "a", "m", "n")]
         cq = ", ".join("{" + ", ".join(str(lay.off(f"q{s}_{n}{l}")) for n in names) + "}" for s in range(depth))
@@ -154,12 +162,15 @@ def _source(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
                 values.append(t.detach().reshape(-1))
     flat = torch.cat(values)
     const = "" if learn else "const "
+    double = lay.value_bytes == 8
     lines = [
         "/* solsa_model.c: generated by `solsa export ... --format c` (solsa.export_c). Do not edit. */",
-        "/* Build: cc -std=c99 -O2 -c solsa_model.c (link with -lm for expf). */",
+        "/* Build: cc -std=c99 -O3 -c solsa_model.c (link with -lm for expf; double: exp, expm1). */",
         "#include <math.h>", "#include \"solsa_model.h\"", "",
+        f"#define SOLSA_R(x) x{'' if double else '##f'}  /* a literal of type solsa_real */",
+        f"#define SOLSA_EXP {'exp' if double else 'expf'}", "",
         "typedef char solsa_check_state_size[(sizeof(solsa_state) == SOLSA_STATE_BYTES) ? 1 : -1];", "",
-        f"static {const}float solsa_param[SOLSA_N_PARAMS] = {{\n    {_floats(flat)}\n}};", "",
+        f"static {const}solsa_real solsa_param[SOLSA_N_PARAMS] = {{\n    {_floats(flat, double)}\n}};", "",
     ]
     if learn:
         coords = dict(LOG_COORDINATES) if spec.filter_update == "log" else {}
@@ -167,41 +178,45 @@ def _source(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
             f"#define SOLSA_CREDIT {CREDIT_MODES.index(spec.credit)}  /* {', '.join(CREDIT_MODES)} */",
             f"#define SOLSA_RESET_FEEDBACK {int(spec.reset_feedback)}",
             f"#define SOLSA_LOSS {LOSS_CODES[spec.loss]}  /* 0 spike-MSE, 1 cross-entropy */",
-            f"#define SOLSA_MOMENTUM {_float_lit(spec.momentum)}",
-            f"#define SOLSA_FILTER_LR_SCALE {_float_lit(spec.filter_lr_scale)}",
+            f"#define SOLSA_MOMENTUM {_float_lit(spec.momentum, double)}",
+            f"#define SOLSA_FILTER_LR_SCALE {_float_lit(spec.filter_lr_scale, double)}",
             f"#define SOLSA_DECAY_COORDS {COORDINATE_CODES[coords.get('alpha', 'linear')]}  "
             "/* 0 linear, 1 log-timescale */",
             f"#define SOLSA_GAIN_COORDS {COORDINATE_CODES[coords.get('beta', 'linear')]}  /* 0 linear, 2 log */",
-            f"#define SOLSA_ALPHA_MAX {_float_lit(ALPHA_MAX)}",
-            f"#define SOLSA_BETA_MIN {_float_lit(BETA_MIN)}",
+            f"#define SOLSA_ALPHA_MAX {_float_lit(ALPHA_MAX, double)}",
+            f"#define SOLSA_BETA_MIN {_float_lit(BETA_MIN, double)}",
             f"#define SOLSA_GOUT {lay.off('g_out')}",
             f"#define SOLSA_SCRATCH {lay.off('scratch')}",
             f"#define SOLSA_SCRATCH_ROW {max(p.n_out for p in plans)}", "",
         ]
     lines.append(_table(plans, lay, net))
     lines.append("")
-    for part in ("runtime.c", "runtime_learn.c") if learn else ("runtime.c",):
+    for part in ("runtime.c", "runtime_learn.c", "runtime_traces.c") if learn else ("runtime.c",):
         lines.append(resources.files("solsa.export_c").joinpath(part).read_text())
     return "\n".join(lines)
 
 
-def write_c(net: SNN, out_dir: str | Path, learn: bool, spec: LearnerSpec | None = None) -> dict:
-    """Write ``solsa_model.h``, ``solsa_model.c`` and ``solsa_model.json`` (the layout) into ``out_dir``;
-    returns the manifest (the JSON's content)."""
+def write_c(net: SNN, out_dir: str | Path, learn: bool, spec: LearnerSpec | None = None,
+            dtype: str = "float32") -> dict:
+    """Write ``solsa_model.h``, ``solsa_model.c`` and ``solsa_model.json`` (the layout) into ``out_dir``, every
+    value a ``float`` (dtype ``"float32"``) or a ``double`` (``"float64"``); returns the manifest (the JSON's
+    content)."""
     spec = spec or LearnerSpec()
     if learn and spec.credit not in CREDIT_MODES:
         raise ValueError(f"credit must be one of {list(CREDIT_MODES)}, got {spec.credit!r}")
     plans = plan_layers(net, spec.credit, learn)
-    lay = build_layout(plans, learn, momentum=learn and spec.momentum != 0.0)
+    lay = build_layout(plans, learn, momentum=learn and spec.momentum != 0.0,
+                       value_bytes=8 if dtype == "float64" else 4)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     header, source = _header(net, plans, lay, learn, spec), _source(net, plans, lay, learn, spec)
     atomic_write(out / "solsa_model.h", lambda f: f.write(header))
     atomic_write(out / "solsa_model.c", lambda f: f.write(source))
     manifest = {
-        "format": "solsa-c-1", "learn": learn, "n_inputs": net.n_inputs, "n_outputs": net.n_outputs,
+        "format": "solsa-c-1", "dtype": dtype, "learn": learn, "n_inputs": net.n_inputs, "n_outputs": net.n_outputs,
         "readout": net.readout, "learner": vars(spec) if learn else None,
-        "bytes": {"params": 4 * lay.n_params, **{g: lay.bytes_of(g) for g in GROUPS}, "state": 4 * lay.n_state},
+        "bytes": {"params": lay.value_bytes * lay.n_params, **{g: lay.bytes_of(g) for g in GROUPS},
+                  "state": lay.value_bytes * lay.n_state},
         "params": {k: list(v) for k, v in lay.params.items()},
         "state": {k: list(v) for k, v in lay.state.items()},
         "layers": [{"n_in": p.n_in, "n_out": p.n_out, "credit_depth": p.depth} for p in plans],

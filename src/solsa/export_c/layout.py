@@ -1,6 +1,7 @@
 """Where every array of the exported C library lives: the parameters and the state struct, in floats.
 
-The state struct ``solsa_state`` of ``solsa_model.h`` is four groups of ``float`` arrays, in this order:
+The state struct ``solsa_state`` of ``solsa_model.h`` is four groups of ``solsa_real`` arrays (``float``, or
+``double`` with ``--dtype float64``), in this order:
 
 - ``traces``: what the rule's ``train_state_bytes()`` counts at batch size 1 (the neuron state F, V, o and,
   when learning, ε and SOLSA's traces e, p, a, m, n with the cross-layer credit's copies, rules/credit.py);
@@ -8,7 +9,8 @@ The state struct ``solsa_state`` of ``solsa_model.h`` is four groups of ``float`
 - ``momentum``: the SGD momentum buffers (only with momentum > 0);
 - ``work``: per-step scratch (the current, d[t], δ, the errors sent down, the credit signals).
 
-Only floats, so the struct has no padding and its ``sizeof`` is 4 × the floats listed here.
+Only values of one type, so the struct has no padding and its ``sizeof`` is 4 (8 in double) × the values
+listed here (the offsets and sizes below count values).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from ..rules.credit import CREDIT_TRACES, credit_depth, zero_decay
 __all__ = ["GROUPS", "LayerPlan", "Layout", "plan_layers", "build_layout"]
 
 GROUPS = ("traces", "grads", "momentum", "work")
-FLOAT_BYTES = 4
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Layout:
     params: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (offset, size)
     state: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # name -> (offset, size, group)
     aliases: dict[str, str] = field(default_factory=dict)  # name -> the array it shares (a credit stage's u is q)
+    value_bytes: int = 4  # 4: float, 8: double
 
     def add_param(self, name: str, size: int) -> None:
         self.params[name] = (self.n_params, size)
@@ -79,7 +81,7 @@ class Layout:
         return sum(v[1] for v in self.state.values())
 
     def bytes_of(self, group: str) -> int:
-        return FLOAT_BYTES * sum(size for _, size, g in self.state.values() if g == group)
+        return self.value_bytes * sum(size for _, size, g in self.state.values() if g == group)
 
     def off(self, name: str) -> int:
         """The state offset of ``name`` (-1: absent)."""
@@ -111,9 +113,10 @@ def plan_layers(net: SNN, credit: str, learn: bool) -> list[LayerPlan]:
     return plans
 
 
-def build_layout(plans: list[LayerPlan], learn: bool, momentum: bool) -> Layout:
-    """Every array of the export, in the order the header declares them (traces first)."""
-    lay = Layout()
+def build_layout(plans: list[LayerPlan], learn: bool, momentum: bool, value_bytes: int = 4) -> Layout:
+    """Every array of the export, in the order the header declares them (traces first); value_bytes 4 (float)
+    or 8 (double)."""
+    lay = Layout(value_bytes=value_bytes)
     for l, p in enumerate(plans):
         lay.add_param(f"W{l}", p.n_out * p.n_in)
         if p.bias:

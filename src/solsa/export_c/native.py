@@ -51,7 +51,10 @@ class CModel:
         out_dir = Path(out_dir)
         self.manifest = json.loads((out_dir / "solsa_model.json").read_text())
         lib = ctypes.CDLL(str(library or compile_export(out_dir)))
-        fp = ctypes.POINTER(ctypes.c_float)
+        double = self.manifest.get("dtype") == "float64"  # solsa_real is double (else float; q15: float edges)
+        real = ctypes.c_double if double else ctypes.c_float
+        self._np, self._size = (np.float64, 8) if double else (np.float32, 4)
+        fp = ctypes.POINTER(real)
         lib.solsa_step.argtypes = [ctypes.c_void_p, fp, fp]
         lib.solsa_reset.argtypes = [ctypes.c_void_p]
         if self.manifest.get("dtype") != "q15":  # q15 has only solsa_reset and solsa_step (and solsa_output_q)
@@ -61,13 +64,13 @@ class CModel:
         if self.manifest["learn"]:
             lib.solsa_learn_step.argtypes = [ctypes.c_void_p, fp, ctypes.c_int]
             lib.solsa_learn_step.restype = ctypes.c_int
-            lib.solsa_apply.argtypes = [ctypes.c_void_p, ctypes.c_float]
+            lib.solsa_apply.argtypes = [ctypes.c_void_p, real]
             lib.solsa_init.argtypes = [ctypes.c_void_p]
         self.lib = lib
         self.n_inputs, self.n_outputs = self.manifest["n_inputs"], self.manifest["n_outputs"]
-        self.state = (ctypes.c_float * (self.manifest["bytes"]["state"] // 4))()
-        self._x = (ctypes.c_float * self.n_inputs)()
-        self._out = (ctypes.c_float * self.n_outputs)()
+        self.state = (real * (self.manifest["bytes"]["state"] // self._size))()
+        self._x = (real * self.n_inputs)()
+        self._out = (real * self.n_outputs)()
         self.reset()
 
     def reset(self) -> None:
@@ -75,13 +78,13 @@ class CModel:
         self.lib.solsa_reset(self.state)
 
     def _row(self, x) -> ctypes.Array:
-        ctypes.memmove(self._x, np.ascontiguousarray(x, dtype=np.float32).ctypes.data, 4 * self.n_inputs)
+        ctypes.memmove(self._x, np.ascontiguousarray(x, dtype=self._np).ctypes.data, self._size * self.n_inputs)
         return self._x
 
     def step(self, x) -> np.ndarray:
         """``solsa_step``: the output [C] of one step on ``x`` [N_in]."""
         self.lib.solsa_step(self.state, self._row(x), self._out)
-        return np.frombuffer(self._out, dtype=np.float32).copy()
+        return np.frombuffer(self._out, dtype=self._np).copy()
 
     def learn_step(self, x, target: int) -> np.ndarray:
         """``solsa_learn_step``; returns the step's output."""
@@ -98,10 +101,10 @@ class CModel:
     def array(self, name: str) -> np.ndarray:
         """A copy of one named array of the state (``V0``, ``e1``, ``gW2``, ...)."""
         off, size, _ = self.manifest["state"][name]
-        return np.frombuffer(self.state, dtype=np.float32, count=size, offset=4 * off).copy()
+        return np.frombuffer(self.state, dtype=self._np, count=size, offset=self._size * off).copy()
 
     def parameters(self) -> dict[str, torch.Tensor]:
-        """The current parameters by their layout name (``W0``, ``b0``, ``alpha0``, ...), flat float32 tensors."""
+        """The current parameters by their layout name (``W0``, ``b0``, ``alpha0``, ...), flat tensors."""
         total = sum(size for _, size in self.manifest["params"].values())
         flat = np.ctypeslib.as_array(self.lib.solsa_parameters(), (total,)).copy()
         return {k: torch.from_numpy(flat[off:off + size]) for k, (off, size) in self.manifest["params"].items()}

@@ -4,29 +4,38 @@
  * cross-layer credit of docs/credit.md, for batch size 1 (the gradient and the update: runtime_learn.c). The
  * arithmetic is that of solsa/functional/ and solsa/rules/solsa.py + rules/credit.py (the reference), up to
  * the order of floating-point summations; tests/test_export_c.py holds the two equal. Plain C99: no malloc,
- * no threads, no libm beyond expf. The generated part above defines the layer table SOLSA_LAYERS, the
- * parameters solsa_param[] and the state struct of solsa_model.h.
+ * no threads, no libm beyond expf (double: exp, expm1). The generated part above defines solsa_real (float, or
+ * double with --dtype float64), SOLSA_R and SOLSA_EXP, the layer table SOLSA_LAYERS, the parameters
+ * solsa_param[] and the state struct of solsa_model.h.
  */
 
-#define SOLSA_OFF(s, off) ((off) < 0 ? (float*)0 : (float*)(void*)(s) + (off))
-#define SOLSA_PAR(off) ((off) < 0 ? (float*)0 : solsa_param + (off))
+/* Flush-to-zero and denormals-are-zero while a call runs, restored after (x86: MXCSR), as the fused PyTorch
+ * kernel does (solsa/fast/kernel.cpp): traces that decay by |d| < 1 every step reach the subnormal range,
+ * where each operation costs ~100 cycles; flushing changes results by less than the smallest normal number
+ * (1.2e-38 in float, 2.2e-308 in double). Elsewhere, set the FPU's flush-to-zero mode once (Cortex-M: FPSCR.FZ). Define
+ * SOLSA_KEEP_SUBNORMALS to leave the mode alone. */
+#if (defined(__SSE__) || defined(__x86_64__)) && !defined(SOLSA_KEEP_SUBNORMALS)
+#include <xmmintrin.h>
+static unsigned int solsa_ftz_begin(void) {
+    const unsigned int saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040u);
+    return saved;
+}
+static void solsa_ftz_end(unsigned int saved) { _mm_setcsr(saved); }
+#else
+static unsigned int solsa_ftz_begin(void) { return 0u; }
+static void solsa_ftz_end(unsigned int saved) { (void)saved; }
+#endif
+
+#define SOLSA_OFF(s, off) ((off) < 0 ? (solsa_real*)0 : (solsa_real*)(void*)(s) + (off))
+#define SOLSA_PAR(off) ((off) < 0 ? (solsa_real*)0 : solsa_param + (off))
 
 /* The element-wise loops, four entries per iteration so that compilers vectorise them at -O2 (each entry's
  * arithmetic, and so its rounding, is that of the plain loop). */
 
 #if SOLSA_LEARN
-/* y = x + c y */
-static void solsa_decay_add(float* restrict y, const float* restrict x, float c, long n) {
-    long k = 0;
-    for (; k + 4 <= n; k += 4) {
-        y[k] = x[k] + c * y[k]; y[k + 1] = x[k + 1] + c * y[k + 1];
-        y[k + 2] = x[k + 2] + c * y[k + 2]; y[k + 3] = x[k + 3] + c * y[k + 3];
-    }
-    for (; k < n; ++k) y[k] = x[k] + c * y[k];
-}
-
 /* y = y + c x */
-static void solsa_axpy(float* restrict y, const float* restrict x, float c, long n) {
+static void solsa_axpy(solsa_real* restrict y, const solsa_real* restrict x, solsa_real c, long n) {
     long k = 0;
     for (; k + 4 <= n; k += 4) {
         y[k] += c * x[k]; y[k + 1] += c * x[k + 1]; y[k + 2] += c * x[k + 2]; y[k + 3] += c * x[k + 3];
@@ -34,25 +43,15 @@ static void solsa_axpy(float* restrict y, const float* restrict x, float c, long
     for (; k < n; ++k) y[k] += c * x[k];
 }
 
-/* y = c y + w p (the products w p and c y, then their sum, as written in the plain loop) */
-static void solsa_decay_mul_add(float* restrict y, const float* restrict w, const float* restrict p, float c, long n) {
-    long k = 0;
-    for (; k + 4 <= n; k += 4) {
-        y[k] = w[k] * p[k] + c * y[k]; y[k + 1] = w[k + 1] * p[k + 1] + c * y[k + 1];
-        y[k + 2] = w[k + 2] * p[k + 2] + c * y[k + 2]; y[k + 3] = w[k + 3] * p[k + 3] + c * y[k + 3];
-    }
-    for (; k < n; ++k) y[k] = w[k] * p[k] + c * y[k];
-}
-
 #endif
 
 /* out_j = sum_i x_i W_ji (+ b_j) in the order i = 0, 1, ..., four rows j at a time */
-static void solsa_matvec(const float* restrict W, const float* restrict x, const float* b, float* restrict out,
-                         long n_out, long n_in) {
+static void solsa_matvec(const solsa_real* restrict W, const solsa_real* restrict x, const solsa_real* b,
+                         solsa_real* restrict out, long n_out, long n_in) {
     long j = 0, i;
     for (; j + 4 <= n_out; j += 4) {
-        const float *w0 = W + j * n_in, *w1 = w0 + n_in, *w2 = w1 + n_in, *w3 = w2 + n_in;
-        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        const solsa_real *w0 = W + j * n_in, *w1 = w0 + n_in, *w2 = w1 + n_in, *w3 = w2 + n_in;
+        solsa_real s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
         for (i = 0; i < n_in; ++i) {
             s0 += x[i] * w0[i]; s1 += x[i] * w1[i]; s2 += x[i] * w2[i]; s3 += x[i] * w3[i];
         }
@@ -60,50 +59,63 @@ static void solsa_matvec(const float* restrict W, const float* restrict x, const
         out[j + 2] = b ? s2 + b[j + 2] : s2; out[j + 3] = b ? s3 + b[j + 3] : s3;
     }
     for (; j < n_out; ++j) {
-        const float* wj = W + j * n_in;
-        float sj = 0.0f;
+        const solsa_real* wj = W + j * n_in;
+        solsa_real sj = 0.0f;
         for (i = 0; i < n_in; ++i) sj += x[i] * wj[i];
         out[j] = b ? sj + b[j] : sj;
     }
 }
 
 /* x = spike(V - th): the Heaviside step */
-static float solsa_heaviside(float u) { return u > 0.0f ? 1.0f : 0.0f; }
+static solsa_real solsa_heaviside(solsa_real u) { return u > 0.0f ? 1.0f : 0.0f; }
 
 /* the membrane V[t] from V[t-1], o[t-1] and the current (0 subtract, 1 zero, 2 none) */
-static float solsa_membrane(int reset, float lam, float Vp, float op, float cur, float ra) {
+static solsa_real solsa_membrane(int reset, solsa_real lam, solsa_real Vp, solsa_real op, solsa_real cur,
+                                 solsa_real ra) {
     if (reset == 0) return lam * Vp + cur - ra * op;
     if (reset == 1) return lam * Vp * (1.0f - op) + cur;
     return lam * Vp + cur;
 }
 
 /* F[t] = alpha F[t-1] + beta x[t] (in place) and the current I = F W^T + b */
-static void solsa_filter_current(const solsa_layer_desc* D, float* F, const float* x, float* cur) {
-    const float* W = SOLSA_PAR(D->W);
-    const float* b = SOLSA_PAR(D->b);
-    const float* alpha = SOLSA_PAR(D->alpha);
-    const float* beta = SOLSA_PAR(D->beta);
+static void solsa_filter_current(const solsa_layer_desc* D, solsa_real* F, const solsa_real* x, solsa_real* cur) {
+    const solsa_real* W = SOLSA_PAR(D->W);
+    const solsa_real* b = SOLSA_PAR(D->b);
+    const solsa_real* alpha = SOLSA_PAR(D->alpha);
+    const solsa_real* beta = SOLSA_PAR(D->beta);
     int i;
     for (i = 0; i < D->n_in; ++i) F[i] = alpha[D->fpc ? i : 0] * F[i] + beta[D->fpc ? i : 0] * x[i];
     solsa_matvec(W, F, b, cur, D->n_out, D->n_in);
 }
 
 #if SOLSA_LEARN
+/* the mean of v[0..n-1], summed in order */
+static solsa_real solsa_mean(const solsa_real* v, long n) {
+    solsa_real t = 0.0f;
+    long k;
+    for (k = 0; k < n; ++k) t += v[k];
+    return t / (solsa_real)n;
+}
+
 /* eps = surrogate derivative at u = V - th (solsa/surrogate.py): 0 gaussian, 1 fast_sigmoid, 2 atan, 3 triangle */
-static float solsa_surrogate(int kind, float u, float w, float c) {
-    float q;
+static solsa_real solsa_surrogate(int kind, solsa_real u, solsa_real w, solsa_real c) {
+    solsa_real q;
     switch (kind) {
-        case 0: q = u / w; return expf(-0.5f * (q * q)) / c;
+        case 0: q = u / w; return SOLSA_EXP(-0.5f * (q * q)) / c;
         case 1: q = 1.0f + (u < 0.0f ? -u : u) / w; return 1.0f / (2.0f * w * (q * q));
         case 2: q = c * u / (2.0f * w); return 1.0f / (2.0f * w * (1.0f + q * q));
         default: q = 1.0f - (u < 0.0f ? -u : u) / w; return (q > 0.0f ? q : 0.0f) / w;
     }
 }
 
-/* expm1 without libm: a Taylor polynomial near 0 (where expf(x) - 1 loses digits), expf(x) - 1 elsewhere */
-static float solsa_expm1(float x) {
+/* expm1 (float: without libm, a Taylor polynomial near 0, where expf(x) - 1 loses digits, expf(x) - 1 elsewhere;
+ * double: C99's expm1) */
+static solsa_real solsa_expm1(solsa_real x) {
+#if SOLSA_DOUBLE
+    return expm1(x);
+#else
     if (x > -0.5f && x < 0.5f) {
-        float p = 1.0f / 39916800.0f;
+        solsa_real p = 1.0f / 39916800.0f;
         p = p * x + 1.0f / 3628800.0f;
         p = p * x + 1.0f / 362880.0f;
         p = p * x + 1.0f / 40320.0f;
@@ -116,123 +128,62 @@ static float solsa_expm1(float x) {
         p = p * x + 1.0f;
         return p * x;
     }
-    return expf(x) - 1.0f;
+    return SOLSA_EXP(x) - 1.0f;
+#endif
 }
 
-/* q = al q + s z; u = db u + q over `count` entries, q and u distinct arrays */
-static void solsa_credit_pair(float* restrict q, float* restrict u, const float* restrict z, float al, float s,
-                              float db, long count) {
-    long k = 0;
-    for (; k + 4 <= count; k += 4) { /* one pass over q and u */
-        const float q0 = al * q[k] + s * z[k], q1 = al * q[k + 1] + s * z[k + 1];
-        const float q2 = al * q[k + 2] + s * z[k + 2], q3 = al * q[k + 3] + s * z[k + 3];
-        q[k] = q0; q[k + 1] = q1; q[k + 2] = q2; q[k + 3] = q3;
-        u[k] = db * u[k] + q0; u[k + 1] = db * u[k + 1] + q1;
-        u[k + 2] = db * u[k + 2] + q2; u[k + 3] = db * u[k + 3] + q3;
-    }
-    for (; k < count; ++k) {
-        q[k] = al * q[k] + s * z[k];
-        u[k] = db * u[k] + q[k];
-    }
-}
-
-/* one credit stage (synaptic_credit, membrane_credit); through a layer that keeps nothing (d = 0) u is q,
- * stored once, and only q is filtered */
-static void solsa_credit_filter(float* q, float* u, const float* restrict z, float al, float s,
-                                float db, long count) {
-    long k;
-    if (u != q) {
-        solsa_credit_pair(q, u, z, al, s, db, count);
-        return;
-    }
-    for (k = 0; k < count; ++k) q[k] = al * q[k] + s * z[k];
-}
-
-/* the sizes of trace c of a layer: 0 e [n_out, n_in], 1 a ([n_out, n_in] or [n_out]), 2 m, 3 n [n_out] */
-static long solsa_trace_row(const solsa_layer_desc* D, int c) {
-    return c == 0 || (c == 1 && D->fpc) ? D->n_in : 1;
-}
-
-/* after layer l has its d[t]: advance every credit stage of the layers below that runs through it */
-static void solsa_credit_forward(solsa_state* s, int l) {
+/* after layer l has its d[t]: the neuron-level part of the credit of the layers below that runs through it
+ * (their eps and 1 filtered for lagged_surrogate, the decay-kernel masses); the traces' credit stages are
+ * advanced in the row pass (solsa_traces, runtime_learn.c) */
+static void solsa_credit_neurons(solsa_state* s, int l) {
     const solsa_layer_desc* U = &SOLSA_LAYERS[l];
-    const float* alpha = SOLSA_PAR(U->alpha);
-    const float* dU = SOLSA_OFF(s, U->d);
-    float dbar = 0.0f, amean = alpha[0];
-    int k, j, x, c;
-    for (x = 0; x < U->n_out; ++x) dbar += dU[x];
-    dbar /= (float)U->n_out;
-    if (U->fpc) {
-        amean = 0.0f;
-        for (x = 0; x < U->n_in; ++x) amean += alpha[x];
-        amean /= (float)U->n_in;
-    }
-    for (k = 0; k < l; ++k) {
-        const solsa_layer_desc* K = &SOLSA_LAYERS[k];
-        const int level = l - k - 1;
-        const float* eps = SOLSA_OFF(s, K->eps);
-        const long base[4] = {K->e, K->a, K->m, K->n};
-        if (level >= K->depth) continue;
+    const solsa_real* alpha = SOLSA_PAR(U->alpha);
+    const solsa_real* dU = SOLSA_OFF(s, U->d);
+    const solsa_real dbar = solsa_mean(dU, U->n_out);
+    const solsa_layer_desc* K = &SOLSA_LAYERS[l - 1];
+    const solsa_real* eps = SOLSA_OFF(s, K->eps);
+    int j, x;
+    if (K->depth < 1) return;
+    if (K->eps_lag >= 0) { /* eps and 1 through the layer above, then lagged_surrogate */
+        solsa_real *qE = SOLSA_OFF(s, K->qE), *uE = SOLSA_OFF(s, K->uE), *qN = SOLSA_OFF(s, K->qN);
+        solsa_real *uN = SOLSA_OFF(s, K->uN), *el = SOLSA_OFF(s, K->eps_lag);
         for (j = 0; j < K->n_out; ++j) {
-            const float al = level == 0 ? alpha[U->fpc ? j : 0] : amean;
-            const float sc = level == 0 ? eps[j] : 1.0f;
-            for (c = 0; c < 4; ++c) {
-                const long row = solsa_trace_row(K, c);
-                const long zoff = level == 0 ? base[c] : K->cu[level - 1][c];
-                if (K->cq[level][c] < 0) continue;
-                solsa_credit_filter(SOLSA_OFF(s, K->cq[level][c]) + j * row, SOLSA_OFF(s, K->cu[level][c]) + j * row,
-                                    SOLSA_OFF(s, zoff) + j * row, al, sc, dbar, row);
-            }
+            const solsa_real al = alpha[U->fpc ? j : 0];
+            solsa_real den;
+            qE[j] = al * qE[j] + eps[j];
+            qN[j] = al * qN[j] + 1.0f;
+            uE[j] = dbar * uE[j] + qE[j];
+            uN[j] = dbar * uN[j] + qN[j];
+            den = uN[j] - 1.0f;
+            el[j] = (den > SOLSA_R(1e-12) || den < -SOLSA_R(1e-12)) ? (uE[j] - eps[j]) / den : 0.0f;
         }
-        if (level != 0) continue;
-        if (K->eps_lag >= 0) { /* eps and 1 through the layer above, then lagged_surrogate */
-            float *qE = SOLSA_OFF(s, K->qE), *uE = SOLSA_OFF(s, K->uE), *qN = SOLSA_OFF(s, K->qN);
-            float *uN = SOLSA_OFF(s, K->uN), *el = SOLSA_OFF(s, K->eps_lag);
-            for (j = 0; j < K->n_out; ++j) {
-                const float al = alpha[U->fpc ? j : 0];
-                float den;
-                qE[j] = al * qE[j] + eps[j];
-                qN[j] = al * qN[j] + 1.0f;
-                uE[j] = dbar * uE[j] + qE[j];
-                uN[j] = dbar * uN[j] + qN[j];
-                den = uN[j] - 1.0f;
-                el[j] = (den > 1e-12f || den < -1e-12f) ? (uE[j] - eps[j]) / den : 0.0f;
-            }
-        }
-        if (K->M >= 0) { /* decay_mass: M = d M + 1 per upper neuron, and with the mean d */
-            float *M = SOLSA_OFF(s, K->M), *Mb = SOLSA_OFF(s, K->Mbar);
-            for (x = 0; x < U->n_out; ++x) M[x] = dU[x] * M[x] + 1.0f;
-            Mb[0] = dbar * Mb[0] + 1.0f;
-        }
-        for (c = 1; c < 4; ++c) { /* neuron_membrane_credit: h[x, j] = d_x h[x, j] + q_j */
-            float* h = SOLSA_OFF(s, K->h[c]);
-            const float* q = SOLSA_OFF(s, K->cq[0][c]);
-            if (!h) continue;
-            for (x = 0; x < U->n_out; ++x)
-                for (j = 0; j < K->n_out; ++j) h[(long)x * K->n_out + j] = dU[x] * h[(long)x * K->n_out + j] + q[j];
-        }
+    }
+    if (K->M >= 0) { /* decay_mass: M = d M + 1 per upper neuron, and with the mean d */
+        solsa_real *M = SOLSA_OFF(s, K->M), *Mb = SOLSA_OFF(s, K->Mbar);
+        for (x = 0; x < U->n_out; ++x) M[x] = dU[x] * M[x] + 1.0f;
+        Mb[0] = dbar * Mb[0] + 1.0f;
     }
 }
+
+static void solsa_traces(solsa_state* s, int grad);
 #endif
 
 /* one layer, one step: the state (and with SOLSA_LEARN the traces) from the input x */
-static void solsa_forward_layer(solsa_state* s, int l, const float* x) {
+static void solsa_forward_layer(solsa_state* s, int l, const solsa_real* x) {
     const solsa_layer_desc* D = &SOLSA_LAYERS[l];
-    const float* lam = SOLSA_PAR(D->lam);
-    float *F = SOLSA_OFF(s, D->F), *V = SOLSA_OFF(s, D->V), *o = SOLSA_OFF(s, D->o);
-    float* cur = SOLSA_OFF(s, D->cur);
+    const solsa_real* lam = SOLSA_PAR(D->lam);
+    solsa_real *F = SOLSA_OFF(s, D->F), *V = SOLSA_OFF(s, D->V), *o = SOLSA_OFF(s, D->o);
+    solsa_real* cur = SOLSA_OFF(s, D->cur);
     const int reset = D->spiking ? D->reset : 2;
     int j;
 #if SOLSA_LEARN
-    const float* W = SOLSA_PAR(D->W);
-    const float* alpha = SOLSA_PAR(D->alpha);
-    float *eps = SOLSA_OFF(s, D->eps), *e = SOLSA_OFF(s, D->e), *p = SOLSA_OFF(s, D->p), *a = SOLSA_OFF(s, D->a);
-    float *m = SOLSA_OFF(s, D->m), *n = SOLSA_OFF(s, D->n), *d = SOLSA_OFF(s, D->d);
-    const long ni = D->n_in;
+    const solsa_real* alpha = SOLSA_PAR(D->alpha);
+    solsa_real *eps = SOLSA_OFF(s, D->eps), *p = SOLSA_OFF(s, D->p), *m = SOLSA_OFF(s, D->m), *n = SOLSA_OFF(s, D->n);
+    solsa_real* d = SOLSA_OFF(s, D->d);
     int i;
     /* d[t] = dV[t]/dV[t-1], the reset path included (docs/model.md §2), from the previous step's V, o, eps */
     for (j = 0; j < D->n_out; ++j) {
-        const float lj = lam[D->lpn ? j : 0];
+        const solsa_real lj = lam[D->lpn ? j : 0];
         if (reset == 2) d[j] = lj;
         else if (reset == 0) d[j] = SOLSA_RESET_FEEDBACK ? lj - D->ra * eps[j] : lj;
         else d[j] = SOLSA_RESET_FEEDBACK ? lj * (1.0f - o[j]) - lj * V[j] * eps[j] : lj * (1.0f - o[j]);
@@ -241,33 +192,21 @@ static void solsa_forward_layer(solsa_state* s, int l, const float* x) {
     if (m) for (j = 0; j < D->n_out; ++j) m[j] = (reset == 1 ? V[j] * (1.0f - o[j]) : V[j]) + d[j] * m[j];
     if (n) for (j = 0; j < D->n_out; ++j) n[j] = 1.0f + d[j] * n[j];
 #endif
-    solsa_filter_current(D, F, x, cur);
-#if SOLSA_LEARN
-    for (j = 0; j < D->n_out; ++j) {
-        solsa_decay_add(e + j * ni, F, d[j], ni); /* e = F[t] + d e */
-        if (a && D->fpc) {
-            solsa_decay_mul_add(a + j * ni, W + j * ni, p, d[j], ni); /* a_ji = W_ji p_i + d_j a_ji */
-        } else if (a) {
-            const float* Wj = W + j * ni;
-            float wp = 0.0f;
-            for (i = 0; i < D->n_in; ++i) wp += p[i] * Wj[i];
-            a[j] = wp + d[j] * a[j]; /* a_j = sum_i W_ji p_i + d_j a_j */
-        }
-    }
-#endif
+    solsa_filter_current(D, F, x, cur); /* the traces e, a and their credit: solsa_traces */
     for (j = 0; j < D->n_out; ++j) {
         V[j] = solsa_membrane(reset, lam[D->lpn ? j : 0], V[j], o[j], cur[j], D->ra);
         o[j] = D->spiking ? solsa_heaviside(V[j] - D->th) : V[j];
     }
 #if SOLSA_LEARN
-    if (l > 0 && SOLSA_CREDIT != 0) solsa_credit_forward(s, l);
+    if (l > 0 && SOLSA_CREDIT != 0) solsa_credit_neurons(s, l);
     for (j = 0; j < D->n_out; ++j)
         eps[j] = D->spiking ? solsa_surrogate(D->surrogate, V[j] - D->th, D->width, D->sur_c) : 1.0f;
 #endif
 }
 
-static void solsa_forward(solsa_state* s, const float* x) {
-    const float* in = x;
+/* the neurons of every layer, one step (the synapse traces: solsa_traces) */
+static void solsa_forward(solsa_state* s, const solsa_real* x) {
+    const solsa_real* in = x;
     int l;
     for (l = 0; l < SOLSA_N_LAYERS; ++l) {
         solsa_forward_layer(s, l, in);
@@ -275,27 +214,32 @@ static void solsa_forward(solsa_state* s, const float* x) {
     }
 }
 
-const float* solsa_output(const solsa_state* s) {
-    return (const float*)(const void*)s + SOLSA_LAYERS[SOLSA_N_LAYERS - 1].o;
+const solsa_real* solsa_output(const solsa_state* s) {
+    return (const solsa_real*)(const void*)s + SOLSA_LAYERS[SOLSA_N_LAYERS - 1].o;
 }
 
-void solsa_step(solsa_state* s, const float* x, float* out) {
+void solsa_step(solsa_state* s, const solsa_real* x, solsa_real* out) {
+    const unsigned int mode = solsa_ftz_begin();
     int c;
-    const float* y;
+    const solsa_real* y;
     solsa_forward(s, x);
+#if SOLSA_LEARN
+    solsa_traces(s, 0);
+#endif
     y = solsa_output(s);
     if (out) for (c = 0; c < SOLSA_N_OUTPUTS; ++c) out[c] = y[c];
+    solsa_ftz_end(mode);
 }
 
 void solsa_reset(solsa_state* s) {
-    float* t = (float*)(void*)s;
+    solsa_real* t = (solsa_real*)(void*)s;
     long k;
     for (k = 0; k < SOLSA_TRACE_FLOATS; ++k) t[k] = 0.0f; /* the traces come first in solsa_state */
 }
 
 #if SOLSA_LEARN
-float* solsa_parameters(void) { return solsa_param; }
+solsa_real* solsa_parameters(void) { return solsa_param; }
 #else
-const float* solsa_parameters(void) { return solsa_param; }
+const solsa_real* solsa_parameters(void) { return solsa_param; }
 #endif
 

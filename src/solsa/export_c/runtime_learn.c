@@ -7,44 +7,23 @@
 
 #if SOLSA_LEARN
 void solsa_init(solsa_state* s) {
-    float* t = (float*)(void*)s;
+    solsa_real* t = (solsa_real*)(void*)s;
     long k;
-    for (k = 0; k < (long)(sizeof(solsa_state) / sizeof(float)); ++k) t[k] = 0.0f;
+    for (k = 0; k < (long)(sizeof(solsa_state) / sizeof(solsa_real)); ++k) t[k] = 0.0f;
 }
 
 /* g = dl_t/dy of the per-step loss (solsa/losses.py, weight 1): 0 spike-MSE, 1 cross-entropy */
-static void solsa_loss_grad(const float* y, int target, float* g) {
+static void solsa_loss_grad(const solsa_real* y, int target, solsa_real* g) {
     int c;
     if (SOLSA_LOSS == 0) {
         for (c = 0; c < SOLSA_N_OUTPUTS; ++c)
-            g[c] = (y[c] - (c == target ? 1.0f : 0.0f)) * (2.0f / (float)SOLSA_N_OUTPUTS);
+            g[c] = (y[c] - (c == target ? 1.0f : 0.0f)) * (2.0f / (solsa_real)SOLSA_N_OUTPUTS);
     } else {
-        float mx = y[0], se = 0.0f;
+        solsa_real mx = y[0], se = 0.0f;
         for (c = 1; c < SOLSA_N_OUTPUTS; ++c) mx = y[c] > mx ? y[c] : mx;
-        for (c = 0; c < SOLSA_N_OUTPUTS; ++c) { g[c] = expf(y[c] - mx); se += g[c]; }
+        for (c = 0; c < SOLSA_N_OUTPUTS; ++c) { g[c] = SOLSA_EXP(y[c] - mx); se += g[c]; }
         for (c = 0; c < SOLSA_N_OUTPUTS; ++c) g[c] = g[c] / se - (c == target ? 1.0f : 0.0f);
     }
-}
-
-/* accumulate sum_j coef_j * trace_j for the four traces; coef(j, stage) from P (credited) or delta (plain) */
-static void solsa_accumulate_plain(solsa_state* s, const solsa_layer_desc* D, const float* delta) {
-    float *gW = SOLSA_OFF(s, D->gW), *gb = SOLSA_OFF(s, D->gb), *ga = SOLSA_OFF(s, D->galpha);
-    float* gl = SOLSA_OFF(s, D->glam);
-    const float *e = SOLSA_OFF(s, D->e), *a = SOLSA_OFF(s, D->a), *m = SOLSA_OFF(s, D->m), *n = SOLSA_OFF(s, D->n);
-    const long ni = D->n_in;
-    float tot_a = 0.0f, tot_m = 0.0f;
-    int j;
-    for (j = 0; j < D->n_out; ++j) {
-        const float dj = delta[j];
-        solsa_axpy(gW + j * ni, e + j * ni, dj, ni);
-        if (a && D->fpc) solsa_axpy(ga, a + j * ni, dj, ni);
-        else if (a) tot_a += dj * a[j];
-        if (m && D->lpn) gl[j] += dj * m[j];
-        else if (m) tot_m += dj * m[j];
-        if (n) gb[j] += dj * n[j];
-    }
-    if (a && !D->fpc) ga[0] += tot_a;
-    if (m && !D->lpn) gl[0] += tot_m;
 }
 
 /* The errors layer l sends down, in one pass over its W (each out_i = beta_i sum_x v_x W_xi, x in order):
@@ -54,29 +33,29 @@ static void solsa_accumulate_plain(solsa_state* s, const solsa_layer_desc* D, co
 static void solsa_send_down(solsa_state* s, int l) {
     const solsa_layer_desc* A = &SOLSA_LAYERS[l];
     const solsa_layer_desc* K = &SOLSA_LAYERS[l - 1];
-    const float* W = SOLSA_PAR(A->W);
-    const float* beta = SOLSA_PAR(A->beta);
-    const float* delta = SOLSA_OFF(s, A->delta);
-    float* tmp = SOLSA_OFF(s, SOLSA_SCRATCH); /* [SOLSA_MAX_DEPTH + 1][SOLSA_SCRATCH_ROW] */
-    const float* vs[SOLSA_MAX_DEPTH + 1];
-    float* outs[SOLSA_MAX_DEPTH + 1];
-    float* P = SOLSA_OFF(s, K->P);
+    const solsa_real* W = SOLSA_PAR(A->W);
+    const solsa_real* beta = SOLSA_PAR(A->beta);
+    const solsa_real* delta = SOLSA_OFF(s, A->delta);
+    solsa_real* tmp = SOLSA_OFF(s, SOLSA_SCRATCH); /* [SOLSA_MAX_DEPTH + 1][SOLSA_SCRATCH_ROW] */
+    const solsa_real* vs[SOLSA_MAX_DEPTH + 1];
+    solsa_real* outs[SOLSA_MAX_DEPTH + 1];
+    solsa_real* P = SOLSA_OFF(s, K->P);
     const long ni = A->n_in;
     int count = 1, m;
     long x, i, st;
     vs[0] = delta;
     outs[0] = SOLSA_OFF(s, A->gbelow);
     if (K->depth > 0 && K->M >= 0) {
-        const float *M = SOLSA_OFF(s, K->M), *Mb = SOLSA_OFF(s, K->Mbar);
-        float* v = tmp + (long)count * SOLSA_SCRATCH_ROW;
+        const solsa_real *M = SOLSA_OFF(s, K->M), *Mb = SOLSA_OFF(s, K->Mbar);
+        solsa_real* v = tmp + (long)count * SOLSA_SCRATCH_ROW;
         for (x = 0; x < A->n_out; ++x) v[x] = delta[x] * (M[x] / Mb[0]);
         vs[count] = v;
         outs[count++] = P;
     }
     for (st = 1; st < K->depth; ++st) {
-        const float* PA = SOLSA_OFF(s, A->P) + (st - 1) * A->n_out;
-        const float* el = SOLSA_OFF(s, A->eps_lag);
-        float* v = tmp + (long)count * SOLSA_SCRATCH_ROW;
+        const solsa_real* PA = SOLSA_OFF(s, A->P) + (st - 1) * A->n_out;
+        const solsa_real* el = SOLSA_OFF(s, A->eps_lag);
+        solsa_real* v = tmp + (long)count * SOLSA_SCRATCH_ROW;
         for (x = 0; x < A->n_out; ++x) v[x] = el[x] * PA[x];
         vs[count] = v;
         outs[count++] = P + st * K->n_out;
@@ -91,108 +70,65 @@ static void solsa_send_down(solsa_state* s, int l) {
         for (i = 0; i < ni; ++i) P[i] = outs[0][i];
 }
 
-/* a hidden layer with filtered traces (credit_backward of solsa/fast/credit.h): with the signals P^s from
- * solsa_send_down, sum_s (P^s - P^{s+1}) u^s for the staged traces, and the per-upper-neuron pairing */
-static void solsa_accumulate_credited(solsa_state* s, int k) {
-    const solsa_layer_desc* K = &SOLSA_LAYERS[k];
-    const solsa_layer_desc* A = &SOLSA_LAYERS[k + 1];
-    const float* WA = SOLSA_PAR(A->W);
-    const float* betaA = SOLSA_PAR(A->beta);
-    const float* deltaA = SOLSA_OFF(s, A->delta);
-    const float* P = SOLSA_OFF(s, K->P);
-    float *gW = SOLSA_OFF(s, K->gW), *gb = SOLSA_OFF(s, K->gb), *ga = SOLSA_OFF(s, K->galpha);
-    float* gl = SOLSA_OFF(s, K->glam);
-    float* acc[4];
-    const long nk = K->n_out, ni = K->n_in, D = K->depth;
-    float tot_a = 0.0f, tot_m = 0.0f;
-    long j, x, st;
-    int c;
-    acc[0] = gW; acc[1] = ga; acc[2] = gl; acc[3] = gb;
-    for (j = 0; j < nk; ++j) {
-        for (st = 0; st < D; ++st) {
-            const float cf = P[st * nk + j] - (st + 1 < D ? P[(st + 1) * nk + j] : 0.0f);
-            for (c = 0; c < 4; ++c) {
-                const float* u = SOLSA_OFF(s, K->cu[st][c]);
-                const long row = solsa_trace_row(K, c);
-                if (!u || K->h[c] >= 0) continue;
-                if (row > 1) solsa_axpy(acc[c] + (c == 0 ? j * ni : 0), u + j * row, cf, row);
-                else if (c == 1) tot_a += cf * u[j];
-                else if (c == 2 && K->lpn) gl[j] += cf * u[j];
-                else if (c == 2) tot_m += cf * u[j];
-                else gb[j] += cf * u[j];
-            }
-        }
-        for (c = 1; c < 4; ++c) { /* neuron_credit_pairing: beta^A_j sum_x delta^A_x W^A_xj h[x, j] */
-            const float* h = SOLSA_OFF(s, K->h[c]);
-            float v = 0.0f;
-            if (!h) continue;
-            for (x = 0; x < A->n_out; ++x) v += deltaA[x] * WA[x * nk + j] * h[x * nk + j];
-            v *= betaA[A->fpc ? j : 0];
-            if (c == 1) tot_a += v;
-            else if (c == 2 && K->lpn) gl[j] += v;
-            else if (c == 2) tot_m += v;
-            else gb[j] += v;
-        }
-    }
-    if (ga && !K->fpc) ga[0] += tot_a;
-    if (gl && !K->lpn) gl[0] += tot_m;
-}
-
-int solsa_learn_step(solsa_state* s, const float* x, int target) {
-    float* g;
+int solsa_learn_step(solsa_state* s, const solsa_real* x, int target) {
+    unsigned int mode;
+    solsa_real* g;
     int l, j;
     if (target >= SOLSA_N_OUTPUTS) return -1;
+    mode = solsa_ftz_begin();
     solsa_forward(s, x);
-    if (target < 0) return 0;
-    g = SOLSA_OFF(s, SOLSA_GOUT);
-    solsa_loss_grad(solsa_output(s), target, g);
-    for (l = SOLSA_N_LAYERS - 1; l >= 0; --l) {
-        const solsa_layer_desc* D = &SOLSA_LAYERS[l];
-        const float* eps = SOLSA_OFF(s, D->eps);
-        float* delta = SOLSA_OFF(s, D->delta);
-        for (j = 0; j < D->n_out; ++j) delta[j] = g[j] * eps[j];
-        if (D->depth > 0) solsa_accumulate_credited(s, l);
-        else solsa_accumulate_plain(s, D, delta);
-        if (l > 0) { /* g^{l-1} = beta (delta W): the same-step spatial error (docs/model.md §3) */
-            solsa_send_down(s, l);
-            g = SOLSA_OFF(s, D->gbelow);
+    if (target >= 0) { /* the errors, from the output down within the step (docs/model.md §3) */
+        g = SOLSA_OFF(s, SOLSA_GOUT);
+        solsa_loss_grad(solsa_output(s), target, g);
+        for (l = SOLSA_N_LAYERS - 1; l >= 0; --l) {
+            const solsa_layer_desc* D = &SOLSA_LAYERS[l];
+            const solsa_real* eps = SOLSA_OFF(s, D->eps);
+            solsa_real* delta = SOLSA_OFF(s, D->delta);
+            for (j = 0; j < D->n_out; ++j) delta[j] = g[j] * eps[j];
+            if (l > 0) { /* g^{l-1} = beta (delta W): the same-step spatial error, and the credit signals */
+                solsa_send_down(s, l);
+                g = SOLSA_OFF(s, D->gbelow);
+            }
         }
     }
+    solsa_traces(s, target >= 0); /* the traces, and with a label the gradient from them */
+    solsa_ftz_end(mode);
     return 0;
 }
 
 /* v = mu v + g; the step in the parameter's coordinates (0 linear, 1 log-timescale, 2 log) */
-static void solsa_sgd(float* w, float* v, const float* g, long count, float lr, int coords) {
+static void solsa_sgd(solsa_real* w, solsa_real* v, const solsa_real* g, long count, solsa_real lr, int coords) {
     long k;
     if (coords == 0 && !v) { /* plain SGD: w + (-lr) g, the same bits as w - lr g */
         solsa_axpy(w, g, -lr, count);
         return;
     }
     for (k = 0; k < count; ++k) {
-        float gk = g[k];
+        solsa_real gk = g[k];
         if (coords == 1) gk = gk * (1.0f - w[k]);
         else if (coords == 2) gk = gk * w[k];
         if (v) { v[k] = SOLSA_MOMENTUM * v[k] + gk; gk = v[k]; }
         if (coords == 0) w[k] = w[k] - lr * gk;
         else if (coords == 1) w[k] = w[k] - (1.0f - w[k]) * solsa_expm1(lr * gk); /* phi = -ln(1 - w) */
-        else w[k] = w[k] * expf(-lr * gk); /* ln w */
+        else w[k] = w[k] * SOLSA_EXP(-lr * gk); /* ln w */
     }
 }
 
-static void solsa_clamp(float* w, long count, float lo, float hi) {
+static void solsa_clamp(solsa_real* w, long count, solsa_real lo, solsa_real hi) {
     long k;
     for (k = 0; k < count; ++k) w[k] = w[k] < lo ? lo : (w[k] > hi ? hi : w[k]);
 }
 
-void solsa_apply(solsa_state* s, float lr) {
-    const float lr_dyn = lr * SOLSA_FILTER_LR_SCALE;
+void solsa_apply(solsa_state* s, solsa_real lr) {
+    const solsa_real lr_dyn = lr * SOLSA_FILTER_LR_SCALE;
     int l;
     long k, i, j;
+    const unsigned int mode = solsa_ftz_begin();
     for (l = 0; l < SOLSA_N_LAYERS; ++l) {
         const solsa_layer_desc* D = &SOLSA_LAYERS[l];
-        float *W = solsa_param + D->W, *alpha = SOLSA_PAR(D->alpha), *beta = SOLSA_PAR(D->beta);
-        float* lam = SOLSA_PAR(D->lam);
-        float *gW = SOLSA_OFF(s, D->gW), *gbeta = SOLSA_OFF(s, D->gbeta);
+        solsa_real *W = solsa_param + D->W, *alpha = SOLSA_PAR(D->alpha), *beta = SOLSA_PAR(D->beta);
+        solsa_real* lam = SOLSA_PAR(D->lam);
+        solsa_real *gW = SOLSA_OFF(s, D->gW), *gbeta = SOLSA_OFF(s, D->gbeta);
         const long ni = D->n_in, nb = D->fpc ? ni : 1, nl = D->lpn ? D->n_out : 1;
         if (gbeta) { /* dl/dbeta_i = sum_j W_ji dl/dW_ji / beta_i, from this update's weight gradient */
             for (i = 0; i < nb; ++i) gbeta[i] = 0.0f;
@@ -216,5 +152,6 @@ void solsa_apply(solsa_state* s, float lr) {
         solsa_clamp(lam, nl, 0.0f, SOLSA_ALPHA_MAX);
         solsa_clamp(beta, nb, SOLSA_BETA_MIN, 3.0e38f);
     }
+    solsa_ftz_end(mode);
 }
 #endif

@@ -1,0 +1,202 @@
+/* ---- the SOLSA traces (solsa/export_c/runtime_traces.c, appended after runtime_learn.c with --learn) ---------
+ *
+ * solsa_traces: every synapse trace of a layer and the gradient from it in one pass over the layer, one row
+ * (neuron j) at a time and, within a row, one block of SOLSA_LANES synapses at a time with all of a synapse's
+ * traces in registers: e, a (docs/model.md §2), their credit stages q, u (docs/credit.md: the stage s filter
+ * runs through layer k + s + 1) and the accumulated gradient (sum_s (P^s - P^{s+1}) u^s, or delta e without
+ * credit). Each entry's arithmetic, and so its rounding, is that of the reference written trace by trace; the
+ * neuron-level parts (d, p, m, n, eps, the credit's masses and lagged surrogate, the errors) are computed
+ * before (solsa_forward, solsa_learn_step).
+ */
+
+#if SOLSA_LEARN
+/* The equations of a synapse's traces, one entry each (docs/model.md §2, docs/credit.md) */
+
+/* the trace: t = x + d t, or t = w x + d t for a (w != 0) */
+static solsa_real solsa_trace_eq(const solsa_real* w, const solsa_real* x, long k, solsa_real d, solsa_real t) {
+    return w ? w[k] * x[k] + d * t : x[k] + d * t;
+}
+
+/* a credit stage: q = al q + sc z (the filter of the layer above), then u = db u + q (its membrane) */
+static solsa_real solsa_stage_q(solsa_real al, solsa_real q, solsa_real sc, solsa_real z) { return al * q + sc * z; }
+static solsa_real solsa_stage_u(solsa_real db, solsa_real u, solsa_real q) { return db * u + q; }
+
+/* The row loops: every trace of a synapse updated in one iteration while in registers. Each loop is written
+ * once with its options as arguments (has_w, has_u, has_g) and called with constants, so that after inlining
+ * every version is a plain loop that compilers vectorise. */
+
+/* over n entries: t = trace_eq (has_w: the a trace), its first stage q = al q + sc t, u = db u + q (without
+ * has_u, u is q), and with has_g: g += cf u */
+static inline void solsa_head_loop(solsa_real* restrict t, const solsa_real* restrict x, const solsa_real* restrict w,
+                                   solsa_real d, solsa_real* restrict q, solsa_real* restrict u, solsa_real al,
+                                   solsa_real sc, solsa_real db, solsa_real* restrict g, solsa_real cf, long n,
+                                   int has_w, int has_u, int has_g) {
+    long k;
+    for (k = 0; k < n; ++k) {
+        solsa_real v = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]);
+        t[k] = v;
+        v = solsa_stage_q(al, q[k], sc, v);
+        q[k] = v;
+        if (has_u) {
+            v = solsa_stage_u(db, u[k], v);
+            u[k] = v;
+        }
+        if (has_g) g[k] += cf * v;
+    }
+}
+
+static void solsa_head_row(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d, solsa_real* q,
+                           solsa_real* u, solsa_real al, solsa_real sc, solsa_real db, solsa_real* g, solsa_real cf,
+                           long n) {
+    if (w && u && g) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 1, 1);
+    else if (w && u) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 1, 0);
+    else if (w && g) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 0, 1);
+    else if (w) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 1, 0, 0);
+    else if (u && g) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 0, 1, 1);
+    else if (u) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 0, 1, 0);
+    else if (g) solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 0, 0, 1);
+    else solsa_head_loop(t, x, w, d, q, u, al, sc, db, g, cf, n, 0, 0, 0);
+}
+
+/* a further stage over n entries: q = al q + sc z; u = db u + q (without has_u, u is q); with has_g: g += cf u */
+static inline void solsa_stage_loop(solsa_real* restrict q, solsa_real* restrict u, const solsa_real* restrict z,
+                                    solsa_real al, solsa_real sc, solsa_real db, solsa_real* restrict g,
+                                    solsa_real cf, long n, int has_u, int has_g) {
+    long k;
+    for (k = 0; k < n; ++k) {
+        solsa_real v = solsa_stage_q(al, q[k], sc, z[k]);
+        q[k] = v;
+        if (has_u) {
+            v = solsa_stage_u(db, u[k], v);
+            u[k] = v;
+        }
+        if (has_g) g[k] += cf * v;
+    }
+}
+
+static void solsa_stage_row(solsa_real* q, solsa_real* u, const solsa_real* z, solsa_real al, solsa_real sc,
+                            solsa_real db, solsa_real* g, solsa_real cf, long n) {
+    if (u && g) solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 1, 1);
+    else if (u) solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 1, 0);
+    else if (g) solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 0, 1);
+    else solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 0, 0);
+}
+
+/* the credit stages of one row: stage s filters with al (alpha of the layer above it, or their mean), sc
+ * (eps of the row's neuron at stage 0, else 1) and db (the mean d of that layer); cf: the row's gradient
+ * coefficient of stage s (without credit, cf[0] = delta) */
+typedef struct {
+    int depth;
+    solsa_real al[SOLSA_MAX_DEPTH], sc[SOLSA_MAX_DEPTH], db[SOLSA_MAX_DEPTH], cf[SOLSA_MAX_DEPTH];
+} solsa_stages;
+
+/* One trace of row j (at offset r of its arrays, n entries: e and a with per-channel filters over the row's
+ * synapses, a, m, n of neuron j with n = 1): the trace (x, w: as solsa_head_row; x == 0: t is already
+ * up to date), its credit stages (z_0 = t, z_s = u_{s-1}) and with g the gradient, in stage order. */
+static void solsa_row_chain(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d,
+                            solsa_real* const* q, solsa_real* const* u, const solsa_stages* st, solsa_real* g, long r,
+                            long n) {
+    const solsa_real* z;
+    int m = 0;
+    if (x && st->depth > 0) { /* the trace and its first stage in one pass */
+        solsa_head_row(t + r, x, w, d, q[0] + r, u[0] != q[0] ? u[0] + r : 0, st->al[0], st->sc[0], st->db[0], g,
+                       st->cf[0], n);
+        m = 1;
+    } else if (x) { /* no credit stage: the trace, then the gradient */
+        long k;
+        for (k = 0; k < n; ++k) t[r + k] = solsa_trace_eq(w, x, k, d, t[r + k]);
+    }
+    if (st->depth == 0 && g) solsa_axpy(g, t + r, st->cf[0], n);
+    z = m == 0 ? t + r : u[0] + r;
+    for (; m < st->depth; ++m) {
+        solsa_stage_row(q[m] + r, u[m] != q[m] ? u[m] + r : 0, z, st->al[m], st->sc[m], st->db[m], g, st->cf[m], n);
+        z = u[m] + r;
+    }
+}
+
+/* Layer k's traces for one step, row by row (with grad, the gradient of every learned parameter from them).
+ * A neuron trace that pairs with the layer above neuron by neuron (h, neuron_membrane_credit of rules/credit.py)
+ * is filtered per upper neuron x instead: h[x, j] = d_x h[x, j] + q_j, and its gradient is
+ * beta^A_j sum_x delta^A_x W^A_xj h[x, j] (neuron_credit_pairing). */
+static void solsa_layer_traces(solsa_state* s, int k, int grad) {
+    const solsa_layer_desc* K = &SOLSA_LAYERS[k];
+    const solsa_layer_desc* A = &SOLSA_LAYERS[k + 1 < SOLSA_N_LAYERS ? k + 1 : k];
+    const solsa_real* W = SOLSA_PAR(K->W);
+    const solsa_real *F = SOLSA_OFF(s, K->F), *p = SOLSA_OFF(s, K->p), *d = SOLSA_OFF(s, K->d);
+    const solsa_real *eps = SOLSA_OFF(s, K->eps), *delta = SOLSA_OFF(s, K->delta), *P = SOLSA_OFF(s, K->P);
+    solsa_real* tr[4];
+    solsa_real* gr[4];
+    solsa_real *q[4][SOLSA_MAX_DEPTH], *u[4][SOLSA_MAX_DEPTH];
+    solsa_real amean[SOLSA_MAX_DEPTH] = {0.0f}, dbar[SOLSA_MAX_DEPTH] = {0.0f};
+    solsa_real tot_a = 0.0f, tot_m = 0.0f;
+    const long nk = K->n_out, ni = K->n_in, D = K->depth;
+    solsa_stages st = {0, {0.0f}, {0.0f}, {0.0f}, {0.0f}};
+    long j, x, m;
+    int c;
+    tr[0] = SOLSA_OFF(s, K->e); tr[1] = SOLSA_OFF(s, K->a); tr[2] = SOLSA_OFF(s, K->m); tr[3] = SOLSA_OFF(s, K->n);
+    gr[0] = SOLSA_OFF(s, K->gW); gr[1] = SOLSA_OFF(s, K->galpha); gr[2] = SOLSA_OFF(s, K->glam);
+    gr[3] = SOLSA_OFF(s, K->gb);
+    st.depth = (int)D;
+    for (m = 0; m < D && m < SOLSA_MAX_DEPTH; ++m) {
+        const solsa_layer_desc* U = &SOLSA_LAYERS[k + m + 1];
+        dbar[m] = solsa_mean(SOLSA_OFF(s, U->d), U->n_out);
+        amean[m] = U->fpc ? solsa_mean(SOLSA_PAR(U->alpha), U->n_in) : SOLSA_PAR(U->alpha)[0];
+        for (c = 0; c < 4; ++c) {
+            q[c][m] = SOLSA_OFF(s, K->cq[m][c]);
+            u[c][m] = SOLSA_OFF(s, K->cu[m][c]);
+        }
+    }
+    for (j = 0; j < nk; ++j) {
+        const solsa_real* alA = SOLSA_PAR(A->alpha);
+        for (m = 0; m < D && m < SOLSA_MAX_DEPTH; ++m) {
+            st.al[m] = m == 0 ? alA[A->fpc ? j : 0] : amean[m];
+            st.sc[m] = m == 0 ? eps[j] : 1.0f;
+            st.db[m] = dbar[m];
+            st.cf[m] = grad ? P[m * nk + j] - (m + 1 < D ? P[(m + 1) * nk + j] : 0.0f) : 0.0f;
+        }
+        if (D == 0) st.cf[0] = grad ? delta[j] : 0.0f;
+        solsa_row_chain(tr[0], F, 0, d[j], q[0], u[0], &st, grad ? gr[0] + j * ni : 0, j * ni, ni); /* e */
+        if (tr[1] && K->fpc) {
+            solsa_row_chain(tr[1], p, W + j * ni, d[j], q[1], u[1], &st, grad ? gr[1] : 0, j * ni, ni); /* a */
+        } else if (tr[1]) { /* a_j = sum_i W_ji p_i + d_j a_j */
+            const solsa_real* Wj = W + j * ni;
+            solsa_real wp = 0.0f;
+            long i;
+            for (i = 0; i < ni; ++i) wp += p[i] * Wj[i];
+            tr[1][j] = wp + d[j] * tr[1][j];
+        }
+        for (c = 1; c < 4; ++c) {
+            solsa_real* h = SOLSA_OFF(s, K->h[c]);
+            solsa_real* acc;
+            if (!tr[c] || (c == 1 && K->fpc)) continue;
+            acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
+            solsa_row_chain(tr[c], 0, 0, 0.0f, q[c], u[c], &st, grad && !h ? acc : 0, j, 1);
+        }
+    }
+    for (c = 1; c < 4; ++c) { /* the traces paired per upper neuron x, row x of h at a time */
+        solsa_real* h = SOLSA_OFF(s, K->h[c]);
+        solsa_real* v = SOLSA_OFF(s, SOLSA_SCRATCH); /* free: the errors were sent down before */
+        const solsa_real* dA = SOLSA_OFF(s, A->d);
+        const solsa_real* deltaA = SOLSA_OFF(s, A->delta);
+        const solsa_real* WA = SOLSA_PAR(A->W);
+        if (!h || !tr[c]) continue;
+        for (x = 0; x < A->n_out; ++x)
+            for (j = 0; j < nk; ++j) h[x * nk + j] = dA[x] * h[x * nk + j] + q[c][0][j];
+        if (!grad) continue;
+        for (j = 0; j < nk; ++j) v[j] = 0.0f;
+        for (x = 0; x < A->n_out; ++x)
+            for (j = 0; j < nk; ++j) v[j] += deltaA[x] * WA[x * nk + j] * h[x * nk + j];
+        for (j = 0; j < nk; ++j) {
+            solsa_real* acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
+            *acc += v[j] * SOLSA_PAR(A->beta)[A->fpc ? j : 0];
+        }
+    }
+    if (grad && tr[1] && !K->fpc) gr[1][0] += tot_a;
+    if (grad && tr[2] && !K->lpn) gr[2][0] += tot_m;
+}
+
+static void solsa_traces(solsa_state* s, int grad) {
+    int k;
+    for (k = 0; k < SOLSA_N_LAYERS; ++k) solsa_layer_traces(s, k, grad);
+}
+#endif
