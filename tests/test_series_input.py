@@ -118,17 +118,13 @@ def test_fold_with_a_single_training_class_is_a_named_error(tmp_path: Path) -> N
 
 
 
-def test_uea_default_encoder_is_direct_for_one_and_several_channels(tmp_path: Path) -> None:
-    # the choice of docs/series.md §3: the normalised signal itself, one channel or several
+def test_uea_delta_level_keeps_the_signal_of_one_channel(tmp_path: Path) -> None:
     one = [s[:1] for s in _series()[0]]
     _write_ts(tmp_path, "One", "TRAIN", one, ["a", "b"] * 6)
     _write_ts(tmp_path, "One", "TEST", one[:4], ["a", "b"] * 2)
-    t = load_task("uea:One", extract_path=str(tmp_path))
-    assert t.n_inputs == 1 and t.info["encoder"] == "direct"
+    t = load_task("uea:One", extract_path=str(tmp_path), encoder="direct")
     level = load_task("uea:One", extract_path=str(tmp_path), encoder="delta", level=True)
     assert level.n_inputs == 3 and torch.equal(level.train.x[..., 2], t.train.x[..., 0])
-    train, labels = _series()
-    assert load_task("uea:Odd", extract_path=_uea(tmp_path, train, labels)).info["encoder"] == "direct"
 
 
 # ---- the temporal filter bank and pooling (layer-0 heterogeneity) -------------------------------------------
@@ -204,3 +200,18 @@ def test_every_rule_learns_from_a_banked_pooled_series(tmp_path: Path, rule: str
     assert bool(torch.isfinite(torch.as_tensor(res.loss)))
     assert all(bool(torch.isfinite(p).all()) for p in net.parameters())
     assert net.layers[0].weight.grad is None or bool(torch.isfinite(net.layers[0].weight.grad).all())
+
+
+def test_uea_default_is_the_bank_for_one_channel_and_direct_for_several(tmp_path: Path) -> None:
+    from solsa.tasks.uea import DEFAULT_ENCODER, MAX_STEPS, UNIVARIATE_ENCODER
+
+    rng = np.random.default_rng(3)
+    one = [rng.normal(size=(1, 12)) for _ in range(8)]
+    path = _uea(tmp_path / "one", one, ["a", "b"] * 4)
+    t = load_task("uea:Odd", extract_path=path, val_fraction=0.25)
+    assert (UNIVARIATE_ENCODER, DEFAULT_ENCODER, MAX_STEPS) == ("bank", "direct", 100)
+    assert t.info["encoder"] == "bank" and t.n_inputs == 4 and t.info["pool"] == 1
+    assert load_task("uea:Odd", extract_path=path, encoder="direct").n_inputs == 1  # a named encoder wins
+    train, labels = _series()  # two channels
+    assert load_task("uea:Odd", extract_path=_uea(tmp_path / "two", train, labels)).info["encoder"] == "direct"
+    assert load_task("uea:Odd", extract_path=path, max_steps="none").info["pool"] == 1
