@@ -195,8 +195,10 @@ def bank(
     tau_max: float | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Temporal filter bank: each channel becomes ``n_per_channel`` low-passed copies of itself, at time constants
-    spread log-uniformly from ``tau_min`` to ``tau_max`` steps (default: half the series' padded length ``T``).
+    """Temporal filter bank: each channel becomes ``n_per_channel`` low-passed copies at log-spread time constants.
+
+    The time constants ``τ_k`` are spread log-uniformly from ``tau_min`` to ``tau_max`` steps (default: half
+    the series' padded length ``T``).
 
     Copy ``k`` of channel ``c`` (output channel ``c * n_per_channel + k``) is the network's own synaptic filter
     (docs/model.md §1) with ``α_k = 1 - 1/τ_k`` and unit gain ``β_k = 1 - α_k``:
