@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from solsa.rules import RULES
 from solsa.tune.folds import fold_tasks
 from solsa.tasks import load_task
 from solsa.tasks._prep import check_normalize, series_normalization
@@ -179,7 +180,7 @@ def test_uea_max_steps_pools_every_sample_by_one_factor(tmp_path: Path) -> None:
         load_task("uea:Odd", extract_path=path, max_steps=0)
 
 
-@pytest.mark.parametrize("rule", ["solsa", "bptt", "eprop", "ottt", "ostl"])
+@pytest.mark.parametrize("rule", list(RULES))
 def test_every_rule_learns_from_a_banked_pooled_series(tmp_path: Path, rule: str) -> None:
     from solsa.config import TrainConfig
     from solsa.factories import build_learner, build_network
