@@ -31,6 +31,8 @@ def _padding_is_zero(out: torch.Tensor, lengths: torch.Tensor) -> bool:
         ("delta", {"threshold": 0.2}, 1, 2),
         ("delta", {"threshold": 0.2, "adapt": 0.5, "rho": 0.8}, 1, 2),
         ("delta", {"threshold": 0.2, "level": True}, 1, 3),
+        ("bank", {"n_per_channel": 3}, 1, 3),
+        ("bank", {"n_per_channel": 1, "tau_min": 4.0}, 1, 1),
         ("rate", {"max_rate": 0.8}, 1, 1),
         ("latency", {"window": 4}, 4, 1),
     ],
@@ -169,7 +171,7 @@ def test_bad_lengths_rejected() -> None:
 
 def test_list_encoders() -> None:
     names = [n for n, _ in list_encoders()]
-    assert names == ["direct", "population", "delta", "rate", "latency"]
+    assert names == ["direct", "population", "delta", "bank", "rate", "latency"]
     assert all(desc for _, desc in list_encoders())
 
 

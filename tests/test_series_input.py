@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from solsa.rules import RULES
 from solsa.tune.folds import fold_tasks
 from solsa.tasks import load_task
 from solsa.tasks._prep import check_normalize, series_normalization
@@ -118,14 +119,100 @@ def test_fold_with_a_single_training_class_is_a_named_error(tmp_path: Path) -> N
 
 
 
-def test_uea_default_encoder_is_direct_for_one_and_several_channels(tmp_path: Path) -> None:
-    # the choice of docs/series.md §3: the normalised signal itself, one channel or several
+def test_uea_delta_level_keeps_the_signal_of_one_channel(tmp_path: Path) -> None:
     one = [s[:1] for s in _series()[0]]
     _write_ts(tmp_path, "One", "TRAIN", one, ["a", "b"] * 6)
     _write_ts(tmp_path, "One", "TEST", one[:4], ["a", "b"] * 2)
-    t = load_task("uea:One", extract_path=str(tmp_path))
-    assert t.n_inputs == 1 and t.info["encoder"] == "direct"
+    t = load_task("uea:One", extract_path=str(tmp_path), encoder="direct")
     level = load_task("uea:One", extract_path=str(tmp_path), encoder="delta", level=True)
     assert level.n_inputs == 3 and torch.equal(level.train.x[..., 2], t.train.x[..., 0])
-    train, labels = _series()
-    assert load_task("uea:Odd", extract_path=_uea(tmp_path, train, labels)).info["encoder"] == "direct"
+
+
+# ---- the temporal filter bank and pooling (layer-0 heterogeneity) -------------------------------------------
+
+
+def test_bank_known_values_and_channel_layout() -> None:
+    from solsa.tasks.encoders import bank, bank_timescales
+
+    assert torch.allclose(bank_timescales(3, 1.0, 4.0), torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64))
+    x = torch.tensor([1.0, 0.0, 2.0, 0.0]).reshape(4, 1, 1).repeat(1, 2, 2)
+    x[:, :, 1] *= -1.0
+    out, new_len = bank(x, torch.tensor([4, 3]), n_per_channel=3, tau_min=1.0, tau_max=4.0)
+    assert out.shape == (4, 2, 6) and torch.equal(new_len, torch.tensor([4, 3]))
+    for k, a in enumerate((0.0, 0.5, 0.75)):  # y[t] = a y[t-1] + (1 - a) x[t], y[-1] = 0
+        y, expected = 0.0, []
+        for v in (1.0, 0.0, 2.0, 0.0):
+            y = a * y + (1 - a) * v
+            expected.append(y)
+        assert torch.allclose(out[:, 0, k], torch.tensor(expected))
+        assert torch.allclose(out[:, 0, 3 + k], -torch.tensor(expected))  # channel 1's copies follow channel 0's
+    assert torch.equal(out[:, 0, 0], x[:, 0, 0])  # tau 1: the signal itself
+    assert bool((out[3, 1] == 0).all())  # padding stays 0
+
+
+def test_bank_default_tau_max_is_half_the_length_and_bad_options_are_named() -> None:
+    from solsa.tasks.encoders import bank
+
+    x = torch.zeros(40, 1, 1)
+    x[0] = 1.0
+    out, _ = bank(x, torch.tensor([40]), n_per_channel=2)
+    assert torch.allclose(out[1, 0, 1] / out[0, 0, 1], torch.tensor(1 - 1 / 20.0))  # slowest τ = T/2 = 20 steps
+    for opts, name in (({"n_per_channel": 0}, "n_per_channel"), ({"tau_min": 0.5}, "tau_min"),
+                       ({"tau_min": 4.0, "tau_max": 2.0}, "tau_max")):
+        with pytest.raises(ValueError, match=name):
+            bank(x, torch.tensor([40]), **opts)
+
+
+def test_uea_max_steps_pools_every_sample_by_one_factor(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    train = [rng.normal(size=(1, n)) for n in (10, 10, 7, 9, 10, 8, 10, 10)]
+    path = _uea(tmp_path, train, ["a", "b"] * 4)
+    full = load_task("uea:Odd", extract_path=path, normalize="none", val_fraction=0.25)
+    pooled = load_task("uea:Odd", extract_path=path, normalize="none", val_fraction=0.25, max_steps=4)
+    assert pooled.info["pool"] == 3 and full.info["pool"] == 1 and pooled.info["original_T"] == 10
+    assert pooled.train.steps == 4
+    assert torch.equal(pooled.train.lengths, (full.train.lengths + 2) // 3)
+    n = int(torch.nonzero(full.train.lengths == 7)[0])  # a 7-step series: windows of 3, 3 and 1 steps
+    v = full.train.x[:7, n, 0]
+    assert torch.allclose(pooled.train.x[:3, n, 0], torch.stack([v[:3].mean(), v[3:6].mean(), v[6]]))
+    assert bool((pooled.train.x[~_valid(pooled.train)] == 0).all())
+    with pytest.raises(ValueError, match="max_steps"):
+        load_task("uea:Odd", extract_path=path, max_steps=0)
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_every_rule_learns_from_a_banked_pooled_series(tmp_path: Path, rule: str) -> None:
+    from solsa.config import TrainConfig
+    from solsa.factories import build_learner, build_network
+    from solsa.tasks import iterate_batches
+
+    rng = np.random.default_rng(2)
+    train = [rng.normal(size=(2, 30)) for _ in range(8)]
+    task = load_task("uea:Odd", extract_path=_uea(tmp_path, train, ["a", "b"] * 4), encoder="bank",
+                     n_per_channel=3, max_steps=10, val_fraction=0.25)
+    assert task.n_inputs == 6 and task.train.steps == 10
+    cfg = TrainConfig(rule=rule, hidden=(5,), dtype="float64")
+    torch.manual_seed(0)
+    net = build_network(cfg, task.n_inputs, task.n_classes)
+    learner = build_learner(cfg, net)
+    batch = next(iterate_batches(task.train, 4))
+    learner.rule.reset(4)
+    res = learner.sequence(batch.x.double(), batch.y, batch.mask)
+    assert bool(torch.isfinite(torch.as_tensor(res.loss)))
+    assert all(bool(torch.isfinite(p).all()) for p in net.parameters())
+    assert net.layers[0].weight.grad is None or bool(torch.isfinite(net.layers[0].weight.grad).all())
+
+
+def test_uea_default_is_the_bank_for_one_channel_and_direct_for_several(tmp_path: Path) -> None:
+    from solsa.tasks.uea import DEFAULT_ENCODER, MAX_STEPS, UNIVARIATE_ENCODER
+
+    rng = np.random.default_rng(3)
+    one = [rng.normal(size=(1, 12)) for _ in range(8)]
+    path = _uea(tmp_path / "one", one, ["a", "b"] * 4)
+    t = load_task("uea:Odd", extract_path=path, val_fraction=0.25)
+    assert (UNIVARIATE_ENCODER, DEFAULT_ENCODER, MAX_STEPS) == ("bank", "direct", 100)
+    assert t.info["encoder"] == "bank" and t.n_inputs == 4 and t.info["pool"] == 1
+    assert load_task("uea:Odd", extract_path=path, encoder="direct").n_inputs == 1  # a named encoder wins
+    train, labels = _series()  # two channels
+    assert load_task("uea:Odd", extract_path=_uea(tmp_path / "two", train, labels)).info["encoder"] == "direct"
+    assert load_task("uea:Odd", extract_path=path, max_steps="none").info["pool"] == 1

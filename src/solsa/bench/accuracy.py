@@ -4,8 +4,8 @@ The rules train through :func:`solsa.compare.compare` (the trainer's defaults, m
 validation, every rule on the same data split and initial weights per seed). MiniRocket (aeon's
 ``MiniRocketClassifier``, the field's fast reference) is fitted on the same *training* samples the
 rules train on (the validation samples are held out from it too, so both see the same data) and
-scored on the same test samples; it gets the task's normalised series without any spike encoder,
-zero-padded as the network sees them. The majority-class rate is the test accuracy of always
+scored on the same test samples; it gets the task's normalised series without any spike encoder
+and without pooling (``max_steps``), zero-padded. The majority-class rate is the test accuracy of always
 answering the most frequent training class.
 """
 
@@ -110,8 +110,9 @@ def run_accuracy(
         cfg = dataclasses.replace(base, task=spec)
         refs, majority = [], math.nan
         for seed in seeds:
-            # the network's split and normalisation, without the spike encoder (nor its options)
-            options = {k: v for k, v in cfg.task_options.items() if k not in encoder_options}
+            # the network's split and normalisation, without the spike encoder (nor its options) and at full
+            # length (max_steps=None: the reference sees every step, whatever the network is given)
+            options = {k: v for k, v in cfg.task_options.items() if k not in encoder_options} | {"max_steps": None}
             task = load_task(spec, seed=seed, encoder="direct", val_fraction=cfg.val_fraction, **options)
             majority = majority_rate(task)
             if reference is not None:

@@ -15,17 +15,21 @@ Several encoders first squash values to ``[0, 1]``:
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, Callable
 
 import torch
 
-from ..validation import check_positive_int
+from ..functional import LIFParams, synaptic_filter
+from ..validation import check_positive_int, check_range
 from .base import length_mask
 
 __all__ = [
     "direct",
     "population",
     "delta",
+    "bank",
+    "bank_timescales",
     "rate",
     "latency",
     "encode",
@@ -175,6 +179,49 @@ def delta(
     return torch.cat([on * mask, off * mask, *levels], dim=-1), lengths.clone()
 
 
+def bank_timescales(n: int, tau_min: float, tau_max: float) -> torch.Tensor:
+    """``n`` time constants (in steps) spread log-uniformly over ``[tau_min, tau_max]`` (``tau_min`` for ``n = 1``)."""
+    if n == 1:
+        return torch.tensor([tau_min], dtype=torch.float64)
+    return torch.logspace(math.log10(tau_min), math.log10(tau_max), n, dtype=torch.float64)
+
+
+def bank(
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    n_per_channel: int = 4,
+    tau_min: float = 1.0,
+    tau_max: float | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Temporal filter bank: each channel becomes ``n_per_channel`` low-passed copies at log-spread time constants.
+
+    The time constants ``τ_k`` are spread log-uniformly from ``tau_min`` to ``tau_max`` steps (default: half
+    the series' padded length ``T``).
+
+    Copy ``k`` of channel ``c`` (output channel ``c * n_per_channel + k``) is the network's own synaptic filter
+    (docs/model.md §1) with ``α_k = 1 - 1/τ_k`` and unit gain ``β_k = 1 - α_k``:
+    ``y[t] = α_k y[t-1] + (1 - α_k) x[t]``, ``y[-1] = 0`` (``τ = 1`` is the signal itself). Layer 0 then sees
+    one signal per timescale instead of a single one, so its neurons can weigh slow against fast copies
+    (differences of low-passes are band-passes) where a single input drives every neuron alike.
+    ``C' = C * n_per_channel``, ``T' = T``.
+    """
+    x, lengths, mask = _prepare(x, lengths)
+    check_positive_int("n_per_channel", n_per_channel)
+    tau_min = check_range("tau_min", tau_min, 1.0, math.inf)
+    steps, n, c = x.shape
+    tau_max = max(steps / 2.0, tau_min) if tau_max is None else check_range("tau_max", tau_max, tau_min, math.inf)
+    alpha = (1.0 - 1.0 / bank_timescales(n_per_channel, tau_min, tau_max)).to(torch.float32)
+    params = LIFParams(None, None, alpha, 1.0 - alpha, None, None)
+    y = x.new_zeros(n, c, n_per_channel)
+    out = x.new_zeros(steps, n, c, n_per_channel)
+    for t in range(steps):
+        y = synaptic_filter(x[t].unsqueeze(-1), y, params)
+        out[t] = y
+    return out.reshape(steps, n, c * n_per_channel) * mask, lengths.clone()
+
+
 def rate(
     x: torch.Tensor,
     lengths: torch.Tensor,
@@ -227,6 +274,7 @@ ENCODERS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
     "direct": direct,
     "population": population,
     "delta": delta,
+    "bank": bank,
     "rate": rate,
     "latency": latency,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -9,14 +10,19 @@ import numpy as np
 import torch
 
 from ._prep import build_task, check_normalize, encoder_settings, index_labels, pad_sequences
+from ..validation import check_positive_int
 from .base import Task, TaskFamily
 
-__all__ = ["load_uea", "DEFAULT_ENCODER", "FAMILY"]
+__all__ = ["load_uea", "pool_sequences", "DEFAULT_ENCODER", "UNIVARIATE_ENCODER", "MAX_STEPS", "FAMILY"]
 
-# Kept after a choice on the validation splits of ACSF1, ItalyPowerDemand, OSULeaf (one channel) and
-# BasicMotions, JapaneseVowels (several) against population, delta (fixed, adaptive, with the level):
-# see docs/series.md §3.
+# Chosen on the validation splits of ACSF1, ItalyPowerDemand, OSULeaf (one channel) and BasicMotions,
+# JapaneseVowels (several) against population, delta, bank, slow α₀ and readout scores: docs/series.md §3.
+# Several channels: the signal itself (DEFAULT_ENCODER, the family's: what option routing and the C export
+# see); one channel: the temporal filter bank at its own defaults (K = 4 copies, τ from 1 step to T/2).
 DEFAULT_ENCODER = "direct"
+UNIVARIATE_ENCODER = "bank"
+# Longer series are average-pooled to at most this many steps (ACSF1 1,460 -> 98, OSULeaf 427 -> 86).
+MAX_STEPS = 100
 
 
 def _read_split(name: str, split: str, extract_path: str | None) -> tuple[Any, np.ndarray]:
@@ -69,6 +75,19 @@ def _to_sequences(X: Any, name: str, split: str) -> list[np.ndarray]:
     return seqs
 
 
+def pool_sequences(seqs: list[np.ndarray], factor: int) -> list[np.ndarray]:
+    """Average each ``[L, C]`` series over consecutive windows of ``factor`` steps: ``ceil(L / factor)`` steps,
+    the last window averaged over the steps it has."""
+    if factor == 1:
+        return seqs
+    pooled = []
+    for s in seqs:
+        starts = np.arange(0, len(s), factor)
+        counts = np.minimum(starts + factor, len(s)) - starts
+        pooled.append((np.add.reduceat(s.astype(np.float64), starts, axis=0) / counts[:, None]).astype(np.float32))
+    return pooled
+
+
 def load_uea(
     name: str,
     *,
@@ -78,6 +97,7 @@ def load_uea(
     encoder_options: dict[str, Any] | None = None,
     extract_path: str | None = None,
     normalize: bool | str = "channel",
+    max_steps: int | str | None = MAX_STEPS,
 ) -> Task:
     """Load UEA/UCR classification data set ``name`` with its official train/test split.
 
@@ -87,20 +107,31 @@ def load_uea(
     training samples left after carving the validation set (valid steps only); the same
     statistics are applied to validation and test. ``"series"`` z-scores every channel of every
     sample by itself; ``"none"`` keeps the raw values (``True``/``False`` mean channel/none). A
-    channel with zero spread maps to 0. The encoder (default :data:`DEFAULT_ENCODER`)
-    runs afterwards.
+    channel with zero spread maps to 0. The encoder (default :data:`DEFAULT_ENCODER`, for a set with one
+    channel :data:`UNIVARIATE_ENCODER`) runs afterwards.
 
     Args:
         name: Data set name as known to ``aeon.datasets.load_classification``.
         extract_path: Optional folder aeon reads from / extracts to (``NAME/NAME_TRAIN.ts``).
         normalize: "channel", "series" or "none" (see :data:`solsa.tasks._prep.NORMALIZATIONS`).
+        max_steps: bound on the series' length: series longer than this are average-pooled over windows of
+            ``p = ceil(longest / max_steps)`` steps (every sample by the same ``p``, recorded as ``info["pool"]``),
+            before normalisation (default :data:`MAX_STEPS`). None (or ``"none"``): full length.
     """
     normalize = check_normalize(normalize)
     X_tr, y_tr_raw = _read_split(name, "train", extract_path)
     X_te, y_te_raw = _read_split(name, "test", extract_path)
     seq_tr = _to_sequences(X_tr, name, "train")
     seq_te = _to_sequences(X_te, name, "test")
-    enc_name, enc_opts = encoder_settings(encoder, DEFAULT_ENCODER, encoder_options)
+    if max_steps == "none":  # the command line's spelling of None
+        max_steps = None
+    if max_steps is not None:
+        check_positive_int("max_steps", max_steps)
+    original = max(len(s) for s in seq_tr + seq_te)
+    pool = 1 if max_steps is None else math.ceil(original / max_steps)
+    seq_tr, seq_te = pool_sequences(seq_tr, pool), pool_sequences(seq_te, pool)
+    default = UNIVARIATE_ENCODER if seq_tr[0].shape[1] == 1 else DEFAULT_ENCODER
+    enc_name, enc_opts = encoder_settings(encoder, default, encoder_options)
     if seq_tr[0].shape[1] != seq_te[0].shape[1]:
         raise ValueError(
             f"UEA data set {name!r}: train has {seq_tr[0].shape[1]} channels but test has {seq_te[0].shape[1]}"
@@ -118,7 +149,8 @@ def load_uea(
         "original_train_size": len(seq_tr),
         "original_test_size": len(seq_te),
         "original_channels": int(seq_tr[0].shape[1]),
-        "original_T": steps,
+        "original_T": original,
+        "pool": pool,
         "min_length": int(min(len_tr.min(), len_te.min())),
         "max_length": steps,
     }
@@ -145,6 +177,8 @@ FAMILY = TaskFamily(
     "uea", load_uea, DEFAULT_ENCODER,
     (("uea:NAME", "UEA/UCR classification set NAME via aeon (offline: the sets aeon bundles, e.g. "
                   "BasicMotions, JapaneseVowels, ItalyPowerDemand, OSULeaf, ACSF1); "
-                  "options: extract_path, normalize (channel, series, none)"),),
+                  "default encoder: direct, bank for one channel; "
+                  "options: extract_path, normalize (channel, series, none), max_steps (average-pool longer "
+                  "series to at most this many steps; default 100, none: full length)"),),
     argument="required",
 )
