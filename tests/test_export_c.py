@@ -169,13 +169,21 @@ def test_q15_inference_follows_the_float_network(tmp_path):
     assert agree >= 290 and worst < 0.05, (agree, worst)  # a few hidden spikes may flip near threshold
 
 
-def _checkpoint(tmp_path, **options) -> str:
+def _checkpoint(tmp_path, encoder_used=None, **options) -> str:
     cfg = TrainConfig(hidden=(6,), **options)
     net = build_network(cfg, 4, 3)
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, {k: v.detach() for k, v in net.state_dict().items()},
-                    {"train": cfg.to_dict(), "n_inputs": 4, "n_classes": 3})
+                    {"train": cfg.to_dict(), "n_inputs": 4, "n_classes": 3, "encoder": encoder_used})
     return str(path)
+
+
+def test_the_encoder_the_run_used_is_checked_not_the_family_default(tmp_path):
+    # a one-channel uea run trains on the filter bank although the uea family's default is direct
+    with pytest.raises(CExportError, match="encoder 'bank' cannot run on the device"):
+        export_checkpoint(_checkpoint(tmp_path, encoder_used="bank", task="uea:ItalyPowerDemand"), tmp_path / "c")
+    export_checkpoint(_checkpoint(tmp_path, encoder_used="direct", task="uea:ItalyPowerDemand"), tmp_path / "c")
+    assert (tmp_path / "c" / "solsa_model.h").is_file()
 
 
 def test_unsupported_rule_encoder_and_dtype_are_refused_by_name(tmp_path):

@@ -58,11 +58,13 @@ def learner_spec(cfg: TrainConfig, momentum: float = 0.0) -> LearnerSpec:
                        filter_update=cfg.filter_update, filter_lr_scale=cfg.filter_lr_scale, momentum=float(momentum))
 
 
-def _check_encoder(cfg: TrainConfig) -> None:
+def _check_encoder(cfg: TrainConfig, recorded: str | None = None) -> None:
+    """``recorded``: the encoder the run's task resolved (checkpoints since the uea default became ``bank`` for one
+    channel keep it); older checkpoints fall back to the option, then the task family's default."""
     from ..tasks import TASKS
 
     family = TASKS.get(cfg.task.partition(":")[0])
-    encoder = cfg.encoder or (family.default_encoder if family is not None else None)
+    encoder = recorded or cfg.encoder or (family.default_encoder if family is not None else None)
     if encoder not in ENCODERS:
         raise CExportError("encoder", f"encoder {encoder!r} cannot run on the device; supported encoders: "
                                       f"{', '.join(ENCODERS)} (the C library takes the network's input itself)")
@@ -107,7 +109,7 @@ def export_checkpoint(path: str | Path, out_dir: str | Path, *, learn: bool = Fa
     from ..evaluation import network_from_checkpoint
 
     _check_dtype(dtype, learn)
-    net, cfg, _ = network_from_checkpoint(path)
-    _check_encoder(cfg)
+    net, cfg, ckpt = network_from_checkpoint(path)
+    _check_encoder(cfg, ckpt["config"].get("encoder"))
     spec = learner_spec(cfg, momentum) if learn else None
     return export_c(net, out_dir, learn=learn, spec=spec, dtype=dtype)
