@@ -43,6 +43,27 @@ static void solsa_axpy(solsa_real* restrict y, const solsa_real* restrict x, sol
     for (; k < n; ++k) y[k] += c * x[k];
 }
 
+/* out_j = sum_i x_i W_ji summed in SOLSA_LANES partial sums (lane k: i = k, k + L, ...; the rest of the row in
+ * lane 0) added pairwise: an order that vectorises, for the sums that no test holds to the bit (the reference's
+ * own order is its BLAS's); the current keeps solsa_matvec's order */
+#define SOLSA_LANES 16
+static void solsa_matvec_lanes(const solsa_real* restrict W, const solsa_real* restrict x, solsa_real* restrict out,
+                               long n_out, long n_in) {
+    long j, i;
+    int k, h;
+    for (j = 0; j < n_out; ++j) {
+        const solsa_real* wj = W + j * n_in;
+        solsa_real acc[SOLSA_LANES];
+        for (k = 0; k < SOLSA_LANES; ++k) acc[k] = 0.0f;
+        for (i = 0; i + SOLSA_LANES <= n_in; i += SOLSA_LANES)
+            for (k = 0; k < SOLSA_LANES; ++k) acc[k] += x[i + k] * wj[i + k];
+        for (; i < n_in; ++i) acc[0] += x[i] * wj[i];
+        for (h = SOLSA_LANES / 2; h > 0; h /= 2)
+            for (k = 0; k < h; ++k) acc[k] += acc[k + h];
+        out[j] = acc[0];
+    }
+}
+
 #endif
 
 /* out_j = sum_i x_i W_ji (+ b_j) in the order i = 0, 1, ..., four rows j at a time */
@@ -192,7 +213,14 @@ static void solsa_forward_layer(solsa_state* s, int l, const solsa_real* x) {
     if (m) for (j = 0; j < D->n_out; ++j) m[j] = (reset == 1 ? V[j] * (1.0f - o[j]) : V[j]) + d[j] * m[j];
     if (n) for (j = 0; j < D->n_out; ++j) n[j] = 1.0f + d[j] * n[j];
 #endif
-    solsa_filter_current(D, F, x, cur); /* the traces e, a and their credit: solsa_traces */
+    solsa_filter_current(D, F, x, cur); /* the traces e (a) and their credit: solsa_traces */
+#if SOLSA_LEARN
+    if (p && !D->fpc) { /* one alpha per layer: a_j = sum_i W_ji p_i + d_j a_j */
+        solsa_real *a = SOLSA_OFF(s, D->a), *wp = SOLSA_OFF(s, SOLSA_SCRATCH); /* scratch: free until the errors */
+        solsa_matvec_lanes(SOLSA_PAR(D->W), p, wp, D->n_out, D->n_in);
+        for (j = 0; j < D->n_out; ++j) a[j] = wp[j] + d[j] * a[j];
+    }
+#endif
     for (j = 0; j < D->n_out; ++j) {
         V[j] = solsa_membrane(reset, lam[D->lpn ? j : 0], V[j], o[j], cur[j], D->ra);
         o[j] = D->spiking ? solsa_heaviside(V[j] - D->th) : V[j];

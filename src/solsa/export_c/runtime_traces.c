@@ -158,13 +158,7 @@ static void solsa_layer_traces(solsa_state* s, int k, int grad) {
         solsa_row_chain(tr[0], F, 0, d[j], q[0], u[0], &st, grad ? gr[0] + j * ni : 0, j * ni, ni); /* e */
         if (tr[1] && K->fpc) {
             solsa_row_chain(tr[1], p, W + j * ni, d[j], q[1], u[1], &st, grad ? gr[1] : 0, j * ni, ni); /* a */
-        } else if (tr[1]) { /* a_j = sum_i W_ji p_i + d_j a_j */
-            const solsa_real* Wj = W + j * ni;
-            solsa_real wp = 0.0f;
-            long i;
-            for (i = 0; i < ni; ++i) wp += p[i] * Wj[i];
-            tr[1][j] = wp + d[j] * tr[1][j];
-        }
+        } /* with one alpha per layer, a_j is up to date (solsa_forward_layer) */
         for (c = 1; c < 4; ++c) {
             solsa_real* h = SOLSA_OFF(s, K->h[c]);
             solsa_real* acc;
