@@ -43,48 +43,36 @@ static void solsa_axpy(solsa_real* restrict y, const solsa_real* restrict x, sol
     for (; k < n; ++k) y[k] += c * x[k];
 }
 
-/* out_j = sum_i x_i W_ji summed in SOLSA_LANES partial sums (lane k: i = k, k + L, ...; the rest of the row in
- * lane 0) added pairwise: an order that vectorises, for the sums that no test holds to the bit (the reference's
- * own order is its BLAS's); the current keeps solsa_matvec's order */
-#define SOLSA_LANES 16
-static void solsa_matvec_lanes(const solsa_real* restrict W, const solsa_real* restrict x, solsa_real* restrict out,
-                               long n_out, long n_in) {
-    long j, i;
-    int k, h;
-    for (j = 0; j < n_out; ++j) {
-        const solsa_real* wj = W + j * n_in;
-        solsa_real acc[SOLSA_LANES];
-        for (k = 0; k < SOLSA_LANES; ++k) acc[k] = 0.0f;
-        for (i = 0; i + SOLSA_LANES <= n_in; i += SOLSA_LANES)
-            for (k = 0; k < SOLSA_LANES; ++k) acc[k] += x[i + k] * wj[i + k];
-        for (; i < n_in; ++i) acc[0] += x[i] * wj[i];
-        for (h = SOLSA_LANES / 2; h > 0; h /= 2)
-            for (k = 0; k < h; ++k) acc[k] += acc[k + h];
-        out[j] = acc[0];
+#endif
+
+/* out_j = sum_i x_i W_ji (+ b_j) for R rows (R = 4 or 1), each summed in SOLSA_LANES partial sums (lane k: i = k,
+ * k + L, ...) added in lane order, then the rest of the row, then b: an order that vectorises, and the order
+ * i = 0, 1, ... for rows shorter than 2 L (the reference's own order, for long rows, is its BLAS's) */
+#define SOLSA_LANES 8
+static inline void solsa_matvec_rows(const solsa_real* restrict W, const solsa_real* restrict x, const solsa_real* b,
+                                     solsa_real* restrict out, long n_in, int R) {
+    solsa_real acc[4][SOLSA_LANES];
+    long i, e;
+    int r, k;
+    for (r = 0; r < R; ++r)
+        for (k = 0; k < SOLSA_LANES; ++k) acc[r][k] = 0.0f;
+    for (i = 0; i + SOLSA_LANES <= n_in; i += SOLSA_LANES)
+        for (r = 0; r < R; ++r)
+            for (k = 0; k < SOLSA_LANES; ++k) acc[r][k] += x[i + k] * W[r * n_in + i + k];
+    for (r = 0; r < R; ++r) {
+        solsa_real t = acc[r][0];
+        for (k = 1; k < SOLSA_LANES; ++k) t += acc[r][k];
+        for (e = i; e < n_in; ++e) t += x[e] * W[r * n_in + e];
+        out[r] = b ? t + b[r] : t;
     }
 }
 
-#endif
-
-/* out_j = sum_i x_i W_ji (+ b_j) in the order i = 0, 1, ..., four rows j at a time */
-static void solsa_matvec(const solsa_real* restrict W, const solsa_real* restrict x, const solsa_real* b,
-                         solsa_real* restrict out, long n_out, long n_in) {
-    long j = 0, i;
-    for (; j + 4 <= n_out; j += 4) {
-        const solsa_real *w0 = W + j * n_in, *w1 = w0 + n_in, *w2 = w1 + n_in, *w3 = w2 + n_in;
-        solsa_real s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-        for (i = 0; i < n_in; ++i) {
-            s0 += x[i] * w0[i]; s1 += x[i] * w1[i]; s2 += x[i] * w2[i]; s3 += x[i] * w3[i];
-        }
-        out[j] = b ? s0 + b[j] : s0; out[j + 1] = b ? s1 + b[j + 1] : s1;
-        out[j + 2] = b ? s2 + b[j + 2] : s2; out[j + 3] = b ? s3 + b[j + 3] : s3;
-    }
-    for (; j < n_out; ++j) {
-        const solsa_real* wj = W + j * n_in;
-        solsa_real sj = 0.0f;
-        for (i = 0; i < n_in; ++i) sj += x[i] * wj[i];
-        out[j] = b ? sj + b[j] : sj;
-    }
+/* out = W x (+ b), four rows at a time */
+static void solsa_matvec(const solsa_real* W, const solsa_real* x, const solsa_real* b, solsa_real* out, long n_out,
+                         long n_in) {
+    long j = 0;
+    for (; j + 4 <= n_out; j += 4) solsa_matvec_rows(W + j * n_in, x, b ? b + j : 0, out + j, n_in, 4);
+    for (; j < n_out; ++j) solsa_matvec_rows(W + j * n_in, x, b ? b + j : 0, out + j, n_in, 1);
 }
 
 /* x = spike(V - th): the Heaviside step */
@@ -217,7 +205,7 @@ static void solsa_forward_layer(solsa_state* s, int l, const solsa_real* x) {
 #if SOLSA_LEARN
     if (p && !D->fpc) { /* one alpha per layer: a_j = sum_i W_ji p_i + d_j a_j */
         solsa_real *a = SOLSA_OFF(s, D->a), *wp = SOLSA_OFF(s, SOLSA_SCRATCH); /* scratch: free until the errors */
-        solsa_matvec_lanes(SOLSA_PAR(D->W), p, wp, D->n_out, D->n_in);
+        solsa_matvec(SOLSA_PAR(D->W), p, 0, wp, D->n_out, D->n_in);
         for (j = 0; j < D->n_out; ++j) a[j] = wp[j] + d[j] * a[j];
     }
 #endif
