@@ -90,6 +90,49 @@ typedef struct {
     solsa_real al[SOLSA_MAX_DEPTH], sc[SOLSA_MAX_DEPTH], db[SOLSA_MAX_DEPTH], cf[SOLSA_MAX_DEPTH];
 } solsa_stages;
 
+/* two stages in one pass over n entries, with the gradient: the trace t (as solsa_head_loop), stage 0 from it,
+ * stage 1 from stage 0's u (without has_u0 / has_u1 a stage's u is its q); g += cf_0 u_0, then g += cf_1 u_1 */
+static inline void solsa_head2_loop(solsa_real* restrict t, const solsa_real* restrict x,
+                                    const solsa_real* restrict w, solsa_real d, solsa_real* restrict q0,
+                                    solsa_real* restrict u0, solsa_real* restrict q1, solsa_real* restrict u1,
+                                    const solsa_stages* st, solsa_real* restrict g, long n, int has_w, int has_u0,
+                                    int has_u1) {
+    const solsa_real al0 = st->al[0], sc0 = st->sc[0], db0 = st->db[0], cf0 = st->cf[0];
+    const solsa_real al1 = st->al[1], sc1 = st->sc[1], db1 = st->db[1], cf1 = st->cf[1];
+    long k;
+    for (k = 0; k < n; ++k) {
+        solsa_real v = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]), gk;
+        t[k] = v;
+        v = solsa_stage_q(al0, q0[k], sc0, v);
+        q0[k] = v;
+        if (has_u0) {
+            v = solsa_stage_u(db0, u0[k], v);
+            u0[k] = v;
+        }
+        gk = g[k] + cf0 * v;
+        v = solsa_stage_q(al1, q1[k], sc1, v);
+        q1[k] = v;
+        if (has_u1) {
+            v = solsa_stage_u(db1, u1[k], v);
+            u1[k] = v;
+        }
+        g[k] = gk + cf1 * v;
+    }
+}
+
+static void solsa_head2_row(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d, solsa_real* q0,
+                            solsa_real* u0, solsa_real* q1, solsa_real* u1, const solsa_stages* st, solsa_real* g,
+                            long n) {
+    if (w && u0 && u1) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 1, 1, 1);
+    else if (w && u0) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 1, 1, 0);
+    else if (w && u1) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 1, 0, 1);
+    else if (w) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 1, 0, 0);
+    else if (u0 && u1) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 0, 1, 1);
+    else if (u0) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 0, 1, 0);
+    else if (u1) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 0, 0, 1);
+    else solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 0, 0, 0);
+}
+
 /* One trace of row j (at offset r of its arrays, n entries: e and a with per-channel filters over the row's
  * synapses, a, m, n of neuron j with n = 1): the trace (x, w: as solsa_head_row; x == 0: t is already
  * up to date), its credit stages (z_0 = t, z_s = u_{s-1}) and with g the gradient, in stage order. */
@@ -98,6 +141,11 @@ static void solsa_row_chain(solsa_real* t, const solsa_real* x, const solsa_real
                             long n) {
     const solsa_real* z;
     int m = 0;
+    if (x && st->depth == 2 && g) { /* the trace, both stages and the gradient in one pass */
+        solsa_head2_row(t + r, x, w, d, q[0] + r, u[0] != q[0] ? u[0] + r : 0, q[1] + r,
+                        u[1] != q[1] ? u[1] + r : 0, st, g, n);
+        return;
+    }
     if (x && st->depth > 0) { /* the trace and its first stage in one pass */
         solsa_head_row(t + r, x, w, d, q[0] + r, u[0] != q[0] ? u[0] + r : 0, st->al[0], st->sc[0], st->db[0], g,
                        st->cf[0], n);
