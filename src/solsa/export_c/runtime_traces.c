@@ -4,9 +4,10 @@
  * (neuron j) at a time and, within a row, one block of SOLSA_LANES synapses at a time with all of a synapse's
  * traces in registers: e, a (docs/model.md §2), their credit stages q, u (docs/credit.md: the stage s filter
  * runs through layer k + s + 1) and the accumulated gradient (sum_s (P^s - P^{s+1}) u^s, or delta e without
- * credit). Each entry's arithmetic, and so its rounding, is that of the reference written trace by trace; the
- * neuron-level parts (d, p, m, n, eps, the credit's masses and lagged surrogate, the errors) are computed
- * before (solsa_forward, solsa_learn_step).
+ * credit); then the credit stages of the neuron traces (a with one alpha per layer, m, n), each across the
+ * neurons. Each entry's arithmetic, and so its rounding, is that of the reference written trace by trace; the
+ * neuron-level parts (d, p, m, n, a with one alpha per layer, eps, the credit's masses and lagged surrogate, the
+ * errors) are computed before (solsa_forward, solsa_learn_step).
  */
 
 #if SOLSA_LEARN
@@ -133,24 +134,24 @@ static void solsa_head2_row(solsa_real* t, const solsa_real* x, const solsa_real
     else solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 0, 0, 0);
 }
 
-/* One trace of row j (at offset r of its arrays, n entries: e and a with per-channel filters over the row's
- * synapses, a, m, n of neuron j with n = 1): the trace (x, w: as solsa_head_row; x == 0: t is already
- * up to date), its credit stages (z_0 = t, z_s = u_{s-1}) and with g the gradient, in stage order. */
+/* One synapse trace of row j (at offset r of its arrays, n entries: e, and a with per-channel filters): the
+ * trace (x, w: as solsa_head_row), its credit stages (z_0 = t, z_s = u_{s-1}) and with g the gradient, in stage
+ * order (the neuron traces a, m, n: solsa_neuron_stage). */
 static void solsa_row_chain(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d,
                             solsa_real* const* q, solsa_real* const* u, const solsa_stages* st, solsa_real* g, long r,
                             long n) {
     const solsa_real* z;
     int m = 0;
-    if (x && st->depth == 2 && g) { /* the trace, both stages and the gradient in one pass */
+    if (st->depth == 2 && g) { /* the trace, both stages and the gradient in one pass */
         solsa_head2_row(t + r, x, w, d, q[0] + r, u[0] != q[0] ? u[0] + r : 0, q[1] + r,
                         u[1] != q[1] ? u[1] + r : 0, st, g, n);
         return;
     }
-    if (x && st->depth > 0) { /* the trace and its first stage in one pass */
+    if (st->depth > 0) { /* the trace and its first stage in one pass */
         solsa_head_row(t + r, x, w, d, q[0] + r, u[0] != q[0] ? u[0] + r : 0, st->al[0], st->sc[0], st->db[0], g,
                        st->cf[0], n);
         m = 1;
-    } else if (x) { /* no credit stage: the trace, then the gradient */
+    } else { /* no credit stage: the trace, then the gradient */
         long k;
         for (k = 0; k < n; ++k) t[r + k] = solsa_trace_eq(w, x, k, d, t[r + k]);
     }
@@ -159,6 +160,18 @@ static void solsa_row_chain(solsa_real* t, const solsa_real* x, const solsa_real
     for (; m < st->depth; ++m) {
         solsa_stage_row(q[m] + r, u[m] != q[m] ? u[m] + r : 0, z, st->al[m], st->sc[m], st->db[m], g, st->cf[m], n);
         z = u[m] + r;
+    }
+}
+
+/* a credit stage of a neuron trace across its n neurons: q_j = al_j q_j + sc_j z_j (al_j = al[j], or al0
+ * without al; sc_j = sc[j], or 1 without sc), then u_j = db u_j + q_j (without u, u is q) */
+static void solsa_neuron_stage(solsa_real* restrict q, solsa_real* restrict u, const solsa_real* restrict z,
+                               const solsa_real* al, solsa_real al0, const solsa_real* sc, solsa_real db, long n) {
+    long j;
+    for (j = 0; j < n; ++j) {
+        const solsa_real v = solsa_stage_q(al ? al[j] : al0, q[j], sc ? sc[j] : 1.0f, z[j]);
+        q[j] = v;
+        if (u) u[j] = solsa_stage_u(db, u[j], v);
     }
 }
 
@@ -207,12 +220,21 @@ static void solsa_layer_traces(solsa_state* s, int k, int grad) {
         if (tr[1] && K->fpc) {
             solsa_row_chain(tr[1], p, W + j * ni, d[j], q[1], u[1], &st, grad ? gr[1] : 0, j * ni, ni); /* a */
         } /* with one alpha per layer, a_j is up to date (solsa_forward_layer) */
-        for (c = 1; c < 4; ++c) {
-            solsa_real* h = SOLSA_OFF(s, K->h[c]);
-            solsa_real* acc;
-            if (!tr[c] || (c == 1 && K->fpc)) continue;
-            acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
-            solsa_row_chain(tr[c], 0, 0, 0.0f, q[c], u[c], &st, grad && !h ? acc : 0, j, 1);
+    }
+    for (c = 1; c < 4; ++c) { /* the neuron traces (a with one alpha per layer, m, n): each stage across the rows */
+        const solsa_real* z = tr[c];
+        if (!tr[c] || (c == 1 && K->fpc)) continue;
+        for (m = 0; m < D && m < SOLSA_MAX_DEPTH; ++m) {
+            solsa_neuron_stage(q[c][m], u[c][m] != q[c][m] ? u[c][m] : 0, z, m == 0 && A->fpc ? SOLSA_PAR(A->alpha) : 0,
+                               m == 0 ? SOLSA_PAR(A->alpha)[0] : amean[m], m == 0 ? eps : 0, dbar[m], nk);
+            z = u[c][m];
+        }
+        if (!grad || K->h[c] >= 0) continue; /* paired traces: their gradient below */
+        for (j = 0; j < nk; ++j) { /* row by row, stage by stage, as the row pass would */
+            solsa_real* acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
+            if (D == 0) *acc += delta[j] * tr[c][j];
+            for (m = 0; m < D && m < SOLSA_MAX_DEPTH; ++m)
+                *acc += (P[m * nk + j] - (m + 1 < D ? P[(m + 1) * nk + j] : 0.0f)) * u[c][m][j];
         }
     }
     for (c = 1; c < 4; ++c) { /* the traces paired per upper neuron x, row x of h at a time */
