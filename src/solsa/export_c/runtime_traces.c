@@ -22,6 +22,19 @@ static solsa_real solsa_trace_eq(const solsa_real* w, const solsa_real* x, long 
 static solsa_real solsa_stage_q(solsa_real al, solsa_real q, solsa_real sc, solsa_real z) { return al * q + sc * z; }
 static solsa_real solsa_stage_u(solsa_real db, solsa_real u, solsa_real q) { return db * u + q; }
 
+/* one stage at entry k, in place: q[k] = al q[k] + sc z, then (has_u) u[k] = db u[k] + q[k]; returns u[k] (q[k]
+ * without has_u) */
+static inline solsa_real solsa_stage_at(solsa_real* q, solsa_real* u, long k, solsa_real al, solsa_real sc,
+                                        solsa_real db, solsa_real z, int has_u) {
+    solsa_real v = solsa_stage_q(al, q[k], sc, z);
+    q[k] = v;
+    if (has_u) {
+        v = solsa_stage_u(db, u[k], v);
+        u[k] = v;
+    }
+    return v;
+}
+
 /* The row loops: every trace of a synapse updated in one iteration while in registers. Each loop is written
  * once with its options as arguments (has_w, has_u, has_g) and called with constants, so that after inlining
  * every version is a plain loop that compilers vectorise. */
@@ -36,12 +49,7 @@ static inline void solsa_head_loop(solsa_real* restrict t, const solsa_real* res
     for (k = 0; k < n; ++k) {
         solsa_real v = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]);
         t[k] = v;
-        v = solsa_stage_q(al, q[k], sc, v);
-        q[k] = v;
-        if (has_u) {
-            v = solsa_stage_u(db, u[k], v);
-            u[k] = v;
-        }
+        v = solsa_stage_at(q, u, k, al, sc, db, v, has_u);
         if (has_g) g[k] += cf * v;
     }
 }
@@ -65,12 +73,7 @@ static inline void solsa_stage_loop(solsa_real* restrict q, solsa_real* restrict
                                     solsa_real cf, long n, int has_u, int has_g) {
     long k;
     for (k = 0; k < n; ++k) {
-        solsa_real v = solsa_stage_q(al, q[k], sc, z[k]);
-        q[k] = v;
-        if (has_u) {
-            v = solsa_stage_u(db, u[k], v);
-            u[k] = v;
-        }
+        const solsa_real v = solsa_stage_at(q, u, k, al, sc, db, z[k], has_u);
         if (has_g) g[k] += cf * v;
     }
 }
@@ -104,19 +107,9 @@ static inline void solsa_head2_loop(solsa_real* restrict t, const solsa_real* re
     for (k = 0; k < n; ++k) {
         solsa_real v = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]), gk;
         t[k] = v;
-        v = solsa_stage_q(al0, q0[k], sc0, v);
-        q0[k] = v;
-        if (has_u0) {
-            v = solsa_stage_u(db0, u0[k], v);
-            u0[k] = v;
-        }
+        v = solsa_stage_at(q0, u0, k, al0, sc0, db0, v, has_u0);
         gk = g[k] + cf0 * v;
-        v = solsa_stage_q(al1, q1[k], sc1, v);
-        q1[k] = v;
-        if (has_u1) {
-            v = solsa_stage_u(db1, u1[k], v);
-            u1[k] = v;
-        }
+        v = solsa_stage_at(q1, u1, k, al1, sc1, db1, v, has_u1);
         g[k] = gk + cf1 * v;
     }
 }
