@@ -45,24 +45,51 @@ static void solsa_axpy(solsa_real* restrict y, const solsa_real* restrict x, sol
 
 #endif
 
-/* out_j = sum_i x_i W_ji (+ b_j) in the order i = 0, 1, ..., four rows j at a time */
-static void solsa_matvec(const solsa_real* restrict W, const solsa_real* restrict x, const solsa_real* b,
-                         solsa_real* restrict out, long n_out, long n_in) {
-    long j = 0, i;
-    for (; j + 4 <= n_out; j += 4) {
-        const solsa_real *w0 = W + j * n_in, *w1 = w0 + n_in, *w2 = w1 + n_in, *w3 = w2 + n_in;
-        solsa_real s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-        for (i = 0; i < n_in; ++i) {
-            s0 += x[i] * w0[i]; s1 += x[i] * w1[i]; s2 += x[i] * w2[i]; s3 += x[i] * w3[i];
+/* out_j = sum_i x_i W_ji (+ b_j) for R rows (R = 4 or 1), each summed in SOLSA_LANES partial sums (lane k: i = k,
+ * k + L, ...) added in lane order, then the rest of the row, then b: an order that vectorises, and the order
+ * i = 0, 1, ... for rows shorter than 2 L (the reference's own order, for long rows, is its BLAS's); with two,
+ * out2_j = sum_i x2_i W_ji as well, in the same pass over W */
+#define SOLSA_LANES 8
+static inline void solsa_matvec_rows(const solsa_real* restrict W, const solsa_real* restrict x, const solsa_real* b,
+                                     solsa_real* restrict out, const solsa_real* restrict x2,
+                                     solsa_real* restrict out2, long n_in, int R, int two) {
+    solsa_real acc[4][SOLSA_LANES], acc2[4][SOLSA_LANES];
+    long i, e;
+    int r, k;
+    for (r = 0; r < R; ++r)
+        for (k = 0; k < SOLSA_LANES; ++k) acc[r][k] = acc2[r][k] = 0.0f;
+    for (i = 0; i + SOLSA_LANES <= n_in; i += SOLSA_LANES)
+        for (r = 0; r < R; ++r)
+            for (k = 0; k < SOLSA_LANES; ++k) {
+                acc[r][k] += x[i + k] * W[r * n_in + i + k];
+                if (two) acc2[r][k] += x2[i + k] * W[r * n_in + i + k];
+            }
+    for (r = 0; r < R; ++r) {
+        solsa_real t = acc[r][0], t2 = acc2[r][0];
+        for (k = 1; k < SOLSA_LANES; ++k) {
+            t += acc[r][k];
+            if (two) t2 += acc2[r][k];
         }
-        out[j] = b ? s0 + b[j] : s0; out[j + 1] = b ? s1 + b[j + 1] : s1;
-        out[j + 2] = b ? s2 + b[j + 2] : s2; out[j + 3] = b ? s3 + b[j + 3] : s3;
+        for (e = i; e < n_in; ++e) {
+            t += x[e] * W[r * n_in + e];
+            if (two) t2 += x2[e] * W[r * n_in + e];
+        }
+        out[r] = b ? t + b[r] : t;
+        if (two) out2[r] = t2;
+    }
+}
+
+/* out = W x (+ b) and, with x2, out2 = W x2: four rows at a time */
+static void solsa_matvec(const solsa_real* W, const solsa_real* x, const solsa_real* b, solsa_real* out,
+                         const solsa_real* x2, solsa_real* out2, long n_out, long n_in) {
+    long j = 0;
+    for (; j + 4 <= n_out; j += 4) {
+        if (x2) solsa_matvec_rows(W + j * n_in, x, b ? b + j : 0, out + j, x2, out2 + j, n_in, 4, 1);
+        else solsa_matvec_rows(W + j * n_in, x, b ? b + j : 0, out + j, 0, 0, n_in, 4, 0);
     }
     for (; j < n_out; ++j) {
-        const solsa_real* wj = W + j * n_in;
-        solsa_real sj = 0.0f;
-        for (i = 0; i < n_in; ++i) sj += x[i] * wj[i];
-        out[j] = b ? sj + b[j] : sj;
+        if (x2) solsa_matvec_rows(W + j * n_in, x, b ? b + j : 0, out + j, x2, out2 + j, n_in, 1, 1);
+        else solsa_matvec_rows(W + j * n_in, x, b ? b + j : 0, out + j, 0, 0, n_in, 1, 0);
     }
 }
 
@@ -77,15 +104,17 @@ static solsa_real solsa_membrane(int reset, solsa_real lam, solsa_real Vp, solsa
     return lam * Vp + cur;
 }
 
-/* F[t] = alpha F[t-1] + beta x[t] (in place) and the current I = F W^T + b */
-static void solsa_filter_current(const solsa_layer_desc* D, solsa_real* F, const solsa_real* x, solsa_real* cur) {
+/* F[t] = alpha F[t-1] + beta x[t] (in place) and the current I = F W^T + b; with p, also wp = p W^T (the a
+ * trace's input with one alpha per layer, docs/model.md §2) in the same pass over W */
+static void solsa_filter_current(const solsa_layer_desc* D, solsa_real* F, const solsa_real* x, solsa_real* cur,
+                                 const solsa_real* p, solsa_real* wp) {
     const solsa_real* W = SOLSA_PAR(D->W);
     const solsa_real* b = SOLSA_PAR(D->b);
     const solsa_real* alpha = SOLSA_PAR(D->alpha);
     const solsa_real* beta = SOLSA_PAR(D->beta);
     int i;
     for (i = 0; i < D->n_in; ++i) F[i] = alpha[D->fpc ? i : 0] * F[i] + beta[D->fpc ? i : 0] * x[i];
-    solsa_matvec(W, F, b, cur, D->n_out, D->n_in);
+    solsa_matvec(W, F, b, cur, p, wp, D->n_out, D->n_in);
 }
 
 #if SOLSA_LEARN
@@ -192,7 +221,14 @@ static void solsa_forward_layer(solsa_state* s, int l, const solsa_real* x) {
     if (m) for (j = 0; j < D->n_out; ++j) m[j] = (reset == 1 ? V[j] * (1.0f - o[j]) : V[j]) + d[j] * m[j];
     if (n) for (j = 0; j < D->n_out; ++j) n[j] = 1.0f + d[j] * n[j];
 #endif
-    solsa_filter_current(D, F, x, cur); /* the traces e, a and their credit: solsa_traces */
+#if SOLSA_LEARN
+    if (p && !D->fpc) { /* one alpha per layer: a_j = sum_i W_ji p_i + d_j a_j, its sum in the current's pass */
+        solsa_real *a = SOLSA_OFF(s, D->a), *wp = SOLSA_OFF(s, SOLSA_SCRATCH); /* scratch: free until the errors */
+        solsa_filter_current(D, F, x, cur, p, wp);
+        for (j = 0; j < D->n_out; ++j) a[j] = wp[j] + d[j] * a[j];
+    } else
+#endif
+        solsa_filter_current(D, F, x, cur, 0, 0); /* the traces e (a) and their credit: solsa_traces */
     for (j = 0; j < D->n_out; ++j) {
         V[j] = solsa_membrane(reset, lam[D->lpn ? j : 0], V[j], o[j], cur[j], D->ra);
         o[j] = D->spiking ? solsa_heaviside(V[j] - D->th) : V[j];

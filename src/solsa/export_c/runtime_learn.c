@@ -26,6 +26,26 @@ static void solsa_loss_grad(const solsa_real* y, int target, solsa_real* g) {
     }
 }
 
+/* y = y + sum_x c_x W_x over the n rows W_x of W (length ni), added row after row (x = 0, 1, ...), four rows
+ * per pass over y */
+static void solsa_axpy_rows(solsa_real* restrict y, const solsa_real* restrict W, const solsa_real* c, long n,
+                            long ni) {
+    long x = 0, i;
+    for (; x + 4 <= n; x += 4) {
+        const solsa_real *w0 = W + x * ni, *w1 = w0 + ni, *w2 = w1 + ni, *w3 = w2 + ni;
+        const solsa_real c0 = c[x], c1 = c[x + 1], c2 = c[x + 2], c3 = c[x + 3];
+        for (i = 0; i < ni; ++i) {
+            solsa_real v = y[i];
+            v += c0 * w0[i];
+            v += c1 * w1[i];
+            v += c2 * w2[i];
+            v += c3 * w3[i];
+            y[i] = v;
+        }
+    }
+    for (; x < n; ++x) solsa_axpy(y, W + x * ni, c[x], ni);
+}
+
 /* The errors layer l sends down, in one pass over its W (each out_i = beta_i sum_x v_x W_xi, x in order):
  * g^{l-1} = beta (delta W) (docs/model.md §3) and, when layer l-1 filters its traces through layer l, its signals
  * P^1 = beta ((delta M / Mbar) W) (mass_corrected_error; P^1 = g^{l-1} without masses) and
@@ -62,8 +82,7 @@ static void solsa_send_down(solsa_state* s, int l) {
     }
     for (m = 0; m < count; ++m)
         for (i = 0; i < ni; ++i) outs[m][i] = 0.0f;
-    for (x = 0; x < A->n_out; ++x)
-        for (m = 0; m < count; ++m) solsa_axpy(outs[m], W + x * ni, vs[m][x], ni);
+    for (m = 0; m < count; ++m) solsa_axpy_rows(outs[m], W, vs[m], A->n_out, ni);
     for (m = 0; m < count; ++m)
         for (i = 0; i < ni; ++i) outs[m][i] *= beta[A->fpc ? i : 0];
     if (K->depth > 0 && K->M < 0)

@@ -4,9 +4,10 @@
  * (neuron j) at a time and, within a row, one block of SOLSA_LANES synapses at a time with all of a synapse's
  * traces in registers: e, a (docs/model.md §2), their credit stages q, u (docs/credit.md: the stage s filter
  * runs through layer k + s + 1) and the accumulated gradient (sum_s (P^s - P^{s+1}) u^s, or delta e without
- * credit). Each entry's arithmetic, and so its rounding, is that of the reference written trace by trace; the
- * neuron-level parts (d, p, m, n, eps, the credit's masses and lagged surrogate, the errors) are computed
- * before (solsa_forward, solsa_learn_step).
+ * credit); then the credit stages of the neuron traces (a with one alpha per layer, m, n), each across the
+ * neurons. Each entry's arithmetic, and so its rounding, is that of the reference written trace by trace; the
+ * neuron-level parts (d, p, m, n, a with one alpha per layer, eps, the credit's masses and lagged surrogate, the
+ * errors) are computed before (solsa_forward, solsa_learn_step).
  */
 
 #if SOLSA_LEARN
@@ -20,6 +21,19 @@ static solsa_real solsa_trace_eq(const solsa_real* w, const solsa_real* x, long 
 /* a credit stage: q = al q + sc z (the filter of the layer above), then u = db u + q (its membrane) */
 static solsa_real solsa_stage_q(solsa_real al, solsa_real q, solsa_real sc, solsa_real z) { return al * q + sc * z; }
 static solsa_real solsa_stage_u(solsa_real db, solsa_real u, solsa_real q) { return db * u + q; }
+
+/* one stage at entry k, in place: q[k] = al q[k] + sc z, then (has_u) u[k] = db u[k] + q[k]; returns u[k] (q[k]
+ * without has_u) */
+static inline solsa_real solsa_stage_at(solsa_real* q, solsa_real* u, long k, solsa_real al, solsa_real sc,
+                                        solsa_real db, solsa_real z, int has_u) {
+    solsa_real v = solsa_stage_q(al, q[k], sc, z);
+    q[k] = v;
+    if (has_u) {
+        v = solsa_stage_u(db, u[k], v);
+        u[k] = v;
+    }
+    return v;
+}
 
 /* The row loops: every trace of a synapse updated in one iteration while in registers. Each loop is written
  * once with its options as arguments (has_w, has_u, has_g) and called with constants, so that after inlining
@@ -35,12 +49,7 @@ static inline void solsa_head_loop(solsa_real* restrict t, const solsa_real* res
     for (k = 0; k < n; ++k) {
         solsa_real v = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]);
         t[k] = v;
-        v = solsa_stage_q(al, q[k], sc, v);
-        q[k] = v;
-        if (has_u) {
-            v = solsa_stage_u(db, u[k], v);
-            u[k] = v;
-        }
+        v = solsa_stage_at(q, u, k, al, sc, db, v, has_u);
         if (has_g) g[k] += cf * v;
     }
 }
@@ -64,12 +73,7 @@ static inline void solsa_stage_loop(solsa_real* restrict q, solsa_real* restrict
                                     solsa_real cf, long n, int has_u, int has_g) {
     long k;
     for (k = 0; k < n; ++k) {
-        solsa_real v = solsa_stage_q(al, q[k], sc, z[k]);
-        q[k] = v;
-        if (has_u) {
-            v = solsa_stage_u(db, u[k], v);
-            u[k] = v;
-        }
+        const solsa_real v = solsa_stage_at(q, u, k, al, sc, db, z[k], has_u);
         if (has_g) g[k] += cf * v;
     }
 }
@@ -90,19 +94,57 @@ typedef struct {
     solsa_real al[SOLSA_MAX_DEPTH], sc[SOLSA_MAX_DEPTH], db[SOLSA_MAX_DEPTH], cf[SOLSA_MAX_DEPTH];
 } solsa_stages;
 
-/* One trace of row j (at offset r of its arrays, n entries: e and a with per-channel filters over the row's
- * synapses, a, m, n of neuron j with n = 1): the trace (x, w: as solsa_head_row; x == 0: t is already
- * up to date), its credit stages (z_0 = t, z_s = u_{s-1}) and with g the gradient, in stage order. */
+/* two stages in one pass over n entries, with the gradient: the trace t (as solsa_head_loop), stage 0 from it,
+ * stage 1 from stage 0's u (without has_u0 / has_u1 a stage's u is its q); g += cf_0 u_0, then g += cf_1 u_1 */
+static inline void solsa_head2_loop(solsa_real* restrict t, const solsa_real* restrict x,
+                                    const solsa_real* restrict w, solsa_real d, solsa_real* restrict q0,
+                                    solsa_real* restrict u0, solsa_real* restrict q1, solsa_real* restrict u1,
+                                    const solsa_stages* st, solsa_real* restrict g, long n, int has_w, int has_u0,
+                                    int has_u1) {
+    const solsa_real al0 = st->al[0], sc0 = st->sc[0], db0 = st->db[0], cf0 = st->cf[0];
+    const solsa_real al1 = st->al[1], sc1 = st->sc[1], db1 = st->db[1], cf1 = st->cf[1];
+    long k;
+    for (k = 0; k < n; ++k) {
+        solsa_real v = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]), gk;
+        t[k] = v;
+        v = solsa_stage_at(q0, u0, k, al0, sc0, db0, v, has_u0);
+        gk = g[k] + cf0 * v;
+        v = solsa_stage_at(q1, u1, k, al1, sc1, db1, v, has_u1);
+        g[k] = gk + cf1 * v;
+    }
+}
+
+static void solsa_head2_row(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d, solsa_real* q0,
+                            solsa_real* u0, solsa_real* q1, solsa_real* u1, const solsa_stages* st, solsa_real* g,
+                            long n) {
+    if (w && u0 && u1) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 1, 1, 1);
+    else if (w && u0) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 1, 1, 0);
+    else if (w && u1) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 1, 0, 1);
+    else if (w) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 1, 0, 0);
+    else if (u0 && u1) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 0, 1, 1);
+    else if (u0) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 0, 1, 0);
+    else if (u1) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 0, 0, 1);
+    else solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 0, 0, 0);
+}
+
+/* One synapse trace of row j (at offset r of its arrays, n entries: e, and a with per-channel filters): the
+ * trace (x, w: as solsa_head_row), its credit stages (z_0 = t, z_s = u_{s-1}) and with g the gradient, in stage
+ * order (the neuron traces a, m, n: solsa_neuron_stage). */
 static void solsa_row_chain(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d,
                             solsa_real* const* q, solsa_real* const* u, const solsa_stages* st, solsa_real* g, long r,
                             long n) {
     const solsa_real* z;
     int m = 0;
-    if (x && st->depth > 0) { /* the trace and its first stage in one pass */
+    if (st->depth == 2 && g) { /* the trace, both stages and the gradient in one pass */
+        solsa_head2_row(t + r, x, w, d, q[0] + r, u[0] != q[0] ? u[0] + r : 0, q[1] + r,
+                        u[1] != q[1] ? u[1] + r : 0, st, g, n);
+        return;
+    }
+    if (st->depth > 0) { /* the trace and its first stage in one pass */
         solsa_head_row(t + r, x, w, d, q[0] + r, u[0] != q[0] ? u[0] + r : 0, st->al[0], st->sc[0], st->db[0], g,
                        st->cf[0], n);
         m = 1;
-    } else if (x) { /* no credit stage: the trace, then the gradient */
+    } else { /* no credit stage: the trace, then the gradient */
         long k;
         for (k = 0; k < n; ++k) t[r + k] = solsa_trace_eq(w, x, k, d, t[r + k]);
     }
@@ -111,6 +153,18 @@ static void solsa_row_chain(solsa_real* t, const solsa_real* x, const solsa_real
     for (; m < st->depth; ++m) {
         solsa_stage_row(q[m] + r, u[m] != q[m] ? u[m] + r : 0, z, st->al[m], st->sc[m], st->db[m], g, st->cf[m], n);
         z = u[m] + r;
+    }
+}
+
+/* a credit stage of a neuron trace across its n neurons: q_j = al_j q_j + sc_j z_j (al_j = al[j], or al0
+ * without al; sc_j = sc[j], or 1 without sc), then u_j = db u_j + q_j (without u, u is q) */
+static void solsa_neuron_stage(solsa_real* restrict q, solsa_real* restrict u, const solsa_real* restrict z,
+                               const solsa_real* al, solsa_real al0, const solsa_real* sc, solsa_real db, long n) {
+    long j;
+    for (j = 0; j < n; ++j) {
+        const solsa_real v = solsa_stage_q(al ? al[j] : al0, q[j], sc ? sc[j] : 1.0f, z[j]);
+        q[j] = v;
+        if (u) u[j] = solsa_stage_u(db, u[j], v);
     }
 }
 
@@ -158,19 +212,22 @@ static void solsa_layer_traces(solsa_state* s, int k, int grad) {
         solsa_row_chain(tr[0], F, 0, d[j], q[0], u[0], &st, grad ? gr[0] + j * ni : 0, j * ni, ni); /* e */
         if (tr[1] && K->fpc) {
             solsa_row_chain(tr[1], p, W + j * ni, d[j], q[1], u[1], &st, grad ? gr[1] : 0, j * ni, ni); /* a */
-        } else if (tr[1]) { /* a_j = sum_i W_ji p_i + d_j a_j */
-            const solsa_real* Wj = W + j * ni;
-            solsa_real wp = 0.0f;
-            long i;
-            for (i = 0; i < ni; ++i) wp += p[i] * Wj[i];
-            tr[1][j] = wp + d[j] * tr[1][j];
+        } /* with one alpha per layer, a_j is up to date (solsa_forward_layer) */
+    }
+    for (c = 1; c < 4; ++c) { /* the neuron traces (a with one alpha per layer, m, n): each stage across the rows */
+        const solsa_real* z = tr[c];
+        if (!tr[c] || (c == 1 && K->fpc)) continue;
+        for (m = 0; m < D && m < SOLSA_MAX_DEPTH; ++m) {
+            solsa_neuron_stage(q[c][m], u[c][m] != q[c][m] ? u[c][m] : 0, z, m == 0 && A->fpc ? SOLSA_PAR(A->alpha) : 0,
+                               m == 0 ? SOLSA_PAR(A->alpha)[0] : amean[m], m == 0 ? eps : 0, dbar[m], nk);
+            z = u[c][m];
         }
-        for (c = 1; c < 4; ++c) {
-            solsa_real* h = SOLSA_OFF(s, K->h[c]);
-            solsa_real* acc;
-            if (!tr[c] || (c == 1 && K->fpc)) continue;
-            acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
-            solsa_row_chain(tr[c], 0, 0, 0.0f, q[c], u[c], &st, grad && !h ? acc : 0, j, 1);
+        if (!grad || K->h[c] >= 0) continue; /* paired traces: their gradient below */
+        for (j = 0; j < nk; ++j) { /* row by row, stage by stage, as the row pass would */
+            solsa_real* acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
+            if (D == 0) *acc += delta[j] * tr[c][j];
+            for (m = 0; m < D && m < SOLSA_MAX_DEPTH; ++m)
+                *acc += (P[m * nk + j] - (m + 1 < D ? P[(m + 1) * nk + j] : 0.0f)) * u[c][m][j];
         }
     }
     for (c = 1; c < 4; ++c) { /* the traces paired per upper neuron x, row x of h at a time */
