@@ -82,7 +82,8 @@ def _cpu_key() -> str:
     return platform.machine() + platform.system() + flags
 
 
-KERNEL_FILES = ("kernel.cpp", "credit.h", "storage.h", "sequence.h")  # the sources, shipped beside this module as package data
+# the sources, shipped beside this module as package data
+KERNEL_FILES = ("kernel.cpp", "credit.h", "storage.h", "sequence.h", "denormals.h")
 
 
 def kernel_source(files: tuple[str, ...] = KERNEL_FILES) -> dict[str, str]:

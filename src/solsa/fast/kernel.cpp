@@ -16,22 +16,8 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__SSE__) || defined(__x86_64__)
-#include <xmmintrin.h>
-#define SOLSA_HAVE_MXCSR 1
-#endif
+#include "denormals.h"  // FlushDenormals
 #include "storage.h"
-
-// Flush-to-zero and denormals-are-zero while the kernel runs, restored after. Traces that decay by
-// |d| < 1 every step reach the subnormal range within tens of steps (float32), where each operation
-// costs ~100 cycles; flushing changes results by less than the smallest normal number (1e-38 / 1e-308).
-struct FlushDenormals {
-#ifdef SOLSA_HAVE_MXCSR
-    unsigned int saved;
-    FlushDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }
-    ~FlushDenormals() { _mm_setcsr(saved); }
-#endif
-};
 
 // One layer: shapes, settings and pointers. Parameters are read through Plan::params (refreshed by
 // Python before every call); every other pointer is fixed between reset() calls.

@@ -13,19 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <vector>
-#if defined(__SSE__) || defined(__x86_64__)
-#include <xmmintrin.h>
-#define SCAN_HAVE_MXCSR 1
-#endif
-
-// Flush-to-zero while a scan runs (decaying adjoints reach the slow subnormal range in long sequences).
-struct FlushDenormals {
-#ifdef SCAN_HAVE_MXCSR
-    unsigned int saved;
-    FlushDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }
-    ~FlushDenormals() { _mm_setcsr(saved); }
-#endif
-};
+#include "denormals.h"  // FlushDenormals: flush-to-zero while a scan runs (decaying adjoints)
 
 enum Reset : int64_t { SUBTRACT = 0, ZERO = 1, NONE = 2 };
 

@@ -30,7 +30,7 @@ from .build import build_library
 
 __all__ = ["load_scan", "scan_unsupported_reason", "lif_sequence_scan", "sequence_loss"]
 
-SCAN_FILES = ("scan.cpp",)
+SCAN_FILES = ("scan.cpp", "denormals.h")
 SCAN_ABI = 3  # solsa_scan_abi_version() of the source above
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
