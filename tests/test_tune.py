@@ -78,6 +78,15 @@ def test_start_point_is_the_base_configuration():
     again = base.replace(**config_changes(base, point))
     # readout α = α, the task's encoder by name, the rule's own credit mode by name
     assert again.replace(readout_alpha=None, encoder=None, credit=None) == base
+    assert point["filter_granularity"] == "first"  # the trainer's default is a point of the space
+
+
+def test_start_point_takes_the_encoder_the_task_resolved():
+    # a one-channel uea set trains on the bank although the uea family's default is direct
+    base = TrainConfig(task="uea:ItalyPowerDemand")
+    space = active_space(DEFAULT_SPACE, base, {})
+    assert default_params(space, base, "bank")["encoder"] == "bank"
+    assert default_params(space, base.replace(encoder="delta"), "bank")["encoder"] == "delta"  # a named one wins
 
 
 def test_folds_are_stratified_disjoint_and_seeded():

@@ -263,7 +263,7 @@ def tune(
     if _check_settings(study, _settings(trial_base, space, cv, repeats)) and n_before == 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # optuna warns when a fixed value is not in a distribution
-            study.enqueue_trial(default_params(space, base), user_attrs={"start": True})
+            study.enqueue_trial(default_params(space, base, first.info.get("encoder")), user_attrs={"start": True})
 
     seen: set[str] = set()
 

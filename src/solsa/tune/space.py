@@ -9,7 +9,7 @@ key                         default range                sets
 ``beta``                    float 0.2 .. 2               initial synaptic gain β₀
 ``lam``                     float 0 .. 0.95              membrane decay λ
 ``readout_alpha``           float 0 .. 0.95              initial α₀ of the output layer
-``filter_granularity``      layer, channel               one α, β per layer or per input channel
+``filter_granularity``      layer, first, channel        one α, β per layer, per input channel of the first layer, or per input channel
 ``encoder``                 every registered encoder     the input encoder
 ``population.n_per_channel`` int 3 .. 9                  encoder option (only when the encoder is population)
 ``delta.threshold``         float 0.02 .. 0.5 (log)      encoder option (delta)
@@ -40,6 +40,7 @@ from typing import Any
 from ..config import TrainConfig, parse_scalar, rule_credit
 from ..coordinates import FILTER_UPDATES
 from ..factories import network_options
+from ..layers import FILTER_GRANULARITIES
 from ..rules.credit import CREDIT_MODES
 from ..rules import get_rule
 from ..tasks import TASKS, ENCODERS
@@ -102,7 +103,7 @@ DEFAULT_SPACE: dict[str, Dimension] = {
     "beta": Dimension("float", 0.2, 2.0),
     "lam": Dimension("float", 0.0, 0.95),
     "readout_alpha": Dimension("float", 0.0, 0.95),
-    "filter_granularity": Dimension("categorical", choices=("layer", "channel")),
+    "filter_granularity": Dimension("categorical", choices=FILTER_GRANULARITIES),
     "encoder": Dimension("categorical", choices=tuple(ENCODERS)),
     "population.n_per_channel": Dimension("int", 3, 9),
     "delta.threshold": Dimension("float", 0.02, 0.5, log=True),
@@ -245,15 +246,18 @@ def config_changes(base: TrainConfig, params: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-def default_params(space: dict[str, Dimension], base: TrainConfig) -> dict[str, Any]:
-    """The point of ``space`` that is ``base`` itself (keys whose base value lies outside the space are left out)."""
+def default_params(space: dict[str, Dimension], base: TrainConfig, encoder: str | None = None) -> dict[str, Any]:
+    """The point of ``space`` that is ``base`` itself (keys whose base value lies outside the space are left out).
+    ``encoder``: the encoder the loaded task resolved to (a uea set with one channel takes ``bank`` where the
+    family's default is ``direct``); None: the option, else the family's default."""
     from ..tasks import encoder_defaults
 
     values: dict[str, Any] = {"alpha": base.alpha, "beta": base.beta, "lam": base.lam, "lr": base.lr,
                               "filter_lr_scale": base.filter_lr_scale, "filter_update": base.filter_update,
                               "readout_alpha": base.alpha if base.readout_alpha is None else base.readout_alpha,
                               "filter_granularity": base.filter_granularity, "batch_size": base.batch_size,
-                              "epochs": base.epochs, "encoder": _encoder(base, {}), "hidden_layers": len(base.hidden),
+                              "epochs": base.epochs, "encoder": base.encoder or encoder or _encoder(base, {}),
+                              "hidden_layers": len(base.hidden),
                               "credit": rule_credit(base)}
     if base.hidden and len(set(base.hidden)) == 1:
         values["hidden_width"] = base.hidden[0]
