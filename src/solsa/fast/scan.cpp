@@ -1,6 +1,6 @@
 // The element-wise time scans of BPTT's whole-sequence path (compiled on first use by solsa/fast/build.py,
-// loaded by solsa/fast/scan.py; shipped as package data). No PyTorch headers: raw pointers to contiguous
-// CPU tensors, time-first [T, rows, n].
+// loaded by solsa/fast/scan.py; shipped as package data), and the online rules' trace loops (online_seq.h).
+// No PyTorch headers: raw pointers to contiguous CPU tensors, time-first [T, rows, n].
 //
 // A feedforward LIF layer over a whole sequence is (docs/model.md §1)
 //     F[t] = α F[t-1] + β x[t]                  (solsa_filter_forward)
@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 #include "denormals.h"  // FlushDenormals: flush-to-zero while a scan runs (decaying adjoints)
+#include "online_seq.h"  // the online rules' trace loops (e-prop, OSTL, OTTT), exported below
 
 enum Reset : int64_t { SUBTRACT = 0, ZERO = 1, NONE = 2 };
 
@@ -281,5 +282,7 @@ static void membrane_backward(const T* gO, const T* gV, const T* V, const T* o, 
 
 SCAN_EXPORT(float, f32)
 SCAN_EXPORT(double, f64)
+ONLINE_SEQ_EXPORT(float, f32)
+ONLINE_SEQ_EXPORT(double, f64)
 
-extern "C" int64_t solsa_scan_abi_version() { return 3; }
+extern "C" int64_t solsa_scan_abi_version() { return 4; }

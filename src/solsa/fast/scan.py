@@ -28,10 +28,10 @@ from ..functional import LIFConfig, LIFParams, LIFState
 from ..losses import Loss
 from .build import build_library
 
-__all__ = ["load_scan", "scan_unsupported_reason", "lif_sequence_scan", "sequence_loss"]
+__all__ = ["load_scan", "scan_unsupported_reason", "lif_sequence_scan", "lif_forward_scan", "sequence_loss"]
 
-SCAN_FILES = ("scan.cpp", "denormals.h")
-SCAN_ABI = 3  # solsa_scan_abi_version() of the source above
+SCAN_FILES = ("scan.cpp", "online_seq.h", "denormals.h")  # online_seq.h: the online rules' loops (online_seq.py)
+SCAN_ABI = 4  # solsa_scan_abi_version() of the source above
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
 _SURROGATES = {"gaussian": 0, "fast_sigmoid": 1, "atan": 2, "triangle": 3}
@@ -51,6 +51,10 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn = getattr(lib, f"solsa_membrane_backward_{s}")
         fn.argtypes = [vp] * 12 + [i64, i64, i64, i64, f64, f64, i64, f64]
         fn.restype = None
+        fn = getattr(lib, f"solsa_decay_scan_{s}")
+        fn.argtypes, fn.restype = [vp, vp, vp, vp, i64, i64, i64], None
+        fn = getattr(lib, f"solsa_trace_accumulate_{s}")
+        fn.argtypes, fn.restype = [vp, vp, vp, vp, i64, vp, f64, vp, vp, i64, i64, i64, i64], None
     lib.solsa_scan_abi_version.restype = i64
 
 
@@ -123,6 +127,33 @@ def _filter_adjoint(g, a, b, u, y, y0, want_u: bool, want_a: bool, want_b: bool)
     return du, ga, gb, gy0
 
 
+def _forward(x, weight, bias, alpha, beta, lam, F0, V0, o0, cfg: LIFConfig):
+    """Filter, current, membrane and output ``[T, B, ·]`` of a feedforward LIF layer (contiguous inputs, no graph);
+    a leaky readout's output is its membrane (``o`` is ``V``)."""
+    T, B, _ = x.shape
+    F = _filter(x, alpha, beta, F0)
+    current = (F.view(T * B, -1) @ weight.t()).view(T, B, -1)
+    if bias is not None:
+        current += bias
+    if not cfg.spiking:  # V[t] = λ V[t-1] + I[t]: the filter with β = 1
+        V = _filter(current, lam, None, V0)
+        return F, current, V, V
+    V, o = torch.empty_like(current), torch.empty_like(current)
+    _fn("membrane_forward", x.dtype)(current.data_ptr(), lam.data_ptr(), lam.numel(), V0.data_ptr(),
+                                     o0.data_ptr(), V.data_ptr(), o.data_ptr(), T, B, V.shape[2],
+                                     _RESETS[cfg.reset], cfg.threshold, cfg.reset_amount)
+    return F, current, V, o
+
+
+@torch.no_grad()
+def lif_forward_scan(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFConfig):
+    """The forward of :func:`lif_sequence_scan` without a graph: ``(F, V, o)``, each ``[T, B, ·]`` (the online
+    rules' whole-sequence path; check :func:`scan_unsupported_reason` first)."""
+    args = (x, p.weight, p.bias, p.alpha, p.beta, p.lam, state.F, state.V, state.o)
+    F, _, V, o = _forward(*(None if t is None else t.contiguous() for t in args), cfg)
+    return F, V, o
+
+
 class _LayerScan(torch.autograd.Function):
     """One feedforward LIF layer over ``x`` ``[T, B, N_in]``: outputs ``(o, F, V)`` (spiking) or ``(V, F)``
     (leaky readout, ``o = V``), each ``[T, B, ·]``; backward by the reverse scans and two matrix products."""
@@ -130,24 +161,15 @@ class _LayerScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, alpha, beta, lam, F0, V0, o0, cfg: LIFConfig, saved):  # type: ignore[override]
         x, weight, alpha, beta, lam, F0, V0, o0 = (t.contiguous() for t in (x, weight, alpha, beta, lam, F0, V0, o0))
-        T, B, _ = x.shape
-        F = _filter(x, alpha, beta, F0)
-        current = (F.view(T * B, -1) @ weight.t()).view(T, B, -1)
-        if bias is not None:
-            current += bias
+        F, current, V, o = _forward(x, weight, bias, alpha, beta, lam, F0, V0, o0, cfg)
         ctx.cfg = cfg
         ctx.has_bias = bias is not None
         ctx.set_materialize_grads(False)
-        if not cfg.spiking:  # V[t] = λ V[t-1] + I[t]: the filter with β = 1
-            V = _filter(current, lam, None, V0)
+        if not cfg.spiking:
             ctx.save_for_backward(x, weight, alpha, beta, lam, F0, V0, o0, F, V, current)
             if saved is not None:
                 saved.extend((x, F0, V0, F, V, current))
             return V, F
-        V, o = torch.empty_like(current), torch.empty_like(current)
-        _fn("membrane_forward", x.dtype)(current.data_ptr(), lam.data_ptr(), lam.numel(), V0.data_ptr(),
-                                         o0.data_ptr(), V.data_ptr(), o.data_ptr(), T, B, V.shape[2],
-                                         _RESETS[cfg.reset], cfg.threshold, cfg.reset_amount)
         ctx.save_for_backward(x, weight, alpha, beta, lam, F0, V0, o0, F, V, o)
         if saved is not None:
             saved.extend((x, F0, V0, o0, F, V, o))

@@ -51,6 +51,7 @@ from ..functional import (
 from ..layers import LIFLayer
 from ..losses import Loss
 from .base import state_nbytes
+from .compiled import CompiledSequence
 from .online import OnlineRule, couple_adaptation
 
 __all__ = ["OSTL", "OSTLTraces"]
@@ -71,13 +72,15 @@ class OSTLTraces:
         return state_nbytes(*self.state, self.eps, self.e, self.n, self.m, *(self.adapt or {}).values())
 
 
-class OSTL(OnlineRule):
+class OSTL(CompiledSequence, OnlineRule):
     """Online spatio-temporal learning.
 
     Args:
         net: the :class:`~solsa.SNN` to train (any reset mode and λ granularity).
         loss: ``"mse"`` (spiking readout), ``"ce"`` (leaky readout) or a :class:`~solsa.losses.Loss`.
         learn_lam: also learn λ where it is a parameter (its trace is exact too); False leaves it untouched.
+        backend: ``"auto"``, ``"reference"`` or ``"fused"`` (the whole sequence in compiled code,
+            :mod:`solsa.rules.compiled`).
     """
 
     name = "ostl"
@@ -116,6 +119,26 @@ class OSTL(OnlineRule):
             g_lam = (delta * tr.m).sum(0)
             acc["lam"] += g_lam.sum() if layer.lam.dim() == 0 else g_lam
         return grads["weight"]
+
+    def _sequence_grads(self, runs, g) -> None:
+        """The W, b, λ traces and their gradients over a stretch (:mod:`solsa.rules.compiled`)."""
+        from ..fast.online_seq import decay_scan, trace_accumulate
+
+        for layer, tr, acc, run, delta in zip(self.net.layers, self.traces, self._grads, runs,
+                                              self._same_step_deltas(runs, g)):
+            d = decay_factor(run.V_prev, run.o_prev, run.eps_prev, layer.lam, layer.config, reset_feedback=True)
+            grad = acc["weight"] if "weight" in acc else torch.zeros_like(layer.weight)
+            trace_accumulate(d, run.F, delta, tr.e, grad)
+            if tr.n is not None:
+                n = decay_scan(d, torch.ones_like(d).unsqueeze(-1), tr.n.unsqueeze(-1)).squeeze(-1)
+                acc["bias"] += (delta * n).sum((0, 1))
+                tr.n = n[-1]
+            if tr.m is not None:
+                direct = run.V_prev * (1.0 - run.o_prev) if layer.spiking and layer.config.reset == "zero" else run.V_prev
+                m = decay_scan(d, direct.unsqueeze(-1), tr.m.unsqueeze(-1)).squeeze(-1)
+                g_lam = (delta * m).sum((0, 1))
+                acc["lam"] += g_lam.sum() if layer.lam.dim() == 0 else g_lam
+                tr.m = m[-1]
 
     @staticmethod
     def _forward_layer(layer: LIFLayer, tr: OSTLTraces, x: torch.Tensor) -> None:

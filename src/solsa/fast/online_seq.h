@@ -1,0 +1,85 @@
+// The trace time loops of the online rules' whole-sequence path (e-prop, OSTL, OTTT; solsa/fast/online_seq.py),
+// included by scan.cpp so that they ship in its library. Raw pointers to contiguous CPU tensors, time-first.
+//
+// Everything else of that path (the layers' forward, the loss, the same-step errors) is a handful of
+// whole-sequence tensor operations; what stays here is a recursion over t whose state is too large to keep
+// for every step (OSTL's and e-prop's [B, N_out, N_in] traces), or too small to be worth a Python call per step.
+#pragma once
+#include <cstdint>
+#include <vector>
+#include "denormals.h"
+
+// y[t] = d[t] ⊙ y[t-1] + u[t] for d [T, rows], u [T, rows, n], from y0 [rows, n] (y[-1] = y0): one decay per
+// row, shared by its n entries (n = 1: element-wise). Out: y [T, rows, n].
+template <typename T>
+static void decay_scan(const T* d, const T* u, const T* y0, T* y, int64_t steps, int64_t rows, int64_t n) {
+    FlushDenormals ftz;
+    const int64_t stride = rows * n;
+    for (int64_t t = 0; t < steps; ++t) {
+        const T* prev = t ? y + (t - 1) * stride : y0;
+        const T* dt = d + t * rows;
+        const T* ut = u + t * stride;
+        T* out = y + t * stride;
+        for (int64_t r = 0; r < rows; ++r) {
+            const T dr = dt[r];
+            const int64_t o = r * n;
+            #pragma omp simd
+            for (int64_t i = 0; i < n; ++i) out[o + i] = dr * prev[o + i] + ut[o + i];
+        }
+    }
+}
+
+// A per-synapse trace and its gradient, step by step, for a batch of B and a layer of R neurons, n inputs:
+//     e[t]_bri = d[t]_br e[t-1]_bri + u[t]_bi            (rows_e = 1: one row for all r, d [T, B, 1])
+//     G_ri    += s[t]_br e[t]_bri                          (psi null: OSTL's W trace, e-prop's x̄ per neuron)
+// or, with e-prop's readout filter (psi non-null; ē [B, R, n] in/out):
+//     ē[t]_bri = κ ē[t-1]_bri + ψ[t]_br e[t]_bri,   G_ri += s[t]_br ē[t]_bri
+// d [T, B, rows_e], u [T, B, n], s and psi [T, B, R]; e [B, rows_e, n] in/out (the trace before and after);
+// G [R, n] is added to.
+template <typename T>
+static void trace_accumulate(const T* d, const T* u, const T* s, T* e, int64_t rows_e, const T* psi, T kappa,
+                             T* ebar, T* G, int64_t steps, int64_t batch, int64_t R, int64_t n) {
+    FlushDenormals ftz;
+    for (int64_t t = 0; t < steps; ++t) {
+        for (int64_t b = 0; b < batch; ++b) {
+            const T* ut = u + (t * batch + b) * n;
+            const T* dt = d + (t * batch + b) * rows_e;
+            const T* st = s + (t * batch + b) * R;
+            T* eb = e + b * rows_e * n;
+            for (int64_t r = 0; r < rows_e; ++r) {
+                T* er = eb + r * n;
+                const T dr = dt[r];
+                #pragma omp simd
+                for (int64_t i = 0; i < n; ++i) er[i] = dr * er[i] + ut[i];
+            }
+            for (int64_t r = 0; r < R; ++r) {
+                const T* er = eb + (rows_e == 1 ? 0 : r * n);
+                T* gr = G + r * n;
+                const T sr = st[r];
+                if (psi) {
+                    T* fr = ebar + (b * R + r) * n;
+                    const T pr = psi[(t * batch + b) * R + r];
+                    #pragma omp simd
+                    for (int64_t i = 0; i < n; ++i) {
+                        fr[i] = kappa * fr[i] + pr * er[i];
+                        gr[i] += sr * fr[i];
+                    }
+                } else {
+                    #pragma omp simd
+                    for (int64_t i = 0; i < n; ++i) gr[i] += sr * er[i];
+                }
+            }
+        }
+    }
+}
+
+#define ONLINE_SEQ_EXPORT(T, S)                                                                                  \
+    extern "C" void solsa_decay_scan_##S(const T* d, const T* u, const T* y0, T* y, int64_t steps, int64_t rows, \
+                                         int64_t n) {                                                           \
+        decay_scan<T>(d, u, y0, y, steps, rows, n);                                                             \
+    }                                                                                                            \
+    extern "C" void solsa_trace_accumulate_##S(const T* d, const T* u, const T* s, T* e, int64_t rows_e,         \
+                                               const T* psi, double kappa, T* ebar, T* G, int64_t steps,        \
+                                               int64_t batch, int64_t R, int64_t n) {                           \
+        trace_accumulate<T>(d, u, s, e, rows_e, psi, T(kappa), ebar, G, steps, batch, R, n);                    \
+    }

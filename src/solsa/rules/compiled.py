@@ -1,0 +1,91 @@
+"""The ``backend`` choice of the online rules whose whole sequence runs in compiled code (e-prop, OSTL, OTTT).
+
+``backend="fused"`` (what ``"auto"`` takes when it can) runs :meth:`~solsa.rules.LearningRule.run_sequence` —
+which the learner takes for each stretch of steps up to an update point — through
+:mod:`solsa.fast.online_seq`: every layer's forward over the stretch, the loss, the same-step errors and the
+traces in a few whole-sequence calls, with the result of ``T`` calls of ``step`` (float64 ≤ 1e-10,
+tests/test_online_sequence.py). ``step`` itself (the streaming API) is the reference path on every backend,
+and the two paths hand over through the same trace objects, so a stream may mix them. ALIF and recurrent
+layers, a custom loss, tensors off the CPU, or no C++ compiler: ``"auto"`` runs the reference path and
+:attr:`fallback_reason` says why; ``"fused"`` raises at ``reset``.
+
+A rule takes the path by listing :class:`CompiledSequence` before :class:`~solsa.rules.online.OnlineRule`
+and implementing ``_sequence_grads(runs, g)``: accumulate the stretch's gradients and leave its traces
+(all but state and ε, which this class writes) as ``T`` steps would.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..functional import LIFState
+from .base import Capabilities, StepResult
+
+__all__ = ["CompiledSequence", "COMPILED_CAPABILITIES"]
+
+# what a rule with this path can do: online, the per-step magnitude (on the step path), a whole-sequence call
+COMPILED_CAPABILITIES = Capabilities(online=True, step_magnitude=True, backends=("reference", "fused"),
+                                     whole_sequence=True)
+
+
+class CompiledSequence:
+    """Mixin: the choice of path at ``reset`` and the shared part of the compiled ``run_sequence``."""
+
+    capabilities = COMPILED_CAPABILITIES
+    _eps_name = "eps"  # the traces' field holding ε[t] (e-prop calls it ψ)
+    _active_backend = ""
+    _fallback_reason = ""
+
+    @property
+    def active_backend(self) -> str:
+        return self._active_backend or "reference"
+
+    @property
+    def fallback_reason(self) -> str:
+        return self._fallback_reason
+
+    def _reset(self, batch_size: int) -> None:
+        super()._reset(batch_size)  # type: ignore[misc]
+        self._active_backend, self._fallback_reason = "reference", ""
+        if self.backend == "reference":  # type: ignore[attr-defined]
+            return
+        from ..fast.online_seq import sequence_unsupported_reason
+
+        reason = sequence_unsupported_reason(self.net.layers, self.loss)  # type: ignore[attr-defined]
+        if reason and self.backend == "fused":  # type: ignore[attr-defined]
+            raise RuntimeError(f"backend='fused' is not available: {reason}")
+        self._active_backend, self._fallback_reason = ("reference", reason) if reason else ("fused", "")
+
+    @torch.no_grad()
+    def _sequence(self, x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> StepResult:
+        if self._active_backend != "fused":
+            return self._steps(x, target, weights)  # type: ignore[attr-defined]
+        from ..fast.online_seq import layer_run
+
+        runs, inp = [], x
+        for layer, tr in zip(self.net.layers, self.traces):  # type: ignore[attr-defined]
+            run = layer_run(layer, inp, tr.state, getattr(tr, self._eps_name))
+            runs.append(run)
+            inp = run.o
+        value, g = self.loss.grad(inp, target, weights)  # type: ignore[attr-defined]
+        self._sequence_grads(runs, g)
+        for tr, run in zip(self.traces, runs):  # type: ignore[attr-defined]
+            tr.state = LIFState(run.F[-1], run.V[-1], run.o[-1])
+            setattr(tr, self._eps_name, run.eps[-1])
+        return StepResult(inp, value)
+
+    def _sequence_grads(self, runs: list, g: torch.Tensor) -> None:
+        """Accumulate the gradients of the stretch (``g`` = ∂ℓ_t/∂y ``[T, B, C]``) and advance the traces."""
+        raise NotImplementedError
+
+    def _same_step_deltas(self, runs: list, g: torch.Tensor) -> list[torch.Tensor]:
+        """δ[t] of every layer and step, ``[T, B, N_out]``: the error of :class:`~solsa.rules.online.OnlineRule`
+        going down within each step (``δ = g ⊙ ε``, :func:`~solsa.functional.spatial_error` between layers)."""
+        from ..functional import spatial_error
+
+        deltas = []
+        for layer, run in zip(reversed(self.net.layers), reversed(runs)):  # type: ignore[attr-defined]
+            delta = g * run.eps
+            deltas.append(delta)
+            g = spatial_error(delta, layer.weight, layer.beta)
+        return deltas[::-1]
