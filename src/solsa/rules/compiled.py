@@ -70,8 +70,9 @@ class CompiledSequence:
         value, g = self.loss.grad(inp, target, weights)  # type: ignore[attr-defined]
         self._sequence_grads(runs, g)
         for tr, run in zip(self.traces, runs):  # type: ignore[attr-defined]
-            tr.state = LIFState(run.F[-1], run.V[-1], run.o[-1])
-            setattr(tr, self._eps_name, run.eps[-1])
+            # copies: a view would keep the stretch's [T, ...] buffers alive
+            tr.state = LIFState(run.F[-1].clone(), run.V[-1].clone(), run.o[-1].clone())
+            setattr(tr, self._eps_name, run.eps[-1].clone())
         return StepResult(inp, value)
 
     def _sequence_grads(self, runs: list, g: torch.Tensor) -> None:

@@ -62,6 +62,7 @@ from ..functional import (LIFState, adaptation_decays, bias_trace, decay_factor,
 from ..layers import LIFLayer
 from ..losses import Loss
 from .base import state_nbytes
+from .compiled import CompiledSequence
 from .online import OnlineRule, couple_adaptation
 
 __all__ = ["EProp", "EPropTraces", "FEEDBACK_MODES"]
@@ -99,7 +100,7 @@ def _shared_decay(layer: LIFLayer) -> bool:
     return layer.lam.dim() == 0 and not (layer.spiking and layer.config.reset == "zero") and not layer.adaptive
 
 
-class EProp(OnlineRule):
+class EProp(CompiledSequence, OnlineRule):
     """e-prop for a feedforward stack of LIF layers.
 
     Args:
@@ -108,6 +109,8 @@ class EProp(OnlineRule):
         feedback: ``"symmetric"`` (the error goes down through the forward weights) or ``"random"``
             (fixed random feedback matrices from the output to every hidden layer).
         seed: seed of the random feedback matrices.
+        backend: ``"auto"``, ``"reference"`` or ``"fused"`` (the whole sequence in compiled code,
+            :mod:`solsa.rules.compiled`).
 
     Raises:
         ValueError: for an unknown ``feedback``, or a leaky readout whose decay differs between
@@ -115,6 +118,7 @@ class EProp(OnlineRule):
     """
 
     name = "eprop"
+    _eps_name = "psi"
 
     def __init__(
         self, net, loss: Loss | str = "mse", *, feedback: str = "symmetric", seed: int = 0, backend: str = "auto"
@@ -207,6 +211,48 @@ class EProp(OnlineRule):
         if g_bias is not None:
             acc["bias"] += g_bias
         return grads["weight"]
+
+    def _sequence_grads(self, runs, g) -> None:
+        """:meth:`_backward` over a stretch (:mod:`solsa.rules.compiled`): the learning signals of every step at
+        once, then each layer's traces and Σ_t L ē through the compiled loops."""
+        delta_out = g * runs[-1].eps
+        signal = g
+        for index in reversed(range(len(self.net.layers))):
+            layer, run = self.net.layers[index], runs[index]
+            self._accumulate_sequence(layer, self.traces[index], self._grads[index], run, signal)
+            if index > 0:
+                signal = self._signal_below(index, signal * run.eps, delta_out)
+
+    def _accumulate_sequence(self, layer: LIFLayer, tr: EPropTraces, acc: dict[str, torch.Tensor], run,
+                             signal: torch.Tensor) -> None:
+        """:meth:`_forward_layer`'s traces and :meth:`_accumulate` over a stretch, for a feedforward LIF layer."""
+        from ..fast.online_seq import decay_scan, trace_accumulate
+
+        d = decay_factor(run.V_prev, run.o_prev, run.eps_prev, layer.lam, layer.config, reset_feedback=False)
+        shared = tr.e.shape[1] == 1
+        if shared:
+            d = d[..., :1]
+        psi, delta = run.eps, signal * run.eps
+        grad = acc["weight"] if "weight" in acc else torch.zeros_like(layer.weight)
+        if tr.e_bar is not None:  # Σ_b L ē, ē = F_κ(ψ x̄)
+            trace_accumulate(d, run.F, signal, tr.e, grad, psi, self.kappa, tr.e_bar)
+        elif shared:  # x̄ [T, B, 1, N_in]: Σ_t Σ_b δ x̄ is one matrix product
+            x_bar = decay_scan(d, run.F.unsqueeze(2), tr.e)
+            grad += delta.flatten(0, 1).t() @ x_bar.flatten(0, 2)
+            tr.e = x_bar[-1].clone()
+        else:
+            trace_accumulate(d, run.F, delta, tr.e, grad)
+        if tr.n is None:
+            return
+        n = decay_scan(d, torch.ones_like(d).unsqueeze(-1), tr.n.unsqueeze(-1)).squeeze(-1)
+        tr.n = n[-1].clone()
+        if tr.n_bar is None:
+            acc["bias"] += (delta * n).sum((0, 1))
+            return
+        kappa = torch.full_like(psi, self.kappa)
+        n_bar = decay_scan(kappa, (psi * n).unsqueeze(-1), tr.n_bar.unsqueeze(-1)).squeeze(-1)
+        acc["bias"] += (signal * n_bar).sum((0, 1))
+        tr.n_bar = n_bar[-1].clone()
 
     def _signal_below(self, index: int, delta: torch.Tensor, delta_out: torch.Tensor) -> torch.Tensor:
         """Learning signal L^{index-1}[t] of the layer below ``index``."""

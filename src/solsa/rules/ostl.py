@@ -132,13 +132,13 @@ class OSTL(CompiledSequence, OnlineRule):
             if tr.n is not None:
                 n = decay_scan(d, torch.ones_like(d).unsqueeze(-1), tr.n.unsqueeze(-1)).squeeze(-1)
                 acc["bias"] += (delta * n).sum((0, 1))
-                tr.n = n[-1]
+                tr.n = n[-1].clone()
             if tr.m is not None:
                 direct = run.V_prev * (1.0 - run.o_prev) if layer.spiking and layer.config.reset == "zero" else run.V_prev
                 m = decay_scan(d, direct.unsqueeze(-1), tr.m.unsqueeze(-1)).squeeze(-1)
                 g_lam = (delta * m).sum((0, 1))
                 acc["lam"] += g_lam.sum() if layer.lam.dim() == 0 else g_lam
-                tr.m = m[-1]
+                tr.m = m[-1].clone()
 
     @staticmethod
     def _forward_layer(layer: LIFLayer, tr: OSTLTraces, x: torch.Tensor) -> None:

@@ -42,6 +42,7 @@ from ..functional import (LIFState, bias_trace, decay_factor, lif_step, presynap
 from ..layers import LIFLayer
 from ..losses import Loss
 from .base import state_nbytes
+from .compiled import CompiledSequence
 from .online import OnlineRule
 
 __all__ = ["OTTT", "OTTTTraces"]
@@ -75,12 +76,14 @@ def check_ottt_network(net) -> None:
             )
 
 
-class OTTT(OnlineRule):
+class OTTT(CompiledSequence, OnlineRule):
     """Online training through time.
 
     Args:
         net: the :class:`~solsa.SNN` to train (one λ per layer, reset ``subtract`` or ``none``).
         loss: ``"mse"`` (spiking readout), ``"ce"`` (leaky readout) or a :class:`~solsa.losses.Loss`.
+        backend: ``"auto"``, ``"reference"`` or ``"fused"`` (the whole sequence in compiled code,
+            :mod:`solsa.rules.compiled`).
 
     Raises:
         ValueError: if the network has a per-neuron λ or a hard reset (see the module docstring).
@@ -112,6 +115,24 @@ class OTTT(OnlineRule):
         if "bias" in acc:
             acc["bias"] += (delta * tr.n).sum(0)
         return grads["weight"]
+
+    def _sequence_grads(self, runs, g) -> None:
+        """â, n and their gradients over a stretch (:mod:`solsa.rules.compiled`): â of every step is only
+        ``[T, B, N_in]``, so Σ_t Σ_b δ â is one matrix product."""
+        from ..fast.online_seq import decay_scan
+
+        for layer, tr, acc, run, delta in zip(self.net.layers, self.traces, self._grads, runs,
+                                              self._same_step_deltas(runs, g)):
+            d = decay_factor(run.V_prev[..., :1], run.o_prev[..., :1], run.eps_prev[..., :1], layer.lam,
+                             layer.config, reset_feedback=False)  # [T, B, 1]: one decay for the layer
+            a_hat = decay_scan(d, run.F.unsqueeze(2), tr.a_hat)  # [T, B, 1, N_in]
+            if "weight" in acc:
+                acc["weight"] += delta.flatten(0, 1).t() @ a_hat.flatten(0, 2)
+            tr.a_hat = a_hat[-1].clone()
+            if tr.n is not None:
+                n = decay_scan(d, torch.ones_like(d).unsqueeze(-1), tr.n.unsqueeze(-1)).squeeze(-1)  # [T, B, 1]
+                acc["bias"] += (delta * n).sum((0, 1))
+                tr.n = n[-1].clone()
 
     @staticmethod
     def _forward_layer(layer: LIFLayer, tr: OTTTTraces, x: torch.Tensor) -> None:
