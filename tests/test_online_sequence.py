@@ -105,6 +105,20 @@ def test_compiled_equals_reference(name, layers, case):
 
 
 @pytest.mark.parametrize("name", RULE_NAMES)
+def test_long_stretches_run_in_chunks(name, monkeypatch):
+    """A stretch longer than SEQUENCE_CHUNK runs as several calls, with the result of one."""
+    import solsa.rules.compiled as compiled
+
+    _, ref, want, want_traces = _train(name, [7], "leaky", "reference", per_step=True)
+    monkeypatch.setattr(compiled, "SEQUENCE_CHUNK", 4)
+    _, run, got, got_traces = _train(name, [7], "leaky", "fused", per_step=True)
+    torch.testing.assert_close(run.outputs, ref.outputs, atol=1e-10, rtol=0)
+    assert abs(float(run.loss) - float(ref.loss)) <= 1e-10
+    _assert_same(got, want)
+    _assert_same(got_traces, want_traces)
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
 def test_per_step_targets(name):
     _, ref, want, _ = _train(name, [6], "leaky", "reference", per_step=True)
     _, run, got, _ = _train(name, [6], "leaky", "fused", per_step=True)

@@ -5,7 +5,9 @@ which the learner takes for each stretch of steps up to an update point — thro
 :mod:`solsa.fast.online_seq`: every layer's forward over the stretch, the loss, the same-step errors and the
 traces in a few whole-sequence calls, with the result of ``T`` calls of ``step`` (float64 ≤ 1e-10,
 tests/test_online_sequence.py). ``step`` itself (the streaming API) is the reference path on every backend,
-and the two paths hand over through the same trace objects, so a stream may mix them. ALIF and recurrent
+and the two paths hand over through the same trace objects, so a stream may mix them. A stretch holds its
+layers' ``[T, B, N]`` activations while it runs, so it is cut into calls of :data:`SEQUENCE_CHUNK` steps:
+memory stays flat in T. ALIF and recurrent
 layers, a custom loss, tensors off the CPU, or no C++ compiler: ``"auto"`` runs the reference path and
 :attr:`fallback_reason` says why; ``"fused"`` raises at ``reset``.
 
@@ -21,7 +23,12 @@ import torch
 from ..functional import LIFState
 from .base import Capabilities, StepResult
 
-__all__ = ["CompiledSequence", "COMPILED_CAPABILITIES"]
+__all__ = ["CompiledSequence", "COMPILED_CAPABILITIES", "SEQUENCE_CHUNK"]
+
+# steps per compiled call: a stretch holds its layers' [T, B, N] activations while it runs (never a
+# [T, B, N_out, N_in] trace), so longer stretches are cut into calls of this many steps to keep the memory
+# flat in T (the online rules' promise); at 256 steps the per-call overhead is already negligible
+SEQUENCE_CHUNK = 256
 
 # what a rule with this path can do: online, the per-step magnitude (on the step path), a whole-sequence call
 COMPILED_CAPABILITIES = Capabilities(online=True, step_magnitude=True, backends=("reference", "fused"),
@@ -60,6 +67,17 @@ class CompiledSequence:
     def _sequence(self, x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> StepResult:
         if self._active_backend != "fused":
             return self._steps(x, target, weights)  # type: ignore[attr-defined]
+        outputs, total = [], x.new_zeros(())
+        for start in range(0, x.shape[0], SEQUENCE_CHUNK):  # the traces carry over: the result of one call
+            stop = start + SEQUENCE_CHUNK
+            res = self._chunk(x[start:stop], target if target.dim() == 1 else target[start:stop],
+                              weights[start:stop])
+            outputs.append(res.output)
+            total = total + res.loss
+        return StepResult(torch.cat(outputs), total)
+
+    def _chunk(self, x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> StepResult:
+        """At most :data:`SEQUENCE_CHUNK` steps: the layers' forward, the loss, then the rule's traces."""
         from ..fast.online_seq import layer_run
 
         runs, inp = [], x
