@@ -11,6 +11,10 @@ BPTT's whole-sequence layer (:mod:`solsa.fast.scan`, ``scan.cpp``): the filter a
 their adjoints in C++, one autograd function per layer and sequence; ``BPTT(..., backend="auto")`` uses it
 for feedforward LIF layers on the CPU.
 
+The online rules' whole sequence (:mod:`solsa.fast.online_seq`, ``online_seq.h`` in the scan library): e-prop,
+OSTL and OTTT run a stretch of steps through the scan's forward and two trace loops
+(``backend="auto"``/``"fused"``, :mod:`solsa.rules.compiled`).
+
 Environment: ``SOLSA_DISABLE_FUSED=1`` turns the kernel off, ``SOLSA_DISABLE_SCAN=1`` the scan; ``SOLSA_CACHE_DIR``
 moves its build cache; ``CXX`` picks the compiler.
 """

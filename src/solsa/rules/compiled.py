@@ -11,7 +11,7 @@ memory stays flat in T. ALIF and recurrent
 layers, a custom loss, tensors off the CPU, or no C++ compiler: ``"auto"`` runs the reference path and
 :attr:`fallback_reason` says why; ``"fused"`` raises at ``reset``.
 
-A rule takes the path by listing :class:`CompiledSequence` before :class:`~solsa.rules.online.OnlineRule`
+A rule takes the path by subclassing :class:`CompiledSequence` (an :class:`~solsa.rules.online.OnlineRule`)
 and implementing ``_sequence_grads(runs, g)``: accumulate the stretch's gradients and leave its traces
 (all but state and ε, which this class writes) as ``T`` steps would.
 """
@@ -22,6 +22,7 @@ import torch
 
 from ..functional import LIFState
 from .base import Capabilities, StepResult
+from .online import OnlineRule
 
 __all__ = ["CompiledSequence", "COMPILED_CAPABILITIES", "SEQUENCE_CHUNK"]
 
@@ -35,8 +36,9 @@ COMPILED_CAPABILITIES = Capabilities(online=True, step_magnitude=True, backends=
                                      whole_sequence=True)
 
 
-class CompiledSequence:
-    """Mixin: the choice of path at ``reset`` and the shared part of the compiled ``run_sequence``."""
+class CompiledSequence(OnlineRule):
+    """An :class:`~solsa.rules.online.OnlineRule` with the compiled ``run_sequence``: the choice of path at
+    ``reset`` and the part every such rule shares (the layers' forward, the loss, the state)."""
 
     capabilities = COMPILED_CAPABILITIES
     _eps_name = "eps"  # the traces' field holding ε[t] (e-prop calls it ψ)
@@ -52,21 +54,21 @@ class CompiledSequence:
         return self._fallback_reason
 
     def _reset(self, batch_size: int) -> None:
-        super()._reset(batch_size)  # type: ignore[misc]
+        super()._reset(batch_size)
         self._active_backend, self._fallback_reason = "reference", ""
-        if self.backend == "reference":  # type: ignore[attr-defined]
+        if self.backend == "reference":
             return
         from ..fast.online_seq import sequence_unsupported_reason
 
-        reason = sequence_unsupported_reason(self.net.layers, self.loss)  # type: ignore[attr-defined]
-        if reason and self.backend == "fused":  # type: ignore[attr-defined]
+        reason = sequence_unsupported_reason(self.net.layers, self.loss)
+        if reason and self.backend == "fused":
             raise RuntimeError(f"backend='fused' is not available: {reason}")
         self._active_backend, self._fallback_reason = ("reference", reason) if reason else ("fused", "")
 
     @torch.no_grad()
     def _sequence(self, x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> StepResult:
         if self._active_backend != "fused":
-            return self._steps(x, target, weights)  # type: ignore[attr-defined]
+            return self._steps(x, target, weights)
         outputs, total = [], x.new_zeros(())
         for start in range(0, x.shape[0], SEQUENCE_CHUNK):  # the traces carry over: the result of one call
             stop = start + SEQUENCE_CHUNK
@@ -81,13 +83,13 @@ class CompiledSequence:
         from ..fast.online_seq import layer_run
 
         runs, inp = [], x
-        for layer, tr in zip(self.net.layers, self.traces):  # type: ignore[attr-defined]
+        for layer, tr in zip(self.net.layers, self.traces):
             run = layer_run(layer, inp, tr.state, getattr(tr, self._eps_name))
             runs.append(run)
             inp = run.o
-        value, g = self.loss.grad(inp, target, weights)  # type: ignore[attr-defined]
+        value, g = self.loss.grad(inp, target, weights)
         self._sequence_grads(runs, g)
-        for tr, run in zip(self.traces, runs):  # type: ignore[attr-defined]
+        for tr, run in zip(self.traces, runs):
             # copies: a view would keep the stretch's [T, ...] buffers alive
             tr.state = LIFState(run.F[-1].clone(), run.V[-1].clone(), run.o[-1].clone())
             setattr(tr, self._eps_name, run.eps[-1].clone())
@@ -103,7 +105,7 @@ class CompiledSequence:
         from ..functional import spatial_error
 
         deltas = []
-        for layer, run in zip(reversed(self.net.layers), reversed(runs)):  # type: ignore[attr-defined]
+        for layer, run in zip(reversed(self.net.layers), reversed(runs)):
             delta = g * run.eps
             deltas.append(delta)
             g = spatial_error(delta, layer.weight, layer.beta)

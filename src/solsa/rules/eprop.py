@@ -63,7 +63,7 @@ from ..layers import LIFLayer
 from ..losses import Loss
 from .base import state_nbytes
 from .compiled import CompiledSequence
-from .online import OnlineRule, couple_adaptation
+from .online import couple_adaptation
 
 __all__ = ["EProp", "EPropTraces", "FEEDBACK_MODES"]
 
@@ -100,7 +100,7 @@ def _shared_decay(layer: LIFLayer) -> bool:
     return layer.lam.dim() == 0 and not (layer.spiking and layer.config.reset == "zero") and not layer.adaptive
 
 
-class EProp(CompiledSequence, OnlineRule):
+class EProp(CompiledSequence):
     """e-prop for a feedforward stack of LIF layers.
 
     Args:

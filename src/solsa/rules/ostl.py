@@ -52,7 +52,7 @@ from ..layers import LIFLayer
 from ..losses import Loss
 from .base import state_nbytes
 from .compiled import CompiledSequence
-from .online import OnlineRule, couple_adaptation
+from .online import couple_adaptation
 
 __all__ = ["OSTL", "OSTLTraces"]
 
@@ -72,7 +72,7 @@ class OSTLTraces:
         return state_nbytes(*self.state, self.eps, self.e, self.n, self.m, *(self.adapt or {}).values())
 
 
-class OSTL(CompiledSequence, OnlineRule):
+class OSTL(CompiledSequence):
     """Online spatio-temporal learning.
 
     Args:

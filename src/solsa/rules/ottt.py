@@ -43,7 +43,6 @@ from ..layers import LIFLayer
 from ..losses import Loss
 from .base import state_nbytes
 from .compiled import CompiledSequence
-from .online import OnlineRule
 
 __all__ = ["OTTT", "OTTTTraces"]
 
@@ -76,7 +75,7 @@ def check_ottt_network(net) -> None:
             )
 
 
-class OTTT(CompiledSequence, OnlineRule):
+class OTTT(CompiledSequence):
     """Online training through time.
 
     Args:
