@@ -90,7 +90,7 @@ def test_default_rules_follow_the_registry(monkeypatch):
     assert "newrule" in default_rules()
     assert parse_rules(None, extra=("solsa@reference",))[-1] == "solsa@reference"
     with pytest.raises(ValueError, match="backend"):
-        parse_rules("ottt@fused")
+        parse_rules("ottt@compiled")  # OTTT has reference and fused only
     with pytest.raises(ValueError, match="unknown rule"):
         parse_rules("nosuchrule")
 

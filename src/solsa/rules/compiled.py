@@ -7,9 +7,8 @@ traces in a few whole-sequence calls, with the result of ``T`` calls of ``step``
 tests/test_online_sequence.py). ``step`` itself (the streaming API) is the reference path on every backend,
 and the two paths hand over through the same trace objects, so a stream may mix them. A stretch holds its
 layers' ``[T, B, N]`` activations while it runs, so it is cut into calls of :data:`SEQUENCE_CHUNK` steps:
-memory stays flat in T. ALIF and recurrent
-layers, a custom loss, tensors off the CPU, or no C++ compiler: ``"auto"`` runs the reference path and
-:attr:`fallback_reason` says why; ``"fused"`` raises at ``reset``.
+memory stays flat in T. ALIF and recurrent layers, a custom loss, tensors off the CPU, or no C++ compiler:
+``"auto"`` runs the reference path and :attr:`fallback_reason` says why; ``"fused"`` raises at ``reset``.
 
 A rule takes the path by subclassing :class:`CompiledSequence` (an :class:`~solsa.rules.online.OnlineRule`)
 and implementing ``_sequence_grads(runs, g)``: accumulate the stretch's gradients and leave its traces
