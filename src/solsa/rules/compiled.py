@@ -27,8 +27,9 @@ __all__ = ["CompiledSequence", "COMPILED_CAPABILITIES", "SEQUENCE_CHUNK"]
 
 # steps per compiled call: a stretch holds its layers' [T, B, N] activations while it runs (never a
 # [T, B, N_out, N_in] trace), so longer stretches are cut into calls of this many steps to keep the memory
-# flat in T (the online rules' promise); at 256 steps the per-call overhead is already negligible
-SEQUENCE_CHUNK = 256
+# flat in T (the online rules' promise): about 35 kB per step at 12-100-100-9, batch 4; at 64 steps the per-call
+# overhead is already small against the work
+SEQUENCE_CHUNK = 64
 
 # what a rule with this path can do: online, the per-step magnitude (on the step path), a whole-sequence call
 COMPILED_CAPABILITIES = Capabilities(online=True, step_magnitude=True, backends=("reference", "fused"),
