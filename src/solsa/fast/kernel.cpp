@@ -19,6 +19,8 @@
 #include "denormals.h"  // FlushDenormals
 #include "storage.h"
 
+struct AlifDesc;  // an ALIF and/or recurrent layer's extra state (alif.h)
+
 // One layer: shapes, settings and pointers. Parameters are read through Plan::params (refreshed by
 // Python before every call); every other pointer is fixed between reset() calls.
 struct LayerDesc {
@@ -42,6 +44,7 @@ struct LayerDesc {
     void *h_a, *h_m, *h_n;       // [B, n_neuron, n_out]
     void *signals, *dbar;        // scratch [credit_depth, B, n_out] (P^s) and [B] (this layer's mean d)
     void *mass, *mass_bar;       // cascade: decay-kernel masses of the layer above, [B, n_above] and [B]
+    AlifDesc* alif;              // non-null: an ALIF and/or recurrent layer, run by alif.h
 };
 
 struct Plan {
@@ -222,6 +225,8 @@ static void predict_layer(const LayerDesc& L, void* const* P, int64_t B, const T
     }
 }
 
+#include "alif.h"  // ALIF and recurrent layers
+
 // A pure step: the network's output at the next step (into y_out), from the current state; scratch holds
 // three buffers per layer (F [B,n_in], V and o [B,n_out]). Nothing the learner keeps is written.
 template <typename T>
@@ -229,8 +234,11 @@ static void predict_all(const Plan* plan, const T* x, T* y_out, void* const* scr
     const T* in = x;
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         T* on = (T*)scratch[3 * l + 2];
-        predict_layer<T>(plan->layers[l], plan->params + 5 * l, plan->batch, in, (plan->w_dirty >> l) & 1,
-                         (T*)scratch[3 * l], (T*)scratch[3 * l + 1], on);
+        if (plan->layers[l].alif)
+            alif_predict_layer<T>(plan, l, in, (T*)scratch[3 * l], (T*)scratch[3 * l + 1], on);
+        else
+            predict_layer<T>(plan->layers[l], plan->params + 5 * l, plan->batch, in, (plan->w_dirty >> l) & 1,
+                             (T*)scratch[3 * l], (T*)scratch[3 * l + 1], on);
         in = on;
     }
     const LayerDesc& top = plan->layers[plan->n_layers - 1];
@@ -380,8 +388,8 @@ static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool
 
     // dl/dW = sum_b delta e: accumulated right away only when this step's magnitude is wanted; otherwise
     // it is added during the next step's trace update (or by settle() at flush/reset), see forward_layer.
-    double mag = plain ? 0.0 : credit_backward<T, S>(plan, l, g, track);
-    if (track && plain) {
+    double mag = !plain ? credit_backward<T, S>(plan, l, g, track) : L.alif ? alif_weight_grad<T, S>(plan, l, track) : 0.0;
+    if (track && plain && !L.alif) {
         auto grad_row = [&](int64_t j) -> double {
             T* gWj = gW + j * ni;
             T* s = wtmp + j * ni;
@@ -519,8 +527,11 @@ static void forward_all(Plan* plan, const T* x, T* y_out) {
     const T* in = x;
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
-        forward_layer<T, S>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min, (plan->w_dirty >> l) & 1,
-                         plan->pending != 0 && L.credit_depth == 0);
+        if (L.alif)
+            alif_forward_layer<T, S>(plan, l, in, rf);
+        else
+            forward_layer<T, S>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min, (plan->w_dirty >> l) & 1,
+                                plan->pending != 0 && L.credit_depth == 0);
         if (l > 0) credit_forward<T, S>(plan, l);
         in = (const T*)L.o;
     }
@@ -609,7 +620,7 @@ static void settle(Plan* plan) {
     const int64_t B = plan->batch;
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
-        if (L.credit_depth) continue;  // credit_backward accumulated it already
+        if (L.credit_depth || L.alif) continue;  // credit_backward or alif_weight_grad accumulated it already
         const int64_t ni = L.n_in, no = L.n_out;
         const S* e = (const S*)L.e;
         const T* delta = (const T*)L.delta;
@@ -639,12 +650,13 @@ static void zero_state(Plan* plan) {
         const int64_t a_bytes = L.filter_per_channel ? sizeof(S) * B * no * ni : sizeof(T) * B * no;
         void* ptrs[9] = {L.F, L.V, L.o, L.eps, L.e, L.p, L.a, L.m, L.n};
         const int64_t bytes[9] = {(int64_t)sizeof(T) * B * ni, (int64_t)sizeof(T) * B * no, (int64_t)sizeof(T) * B * no,
-                                  (int64_t)sizeof(T) * B * no, (int64_t)sizeof(S) * B * no * ni,
+                                  (int64_t)sizeof(T) * B * no, (int64_t)sizeof(S) * B * no * pre_width(L),
                                   (int64_t)sizeof(T) * B * ni, a_bytes, (int64_t)sizeof(T) * B * no,
                                   (int64_t)sizeof(T) * B * no};
         for (int k = 0; k < 9; ++k)
             if (ptrs[k]) std::memset(ptrs[k], 0, bytes[k]);
         credit_zero<T, S>(L, B, l + 1 < plan->n_layers ? plan->layers[l + 1].n_out : 0);
+        alif_zero<T>(L, B);
     }
 }
 
@@ -684,5 +696,5 @@ int64_t solsa_step_f64(Plan* p, const double* x, const void* t, int64_t tk, cons
     FlushDenormals f;
     return SOLSA_S(double, (step_all<double, S>(p, x, t, tk, w, lk, y, loss, gbuf)));
 }
-int64_t solsa_abi_version() { return 15; }
+int64_t solsa_abi_version() { return 16; }
 }
