@@ -35,11 +35,12 @@ def alif_unsupported_reason(layers, trace_dtype: str | None) -> str:
     return ""
 
 
-def plumb_alif(layer, tr, acc: dict, batch_size: int, keep: list) -> AlifDesc | None:
-    """An :class:`AlifDesc` for an ALIF and/or recurrent ``layer`` (None for a plain LIF layer); scratch
-    tensors it points into are appended to ``keep``."""
+def plumb_alif(desc, layer, tr, acc: dict, batch_size: int, keep: list, keep_ctypes: list) -> None:
+    """Point the kernel's ``desc`` (a :class:`~solsa.fast.fused.LayerDesc`) of an ALIF and/or recurrent ``layer``
+    at an :class:`AlifDesc` on the learner's tensors; nothing for a plain LIF layer. The scratch tensors and the
+    struct are appended to ``keep`` and ``keep_ctypes`` (they live as long as the plan)."""
     if not (layer.adaptive or layer.recurrent):
-        return None
+        return
     if layer.adaptive and tr.e.dtype != layer.weight.dtype:
         raise RuntimeError(alif_unsupported_reason([layer], str(tr.e.dtype).removeprefix("torch.")))
     n_out, n_in = layer.weight.shape
@@ -49,13 +50,14 @@ def plumb_alif(layer, tr, acc: dict, batch_size: int, keep: list) -> AlifDesc | 
     keep += scratch
     adapt = tr.adapt or {}
     cfg = layer.config
-    desc = AlifDesc(int(layer.adaptive), int(layer.recurrent), cfg.adapt, cfg.rho, _ptr(tr.state.b),
+    alif = AlifDesc(int(layer.adaptive), int(layer.recurrent), cfg.adapt, cfg.rho, _ptr(tr.state.b),
                     *(_ptr(adapt.get(name)) for name in ("e", "a", "m", "n")), _ptr(acc.get("rec_weight")),
                     *(_ptr(s) for s in scratch))
     for t in [tr.state.b, *adapt.values(), acc.get("rec_weight")]:
         if t is not None and not t.is_contiguous():
             raise RuntimeError("fused kernel needs contiguous traces")
-    return desc
+    keep_ctypes.append(alif)
+    desc.alif = ctypes.pointer(alif)
 
 
 @torch.no_grad()

@@ -7,8 +7,8 @@ allocates at ``reset`` (states, traces, gradient accumulators) into a
 path. Parameter pointers are re-read before every call, so in-place updates
 (optimizers, ``clamp_``, ``load_state_dict``) are always seen.
 
-Requirements (checked by :func:`unsupported_reason`): CPU tensors, float32 or
-float64, contiguous parameters. Anything else runs on the reference path. The
+Requirements (checked by :func:`unsupported_reason`): CPU tensors, float32 or float64, contiguous
+parameters; LIF, ALIF and recurrent layers (:mod:`solsa.fast.alif`). Anything else runs on the reference path. The
 ``[B, N_out, N_in]`` traces may be stored in float16 or bfloat16 (SOLSA's
 ``trace_dtype``): the kernel reads their dtype (:data:`STORAGE`) and computes in
 the network's.
@@ -159,9 +159,7 @@ class FusedStepper(FastPaths):
             (desc.delta, desc.gbelow, desc.wtmp, desc.atmp,
              desc.wT, desc.cur, desc.wp, desc.d, desc.wcopy) = (_ptr(s) for s in scratch)
             credit = self._plumb_credit(desc, tr, batch_size, kw)
-            if (alif := plumb_alif(layer, tr, acc, batch_size, self._keep)) is not None:
-                self._keep_ctypes.append(alif)
-                desc.alif = ctypes.pointer(alif)
+            plumb_alif(desc, layer, tr, acc, batch_size, self._keep, self._keep_ctypes)
             for t in [*tr.state, tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n, *acc.values(), *credit]:
                 if t is not None and not t.is_contiguous():
                     raise RuntimeError("fused kernel needs contiguous traces")
