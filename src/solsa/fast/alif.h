@@ -93,6 +93,7 @@ static inline void couple_row(S* z, T* w, const T* pre, const T* scale, int64_t 
         });
         return;
     }
+    #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {  // ALIF: S is T (alif.py)
         const T zp = load<T>(z[i]), wp = w[i];
         const T zn = (scale ? scale[i] * pre[i] : pre[i]) + d * zp;
