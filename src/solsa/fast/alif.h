@@ -164,17 +164,7 @@ static void alif_forward_layer(const Plan* plan, int64_t l, const T* x, bool rf)
                                  rho);
         }
     };
-    const int nt = n_threads(B * no * np, plan->par_min);
-    if (nt > 1) {
-        #pragma omp parallel num_threads(nt)
-        {
-            FlushDenormals ftz;
-            #pragma omp for schedule(static)
-            for (int64_t j = 0; j < no; ++j) update_neuron(j);
-        }
-    } else {
-        for (int64_t j = 0; j < no; ++j) update_neuron(j);
-    }
+    for_each_neuron(no, B * no * np, plan->par_min, update_neuron);
     // the [B, n_out] traces, then the membrane, the adaptation and the spike
     for (int64_t bj = 0; bj < B * no; ++bj) {
         const T lj = lpn ? lam[bj % no] : lam[0];
@@ -210,16 +200,17 @@ static double add_pre_row(const LayerDesc& L, int64_t j, const T* s, bool track)
     return mag;
 }
 
-// the weight gradient sum_b delta e of such a layer (without credit stages), this step; sum |dl/dW| when `track`
+// One step's weight gradient sum_b delta e of a layer without credit stages, added to gW (and gW_rec): every
+// step for a layer of this file, at a step whose magnitude is wanted for the others (backward_layer).
+// Returns sum |dl_t/dW| when `track`.
 template <typename T, typename S>
-static double alif_weight_grad(const Plan* plan, int64_t l, bool track) {
+static double step_weight_grad(const Plan* plan, int64_t l, bool track) {
     const LayerDesc& L = plan->layers[l];
     const int64_t B = plan->batch, no = L.n_out, np = pre_width(L);
     const S* e = (const S*)L.e;
     const T* delta = (const T*)L.delta;
-    T* rows = (T*)L.alif->wrow;
-    double mag = 0.0;
-    for (int64_t j = 0; j < no; ++j) {
+    T* rows = L.alif ? (T*)L.alif->wrow : (T*)L.wtmp;
+    auto grad_row = [&](int64_t j) -> double {
         T* s = rows + j * np;
         for (int64_t i = 0; i < np; ++i) s[i] = 0;
         for (int64_t b = 0; b < B; ++b) {
@@ -231,7 +222,18 @@ static double alif_weight_grad(const Plan* plan, int64_t l, bool track) {
                 for (int64_t i = 0; i < m; ++i) sk[i] += dj * v[i];
             });
         }
-        mag += add_pre_row<T>(L, j, s, track);
+        return add_pre_row<T>(L, j, s, track);
+    };
+    double mag = 0.0;
+    if (n_threads(B * no * np, plan->par_min) > 1) {
+        #pragma omp parallel num_threads(n_threads(B * no * np, plan->par_min))
+        {
+            FlushDenormals ftz;
+            #pragma omp for schedule(static) reduction(+:mag)
+            for (int64_t j = 0; j < no; ++j) mag += grad_row(j);
+        }
+    } else {
+        for (int64_t j = 0; j < no; ++j) mag += grad_row(j);
     }
     return mag;
 }

@@ -151,6 +151,22 @@ static inline int n_threads(int64_t work, int64_t par_min) {
 #endif
 }
 
+// f(j) for every neuron j (independent columns), on several threads when `work` is at least par_min
+template <typename Fn>
+static void for_each_neuron(int64_t no, int64_t work, int64_t par_min, Fn&& f) {
+    const int nt = n_threads(work, par_min);
+    if (nt > 1) {
+        #pragma omp parallel num_threads(nt)
+        {
+            FlushDenormals ftz;
+            #pragma omp for schedule(static)
+            for (int64_t j = 0; j < no; ++j) f(j);
+        }
+    } else {
+        for (int64_t j = 0; j < no; ++j) f(j);
+    }
+}
+
 // W^T [n_in, n_out], so that the currents vectorise over neurons; rebuilt only when W's bits changed
 // (whoever wrote them: optimizer, load_state_dict, .data), found by comparing with a copy. A cache:
 // rebuilding it changes no result.
@@ -337,17 +353,7 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
             }
         }
     };
-    const int nt = n_threads(B * no * ni, par_min);
-    if (nt > 1) {
-        #pragma omp parallel num_threads(nt)
-        {
-            FlushDenormals ftz;
-            #pragma omp for schedule(static)
-            for (int64_t j = 0; j < no; ++j) update_neuron(j);
-        }
-    } else {
-        for (int64_t j = 0; j < no; ++j) update_neuron(j);
-    }
+    for_each_neuron(no, B * no * ni, par_min, update_neuron);
     // per neuron: the alpha (per layer), lambda and bias traces, then the membrane and the spike
     for (int64_t bj = 0; bj < B * no; ++bj) {
         const T lj = lpn ? lam[bj % no] : lam[0];
@@ -372,53 +378,23 @@ template <typename T, typename S>
 static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool track) {
     const LayerDesc& L = plan->layers[l];
     void* const* P = plan->params + 5 * l;
-    const int64_t B = plan->batch, par_min = plan->par_min;
+    const int64_t B = plan->batch;
     const bool plain = L.credit_depth == 0;  // otherwise credit_backward accumulates
     const int64_t ni = L.n_in, no = L.n_out;
     const T* W = (const T*)P[0];
     const T* beta = (const T*)P[3];
     const T* eps = (const T*)L.eps;
-    const S* e = (const S*)L.e; const T* a = (const T*)L.a; const T* m = (const T*)L.m; const T* n = (const T*)L.n;
+    const T* a = (const T*)L.a; const T* m = (const T*)L.m; const T* n = (const T*)L.n;
     const S* ac = (const S*)L.a;  // a per channel, in the storage type
     T* delta = (T*)L.delta;
-    T* gW = (T*)L.gW; T* gb = (T*)L.gb; T* galpha = (T*)L.galpha; T* glam = (T*)L.glam;
-    T* wtmp = (T*)L.wtmp;
+    T* gb = (T*)L.gb; T* galpha = (T*)L.galpha; T* glam = (T*)L.glam;
     const bool fpc = L.filter_per_channel != 0, lpn = L.lam_per_neuron != 0;
     for (int64_t k = 0; k < B * no; ++k) delta[k] = g[k] * eps[k];
 
     // dl/dW = sum_b delta e: accumulated right away only when this step's magnitude is wanted; otherwise
     // it is added during the next step's trace update (or by settle() at flush/reset), see forward_layer.
-    double mag = !plain ? credit_backward<T, S>(plan, l, g, track) : L.alif ? alif_weight_grad<T, S>(plan, l, track) : 0.0;
-    if (track && plain && !L.alif) {
-        auto grad_row = [&](int64_t j) -> double {
-            T* gWj = gW + j * ni;
-            T* s = wtmp + j * ni;
-            for (int64_t i = 0; i < ni; ++i) s[i] = 0;
-            for (int64_t b = 0; b < B; ++b) {
-                const T dj = delta[b * no + j];
-                if (dj == T(0)) continue;
-                read_row<T, S>(e + (b * no + j) * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
-                    T* sk = s + k0;
-                    #pragma omp simd
-                    for (int64_t i = 0; i < m; ++i) sk[i] += dj * v[i];
-                });
-            }
-            double local = 0.0;
-            for (int64_t i = 0; i < ni; ++i) { gWj[i] += s[i]; local += std::fabs((double)s[i]); }
-            return local;
-        };
-        const int nt = n_threads(B * no * ni, par_min);
-        if (nt > 1) {
-            #pragma omp parallel num_threads(nt)
-            {
-                FlushDenormals ftz;
-                #pragma omp for schedule(static) reduction(+:mag)
-                for (int64_t j = 0; j < no; ++j) mag += grad_row(j);
-            }
-        } else {
-            for (int64_t j = 0; j < no; ++j) mag += grad_row(j);
-        }
-    }
+    double mag = !plain ? credit_backward<T, S>(plan, l, g, track)
+                        : track || L.alif ? step_weight_grad<T, S>(plan, l, track) : 0.0;
     if (galpha && a && plain) {
         if (fpc) {
             T* at = (T*)L.atmp;
