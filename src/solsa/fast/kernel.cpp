@@ -391,8 +391,9 @@ static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool
     const bool fpc = L.filter_per_channel != 0, lpn = L.lam_per_neuron != 0;
     for (int64_t k = 0; k < B * no; ++k) delta[k] = g[k] * eps[k];
 
-    // dl/dW = sum_b delta e: accumulated right away only when this step's magnitude is wanted; otherwise
-    // it is added during the next step's trace update (or by settle() at flush/reset), see forward_layer.
+    // dl/dW = sum_b delta e: accumulated right away when this step's magnitude is wanted or the layer is ALIF /
+    // recurrent (alif.h); otherwise it is added during the next step's trace update (or by settle() at
+    // flush/reset), see forward_layer.
     double mag = !plain ? credit_backward<T, S>(plan, l, g, track)
                         : track || L.alif ? step_weight_grad<T, S>(plan, l, track) : 0.0;
     if (galpha && a && plain) {
