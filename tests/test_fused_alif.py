@@ -16,7 +16,8 @@ from test_fused_sequence import _assert_close, _data, _train
 
 D = torch.float64
 pytestmark = pytest.mark.skipif(not fused_available(), reason=f"fused kernel unavailable ({fused_unavailable_reason()})")
-KINDS = {"alif": {"neuron": "alif"}, "recurrent": {"recurrent": True}, "recurrent-alif": {"neuron": "alif", "recurrent": True}}
+KINDS = {"alif": {"neuron": "alif"}, "recurrent": {"recurrent": True},
+         "recurrent-alif": {"neuron": "alif", "recurrent": True}}
 
 
 def make_net(kind, n_in=6, hidden=(7, 5), readout="spike", reset="subtract", gran="first", dtype=D, seed=0, **extra):
