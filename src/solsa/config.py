@@ -179,7 +179,8 @@ class TrainConfig:
                               "cascade (default: the rule's own)", choices=(None, *CREDIT_MODES))
     backend: str = _opt("auto", "run", "implementation of the rule: auto picks the fastest available "
                         "(SOLSA: its fused C++ step; BPTT: fused, its whole-sequence path with the time loops in "
-                        "C++; e-prop, OSTL, OTTT: fused, the whole sequence with the trace loops in C++); reference: plain PyTorch; compiled: BPTT's whole-sequence "
+                        "C++; e-prop, OSTL, OTTT: fused, the whole sequence with the trace loops in C++); "
+                        "reference: plain PyTorch; compiled: BPTT's whole-sequence "
                         "path through torch.compile (each new sequence length or layer shape compiles first, "
                         "about a minute here: for long runs)", choices=BACKENDS)
     trace_dtype: str | None = _opt(None, "model", "SOLSA: store the [B, N_out, N_in] traces in this narrower dtype, "
