@@ -89,15 +89,16 @@ def test_eprop_alif_eligibility_is_exact_without_a_reset():
 
 
 @pytest.mark.parametrize("options", [{"neuron": "alif"}, {"recurrent": True}])
-def test_fused_backend_falls_back_with_a_reason(options):
+def test_fused_backend_runs_alif_and_recurrent_layers(options):
+    """The fused kernel covers them (tests/test_fused_alif.py compares it with the reference)."""
+    from solsa.fast import fused_available
+
+    if not fused_available():
+        pytest.skip("fused kernel unavailable")
     torch.manual_seed(0)
-    net = SNN(3, [5], 2, **options)
-    rule = SOLSA(net, "ce", backend="auto")
+    rule = SOLSA(SNN(3, [5], 2, **options), "ce", backend="auto")
     rule.reset(2)
-    assert rule.active_backend == "reference"
-    assert "not ALIF, not recurrent" in rule.fallback_reason
-    with pytest.raises(RuntimeError, match="not available"):
-        SOLSA(net, "ce", backend="fused").reset(2)
+    assert rule.active_backend == "fused", rule.fallback_reason
 
 
 def test_gradcheck_cli_covers_alif_and_recurrent(capsys):

@@ -152,7 +152,8 @@ def test_resume_state_of_another_version_or_epoch_is_refused(npz_task, tmp_path,
     good = load_resume(out)
     good.pop("format")
     for change, message in (({"schedule": None}, "lacks 'schedule': it was written by another version"),
-                            ({"epoch": 5}, "records epoch 5 and a history of 1 epoch(s), but the run has epochs=3")):
+                            ({"epoch": 5}, "records epoch 5 and a history of 1 epoch(s): it is not a state"),
+                            ({"epoch": 5, "history": good["history"] * 5}, "records epoch 5, but the run trains 3 epochs")):
         state = {**good, **change}
         if change.get("schedule", 1) is None:
             del state["schedule"]

@@ -34,10 +34,11 @@ def make_net(reset="subtract", gran="layer", lam_gran="layer", learn_lam=True, b
                surrogate=surrogate, weight_scale=2.5, learn_alpha=learn_alpha, learn_beta=learn_beta, dtype=dtype)
 
 
-def run(backend, net, x, target, loss, flush_at=(), track=False, weight=None, opt_at=()):
-    """Step through ``x``; returns per-step (output, loss, magnitude), final traces and gradients."""
+def run(backend, net, x, target, loss, flush_at=(), track=False, weight=None, opt_at=(), **options):
+    """Step through ``x``; returns per-step (output, loss, magnitude), final traces and gradients.
+    ``options``: SOLSA's (credit, trace_dtype)."""
     net.zero_grad(set_to_none=True)
-    rule = SOLSA(net, loss, backend=backend)
+    rule = SOLSA(net, loss, backend=backend, **options)
     rule.reset(x.shape[1])
     assert rule.active_backend == backend
     steps = []
@@ -52,8 +53,8 @@ def run(backend, net, x, target, loss, flush_at=(), track=False, weight=None, op
             opt.step()
             net.clamp_()
     rule.flush()
-    traces = [[t.clone() for t in (*tr.state, tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n) if t is not None]
-              for tr in rule.traces]
+    traces = [[t.clone() for t in (*tr.state, tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n, *(tr.adapt or {}).values())
+               if t is not None] for tr in rule.traces]
     grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
     params = {n: p.detach().clone() for n, p in net.named_parameters()}
     return steps, traces, grads, params, rule.train_state_bytes()

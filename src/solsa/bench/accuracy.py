@@ -177,7 +177,7 @@ def accuracy_markdown(result: dict[str, Any]) -> str:
             cells += [f"{row['rules'][r]['gap_to_reference_points']:+.1f}" for r in rules]
         cells += [f"{row['rules'][r]['seconds_per_epoch']:.2f}" for r in rules]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Seeds {result['seeds']}, {result['config']['epochs']} epochs, model {result['config']['model']}; "
+    lines += ["", f"Seeds {result['seeds']}, {_epochs_text(result['config']['epochs'])}, model {result['config']['model']}; "
               "test accuracy (%) at the epoch of best validation accuracy"
               + (f"; {ref} fitted on the same training samples (validation held out)." if ref else "."), ""]
     for rule, t in result["targets"].items():
@@ -190,3 +190,10 @@ def accuracy_markdown(result: dict[str, Any]) -> str:
         lines.append(f"- {rule}: " + "; ".join(parts))
     return "\n".join(lines) + "\n"
 
+
+def _epochs_text(epochs: int | None) -> str:
+    """The run's epochs as the table's note states them (None: the trainer's planned epochs)."""
+    if epochs is not None:
+        return f"{epochs} epochs"
+    from ..config import DEFAULT_EPOCHS, MIN_BATCHES
+    return f"the trainer's epochs ({DEFAULT_EPOCHS}, or {MIN_BATCHES:,} batches on a small set)"

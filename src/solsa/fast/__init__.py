@@ -3,7 +3,7 @@
 SOLSA's fused step (:mod:`solsa.fast.fused`): a small C++ kernel,
 compiled once per machine (:mod:`solsa.fast.build`) and called through
 :mod:`ctypes`, that advances all layers, evaluates the loss and accumulates
-every gradient in one call per time step. ``SOLSA(..., backend="auto")`` (the
+every gradient in one call per time step, for LIF, ALIF and recurrent layers. ``SOLSA(..., backend="auto")`` (the
 default) uses it whenever it is available; the plain PyTorch path
 (``backend="reference"``) stays the definition it is tested against.
 

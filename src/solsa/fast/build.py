@@ -29,7 +29,7 @@ from importlib import resources
 __all__ = ["load_kernel", "unavailable_reason", "cache_dir", "compiler_command", "kernel_source", "build_library",
            "ABI_VERSION"]
 
-ABI_VERSION = 15
+ABI_VERSION = 16
 _LOCK = threading.Lock()
 _STATE: dict[str, object] = {"tried": False, "lib": None, "reason": "not built yet"}
 
@@ -83,7 +83,7 @@ def _cpu_key() -> str:
 
 
 # the sources, shipped beside this module as package data
-KERNEL_FILES = ("kernel.cpp", "credit.h", "storage.h", "sequence.h", "denormals.h")
+KERNEL_FILES = ("kernel.cpp", "credit.h", "storage.h", "sequence.h", "denormals.h", "alif.h")
 
 
 def kernel_source(files: tuple[str, ...] = KERNEL_FILES) -> dict[str, str]:

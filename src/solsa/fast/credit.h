@@ -75,7 +75,7 @@ static void credit_forward(Plan* plan, int64_t l) {
         const int64_t level = l - k - 1;
         if (level >= K.credit_depth) continue;
         const int64_t nk = K.n_out, ni = K.n_in;
-        const int64_t sizes[4] = {ni, K.filter_per_channel ? ni : 1, 1, 1};
+        const int64_t sizes[4] = {pre_width(K), K.filter_per_channel ? ni : 1, 1, 1};
         const void* base[4] = {K.e, K.a, K.m, K.n};
         void** st = K.cstage + 8 * level;
         const T* eps = (const T*)K.eps;
@@ -197,27 +197,25 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
     auto wide = [&](int64_t s, int c) -> const S* { return (const S*)K.cstage[8 * s + 2 * c + 1]; };  // wide_stage
 
     T* gW = (T*)K.gW;
-    T* wtmp = (T*)K.wtmp;
+    const int64_t np = pre_width(K);  // a recurrent layer's rows run over [F, o[t-1]] (alif.h)
+    const bool split = np != ni;
+    T* wtmp = split ? (T*)K.alif->wrow : (T*)K.wtmp;
     double mag = 0.0;
     for (int64_t j = 0; j < nk; ++j) {
-        T* acc = track ? wtmp + j * ni : gW + j * ni;  // without the magnitude: straight into gW (one pass)
-        if (track)
-            for (int64_t i = 0; i < ni; ++i) acc[i] = 0;
+        T* acc = track || split ? wtmp + j * np : gW + j * ni;  // without the magnitude: straight into gW (one pass)
+        if (track || split)
+            for (int64_t i = 0; i < np; ++i) acc[i] = 0;
         for (int64_t b = 0; b < B; ++b)
             for (int64_t s = 0; s < D; ++s) {
                 const T c = coef(s, b * nk + j);
                 if (c == T(0)) continue;
-                read_row<T, S>(wide(s, 0) + (b * nk + j) * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
+                read_row<T, S>(wide(s, 0) + (b * nk + j) * np, np, [&](int64_t k0, int64_t m, const T* v) {
                     T* ak = acc + k0;
                     #pragma omp simd
                     for (int64_t i = 0; i < m; ++i) ak[i] += c * v[i];
                 });
             }
-        if (!track) continue;
-        T* gWj = gW + j * ni;
-        #pragma omp simd
-        for (int64_t i = 0; i < ni; ++i) gWj[i] += acc[i];
-        for (int64_t i = 0; i < ni; ++i) mag += std::fabs((double)acc[i]);
+        if (track || split) mag += add_pre_row<T>(K, j, acc, track);
     }
     // the [B, N] traces: sum_s c^s u^s, or the per-output-neuron pairing
     auto neuron_pair = [&](const T* h, int64_t b, int64_t j) -> T {
@@ -278,7 +276,7 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
 template <typename T, typename S>
 static void credit_zero(const LayerDesc& L, int64_t B, int64_t n_above) {
     const int64_t no = L.n_out, ni = L.n_in;
-    const int64_t bytes[4] = {(int64_t)sizeof(S) * B * no * ni,
+    const int64_t bytes[4] = {(int64_t)sizeof(S) * B * no * pre_width(L),
                               L.filter_per_channel ? (int64_t)sizeof(S) * B * no * ni : (int64_t)sizeof(T) * B * no,
                               (int64_t)sizeof(T) * B * no, (int64_t)sizeof(T) * B * no};
     for (int64_t s = 0; s < L.credit_depth; ++s)

@@ -7,8 +7,8 @@ allocates at ``reset`` (states, traces, gradient accumulators) into a
 path. Parameter pointers are re-read before every call, so in-place updates
 (optimizers, ``clamp_``, ``load_state_dict``) are always seen.
 
-Requirements (checked by :func:`unsupported_reason`): CPU tensors, float32 or
-float64, contiguous parameters. Anything else runs on the reference path. The
+Requirements (checked by :func:`unsupported_reason`): CPU tensors, float32 or float64, contiguous
+parameters; LIF, ALIF and recurrent layers (:mod:`solsa.fast.alif`). Anything else runs on the reference path. The
 ``[B, N_out, N_in]`` traces may be stored in float16 or bfloat16 (SOLSA's
 ``trace_dtype``): the kernel reads their dtype (:data:`STORAGE`) and computes in
 the network's.
@@ -23,6 +23,7 @@ import torch
 
 from ..losses import CrossEntropy, Loss, SpikeMSE
 from ..rules.credit import zero_decay
+from .alif import AlifDesc, alif_unsupported_reason, flush_recurrent, plumb_alif
 from .build import load_kernel
 from .sequence import FastPaths
 
@@ -51,6 +52,7 @@ class LayerDesc(ctypes.Structure):
     _fields_ += [(name, ctypes.c_void_p) for name in ("lag_qE", "lag_uE", "lag_qN", "lag_uN", "eps_lag")]
     _fields_ += [("n_neuron", ctypes.c_int64)]
     _fields_ += [(name, ctypes.c_void_p) for name in ("h_a", "h_m", "h_n", "signals", "dbar", "mass", "mass_bar")]
+    _fields_ += [("alif", ctypes.POINTER(AlifDesc))]  # ALIF / recurrent layers (alif.h, alif.py)
 
 
 class Plan(ctypes.Structure):
@@ -67,8 +69,8 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def unsupported_reason(layers: Sequence[Any]) -> str:
-    """Why the fused kernel cannot run these layers (empty string when it can)."""
+def unsupported_reason(layers: Sequence[Any], trace_dtype: str | None = None) -> str:
+    """Why the fused kernel cannot run these layers, their traces stored in ``trace_dtype`` (empty when it can)."""
     devices = {t.device.type for layer in layers for t in layer.parameters()}
     if devices - {"cpu"}:  # step aside before building anything: the kernel is CPU code
         return f"fused kernel runs on CPU only (the network is on {', '.join(sorted(devices - {'cpu'}))})"
@@ -77,7 +79,7 @@ def unsupported_reason(layers: Sequence[Any]) -> str:
 
         return f"fused kernel unavailable: {unavailable_reason()}"
     for layer in layers:
-        for name in ("weight", "bias", "alpha", "beta", "lam"):
+        for name in ("weight", "bias", "alpha", "beta", "lam", "rec_weight"):
             t = getattr(layer, name, None)
             if t is None:
                 continue
@@ -94,7 +96,7 @@ def unsupported_reason(layers: Sequence[Any]) -> str:
     dtypes = {layer.weight.dtype for layer in layers}
     if len(dtypes) != 1:
         return "fused kernel needs one dtype for the whole network"
-    return ""
+    return alif_unsupported_reason(layers, trace_dtype)
 
 
 class FusedStepper(FastPaths):
@@ -157,12 +159,14 @@ class FusedStepper(FastPaths):
             (desc.delta, desc.gbelow, desc.wtmp, desc.atmp,
              desc.wT, desc.cur, desc.wp, desc.d, desc.wcopy) = (_ptr(s) for s in scratch)
             credit = self._plumb_credit(desc, tr, batch_size, kw)
+            plumb_alif(desc, layer, tr, acc, batch_size, self._keep, self._keep_ctypes)
             for t in [*tr.state, tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n, *acc.values(), *credit]:
                 if t is not None and not t.is_contiguous():
                     raise RuntimeError("fused kernel needs contiguous traces")
         self._descs = descs
         self._param_tensors = [getattr(layer, name) for layer in layers
                                for name in ("weight", "bias", "alpha", "beta", "lam")]
+        self._param_tensors += [layer.rec_weight for layer in layers]  # W_rec after the 5 slots per layer
         self._params = (ctypes.c_void_p * len(self._param_tensors))()
         self._present_slots = [k for k, t in enumerate(self._param_tensors) if t is not None]
         self._present = [self._param_tensors[k] for k in self._present_slots]
@@ -237,7 +241,7 @@ class FusedStepper(FastPaths):
     @staticmethod
     def _identity(layers, batch_size: int, reset_feedback: bool, loss: Loss) -> tuple:
         tensors = tuple(id(getattr(layer, name)) for layer in layers
-                        for name in ("weight", "bias", "alpha", "beta", "lam"))
+                        for name in ("weight", "bias", "alpha", "beta", "lam", "rec_weight"))
         dtypes = tuple(layer.weight.dtype for layer in layers)
         passes = tuple(zero_decay(layer) for layer in layers)  # which credit stages store u is q
         return (tuple(id(layer) for layer in layers), tensors, dtypes, passes, batch_size, bool(reset_feedback),
@@ -383,6 +387,7 @@ class FusedStepper(FastPaths):
                 self._dsts[slot], self._modes[slot] = g.data_ptr(), 0
         self._refresh_params()
         self._flush(self._plan_ref, self._dsts, self._modes)
+        flush_recurrent(self.layers, self._grads)
         self._handed = handed
         return True
 

@@ -19,6 +19,8 @@
 #include "denormals.h"  // FlushDenormals
 #include "storage.h"
 
+struct AlifDesc;  // an ALIF and/or recurrent layer's extra state (alif.h)
+
 // One layer: shapes, settings and pointers. Parameters are read through Plan::params (refreshed by
 // Python before every call); every other pointer is fixed between reset() calls.
 struct LayerDesc {
@@ -42,6 +44,7 @@ struct LayerDesc {
     void *h_a, *h_m, *h_n;       // [B, n_neuron, n_out]
     void *signals, *dbar;        // scratch [credit_depth, B, n_out] (P^s) and [B] (this layer's mean d)
     void *mass, *mass_bar;       // cascade: decay-kernel masses of the layer above, [B, n_above] and [B]
+    AlifDesc* alif;              // non-null: an ALIF and/or recurrent layer, run by alif.h
 };
 
 struct Plan {
@@ -148,6 +151,22 @@ static inline int n_threads(int64_t work, int64_t par_min) {
 #endif
 }
 
+// f(j) for every neuron j (independent columns), on several threads when `work` is at least par_min
+template <typename Fn>
+static void for_each_neuron(int64_t no, int64_t work, int64_t par_min, Fn&& f) {
+    const int nt = n_threads(work, par_min);
+    if (nt > 1) {
+        #pragma omp parallel num_threads(nt)
+        {
+            FlushDenormals ftz;
+            #pragma omp for schedule(static)
+            for (int64_t j = 0; j < no; ++j) f(j);
+        }
+    } else {
+        for (int64_t j = 0; j < no; ++j) f(j);
+    }
+}
+
 // W^T [n_in, n_out], so that the currents vectorise over neurons; rebuilt only when W's bits changed
 // (whoever wrote them: optimizer, load_state_dict, .data), found by comparing with a copy. A cache:
 // rebuilding it changes no result.
@@ -235,6 +254,8 @@ static void predict_layer(const LayerDesc& L, void* const* P, int64_t B, const T
     }
 }
 
+#include "alif.h"  // ALIF and recurrent layers
+
 // A pure step: the network's output at the next step (into y_out), from the current state; scratch holds
 // three buffers per layer (F [B,n_in], V and o [B,n_out]). Nothing the learner keeps is written.
 template <typename T>
@@ -242,8 +263,11 @@ static void predict_all(const Plan* plan, const T* x, T* y_out, void* const* scr
     const T* in = x;
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         T* on = (T*)scratch[3 * l + 2];
-        predict_layer<T>(plan->layers[l], plan->params + 5 * l, plan->batch, in, (plan->w_dirty >> l) & 1,
-                         (T*)scratch[3 * l], (T*)scratch[3 * l + 1], on);
+        if (plan->layers[l].alif)
+            alif_predict_layer<T>(plan, l, in, (T*)scratch[3 * l], (T*)scratch[3 * l + 1], on);
+        else
+            predict_layer<T>(plan->layers[l], plan->params + 5 * l, plan->batch, in, (plan->w_dirty >> l) & 1,
+                             (T*)scratch[3 * l], (T*)scratch[3 * l + 1], on);
         in = on;
     }
     const LayerDesc& top = plan->layers[plan->n_layers - 1];
@@ -327,17 +351,7 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
             }
         }
     };
-    const int nt = n_threads(B * no * ni, par_min);
-    if (nt > 1) {
-        #pragma omp parallel num_threads(nt)
-        {
-            FlushDenormals ftz;
-            #pragma omp for schedule(static)
-            for (int64_t j = 0; j < no; ++j) update_neuron(j);
-        }
-    } else {
-        for (int64_t j = 0; j < no; ++j) update_neuron(j);
-    }
+    for_each_neuron(no, B * no * ni, par_min, update_neuron);
     // per neuron: the alpha (per layer), lambda and bias traces, then the membrane and the spike
     for (int64_t bj = 0; bj < B * no; ++bj) {
         const T lj = lpn ? lam[bj % no] : lam[0];
@@ -362,53 +376,24 @@ template <typename T, typename S>
 static double backward_layer(Plan* plan, int64_t l, const T* g, bool below, bool track) {
     const LayerDesc& L = plan->layers[l];
     void* const* P = plan->params + 5 * l;
-    const int64_t B = plan->batch, par_min = plan->par_min;
+    const int64_t B = plan->batch;
     const bool plain = L.credit_depth == 0;  // otherwise credit_backward accumulates
     const int64_t ni = L.n_in, no = L.n_out;
     const T* W = (const T*)P[0];
     const T* beta = (const T*)P[3];
     const T* eps = (const T*)L.eps;
-    const S* e = (const S*)L.e; const T* a = (const T*)L.a; const T* m = (const T*)L.m; const T* n = (const T*)L.n;
+    const T* a = (const T*)L.a; const T* m = (const T*)L.m; const T* n = (const T*)L.n;
     const S* ac = (const S*)L.a;  // a per channel, in the storage type
     T* delta = (T*)L.delta;
-    T* gW = (T*)L.gW; T* gb = (T*)L.gb; T* galpha = (T*)L.galpha; T* glam = (T*)L.glam;
-    T* wtmp = (T*)L.wtmp;
+    T* gb = (T*)L.gb; T* galpha = (T*)L.galpha; T* glam = (T*)L.glam;
     const bool fpc = L.filter_per_channel != 0, lpn = L.lam_per_neuron != 0;
     for (int64_t k = 0; k < B * no; ++k) delta[k] = g[k] * eps[k];
 
-    // dl/dW = sum_b delta e: accumulated right away only when this step's magnitude is wanted; otherwise
-    // it is added during the next step's trace update (or by settle() at flush/reset), see forward_layer.
-    double mag = plain ? 0.0 : credit_backward<T, S>(plan, l, g, track);
-    if (track && plain) {
-        auto grad_row = [&](int64_t j) -> double {
-            T* gWj = gW + j * ni;
-            T* s = wtmp + j * ni;
-            for (int64_t i = 0; i < ni; ++i) s[i] = 0;
-            for (int64_t b = 0; b < B; ++b) {
-                const T dj = delta[b * no + j];
-                if (dj == T(0)) continue;
-                read_row<T, S>(e + (b * no + j) * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
-                    T* sk = s + k0;
-                    #pragma omp simd
-                    for (int64_t i = 0; i < m; ++i) sk[i] += dj * v[i];
-                });
-            }
-            double local = 0.0;
-            for (int64_t i = 0; i < ni; ++i) { gWj[i] += s[i]; local += std::fabs((double)s[i]); }
-            return local;
-        };
-        const int nt = n_threads(B * no * ni, par_min);
-        if (nt > 1) {
-            #pragma omp parallel num_threads(nt)
-            {
-                FlushDenormals ftz;
-                #pragma omp for schedule(static) reduction(+:mag)
-                for (int64_t j = 0; j < no; ++j) mag += grad_row(j);
-            }
-        } else {
-            for (int64_t j = 0; j < no; ++j) mag += grad_row(j);
-        }
-    }
+    // dl/dW = sum_b delta e: accumulated right away when this step's magnitude is wanted or the layer is ALIF /
+    // recurrent (alif.h); otherwise it is added during the next step's trace update (or by settle() at
+    // flush/reset), see forward_layer.
+    double mag = !plain ? credit_backward<T, S>(plan, l, g, track)
+                        : track || L.alif ? step_weight_grad<T, S>(plan, l, track) : 0.0;
     if (galpha && a && plain) {
         if (fpc) {
             T* at = (T*)L.atmp;
@@ -517,8 +502,11 @@ static void forward_all(Plan* plan, const T* x, T* y_out) {
     const T* in = x;
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
-        forward_layer<T, S>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min, (plan->w_dirty >> l) & 1,
-                         plan->pending != 0 && L.credit_depth == 0);
+        if (L.alif)
+            alif_forward_layer<T, S>(plan, l, in, rf);
+        else
+            forward_layer<T, S>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min, (plan->w_dirty >> l) & 1,
+                                plan->pending != 0 && L.credit_depth == 0);
         if (l > 0) credit_forward<T, S>(plan, l);
         in = (const T*)L.o;
     }
@@ -617,7 +605,7 @@ static void settle(Plan* plan) {
     const int64_t B = plan->batch;
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
-        if (L.credit_depth) continue;  // credit_backward accumulated it already
+        if (L.credit_depth || L.alif) continue;  // credit_backward or alif_weight_grad accumulated it already
         const int64_t ni = L.n_in, no = L.n_out;
         const S* e = (const S*)L.e;
         const T* delta = (const T*)L.delta;
@@ -647,12 +635,13 @@ static void zero_state(Plan* plan) {
         const int64_t a_bytes = L.filter_per_channel ? sizeof(S) * B * no * ni : sizeof(T) * B * no;
         void* ptrs[9] = {L.F, L.V, L.o, L.eps, L.e, L.p, L.a, L.m, L.n};
         const int64_t bytes[9] = {(int64_t)sizeof(T) * B * ni, (int64_t)sizeof(T) * B * no, (int64_t)sizeof(T) * B * no,
-                                  (int64_t)sizeof(T) * B * no, (int64_t)sizeof(S) * B * no * ni,
+                                  (int64_t)sizeof(T) * B * no, (int64_t)sizeof(S) * B * no * pre_width(L),
                                   (int64_t)sizeof(T) * B * ni, a_bytes, (int64_t)sizeof(T) * B * no,
                                   (int64_t)sizeof(T) * B * no};
         for (int k = 0; k < 9; ++k)
             if (ptrs[k]) std::memset(ptrs[k], 0, bytes[k]);
         credit_zero<T, S>(L, B, l + 1 < plan->n_layers ? plan->layers[l + 1].n_out : 0);
+        alif_zero<T>(L, B);
     }
 }
 
@@ -692,5 +681,5 @@ int64_t solsa_step_f64(Plan* p, const double* x, const void* t, int64_t tk, cons
     FlushDenormals f;
     return SOLSA_S(double, (step_all<double, S>(p, x, t, tk, w, lk, y, loss, gbuf)));
 }
-int64_t solsa_abi_version() { return 15; }
+int64_t solsa_abi_version() { return 16; }
 }

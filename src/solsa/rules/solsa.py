@@ -175,11 +175,9 @@ class SOLSA(OnlineRule):
         except ImportError as exc:  # a partial install: the reference path still works
             FusedStepper, reason = None, f"solsa.fast cannot be imported: {exc}"
         else:
-            reason = unsupported_reason(self.net.layers)
+            reason = unsupported_reason(self.net.layers, self.trace_dtype)
         if self.credit not in FUSED_CREDIT and len(self.net.layers) > 1:
             reason = f"the fused kernel implements credit {list(FUSED_CREDIT)} only, not {self.credit!r}"
-        if any(layer.adaptive or layer.recurrent for layer in self.net.layers):
-            reason = "the fused kernel implements LIF layers without recurrent weights only (not ALIF, not recurrent)"
         if not reason:
             try:
                 self._fused = FusedStepper(self.net.layers, self.traces, self._grads, batch_size,

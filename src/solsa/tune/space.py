@@ -21,7 +21,8 @@ key                         default range                sets
 ``hidden_width``            int 16 .. 128 (log)          width of every hidden layer (``hidden``)
 ``hidden_layers``           int 1 .. 2                   number of hidden layers (``hidden``)
 ``batch_size``              8, 16, 32                    sequences per batch
-``epochs``                  int 10 .. 60 (step 10)       training epochs
+``epochs``                  not searched by default      training epochs: each run stops on validation
+                                                         (``val_patience``) within its planned epochs
 ``credit``                  same-step, next, cascade     SOLSA's cross-layer credit (SOLSA rules only)
 ==========================  ===========================  ===============================================
 
@@ -115,7 +116,6 @@ DEFAULT_SPACE: dict[str, Dimension] = {
     "hidden_width": Dimension("int", 16, 128, log=True),
     "hidden_layers": Dimension("int", 1, 2),
     "batch_size": Dimension("categorical", choices=(8, 16, 32)),
-    "epochs": Dimension("int", 10, 60, step=10),
     "credit": Dimension("categorical", choices=CREDIT_MODES),
 }
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import TrainConfig
+from ..config import TrainConfig, planned_epochs
 from ..evaluation import load_task_of
 from .folds import fold_tasks, holdout_task
 from .space import Dimension, config_changes, suggest
@@ -72,7 +72,7 @@ class Objective:
             runs = []
             for i, task in enumerate(tasks):
                 folder = self.out / "trials" / f"{trial.number:04d}" / (f"fold{i + 1}" if self.cv else "")
-                hook = pruning_hook(trial, report=not self.cv, epochs=cfg.epochs)
+                hook = pruning_hook(trial, report=not self.cv, epochs=planned_epochs(cfg, len(task.train)))
                 runs.append(self.train_fn(cfg, folder, force=True, progress=False, task=task, log=self.notice,
                                           on_epoch=hook))
                 if self.cv:
