@@ -167,30 +167,39 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
     const int64_t BN = B * nk;
     T* P = (T*)K.signals;
     const T* deltaA = (const T*)A.delta;
-    // P^1 = beta^A ((delta^A . M / Mbar) W^A) (mass_corrected_error; without the masses P^1 = g) and
-    // P^{s+1} = beta^A ((eps_lag^A . P^s_A) W^A): every signal that is a product with W^A in one pass over it
-    // (x outer, the stages inside), each row summed over x in its own order
-    const int64_t s0 = K.mass ? 0 : 1;  // the first signal made from W^A
-    if (!K.mass) std::memcpy(P, g, sizeof(T) * BN);
-    const T* M = (const T*)K.mass; const T* Mb = (const T*)K.mass_bar;
-    const T* el = (const T*)A.eps_lag;
-    const T* PA_sig = (const T*)A.signals;
-    for (int64_t b = 0; b < B; ++b) {
-        for (int64_t s = s0; s < D; ++s)
-            for (int64_t i = 0; i < nk; ++i) P[s * BN + b * nk + i] = 0;
-        for (int64_t x = 0; x < na; ++x) {
-            const T* Wx = WA + x * nk;
-            for (int64_t s = s0; s < D; ++s) {
-                const int64_t bx = b * na + x;
-                const T v = s == 0 ? deltaA[bx] * (M[bx] / Mb[b]) : el[bx] * PA_sig[(s - 1) * B * na + bx];
+    if (K.mass) {  // mass_corrected_error: P^1 = beta^A ((delta^A . M / Mbar) W^A)
+        const T* M = (const T*)K.mass; const T* Mb = (const T*)K.mass_bar;
+        for (int64_t b = 0; b < B; ++b) {
+            T* row = P + b * nk;
+            for (int64_t i = 0; i < nk; ++i) row[i] = 0;
+            for (int64_t x = 0; x < na; ++x) {
+                const T v = deltaA[b * na + x] * (M[b * na + x] / Mb[b]);
                 if (v == T(0)) continue;
-                T* row = P + s * BN + b * nk;
+                const T* Wx = WA + x * nk;
                 #pragma omp simd
                 for (int64_t i = 0; i < nk; ++i) row[i] += v * Wx[i];
             }
+            for (int64_t i = 0; i < nk; ++i) row[i] *= fpcA ? betaA[i] : betaA[0];
         }
-        for (int64_t s = s0; s < D; ++s)
-            for (int64_t i = 0; i < nk; ++i) P[s * BN + b * nk + i] *= fpcA ? betaA[i] : betaA[0];
+    } else {
+        std::memcpy(P, g, sizeof(T) * BN);
+    }
+    for (int64_t s = 1; s < D; ++s) {
+        const T* Pa = (const T*)A.signals + (s - 1) * B * na;
+        const T* el = (const T*)A.eps_lag;
+        T* out = P + s * BN;
+        for (int64_t b = 0; b < B; ++b) {
+            T* row = out + b * nk;
+            for (int64_t i = 0; i < nk; ++i) row[i] = 0;
+            for (int64_t x = 0; x < na; ++x) {
+                const T v = el[b * na + x] * Pa[b * na + x];
+                if (v == T(0)) continue;
+                const T* Wx = WA + x * nk;
+                #pragma omp simd
+                for (int64_t i = 0; i < nk; ++i) row[i] += v * Wx[i];
+            }
+            for (int64_t i = 0; i < nk; ++i) row[i] *= fpcA ? betaA[i] : betaA[0];
+        }
     }
     auto coef = [&](int64_t s, int64_t bj) -> T { return P[s * BN + bj] - (s + 1 < D ? P[(s + 1) * BN + bj] : T(0)); };
     auto stage = [&](int64_t s, int c) -> const T* { return (const T*)K.cstage[8 * s + 2 * c + 1]; };
