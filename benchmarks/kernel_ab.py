@@ -4,6 +4,7 @@ median of the blocks; one thread). Valid while the two kernels share the Plan la
 
     PYTHONPATH=src python3 benchmarks/kernel_ab.py /work/main/src cascade 8    # before (main) vs this tree
 """
+import ctypes
 import os
 import shutil
 import statistics
@@ -11,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import timeit
-import ctypes
 from pathlib import Path
 
 import torch
