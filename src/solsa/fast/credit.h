@@ -84,15 +84,29 @@ static void credit_forward(Plan* plan, int64_t l) {
                 const int64_t bj = b * nk + j;
                 const T al = level == 0 ? (fpc ? alpha[j] : alpha[0]) : amean;
                 const T s = level == 0 ? eps[bj] : T(1);
-                for (int c = 0; c < 4; ++c) {
-                    if (!st[2 * c]) continue;
+                for (int c = 0; c < 2; ++c) {
+                    if (!st[2 * c] || !wide_stage(K, c)) continue;
                     const void* z = level == 0 ? base[c] : K.cstage[8 * (level - 1) + 2 * c + 1];
-                    if (wide_stage(K, c))
-                        credit_filter<T, S>((S*)st[2 * c] + bj * sizes[c], (S*)st[2 * c + 1] + bj * sizes[c],
-                                            (const S*)z + bj * sizes[c], al, s, dbar[b], sizes[c]);
-                    else
-                        credit_filter<T, T>((T*)st[2 * c] + bj * sizes[c], (T*)st[2 * c + 1] + bj * sizes[c],
-                                            (const T*)z + bj * sizes[c], al, s, dbar[b], sizes[c]);
+                    credit_filter<T, S>((S*)st[2 * c] + bj * sizes[c], (S*)st[2 * c + 1] + bj * sizes[c],
+                                        (const S*)z + bj * sizes[c], al, s, dbar[b], sizes[c]);
+                }
+            }
+            // the [B, N_out] stages (a with one alpha per layer, m, n): one value per neuron, so one loop over j
+            for (int c = 1; c < 4; ++c) {
+                if (!st[2 * c] || wide_stage(K, c)) continue;
+                T* q = (T*)st[2 * c] + b * nk;
+                T* u = (T*)st[2 * c + 1] + b * nk;
+                const T* z = (const T*)(level == 0 ? base[c] : K.cstage[8 * (level - 1) + 2 * c + 1]) + b * nk;
+                const T* sb = eps + b * nk;
+                const T db = dbar[b];
+                const bool same = u == q;
+                #pragma omp simd
+                for (int64_t j = 0; j < nk; ++j) {
+                    const T al = level == 0 ? (fpc ? alpha[j] : alpha[0]) : amean;
+                    const T sj = level == 0 ? sb[j] : T(1);
+                    const T qv = al * q[j] + sj * z[j];
+                    q[j] = qv;
+                    if (!same) u[j] = db * u[j] + qv;
                 }
             }
         }

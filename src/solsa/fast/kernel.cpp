@@ -183,10 +183,11 @@ static void refresh_wt(const LayerDesc& L, const T* W) {
 }
 
 // F[t] = alpha F[t-1] + beta x[t] into Fn, and the current I = Fn W^T + b into cur (zero inputs skipped),
-// in the order forward_layer and predict_layer share, so that both give the same bits.
+// in the order forward_layer and predict_layer share, so that both give the same bits. With p, also
+// wp = W p (the per-layer alpha trace's product) in the same pass over W^T: each sum in the order of its own loop.
 template <typename T>
 static void filter_and_current(const LayerDesc& L, void* const* P, int64_t B, const T* x, const T* F, T* Fn,
-                               T* cur) {
+                               T* cur, const T* p = nullptr, T* wp = nullptr) {
     const int64_t ni = L.n_in, no = L.n_out;
     const T* bias = (const T*)P[1];
     const T* alpha = (const T*)P[2];
@@ -198,14 +199,26 @@ static void filter_and_current(const LayerDesc& L, void* const* P, int64_t B, co
             const int64_t k = b * ni + i;
             Fn[k] = (fpc ? alpha[i] : alpha[0]) * F[k] + (fpc ? beta[i] : beta[0]) * x[k];
         }
-        T* cb = cur + b * no;
+        T* __restrict cb = cur + b * no;
+        T* __restrict wb = p ? wp + b * no : nullptr;
         for (int64_t j = 0; j < no; ++j) cb[j] = T(0);
+        if (p) for (int64_t j = 0; j < no; ++j) wb[j] = T(0);
         for (int64_t i = 0; i < ni; ++i) {
-            const T* WTi = WT + i * no;
+            const T* __restrict WTi = WT + i * no;
             const T f = Fn[b * ni + i];
-            if (f != T(0)) {
+            const T pi = p ? p[b * ni + i] : T(0);
+            if (f != T(0) && pi != T(0)) {
+                #pragma omp simd
+                for (int64_t j = 0; j < no; ++j) {
+                    cb[j] += f * WTi[j];
+                    wb[j] += pi * WTi[j];
+                }
+            } else if (f != T(0)) {
                 #pragma omp simd
                 for (int64_t j = 0; j < no; ++j) cb[j] += f * WTi[j];
+            } else if (pi != T(0)) {
+                #pragma omp simd
+                for (int64_t j = 0; j < no; ++j) wb[j] += pi * WTi[j];
             }
         }
         if (bias) for (int64_t j = 0; j < no; ++j) cb[j] += bias[j];
@@ -273,7 +286,7 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
     T* F = (T*)L.F; T* V = (T*)L.V; T* o = (T*)L.o; T* eps = (T*)L.eps;
     S* e = (S*)L.e; T* p = (T*)L.p; T* a = (T*)L.a; T* m = (T*)L.m; T* n = (T*)L.n;
     S* ac = (S*)L.a;  // a [B, N_out, N_in] (one alpha per channel) in the storage type
-    T* WT = (T*)L.wT; T* cur = (T*)L.cur; T* wp = (T*)L.wp; T* dd = (T*)L.d;
+    T* cur = (T*)L.cur; T* wp = (T*)L.wp; T* dd = (T*)L.d;
     const bool fpc = L.filter_per_channel != 0, lpn = L.lam_per_neuron != 0, spiking = L.spiking != 0;
     const bool a_layer = a && !fpc, a_chan = a && fpc;
     const int64_t reset = spiking ? L.reset : 2;
@@ -286,23 +299,8 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
         for (int64_t b = 0; b < B; ++b)
             for (int64_t i = 0; i < ni; ++i) p[b * ni + i] = F[b * ni + i] + (fpc ? alpha[i] : alpha[0]) * p[b * ni + i];
     }
-    // F[t] = alpha F[t-1] + beta x[t] (in place) and I = F W^T + b
-    filter_and_current<T>(L, P, B, x, F, F, cur);
-    // W p for one alpha per layer; zero entries skipped
-    if (a_layer) {
-        for (int64_t b = 0; b < B; ++b) {
-            T* wb = wp + b * no;
-            for (int64_t j = 0; j < no; ++j) wb[j] = T(0);
-            for (int64_t i = 0; i < ni; ++i) {
-                const T* WTi = WT + i * no;
-                const T pi = p[b * ni + i];
-                if (pi != T(0)) {
-                    #pragma omp simd
-                    for (int64_t j = 0; j < no; ++j) wb[j] += pi * WTi[j];
-                }
-            }
-        }
-    }
+    // F[t] = alpha F[t-1] + beta x[t] (in place) and I = F W^T + b; with one alpha per layer, W p in the same pass
+    filter_and_current<T>(L, P, B, x, F, F, cur, a_layer ? p : nullptr, wp);
     // d[t] = dV[t]/dV[t-1], the reset path included (docs/model.md §2)
     for (int64_t bj = 0; bj < B * no; ++bj) {
         const T lj = lpn ? lam[bj % no] : lam[0];
@@ -518,12 +516,22 @@ static void forward_all(Plan* plan, const T* x, T* y_out) {
     std::memcpy(y_out, top.o, sizeof(T) * plan->batch * top.n_out);
 }
 
+// Whether anything reads layer k's error g = dl_t/do^k (the layer above's gbelow): its own gradients do
+// unless a cascade's decay-mass credit computes its first signal from the layer above's delta instead
+// (credit_backward), and the layer below's credit reads k's delta. Where nothing does, the layer above
+// skips that matrix-vector product.
+static bool needs_error(const Plan* plan, int64_t k) {
+    const LayerDesc& K = plan->layers[k];
+    if (K.credit_depth == 0 || !K.mass) return true;
+    return k > 0 && plan->layers[k - 1].credit_depth > 0;
+}
+
 template <typename T, typename S>
 static void backward_all(Plan* plan, const T* g) {
     double mag = 0.0;
     for (int64_t l = plan->n_layers - 1; l >= 0; --l) {
         const LayerDesc& L = plan->layers[l];
-        mag += backward_layer<T, S>(plan, l, g, l > 0, plan->track != 0);
+        mag += backward_layer<T, S>(plan, l, g, l > 0 && needs_error(plan, l - 1), plan->track != 0);
         g = (const T*)L.gbelow;
     }
     plan->magnitude = mag;
