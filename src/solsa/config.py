@@ -34,7 +34,7 @@ DTYPES = ("float32", "float64")
 # epochs=None: DEFAULT_EPOCHS, or as many epochs as MIN_BATCHES batches take where the training set is small
 # (chosen on the development sets' validation splits, docs/series.md §7)
 DEFAULT_EPOCHS = 60
-MIN_BATCHES = 1250
+MIN_BATCHES = 1875
 GROUPS = ("run", "task", "model", "neuron", "readout", "optimizer", "enhancements")
 
 
