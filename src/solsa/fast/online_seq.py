@@ -24,7 +24,7 @@ from ..functional import LIFState, spike_derivative
 from ..losses import CrossEntropy, SpikeMSE
 from .scan import _fn, lif_forward_scan, scan_unsupported_reason
 
-__all__ = ["LayerRun", "sequence_unsupported_reason", "layer_run", "decay_scan", "trace_accumulate"]
+__all__ = ["LayerRun", "sequence_unsupported_reason", "layer_run", "decay_scan", "bias_trace_scan", "trace_accumulate"]
 
 
 class LayerRun(NamedTuple):
@@ -74,6 +74,11 @@ def decay_scan(d: torch.Tensor, u: torch.Tensor, y0: torch.Tensor) -> torch.Tens
     rows = y0.numel() // n
     _fn("decay_scan", u.dtype)(d.data_ptr(), u.data_ptr(), y0.data_ptr(), y.data_ptr(), steps, rows, n)
     return y
+
+
+def bias_trace_scan(d: torch.Tensor, n0: torch.Tensor) -> torch.Tensor:
+    """:func:`~solsa.functional.bias_trace` over a stretch: ``n[t] = 1 + d[t] n[t-1]`` from ``n0``, ``[T, B, N]``."""
+    return decay_scan(d, torch.ones_like(d).unsqueeze(-1), n0.unsqueeze(-1)).squeeze(-1)
 
 
 def trace_accumulate(d: torch.Tensor, u: torch.Tensor, s: torch.Tensor, e: torch.Tensor, grad: torch.Tensor,

@@ -226,7 +226,7 @@ class EProp(CompiledSequence):
     def _accumulate_sequence(self, layer: LIFLayer, tr: EPropTraces, acc: dict[str, torch.Tensor], run,
                              signal: torch.Tensor) -> None:
         """:meth:`_forward_layer`'s traces and :meth:`_accumulate` over a stretch, for a feedforward LIF layer."""
-        from ..fast.online_seq import decay_scan, trace_accumulate
+        from ..fast.online_seq import bias_trace_scan, decay_scan, trace_accumulate
 
         d = decay_factor(run.V_prev, run.o_prev, run.eps_prev, layer.lam, layer.config, reset_feedback=False)
         shared = tr.e.shape[1] == 1
@@ -244,7 +244,7 @@ class EProp(CompiledSequence):
             trace_accumulate(d, run.F, delta, tr.e, grad)
         if tr.n is None:
             return
-        n = decay_scan(d, torch.ones_like(d).unsqueeze(-1), tr.n.unsqueeze(-1)).squeeze(-1)
+        n = bias_trace_scan(d, tr.n)
         tr.n = n[-1].clone()
         if tr.n_bar is None:
             acc["bias"] += (delta * n).sum((0, 1))

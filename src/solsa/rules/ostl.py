@@ -122,7 +122,7 @@ class OSTL(CompiledSequence):
 
     def _sequence_grads(self, runs, g) -> None:
         """The W, b, λ traces and their gradients over a stretch (:mod:`solsa.rules.compiled`)."""
-        from ..fast.online_seq import decay_scan, trace_accumulate
+        from ..fast.online_seq import bias_trace_scan, decay_scan, trace_accumulate
 
         for layer, tr, acc, run, delta in zip(self.net.layers, self.traces, self._grads, runs,
                                               self._same_step_deltas(runs, g)):
@@ -130,7 +130,7 @@ class OSTL(CompiledSequence):
             grad = acc["weight"] if "weight" in acc else torch.zeros_like(layer.weight)
             trace_accumulate(d, run.F, delta, tr.e, grad)
             if tr.n is not None:
-                n = decay_scan(d, torch.ones_like(d).unsqueeze(-1), tr.n.unsqueeze(-1)).squeeze(-1)
+                n = bias_trace_scan(d, tr.n)
                 acc["bias"] += (delta * n).sum((0, 1))
                 tr.n = n[-1].clone()
             if tr.m is not None:

@@ -118,7 +118,7 @@ class OTTT(CompiledSequence):
     def _sequence_grads(self, runs, g) -> None:
         """â, n and their gradients over a stretch (:mod:`solsa.rules.compiled`): â of every step is only
         ``[T, B, N_in]``, so Σ_t Σ_b δ â is one matrix product."""
-        from ..fast.online_seq import decay_scan
+        from ..fast.online_seq import bias_trace_scan, decay_scan
 
         for layer, tr, acc, run, delta in zip(self.net.layers, self.traces, self._grads, runs,
                                               self._same_step_deltas(runs, g)):
@@ -129,7 +129,7 @@ class OTTT(CompiledSequence):
                 acc["weight"] += delta.flatten(0, 1).t() @ a_hat.flatten(0, 2)
             tr.a_hat = a_hat[-1].clone()
             if tr.n is not None:
-                n = decay_scan(d, torch.ones_like(d).unsqueeze(-1), tr.n.unsqueeze(-1)).squeeze(-1)  # [T, B, 1]
+                n = bias_trace_scan(d, tr.n)  # [T, B, 1]
                 acc["bias"] += (delta * n).sum((0, 1))
                 tr.n = n[-1].clone()
 
