@@ -26,24 +26,45 @@ static void solsa_loss_grad(const solsa_real* y, int target, solsa_real* g) {
     }
 }
 
-/* y = y + sum_x c_x W_x over the n rows W_x of W (length ni), added row after row (x = 0, 1, ...), four rows
- * per pass over y */
-static void solsa_axpy_rows(solsa_real* restrict y, const solsa_real* restrict W, const solsa_real* c, long n,
-                            long ni) {
+/* y_m = y_m + sum_x c_m[x] W_x for the count (1 to 3, a constant after inlining) outputs m, over the n rows W_x of
+ * W (length ni), added row after row (x = 0, 1, ...): four rows per pass over the outputs, every output in the same
+ * pass over W */
+static inline void solsa_axpy_rows_loop(solsa_real* restrict y0, solsa_real* restrict y1, solsa_real* restrict y2,
+                                        const solsa_real* restrict W, const solsa_real* const* c, long n, long ni,
+                                        int count) {
     long x = 0, i;
     for (; x + 4 <= n; x += 4) {
         const solsa_real *w0 = W + x * ni, *w1 = w0 + ni, *w2 = w1 + ni, *w3 = w2 + ni;
-        const solsa_real c0 = c[x], c1 = c[x + 1], c2 = c[x + 2], c3 = c[x + 3];
+        const solsa_real a0 = c[0][x], a1 = c[0][x + 1], a2 = c[0][x + 2], a3 = c[0][x + 3];
+        const solsa_real b0 = count > 1 ? c[1][x] : 0.0f, b1 = count > 1 ? c[1][x + 1] : 0.0f;
+        const solsa_real b2 = count > 1 ? c[1][x + 2] : 0.0f, b3 = count > 1 ? c[1][x + 3] : 0.0f;
+        const solsa_real c0 = count > 2 ? c[2][x] : 0.0f, c1 = count > 2 ? c[2][x + 1] : 0.0f;
+        const solsa_real c2 = count > 2 ? c[2][x + 2] : 0.0f, c3 = count > 2 ? c[2][x + 3] : 0.0f;
         for (i = 0; i < ni; ++i) {
-            solsa_real v = y[i];
-            v += c0 * w0[i];
-            v += c1 * w1[i];
-            v += c2 * w2[i];
-            v += c3 * w3[i];
-            y[i] = v;
+            y0[i] = (((y0[i] + a0 * w0[i]) + a1 * w1[i]) + a2 * w2[i]) + a3 * w3[i];
+            if (count > 1) y1[i] = (((y1[i] + b0 * w0[i]) + b1 * w1[i]) + b2 * w2[i]) + b3 * w3[i];
+            if (count > 2) y2[i] = (((y2[i] + c0 * w0[i]) + c1 * w1[i]) + c2 * w2[i]) + c3 * w3[i];
         }
     }
-    for (; x < n; ++x) solsa_axpy(y, W + x * ni, c[x], ni);
+    for (; x < n; ++x) {
+        const solsa_real* w0 = W + x * ni;
+        for (i = 0; i < ni; ++i) {
+            y0[i] += c[0][x] * w0[i];
+            if (count > 1) y1[i] += c[1][x] * w0[i];
+            if (count > 2) y2[i] += c[2][x] * w0[i];
+        }
+    }
+}
+
+/* the count outputs y_m += sum_x c_m[x] W_x, three per pass over W */
+static void solsa_axpy_rows(solsa_real* const* y, const solsa_real* W, const solsa_real* const* c, int count, long n,
+                            long ni) {
+    int m;
+    for (m = 0; m < count; m += 3) {
+        if (count - m == 1) solsa_axpy_rows_loop(y[m], 0, 0, W, c + m, n, ni, 1);
+        else if (count - m == 2) solsa_axpy_rows_loop(y[m], y[m + 1], 0, W, c + m, n, ni, 2);
+        else solsa_axpy_rows_loop(y[m], y[m + 1], y[m + 2], W, c + m, n, ni, 3);
+    }
 }
 
 /* The errors layer l sends down, in one pass over its W (each out_i = beta_i sum_x v_x W_xi, x in order):
@@ -82,7 +103,7 @@ static void solsa_send_down(solsa_state* s, int l) {
     }
     for (m = 0; m < count; ++m)
         for (i = 0; i < ni; ++i) outs[m][i] = 0.0f;
-    for (m = 0; m < count; ++m) solsa_axpy_rows(outs[m], W, vs[m], A->n_out, ni);
+    solsa_axpy_rows(outs, W, vs, count, A->n_out, ni); /* every output in one pass over W */
     for (m = 0; m < count; ++m)
         for (i = 0; i < ni; ++i) outs[m][i] *= beta[A->fpc ? i : 0];
     if (K->depth > 0 && K->M < 0)
