@@ -78,8 +78,8 @@ static void solsa_send_down(solsa_state* s, int l) {
     const solsa_real* beta = SOLSA_PAR(A->beta);
     const solsa_real* delta = SOLSA_OFF(s, A->delta);
     solsa_real* tmp = SOLSA_OFF(s, SOLSA_SCRATCH); /* [SOLSA_MAX_DEPTH + 1][SOLSA_SCRATCH_ROW] */
-    const solsa_real* vs[SOLSA_MAX_DEPTH + 1];
-    solsa_real* outs[SOLSA_MAX_DEPTH + 1];
+    const solsa_real* vs[SOLSA_MAX_DEPTH + 3]; /* + 3: solsa_axpy_rows takes three at a time */
+    solsa_real* outs[SOLSA_MAX_DEPTH + 3];
     solsa_real* P = SOLSA_OFF(s, K->P);
     const long ni = A->n_in;
     int count = 1, m;

@@ -35,6 +35,20 @@ static inline solsa_real solsa_stage_at(solsa_real* q, solsa_real* u, long k, so
     return v;
 }
 
+/* AT(k) for k = 0, 1, ..., n - 1 (k, b: long variables of the caller): blocks of 8 entries, then one of 4, then the
+ * rest one by one. Blocks of a fixed count become vector operations after unrolling, so that a row's last entries
+ * (all 12 of an input layer's rows; 4 of a 100-input row) do not run one by one; each entry's arithmetic is AT's. */
+#define SOLSA_FOR_ENTRIES(k, b, n, AT)                                                                                \
+    do {                                                                                                               \
+        for (k = 0; k + 8 <= (n); k += 8)                                                                              \
+            for (b = 0; b < 8; ++b) AT(k + b);                                                                         \
+        if (k + 4 <= (n)) {                                                                                            \
+            for (b = 0; b < 4; ++b) AT(k + b);                                                                         \
+            k += 4;                                                                                                    \
+        }                                                                                                              \
+        for (; k < (n); ++k) AT(k);                                                                                    \
+    } while (0)
+
 /* The row loops: every trace of a synapse updated in one iteration while in registers. Each loop is written
  * once with its options as arguments (has_w, has_u, has_g) and called with constants, so that after inlining
  * every version is a plain loop that compilers vectorise. */
@@ -45,13 +59,16 @@ static inline void solsa_head_loop(solsa_real* restrict t, const solsa_real* res
                                    solsa_real d, solsa_real* restrict q, solsa_real* restrict u, solsa_real al,
                                    solsa_real sc, solsa_real db, solsa_real* restrict g, solsa_real cf, long n,
                                    int has_w, int has_u, int has_g) {
-    long k;
-    for (k = 0; k < n; ++k) {
-        solsa_real v = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]);
-        t[k] = v;
-        v = solsa_stage_at(q, u, k, al, sc, db, v, has_u);
-        if (has_g) g[k] += cf * v;
-    }
+    long k, b;
+#define SOLSA_HEAD_AT(k)                                                                                               \
+    do {                                                                                                               \
+        solsa_real v_ = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]);                                                  \
+        t[k] = v_;                                                                                                     \
+        v_ = solsa_stage_at(q, u, k, al, sc, db, v_, has_u);                                                           \
+        if (has_g) g[k] += cf * v_;                                                                                    \
+    } while (0)
+    SOLSA_FOR_ENTRIES(k, b, n, SOLSA_HEAD_AT);
+#undef SOLSA_HEAD_AT
 }
 
 static void solsa_head_row(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d, solsa_real* q,
@@ -71,11 +88,14 @@ static void solsa_head_row(solsa_real* t, const solsa_real* x, const solsa_real*
 static inline void solsa_stage_loop(solsa_real* restrict q, solsa_real* restrict u, const solsa_real* restrict z,
                                     solsa_real al, solsa_real sc, solsa_real db, solsa_real* restrict g,
                                     solsa_real cf, long n, int has_u, int has_g) {
-    long k;
-    for (k = 0; k < n; ++k) {
-        const solsa_real v = solsa_stage_at(q, u, k, al, sc, db, z[k], has_u);
-        if (has_g) g[k] += cf * v;
-    }
+    long k, b;
+#define SOLSA_STAGE_AT(k)                                                                                              \
+    do {                                                                                                               \
+        const solsa_real v_ = solsa_stage_at(q, u, k, al, sc, db, z[k], has_u);                                        \
+        if (has_g) g[k] += cf * v_;                                                                                    \
+    } while (0)
+    SOLSA_FOR_ENTRIES(k, b, n, SOLSA_STAGE_AT);
+#undef SOLSA_STAGE_AT
 }
 
 static void solsa_stage_row(solsa_real* q, solsa_real* u, const solsa_real* z, solsa_real al, solsa_real sc,
@@ -103,15 +123,18 @@ static inline void solsa_head2_loop(solsa_real* restrict t, const solsa_real* re
                                     int has_u1) {
     const solsa_real al0 = st->al[0], sc0 = st->sc[0], db0 = st->db[0], cf0 = st->cf[0];
     const solsa_real al1 = st->al[1], sc1 = st->sc[1], db1 = st->db[1], cf1 = st->cf[1];
-    long k;
-    for (k = 0; k < n; ++k) {
-        solsa_real v = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]), gk;
-        t[k] = v;
-        v = solsa_stage_at(q0, u0, k, al0, sc0, db0, v, has_u0);
-        gk = g[k] + cf0 * v;
-        v = solsa_stage_at(q1, u1, k, al1, sc1, db1, v, has_u1);
-        g[k] = gk + cf1 * v;
-    }
+    long k, b;
+#define SOLSA_HEAD2_AT(k)                                                                                              \
+    do {                                                                                                               \
+        solsa_real v_ = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]), g_;                                              \
+        t[k] = v_;                                                                                                     \
+        v_ = solsa_stage_at(q0, u0, k, al0, sc0, db0, v_, has_u0);                                                     \
+        g_ = g[k] + cf0 * v_;                                                                                          \
+        v_ = solsa_stage_at(q1, u1, k, al1, sc1, db1, v_, has_u1);                                                     \
+        g[k] = g_ + cf1 * v_;                                                                                          \
+    } while (0)
+    SOLSA_FOR_ENTRIES(k, b, n, SOLSA_HEAD2_AT);
+#undef SOLSA_HEAD2_AT
 }
 
 static void solsa_head2_row(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d, solsa_real* q0,
