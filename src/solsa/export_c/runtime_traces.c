@@ -153,7 +153,7 @@ static void solsa_head2_row(solsa_real* t, const solsa_real* x, const solsa_real
 /* One synapse trace of row j (at offset r of its arrays, n entries: e, and a with per-channel filters): the
  * trace (x, w: as solsa_head_row), its credit stages (z_0 = t, z_s = u_{s-1}) and with g the gradient, in stage
  * order (the neuron traces a, m, n: solsa_neuron_stage). */
-static void solsa_row_chain(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d,
+static inline void solsa_row_chain(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d,
                             solsa_real* const* q, solsa_real* const* u, const solsa_stages* st, solsa_real* g, long r,
                             long n) {
     const solsa_real* z;
@@ -206,11 +206,32 @@ static void solsa_neuron_stage(solsa_real* q, solsa_real* u, const solsa_real* z
     else solsa_neuron_loop(q, u, z, al, al0, sc, db, n, 0, 0, 0);
 }
 
+/* one row of a paired trace: h_j = dh h_j + q_j and, with v, v_j += (dv w_j) h_j */
+static inline void solsa_paired_loop(solsa_real* restrict h, const solsa_real* restrict q, solsa_real dh,
+                                     solsa_real* restrict v, solsa_real dv, const solsa_real* restrict w, long n,
+                                     int has_v) {
+    long k, b;
+#define SOLSA_PAIRED_AT(k)                                                                                             \
+    do {                                                                                                               \
+        const solsa_real h_ = dh * h[k] + q[k];                                                                        \
+        h[k] = h_;                                                                                                     \
+        if (has_v) v[k] += dv * w[k] * h_;                                                                             \
+    } while (0)
+    SOLSA_FOR_ENTRIES(k, b, n, SOLSA_PAIRED_AT);
+#undef SOLSA_PAIRED_AT
+}
+
+static void solsa_paired_row(solsa_real* h, const solsa_real* q, solsa_real dh, solsa_real* v, solsa_real dv,
+                             const solsa_real* w, long n) {
+    if (v) solsa_paired_loop(h, q, dh, v, dv, w, n, 1);
+    else solsa_paired_loop(h, q, dh, v, dv, w, n, 0);
+}
+
 /* Layer k's traces for one step, row by row (with grad, the gradient of every learned parameter from them).
  * A neuron trace that pairs with the layer above neuron by neuron (h, neuron_membrane_credit of rules/credit.py)
  * is filtered per upper neuron x instead: h[x, j] = d_x h[x, j] + q_j, and its gradient is
  * beta^A_j sum_x delta^A_x W^A_xj h[x, j] (neuron_credit_pairing). */
-static void solsa_layer_traces(solsa_state* s, int k, int grad) {
+SOLSA_NOINLINE static void solsa_layer_traces(solsa_state* s, int k, int grad) {
     const solsa_layer_desc* K = &SOLSA_LAYERS[k];
     const solsa_layer_desc* A = &SOLSA_LAYERS[k + 1 < SOLSA_N_LAYERS ? k + 1 : k];
     const solsa_real* W = SOLSA_PAR(K->W);
@@ -275,12 +296,10 @@ static void solsa_layer_traces(solsa_state* s, int k, int grad) {
         const solsa_real* deltaA = SOLSA_OFF(s, A->delta);
         const solsa_real* WA = SOLSA_PAR(A->W);
         if (!h || !tr[c]) continue;
-        for (x = 0; x < A->n_out; ++x)
-            for (j = 0; j < nk; ++j) h[x * nk + j] = dA[x] * h[x * nk + j] + q[c][0][j];
+        if (grad) for (j = 0; j < nk; ++j) v[j] = 0.0f;
+        for (x = 0; x < A->n_out; ++x) /* row x of h, and with grad its term of v, in one pass */
+            solsa_paired_row(h + x * nk, q[c][0], dA[x], grad ? v : 0, deltaA[x], WA + x * nk, nk);
         if (!grad) continue;
-        for (j = 0; j < nk; ++j) v[j] = 0.0f;
-        for (x = 0; x < A->n_out; ++x)
-            for (j = 0; j < nk; ++j) v[j] += deltaA[x] * WA[x * nk + j] * h[x * nk + j];
         for (j = 0; j < nk; ++j) {
             solsa_real* acc = c == 1 ? &tot_a : (c == 2 && !K->lpn ? &tot_m : gr[c] + j);
             *acc += v[j] * SOLSA_PAR(A->beta)[A->fpc ? j : 0];
