@@ -106,6 +106,25 @@ static void solsa_stage_row(solsa_real* q, solsa_real* u, const solsa_real* z, s
     else solsa_stage_loop(q, u, z, al, sc, db, g, cf, n, 0, 0);
 }
 
+/* every row j of the e trace with one credit stage and the gradient, the rows' loop inside (one dispatch per layer):
+ * as solsa_head_loop with the row's al = al[j as], sc = eps_j, cf = P_j (as solsa_layer_traces sets them) */
+static inline void solsa_head_rows_loop(solsa_real* t, const solsa_real* x, const solsa_real* d, solsa_real* q,
+                                        solsa_real* u, const solsa_real* al, long as, const solsa_real* eps,
+                                        solsa_real db, const solsa_real* P, solsa_real* g, long nk, long ni,
+                                        int has_u) {
+    long j, r;
+    for (j = 0, r = 0; j < nk; ++j, r += ni)
+        solsa_head_loop(t + r, x, 0, d[j], q + r, has_u ? u + r : 0, al[j * as], eps[j], db, g + r, P[j] - 0.0f, ni, 0,
+                        has_u, 1);
+}
+
+static void solsa_head_rows(solsa_real* t, const solsa_real* x, const solsa_real* d, solsa_real* q, solsa_real* u,
+                            const solsa_real* al, long as, const solsa_real* eps, solsa_real db, const solsa_real* P,
+                            solsa_real* g, long nk, long ni) {
+    if (u) solsa_head_rows_loop(t, x, d, q, u, al, as, eps, db, P, g, nk, ni, 1);
+    else solsa_head_rows_loop(t, x, d, q, u, al, as, eps, db, P, g, nk, ni, 0);
+}
+
 /* the credit stages of one row: stage s filters with al (alpha of the layer above it, or their mean), sc
  * (eps of the row's neuron at stage 0, else 1) and db (the mean d of that layer); cf: the row's gradient
  * coefficient of stage s (without credit, cf[0] = delta) */
@@ -259,7 +278,10 @@ SOLSA_NOINLINE static void solsa_layer_traces(solsa_state* s, int k, int grad) {
             u[c][m] = SOLSA_OFF(s, K->cu[m][c]);
         }
     }
-    for (j = 0; j < nk; ++j) {
+    if (D == 1 && grad && !(tr[1] && K->fpc)) /* the e trace alone, one stage: its rows in one call */
+        solsa_head_rows(tr[0], F, d, q[0][0], u[0][0] != q[0][0] ? u[0][0] : 0, SOLSA_PAR(A->alpha), A->fpc ? 1 : 0,
+                        eps, dbar[0], P, gr[0], nk, ni);
+    for (j = 0; j < nk && !(D == 1 && grad && !(tr[1] && K->fpc)); ++j) {
         const solsa_real* alA = SOLSA_PAR(A->alpha);
         for (m = 0; m < D && m < SOLSA_MAX_DEPTH; ++m) {
             st.al[m] = m == 0 ? alA[A->fpc ? j : 0] : amean[m];
