@@ -63,6 +63,7 @@ static void solsa_axpy(solsa_real* restrict y, const solsa_real* restrict x, sol
 #if defined(__GNUC__) && defined(__AVX__) && !defined(SOLSA_PLAIN_C)
 #define SOLSA_VECTOR_LANES 1
 typedef solsa_real solsa_lanes __attribute__((vector_size(SOLSA_LANES * sizeof(solsa_real))));
+typedef solsa_real solsa_quad __attribute__((vector_size(4 * sizeof(solsa_real))));
 #include <string.h>
 #else
 #define SOLSA_VECTOR_LANES 0

@@ -130,7 +130,8 @@ static void solsa_head_rows(solsa_real* t, const solsa_real* x, const solsa_real
  * coefficient of stage s (without credit, cf[0] = delta) */
 typedef struct {
     int depth;
-    solsa_real al[SOLSA_MAX_DEPTH], sc[SOLSA_MAX_DEPTH], db[SOLSA_MAX_DEPTH], cf[SOLSA_MAX_DEPTH];
+    /* + 1: at least two, as solsa_head2_loop reads */
+    solsa_real al[SOLSA_MAX_DEPTH + 1], sc[SOLSA_MAX_DEPTH + 1], db[SOLSA_MAX_DEPTH + 1], cf[SOLSA_MAX_DEPTH + 1];
 } solsa_stages;
 
 /* two stages in one pass over n entries, with the gradient: the trace t (as solsa_head_loop), stage 0 from it,
@@ -142,7 +143,49 @@ static inline void solsa_head2_loop(solsa_real* restrict t, const solsa_real* re
                                     int has_u1) {
     const solsa_real al0 = st->al[0], sc0 = st->sc[0], db0 = st->db[0], cf0 = st->cf[0];
     const solsa_real al1 = st->al[1], sc1 = st->sc[1], db1 = st->db[1], cf1 = st->cf[1];
-    long k, b;
+    long k = 0;
+#if SOLSA_VECTOR_LANES
+    /* SOLSA_LANES entries at a time, then 4, as vectors of the compilers' extension: each entry's arithmetic is that
+     * of the plain version below (with the rows' loop around it, GCC 12 built that one's blocks of 4 from scalars) */
+#define SOLSA_HEAD2_VEC(T, k)                                                                                          \
+    do {                                                                                                               \
+        T t_, x_, z_, g_;                                                                                              \
+        memcpy(&t_, t + (k), sizeof t_);                                                                               \
+        memcpy(&x_, x + (k), sizeof x_);                                                                               \
+        if (has_w) {                                                                                                   \
+            memcpy(&z_, w + (k), sizeof z_);                                                                           \
+            t_ = z_ * x_ + d * t_;                                                                                     \
+        } else {                                                                                                       \
+            t_ = x_ + d * t_;                                                                                          \
+        }                                                                                                              \
+        memcpy(t + (k), &t_, sizeof t_);                                                                               \
+        memcpy(&z_, q0 + (k), sizeof z_);                                                                              \
+        t_ = al0 * z_ + sc0 * t_;                                                                                      \
+        memcpy(q0 + (k), &t_, sizeof t_);                                                                              \
+        if (has_u0) {                                                                                                  \
+            memcpy(&z_, u0 + (k), sizeof z_);                                                                          \
+            t_ = db0 * z_ + t_;                                                                                        \
+            memcpy(u0 + (k), &t_, sizeof t_);                                                                          \
+        }                                                                                                              \
+        memcpy(&g_, g + (k), sizeof g_);                                                                               \
+        g_ = g_ + cf0 * t_;                                                                                            \
+        memcpy(&z_, q1 + (k), sizeof z_);                                                                              \
+        t_ = al1 * z_ + sc1 * t_;                                                                                      \
+        memcpy(q1 + (k), &t_, sizeof t_);                                                                              \
+        if (has_u1) {                                                                                                  \
+            memcpy(&z_, u1 + (k), sizeof z_);                                                                          \
+            t_ = db1 * z_ + t_;                                                                                        \
+            memcpy(u1 + (k), &t_, sizeof t_);                                                                          \
+        }                                                                                                              \
+        g_ = g_ + cf1 * t_;                                                                                            \
+        memcpy(g + (k), &g_, sizeof g_);                                                                               \
+    } while (0)
+    for (; k + SOLSA_LANES <= n; k += SOLSA_LANES) SOLSA_HEAD2_VEC(solsa_lanes, k);
+    for (; k + 4 <= n; k += 4) SOLSA_HEAD2_VEC(solsa_quad, k);
+    for (; k < n; ++k) SOLSA_HEAD2_VEC(solsa_real, k);
+#undef SOLSA_HEAD2_VEC
+#else
+    long b;
 #define SOLSA_HEAD2_AT(k)                                                                                              \
     do {                                                                                                               \
         solsa_real v_ = solsa_trace_eq(has_w ? w : 0, x, k, d, t[k]), g_;                                              \
@@ -154,6 +197,7 @@ static inline void solsa_head2_loop(solsa_real* restrict t, const solsa_real* re
     } while (0)
     SOLSA_FOR_ENTRIES(k, b, n, SOLSA_HEAD2_AT);
 #undef SOLSA_HEAD2_AT
+#endif
 }
 
 static void solsa_head2_row(solsa_real* t, const solsa_real* x, const solsa_real* w, solsa_real d, solsa_real* q0,
@@ -168,6 +212,42 @@ static void solsa_head2_row(solsa_real* t, const solsa_real* x, const solsa_real
     else if (u1) solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 0, 0, 1);
     else solsa_head2_loop(t, x, w, d, q0, u0, q1, u1, st, g, n, 0, 0, 0);
 }
+
+#if SOLSA_MAX_DEPTH >= 2
+/* every row j of one synapse trace with two credit stages and the gradient, the rows' loop inside: e (w = 0, the
+ * gradient row g + j gs with gs = ni) or a (w = W, the shared gradient g, gs = 0), each row as solsa_head2_loop with
+ * al_0 = al[j as], sc_0 = eps_j, cf_0 = P^0_j - P^1_j, cf_1 = P^1_j (as solsa_layer_traces sets them row by row) */
+static inline void solsa_head2_rows_loop(solsa_real* t, const solsa_real* x, const solsa_real* w, const solsa_real* d,
+                                         solsa_real* q0, solsa_real* u0, solsa_real* q1, solsa_real* u1,
+                                         const solsa_real* al, long as, const solsa_real* eps, const solsa_real* P,
+                                         const solsa_stages* st1, solsa_real* g, long gs, long nk, long ni, int has_w,
+                                         int has_u0, int has_u1) {
+    solsa_stages st = *st1;
+    long j, r;
+    for (j = 0, r = 0; j < nk; ++j, r += ni) {
+        st.al[0] = al[j * as];
+        st.sc[0] = eps[j];
+        st.cf[0] = P[j] - P[nk + j];
+        st.cf[1] = P[nk + j] - 0.0f;
+        solsa_head2_loop(t + r, x, has_w ? w + r : 0, d[j], q0 + r, has_u0 ? u0 + r : 0, q1 + r, has_u1 ? u1 + r : 0,
+                         &st, g + j * gs, ni, has_w, has_u0, has_u1);
+    }
+}
+
+static void solsa_head2_rows(solsa_real* t, const solsa_real* x, const solsa_real* w, const solsa_real* d,
+                             solsa_real* q0, solsa_real* u0, solsa_real* q1, solsa_real* u1, const solsa_real* al,
+                             long as, const solsa_real* eps, const solsa_real* P, const solsa_stages* st,
+                             solsa_real* g, long gs, long nk, long ni) {
+    if (w && u0 && u1) solsa_head2_rows_loop(t, x, w, d, q0, u0, q1, u1, al, as, eps, P, st, g, gs, nk, ni, 1, 1, 1);
+    else if (w && u0) solsa_head2_rows_loop(t, x, w, d, q0, u0, q1, u1, al, as, eps, P, st, g, gs, nk, ni, 1, 1, 0);
+    else if (w && u1) solsa_head2_rows_loop(t, x, w, d, q0, u0, q1, u1, al, as, eps, P, st, g, gs, nk, ni, 1, 0, 1);
+    else if (w) solsa_head2_rows_loop(t, x, w, d, q0, u0, q1, u1, al, as, eps, P, st, g, gs, nk, ni, 1, 0, 0);
+    else if (u0 && u1) solsa_head2_rows_loop(t, x, w, d, q0, u0, q1, u1, al, as, eps, P, st, g, gs, nk, ni, 0, 1, 1);
+    else if (u0) solsa_head2_rows_loop(t, x, w, d, q0, u0, q1, u1, al, as, eps, P, st, g, gs, nk, ni, 0, 1, 0);
+    else if (u1) solsa_head2_rows_loop(t, x, w, d, q0, u0, q1, u1, al, as, eps, P, st, g, gs, nk, ni, 0, 0, 1);
+    else solsa_head2_rows_loop(t, x, w, d, q0, u0, q1, u1, al, as, eps, P, st, g, gs, nk, ni, 0, 0, 0);
+}
+#endif
 
 /* One synapse trace of row j (at offset r of its arrays, n entries: e, and a with per-channel filters): the
  * trace (x, w: as solsa_head_row), its credit stages (z_0 = t, z_s = u_{s-1}) and with g the gradient, in stage
@@ -264,7 +344,7 @@ SOLSA_NOINLINE static void solsa_layer_traces(solsa_state* s, int k, int grad) {
     const long nk = K->n_out, ni = K->n_in, D = K->depth;
     solsa_stages st = {0, {0.0f}, {0.0f}, {0.0f}, {0.0f}};
     long j, x, m;
-    int c;
+    int c, rows;
     tr[0] = SOLSA_OFF(s, K->e); tr[1] = SOLSA_OFF(s, K->a); tr[2] = SOLSA_OFF(s, K->m); tr[3] = SOLSA_OFF(s, K->n);
     gr[0] = SOLSA_OFF(s, K->gW); gr[1] = SOLSA_OFF(s, K->galpha); gr[2] = SOLSA_OFF(s, K->glam);
     gr[3] = SOLSA_OFF(s, K->gb);
@@ -278,10 +358,24 @@ SOLSA_NOINLINE static void solsa_layer_traces(solsa_state* s, int k, int grad) {
             u[c][m] = SOLSA_OFF(s, K->cu[m][c]);
         }
     }
-    if (D == 1 && grad && !(tr[1] && K->fpc)) /* the e trace alone, one stage: its rows in one call */
+    rows = grad && ((D == 1 && !(tr[1] && K->fpc)) || D == 2); /* the rows' loops in one call per trace */
+    if (rows && D == 1) /* the e trace alone, one stage */
         solsa_head_rows(tr[0], F, d, q[0][0], u[0][0] != q[0][0] ? u[0][0] : 0, SOLSA_PAR(A->alpha), A->fpc ? 1 : 0,
                         eps, dbar[0], P, gr[0], nk, ni);
-    for (j = 0; j < nk && !(D == 1 && grad && !(tr[1] && K->fpc)); ++j) {
+#if SOLSA_MAX_DEPTH >= 2
+    if (rows && D == 2) { /* e, and a with per-channel filters, two stages */
+        st.al[1] = amean[1];
+        st.sc[1] = 1.0f;
+        st.db[0] = dbar[0];
+        st.db[1] = dbar[1];
+        for (c = 0; c < 2; ++c)
+            if (c == 0 || (tr[1] && K->fpc))
+                solsa_head2_rows(tr[c], c ? p : F, c ? W : 0, d, q[c][0], u[c][0] != q[c][0] ? u[c][0] : 0, q[c][1],
+                                 u[c][1] != q[c][1] ? u[c][1] : 0, SOLSA_PAR(A->alpha), A->fpc ? 1 : 0, eps, P, &st,
+                                 gr[c], c ? 0 : ni, nk, ni);
+    }
+#endif
+    for (j = 0; j < nk && !rows; ++j) {
         const solsa_real* alA = SOLSA_PAR(A->alpha);
         for (m = 0; m < D && m < SOLSA_MAX_DEPTH; ++m) {
             st.al[m] = m == 0 ? alA[A->fpc ? j : 0] : amean[m];
