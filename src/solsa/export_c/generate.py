@@ -4,8 +4,8 @@ The generated source is three parts: the parameters as one ``static`` array (``s
 or ``double`` with dtype ``float64``), the layer table
 (shapes, settings and the float offset of every array, :mod:`solsa.export_c.layout`), and the runtime
 every export shares (package data): ``runtime.c`` (the step of the neurons) and, with ``learn``,
-``runtime_learn.c`` (the errors and the update) and ``runtime_traces.c`` (the synapse traces and the gradient
-from them, one pass per layer). ``--dtype q15`` is written by :mod:`solsa.export_c.q15`.
+``runtime_learn.c`` (the errors and the update), ``runtime_rows.c`` (the loops over a layer's synapses) and
+``runtime_traces.c`` (the synapse traces and the gradient from them, one pass per layer). ``--dtype q15`` is written by :mod:`solsa.export_c.q15`.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def _source(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
         ]
     lines.append(_table(plans, lay, net))
     lines.append("")
-    for part in ("runtime.c", "runtime_learn.c", "runtime_traces.c") if learn else ("runtime.c",):
+    for part in ("runtime.c", "runtime_learn.c", "runtime_rows.c", "runtime_traces.c") if learn else ("runtime.c",):
         lines.append(resources.files("solsa.export_c").joinpath(part).read_text())
     return "\n".join(lines)
 

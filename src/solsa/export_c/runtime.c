@@ -199,7 +199,7 @@ static solsa_real solsa_expm1(solsa_real x) {
 
 /* after layer l has its d[t]: the neuron-level part of the credit of the layers below that runs through it
  * (their eps and 1 filtered for lagged_surrogate, the decay-kernel masses); the traces' credit stages are
- * advanced in the row pass (solsa_traces, runtime_learn.c) */
+ * advanced in the row pass (solsa_traces, runtime_traces.c) */
 static void solsa_credit_neurons(solsa_state* s, int l) {
     const solsa_layer_desc* U = &SOLSA_LAYERS[l];
     const solsa_real* alpha = SOLSA_PAR(U->alpha);
