@@ -59,12 +59,12 @@ static void solsa_axpy(solsa_real* restrict y, const solsa_real* restrict x, sol
  * out2_j = sum_i x2_i W_ji as well, in the same pass over W. With GCC or Clang on x86 with AVX, each row's lanes
  * are one vector (the compilers' vector extension: GCC 12 kept the plain version's partial sums in memory, 1.9x
  * slower for the default 100 x 100 layer); elsewhere plain C. Both add the same values in the same order. */
+#include <string.h>
 #define SOLSA_LANES 8
 #if defined(__GNUC__) && defined(__AVX__) && !defined(SOLSA_PLAIN_C)
 #define SOLSA_VECTOR_LANES 1
 typedef solsa_real solsa_lanes __attribute__((vector_size(SOLSA_LANES * sizeof(solsa_real))));
 typedef solsa_real solsa_quad __attribute__((vector_size(4 * sizeof(solsa_real))));
-#include <string.h>
 #else
 #define SOLSA_VECTOR_LANES 0
 typedef solsa_real solsa_lanes[SOLSA_LANES];
@@ -80,8 +80,8 @@ static inline void solsa_matvec_rows(const solsa_real* restrict W, const solsa_r
     solsa_lanes acc[SOLSA_ROWS], acc2[SOLSA_ROWS];
     long i, e;
     int r, k;
-    for (r = 0; r < R; ++r)
-        for (k = 0; k < SOLSA_LANES; ++k) acc[r][k] = acc2[r][k] = 0.0f;
+    memset(acc, 0, sizeof acc); /* +0.0 */
+    memset(acc2, 0, sizeof acc2);
     for (i = 0; i + SOLSA_LANES <= n_in; i += SOLSA_LANES) {
 #if SOLSA_VECTOR_LANES
         solsa_lanes xv, x2v, wv;
