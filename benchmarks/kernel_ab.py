@@ -23,8 +23,8 @@ torch.set_num_threads(1)
 other, credit, B = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 rounds = int(os.environ.get("ROUNDS", 40))
 tmp = Path(tempfile.mkdtemp())
-for name in build.KERNEL_FILES:
-    shutil.copy(other / "solsa/fast" / name, tmp / name)
+for path in [*(other / "solsa/fast").glob("*.h"), other / "solsa/fast/kernel.cpp"]:  # the other tree's own files
+    shutil.copy(path, tmp / path.name)
 subprocess.run(build.compiler_command(shutil.which("g++"), tmp / "kernel.cpp", tmp / "k.so", True), check=True)
 before = ctypes.CDLL(str(tmp / "k.so"))
 build._declare(before)
