@@ -62,6 +62,7 @@ static void settle(Plan* plan) {
     const int64_t B = plan->batch;
     for (int64_t l = 0; l < plan->n_layers; ++l) {
         const LayerDesc& L = plan->layers[l];
+        if (L.credit_depth && stage_grad_deferred<T, S>(plan, L)) add_stage_grad<T>(plan, L);  // credit.h
         if (L.credit_depth || L.alif) continue;  // credit_backward or alif_weight_grad accumulated it already
         const int64_t ni = L.n_in, no = L.n_out;
         const S* e = (const S*)L.e;

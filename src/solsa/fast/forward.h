@@ -122,7 +122,7 @@ static void predict_layer(const LayerDesc& L, void* const* P, int64_t B, const T
 
 template <typename T, typename S>
 static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T* x, bool rf, int64_t par_min,
-                          bool w_dirty, bool pending) {
+                          bool w_dirty, bool pending, bool e_later = false) {
     const int64_t ni = L.n_in, no = L.n_out;
     const T* W = (const T*)P[0];
     const T* alpha = (const T*)P[2];
@@ -154,7 +154,8 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
         else { const T kept = lj * (T(1) - o[bj]); d = rf ? kept - lj * V[bj] * eps[bj] : kept; }
         dd[bj] = d;
     }
-    // e[t] = F[t] + d e[t-1]  (and a[t] = W p[t] + d a[t-1] for one alpha per channel). With `pending`,
+    // e[t] = F[t] + d e[t-1]  (and a[t] = W p[t] + d a[t-1] for one alpha per channel). With `e_later`, e is
+    // left to credit_forward of the layer above (e_in_credit, credit.h). With `pending`,
     // the last step's weight gradient sum_b delta[t-1] e[t-1] is added to gW in the same pass over e[t-1]:
     // one read of e per step instead of two. Columns j are independent (gW row j), so they run in parallel.
     T* gW = (T*)L.gW;
@@ -167,7 +168,9 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
             const T* Fb = F + b * ni;
             S* ej = e + bj * ni;
             const T dp = pending ? delta[bj] : T(0);
-            if (dp != T(0)) {
+            if (e_later) {
+                // e advances in credit_forward of the layer above, in one pass with its credit stage (credit.h)
+            } else if (dp != T(0)) {
                 update_row<T, S>(ej, ni, [&](int64_t k0, int64_t m, T* v) {
                     T* g = gWj + k0;
                     const T* f = Fb + k0;
@@ -195,7 +198,7 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
             }
         }
     };
-    for_each_neuron(no, B * no * ni, par_min, update_neuron);
+    if (!e_later || a_chan) for_each_neuron(no, B * no * ni, par_min, update_neuron);
     // per neuron: the alpha (per layer), lambda and bias traces, then the membrane and the spike
     for (int64_t bj = 0; bj < B * no; ++bj) {
         const T lj = lpn ? lam[bj % no] : lam[0];

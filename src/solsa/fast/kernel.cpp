@@ -43,7 +43,8 @@ static void predict_all(const Plan* plan, const T* x, T* y_out, void* const* scr
     std::memcpy(y_out, in, sizeof(T) * plan->batch * top.n_out);
 }
 
-#include "credit.h"     // cross-layer credit: credit_forward, credit_backward
+#include "credit.h"     // cross-layer credit: credit_forward (the traces through the layers above)
+#include "credit_backward.h"  // cross-layer credit: credit_backward (a hidden layer's gradient)
 #include "backward.h"   // one layer's backward step, the built-in losses
 
 template <typename T, typename S>
@@ -56,7 +57,7 @@ static void forward_all(Plan* plan, const T* x, T* y_out) {
             alif_forward_layer<T, S>(plan, l, in, rf);
         else
             forward_layer<T, S>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min, (plan->w_dirty >> l) & 1,
-                                plan->pending != 0 && L.credit_depth == 0);
+                                plan->pending != 0 && L.credit_depth == 0, e_in_credit<T, S>(plan, L));
         if (l > 0) credit_forward<T, S>(plan, l);
         in = (const T*)L.o;
     }
