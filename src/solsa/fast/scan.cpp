@@ -15,6 +15,7 @@
 #include <vector>
 #include "denormals.h"  // FlushDenormals: flush-to-zero while a scan runs (decaying adjoints)
 #include "online_seq.h"  // the online rules' trace loops (e-prop, OSTL, OTTT), exported below
+#include "recurrent_seq.h"  // their forward of a recurrent / ALIF layer (model "native"), exported below
 
 enum Reset : int64_t { SUBTRACT = 0, ZERO = 1, NONE = 2 };
 
@@ -284,5 +285,7 @@ SCAN_EXPORT(float, f32)
 SCAN_EXPORT(double, f64)
 ONLINE_SEQ_EXPORT(float, f32)
 ONLINE_SEQ_EXPORT(double, f64)
+RECURRENT_SEQ_EXPORT(float, f32)
+RECURRENT_SEQ_EXPORT(double, f64)
 
-extern "C" int64_t solsa_scan_abi_version() { return 4; }
+extern "C" int64_t solsa_scan_abi_version() { return 5; }

@@ -30,8 +30,9 @@ from .build import build_library
 
 __all__ = ["load_scan", "scan_unsupported_reason", "lif_sequence_scan", "lif_forward_scan", "sequence_loss"]
 
-SCAN_FILES = ("scan.cpp", "online_seq.h", "denormals.h")  # online_seq.h: the online rules' loops (online_seq.py)
-SCAN_ABI = 4  # solsa_scan_abi_version() of the source above
+# online_seq.h, recurrent_seq.h: the online rules' loops (online_seq.py)
+SCAN_FILES = ("scan.cpp", "online_seq.h", "recurrent_seq.h", "denormals.h")
+SCAN_ABI = 5  # solsa_scan_abi_version() of the source above
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
 _SURROGATES = {"gaussian": 0, "fast_sigmoid": 1, "atan": 2, "triangle": 3}
@@ -54,7 +55,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn = getattr(lib, f"solsa_decay_scan_{s}")
         fn.argtypes, fn.restype = [vp, vp, vp, vp, i64, i64, i64], None
         fn = getattr(lib, f"solsa_trace_accumulate_{s}")
-        fn.argtypes, fn.restype = [vp, vp, vp, vp, i64, vp, f64, vp, vp, i64, i64, i64, i64], None
+        fn.argtypes, fn.restype = [vp, vp, i64, vp, vp, i64, vp, f64, vp, vp, vp, f64, vp, vp, i64, i64, i64, i64], None
+        fn = getattr(lib, f"solsa_recurrent_forward_{s}")
+        fn.argtypes, fn.restype = [vp, vp, vp, i64] + [vp] * 6 + [i64] * 4 + [f64] * 4, None
     lib.solsa_scan_abi_version.restype = i64
 
 
@@ -78,10 +81,11 @@ def load_scan() -> ctypes.CDLL | None:
         return _STATE["lib"]  # type: ignore[return-value]
 
 
-def scan_unsupported_reason(p: LIFParams, cfg: LIFConfig) -> str:
+def scan_unsupported_reason(p: LIFParams, cfg: LIFConfig, recurrent: bool = False) -> str:
     """Why :func:`lif_sequence_scan` cannot run the layer of ``p``, ``cfg`` (empty when it can; the input
-    must then be on the layer's device, in its dtype)."""
-    if cfg.neuron != "lif" or p.rec_weight is not None:
+    must then be on the layer's device, in its dtype). ``recurrent=True``: whether the library's forward of
+    ALIF and recurrent layers (:func:`solsa.fast.online_seq.layer_run`, no backward) can run it."""
+    if not recurrent and (cfg.neuron != "lif" or p.rec_weight is not None):
         return "the compiled scan runs feedforward LIF layers only (ALIF and recurrent layers step in PyTorch)"
     tensors = [t for t in p if t is not None]
     if any(t.device.type != "cpu" for t in tensors):
@@ -127,14 +131,21 @@ def _filter_adjoint(g, a, b, u, y, y0, want_u: bool, want_a: bool, want_b: bool)
     return du, ga, gb, gy0
 
 
-def _forward(x, weight, bias, alpha, beta, lam, F0, V0, o0, cfg: LIFConfig):
-    """Filter, current, membrane and output ``[T, B, ·]`` of a feedforward LIF layer (contiguous inputs, no graph);
-    a leaky readout's output is its membrane (``o`` is ``V``)."""
+def _current(x, weight, bias, alpha, beta, F0):
+    """The synaptic filter ``F`` and the feedforward current ``F Wᵀ + b``, ``[T, B, ·]`` (contiguous inputs)."""
     T, B, _ = x.shape
     F = _filter(x, alpha, beta, F0)
     current = (F.view(T * B, -1) @ weight.t()).view(T, B, -1)
     if bias is not None:
         current += bias
+    return F, current
+
+
+def _forward(x, weight, bias, alpha, beta, lam, F0, V0, o0, cfg: LIFConfig):
+    """Filter, current, membrane and output ``[T, B, ·]`` of a feedforward LIF layer (contiguous inputs, no graph);
+    a leaky readout's output is its membrane (``o`` is ``V``)."""
+    T, B, _ = x.shape
+    F, current = _current(x, weight, bias, alpha, beta, F0)
     if not cfg.spiking:  # V[t] = λ V[t-1] + I[t]: the filter with β = 1
         V = _filter(current, lam, None, V0)
         return F, current, V, V
