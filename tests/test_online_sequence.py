@@ -185,23 +185,6 @@ def test_step_is_the_reference_step_on_every_backend(name):
         assert torch.equal(results[1][1][key], want)
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
-@pytest.mark.parametrize("options", [{"neuron": "alif"}, {"recurrent": True}])
-def test_alif_and_recurrent_fall_back_with_a_reason(name, options):
-    x, y, mask = _data()
-    grads = []
-    for backend in ("reference", "auto"):
-        net = _net([7], options)
-        rule = RULES[name].build(net, "mse", backend=backend)
-        Learner(rule).sequence(x, y, mask)
-        grads.append(_grads(net))
-    assert rule.active_backend == "reference"
-    assert "ALIF and recurrent" in rule.fallback_reason
-    _assert_same(grads[1], grads[0], atol=0)
-    with pytest.raises(RuntimeError, match="backend='fused' is not available: .*ALIF"):
-        RULES[name].build(_net([7], options), "mse", backend="fused").reset(2)
-
-
 class _HalfMSE(SpikeMSE):
     """A loss the compiled path does not know (a subclass of a known one)."""
 
