@@ -29,6 +29,24 @@ static void decay_scan(const T* d, const T* u, const T* y0, T* y, int64_t steps,
     }
 }
 
+// e[i] = d e[i] + u[i] over one trace row of n
+template <typename T>
+static inline void advance_row(T* e, const T* u, T d, int64_t n) {
+    #pragma omp simd
+    for (int64_t i = 0; i < n; ++i) e[i] = d * e[i] + u[i];
+}
+
+// ALIF: e[i] = d e[i] + u[i] + k w[i],  w[i] = ρ w[i] + q e_prev[i] over one row
+template <typename T>
+static inline void advance_adapted_row(T* e, T* w, const T* u, T d, T k, T q, T rho, int64_t n) {
+    #pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const T ep = e[i];
+        e[i] = (u[i] + d * ep) + k * w[i];
+        w[i] = rho * w[i] + q * ep;
+    }
+}
+
 // A per-synapse trace and its gradient, step by step, for a batch of B and a layer of R neurons, n inputs:
 //     e[t]_bri = d[t]_br e[t-1]_bri + u[t]_bi            (rows_e = 1: one row for all r, d [T, B, 1])
 //     G_ri    += s[t]_br e[t]_bri                          (psi null: OSTL's W trace, e-prop's x̄ per neuron)
@@ -45,33 +63,23 @@ static void trace_accumulate(const T* d, const T* u, int64_t u_rows, const T* s,
                              const T* psi, T kappa, T* ebar, const T* k, const T* q, T rho, T* w, T* G,
                              int64_t steps, int64_t batch, int64_t R, int64_t n) {
     FlushDenormals ftz;
-    for (int64_t t = 0; t < steps; ++t) {
-        for (int64_t b = 0; b < batch; ++b) {
+    // batch element outermost: its traces (e, w, ē: [R, n] each) stay in cache over the T steps
+    for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t t = 0; t < steps; ++t) {
             const int64_t tb = t * batch + b;
             const T* ut = u + tb * u_rows * n;
             const T* dt = d + tb * rows_e;
             const T* st = s + tb * R;
             T* eb = e + b * rows_e * n;
-            for (int64_t r = 0; r < rows_e; ++r) {
-                T* er = eb + r * n;
-                const T* ur = ut + (u_rows == 1 ? 0 : r * n);
-                const T dr = dt[r];
-                if (w) {
-                    T* wr = w + (b * rows_e + r) * n;
-                    const T kr = k[tb * rows_e + r], qr = q[tb * rows_e + r];
-                    #pragma omp simd
-                    for (int64_t i = 0; i < n; ++i) {
-                        const T ep = er[i];
-                        er[i] = (ur[i] + dr * ep) + kr * wr[i];
-                        wr[i] = rho * wr[i] + qr * ep;
-                    }
-                } else {
-                    #pragma omp simd
-                    for (int64_t i = 0; i < n; ++i) er[i] = dr * er[i] + ur[i];
-                }
-            }
+            if (rows_e == 1) advance_row(eb, ut, dt[0], n);  // one trace row shared by all R neurons
             for (int64_t r = 0; r < R; ++r) {
-                const T* er = eb + (rows_e == 1 ? 0 : r * n);
+                T* er = eb + (rows_e == 1 ? 0 : r * n);
+                if (rows_e != 1) {  // this neuron's row, advanced just before it is paired (it stays in cache)
+                    const T* ur = ut + (u_rows == 1 ? 0 : r * n);
+                    if (w) advance_adapted_row(er, w + (b * rows_e + r) * n, ur, dt[r], k[tb * rows_e + r],
+                                               q[tb * rows_e + r], rho, n);
+                    else advance_row(er, ur, dt[r], n);
+                }
                 T* gr = G + r * n;
                 const T sr = st[r];
                 if (psi) {
