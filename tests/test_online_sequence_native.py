@@ -9,7 +9,8 @@ from solsa import SNN
 from solsa.fast.scan import load_scan
 from solsa.learner import Learner
 from solsa.rules import NATIVE_MODEL, RULES, sequence_weights, target_at
-from test_online_sequence import _HalfMSE, _assert_same, _grads
+from test_online_sequence import (_HalfMSE, _assert_float32_close, _assert_same_run, _assert_same_training, _grads,
+                                  _stream, _traces)
 
 pytestmark = pytest.mark.skipif(load_scan() is None, reason="no C++ compiler for the scan library")
 
@@ -55,20 +56,6 @@ def _build(name, hidden, case, backend, dtype=torch.float64, **rule_options):
     return net, RULES[name].build(net, "ce" if net.readout == "leaky" else "mse", backend=backend, **rule_options)
 
 
-def _traces(rule):
-    """Every tensor the rule keeps per layer (state, ε, traces, and the ALIF partners), by name."""
-    out = {}
-    for i, tr in enumerate(rule.traces):
-        for key, value in vars(tr).items():
-            if key == "state":
-                out.update({f"{i}.state.{k}": v for k, v in value._asdict().items() if v is not None})
-            elif isinstance(value, dict):
-                out.update({f"{i}.{key}.{k}": v for k, v in value.items()})
-            elif isinstance(value, torch.Tensor):
-                out[f"{i}.{key}"] = value
-    return out
-
-
 def _train(name, hidden, case, backend, shape=(11, 4), per_step=False, points=None, **rule_options):
     net, rule = _build(name, hidden, case, backend, **rule_options)
     x, y, mask = _data(*shape, per_step=per_step)
@@ -77,18 +64,9 @@ def _train(name, hidden, case, backend, shape=(11, 4), per_step=False, points=No
 
 
 def _compare(name, hidden, case, shape=(11, 4), per_step=False, points=None, **rule_options):
-    ref_rule, ref, want, want_traces = _train(name, hidden, case, "reference", shape, per_step, points, **rule_options)
-    rule, run, got, got_traces = _train(name, hidden, case, "fused", shape, per_step, points, **rule_options)
-    assert ref_rule.active_backend == "reference"
-    assert rule.active_backend == "fused" and rule.fallback_reason == "", rule.fallback_reason
-    assert run.steps == ref.steps and run.updates == ref.updates
-    torch.testing.assert_close(run.outputs, ref.outputs, atol=1e-10, rtol=0)
-    assert abs(float(run.loss) - float(ref.loss)) <= 1e-10
-    assert any(float(g.abs().sum()) > 0 for g in want.values())  # the check has something to compare
-    _assert_same(got, want)
-    _assert_same(got_traces, want_traces)
-    assert rule.train_state_bytes() == ref_rule.train_state_bytes()
-    return want
+    reference = _train(name, hidden, case, "reference", shape, per_step, points, **rule_options)
+    _assert_same_training(_train(name, hidden, case, "fused", shape, per_step, points, **rule_options), reference)
+    return reference[2]
 
 
 @pytest.mark.parametrize("layers", HIDDEN)
@@ -122,9 +100,7 @@ def test_long_stretches_run_in_chunks_native(name, monkeypatch):
     _, ref, want, want_traces = _train(name, [7], "native-leaky", "reference", (23, 3), per_step=True)
     monkeypatch.setattr(compiled, "SEQUENCE_CHUNK", 4)
     _, run, got, got_traces = _train(name, [7], "native-leaky", "fused", (23, 3), per_step=True)
-    torch.testing.assert_close(run.outputs, ref.outputs, atol=1e-10, rtol=0)
-    _assert_same(got, want)
-    _assert_same(got_traces, want_traces)
+    _assert_same_run((run.outputs, got, got_traces), (ref.outputs, want, want_traces))
 
 
 @pytest.mark.parametrize("name", RULE_NAMES)
@@ -136,28 +112,16 @@ def test_several_sequences_and_streaming_handover_native(name):
     for backend, split in (("reference", 0), ("fused", 5)):
         net, rule = _build(name, [7, 6], "native-leaky", backend)
         Learner(rule).sequence(x.flip(0), y, mask)
-        rule.reset(x.shape[1])
-        outputs = [rule.run_sequence(x[:split], y, weights[:split]).output] if split else []
-        for t in range(split, x.shape[0]):
-            outputs.append(rule.step(x[t], target_at(y, t), weights[t]).output[None])
-        rule.flush()
-        results.append((torch.cat(outputs), _grads(net), _traces(rule)))
-    (ref_out, want, want_traces), (out, got, got_traces) = results
-    torch.testing.assert_close(out, ref_out, atol=1e-10, rtol=0)
-    _assert_same(got, want)
-    _assert_same(got_traces, want_traces)
+        results.append(_stream(net, rule, x, y, weights, split))
+    (ref_out, _, want, want_traces), (out, predicted, got, got_traces) = results
+    torch.testing.assert_close(predicted, ref_out[5], atol=1e-10, rtol=0)
+    _assert_same_run((out, got, got_traces), (ref_out, want, want_traces))
 
 
 @pytest.mark.parametrize("name", RULE_NAMES)
 def test_float32_close_native(name):
-    results = []
-    for backend in ("reference", "fused"):
-        net, rule = _build(name, [7], "native", backend, dtype=torch.float32)
-        x, y, mask = _data(dtype=torch.float32)
-        run = Learner(rule).sequence(x, y, mask)
-        results.append((run.outputs, _grads(net)))
-    torch.testing.assert_close(results[1][0], results[0][0])
-    _assert_same(results[1][1], results[0][1], atol=1e-5)
+    _assert_float32_close(lambda backend: _build(name, [7], "native", backend, dtype=torch.float32),
+                          _data(dtype=torch.float32))
 
 
 @pytest.mark.parametrize("name", RULE_NAMES)
