@@ -11,7 +11,8 @@ traces through the two loops below (``online_seq.h``, compiled into the scan lib
                        per step; e-prop's readout filter ē = F_κ(ψ e) in the same loop; ALIF: the
                        adaptation's partner trace w = ∂b/∂θ beside e, the 2-component recursion)
 
-A recurrent and/or ALIF layer (model ``native``) runs its forward through ``recurrent_seq.h``: the filter and
+A recurrent and/or ALIF layer (model ``native``) runs its forward through ``recurrent_seq.h``
+(:func:`~solsa.fast.recurrent_scan.recurrent_forward`, which BPTT's layer shares): the filter and
 the feedforward current over all steps as above, then one C loop over t for what depends on the layer's own
 output (``o[t-1] W_recᵀ``, the adaptation ``b[t]``, the membrane and the spike).
 
@@ -27,7 +28,8 @@ import torch
 
 from ..functional import LIFState, spike_derivative
 from ..losses import CrossEntropy, SpikeMSE
-from .scan import _RESETS, _current, _fn, _ptr, lif_forward_scan, scan_unsupported_reason
+from .recurrent_scan import recurrent_forward
+from .scan import _fn, _ptr, lif_forward_scan, scan_unsupported_reason
 
 __all__ = ["LayerRun", "sequence_unsupported_reason", "layer_run", "decay_scan", "bias_trace_scan", "trace_accumulate",
            "neuron_trace_accumulate"]
@@ -64,31 +66,11 @@ def layer_run(layer, x: torch.Tensor, state: LIFState, eps0: torch.Tensor) -> La
     """``layer`` over ``x`` ``[T, B, N_in]`` from ``state`` and ``eps0`` = ε of the step before."""
     cfg = layer.config
     if layer.adaptive or layer.recurrent:
-        F, V, o, b = _recurrent_forward(layer, x, state)
+        F, V, o, b = recurrent_forward(x, state, layer.params(), cfg)
     else:
         (F, V, o), b = lif_forward_scan(x, state, layer.params(), cfg), None
     eps = spike_derivative(V, cfg, b)
     return LayerRun(F, V, o, eps, _before(state.V, V), _before(state.o, o), _before(eps0, eps), b)
-
-
-def _recurrent_forward(layer, x: torch.Tensor, state: LIFState):
-    """``(F, V, o, b)`` ``[T, B, ·]`` of a recurrent and/or ALIF layer (``b`` None for LIF): the current through
-    the feedforward weights in one product, the recursion through the layer's own output in C."""
-    p, cfg = layer.params(), layer.config
-    steps, batch, _ = x.shape
-    F, current = _current(*(None if t is None else t.contiguous() for t in (x, p.weight, p.bias, p.alpha, p.beta,
-                                                                            state.F)))
-    V, o = torch.empty_like(current), torch.empty_like(current)
-    b = torch.empty_like(current) if layer.adaptive else None
-    w_rec_t = p.rec_weight.t().contiguous() if p.rec_weight is not None else None
-    lam = p.lam.contiguous()
-    V0, o0 = state.V.contiguous(), state.o.contiguous()
-    b0 = state.b.contiguous() if b is not None else None
-    _fn("recurrent_forward", x.dtype)(current.data_ptr(), _ptr(w_rec_t), lam.data_ptr(), lam.numel(),
-                                      V0.data_ptr(), o0.data_ptr(), _ptr(b0), V.data_ptr(), o.data_ptr(), _ptr(b),
-                                      steps, batch, V.shape[2], _RESETS[cfg.reset], cfg.threshold,
-                                      cfg.reset_amount, cfg.adapt, cfg.rho)
-    return F, V, o, b
 
 
 def decay_scan(d: torch.Tensor, u: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:

@@ -257,6 +257,9 @@ static void membrane_backward(const T* gO, const T* gV, const T* V, const T* o, 
     if (glam) reduce_columns(lam_acc.data(), glam, lam_n, rows, n);
 }
 
+// BPTT's adjoint of a recurrent / ALIF layer (uses surrogate, columns and reduce_columns above), exported below
+#include "recurrent_adjoint.h"
+
 #define SCAN_EXPORT(T, S)                                                                                        \
     extern "C" void solsa_filter_forward_##S(const T* u, const T* a, int64_t a_n, const T* b, int64_t b_n,      \
                                              const T* y0, T* y, int64_t steps, int64_t rows, int64_t n) {     \
@@ -287,5 +290,7 @@ ONLINE_SEQ_EXPORT(float, f32)
 ONLINE_SEQ_EXPORT(double, f64)
 RECURRENT_SEQ_EXPORT(float, f32)
 RECURRENT_SEQ_EXPORT(double, f64)
+RECURRENT_ADJOINT_EXPORT(float, f32)
+RECURRENT_ADJOINT_EXPORT(double, f64)
 
-extern "C" int64_t solsa_scan_abi_version() { return 5; }
+extern "C" int64_t solsa_scan_abi_version() { return 6; }
