@@ -58,6 +58,25 @@ static void adjoint_row(const T* gO, const T* gV, const T* gb, const T* eps, con
     }
 }
 
+// The recurrent error of one row: co += dV W_rec (row i of W_rec scaled by dV[i]), four rows of W_rec per pass
+// over co (a quarter of its loads and stores).
+template <typename T>
+static void recurrent_error(const T* dv, const T* w_rec, T* co, int64_t n) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const T d0 = dv[i], d1 = dv[i + 1], d2 = dv[i + 2], d3 = dv[i + 3];
+        const T *w0 = w_rec + i * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
+        #pragma omp simd
+        for (int64_t k = 0; k < n; ++k) co[k] += (d0 * w0[k] + d1 * w1[k]) + (d2 * w2[k] + d3 * w3[k]);
+    }
+    for (; i < n; ++i) {
+        const T d = dv[i];
+        const T* wi = w_rec + i * n;
+        #pragma omp simd
+        for (int64_t k = 0; k < n; ++k) co[k] += d * wi[k];
+    }
+}
+
 // The adjoint of recurrent_forward. gO, gV, gb [T, B, n]: ∂L/∂o, ∂L/∂V, ∂L/∂b from outside (each may be null:
 // zero); V, o, b [T, B, n] and V0, o0 [B, n]: the forward's (b null: LIF; b[-1] is not needed); w_rec [n, n] = W_rec
 // (row i: the weights into neuron i; null: not recurrent); lam [lam_n]. Out: gI [T, B, n] = ∂L/∂I;
@@ -105,15 +124,7 @@ static void recurrent_backward(const T* gO, const T* gV, const T* gb, const T* V
             else
                 adjoint_row<T, 2>(gOt, gVt, gbt, eps.data(), Vp, op, lc.data(), gIt, gV0 + row, cor, cbr,
                                   lam_acc.data() + row, n, r_amt, adapt, rho);
-            if (w_rec) {  // the recurrent error: co += dV W_rec (row i of W_rec scaled by dV[i])
-                for (int64_t i = 0; i < n; ++i) {
-                    const T d = gIt[i];
-                    if (d == T(0)) continue;
-                    const T* wi = w_rec + i * n;
-                    #pragma omp simd
-                    for (int64_t k = 0; k < n; ++k) cor[k] += d * wi[k];
-                }
-            }
+            if (w_rec) recurrent_error(gIt, w_rec, cor, n);
         }
     }
     if (glam) reduce_columns(lam_acc.data(), glam, lam_n, batch, n);
