@@ -1,6 +1,7 @@
-"""e-prop, OSTL and OTTT: a training batch on the compiled whole-sequence path (backend "fused", what "auto"
-takes) beside the reference path (one ``step`` per time step), interleaved in one process (docs/benchmarks.md §7,
-"e-prop, OSTL, OTTT: the time loop in compiled code").
+"""e-prop, OSTL and OTTT (and BPTT): a training batch on the compiled whole-sequence path (backend "fused", what
+"auto" takes) beside the reference path (one ``step`` per time step; BPTT's: autograd through the PyTorch
+whole-sequence path), interleaved in one process (docs/benchmarks.md §7, "e-prop, OSTL, OTTT: the time loop in
+compiled code", and "BPTT on recurrent ALIF layers").
 
 JapaneseVowels with the trainer's defaults (``solsa train``: 12-100-100-9, batch 16, leaky readout, one update
 per batch with Adam), one thread; one warm-up epoch, then ``--rounds`` epochs per row with the rows interleaved;
@@ -9,6 +10,7 @@ own recurrent ALIF network (every rule on it; "e-prop on the native model" in th
 
     PYTHONPATH=src python3 benchmarks/online_seq_ab.py --rounds 5
     OMP_NUM_THREADS=1 PYTHONPATH=src python3 benchmarks/online_seq_ab.py --model native --rounds 5
+    OMP_NUM_THREADS=1 PYTHONPATH=src python3 benchmarks/online_seq_ab.py --model native --rules bptt --rounds 7
 """
 import argparse
 import json

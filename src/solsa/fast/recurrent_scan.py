@@ -9,11 +9,12 @@ spiking layer with recurrent weights ``W_rec`` and/or the adaptive threshold, as
     V, o, b = recurrence(Iff, W_rec, λ)      o[t-1] W_recᵀ, b[t] = ρ b[t-1] + o[t-1], the membrane with its reset,
                                              o[t] = H(V[t] - θ - β_a b[t]): one C loop over t (recurrent_seq.h)
 
-Its backward is the reverse: one C loop over t back (``recurrent_adjoint.h``) through the membrane and its
-reset, the adaptation (ρ, β_a), the recurrent error ``∂L/∂I[t] W_rec`` into ``o[t-1]`` and the surrogate at
-``V - θ - β_a b``, ∂λ summed on the way; then ``∂W_rec = Σ_t ∂I[t]ᵀ o[t-1]``, ``∂W``, ``∂b`` and ``∂F`` as
-matrix products over all steps and the filter's adjoint (∂x, ∂α, ∂β), as for the feedforward layer
-(:mod:`.scan`). :func:`~solsa.fast.scan.scan_unsupported_reason` with ``recurrent=True`` says when it cannot
+The forward keeps ``o``, ``u = V - θ - β_a b`` (what the surrogate needs; not ``b``) and ``V`` only where the
+hard reset or a learned λ needs it. Its backward is the reverse: one C loop over t back (``recurrent_adjoint.h``)
+through the membrane and its reset, the adaptation (ρ, β_a), the recurrent error ``∂L/∂I[t] W_rec`` into
+``o[t-1]`` and the surrogate at ``u``, ∂λ summed on the way; then ``∂W_rec = Σ_t ∂I[t]ᵀ o[t-1]``, ``∂W``, ``∂b``
+and ``∂F`` as matrix products over all steps and the filter's adjoint (∂x, ∂α, ∂β), as for the feedforward
+layer (:mod:`.scan`). :func:`~solsa.fast.scan.scan_unsupported_reason` with ``recurrent=True`` says when it cannot
 run; tests/test_bptt_scan_native.py holds its gradients equal to autograd through the PyTorch path.
 """
 
@@ -56,8 +57,9 @@ def recurrent_forward(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFCo
 
 
 class _RecurrentLayerScan(torch.autograd.Function):
-    """One recurrent and/or ALIF layer over ``x`` ``[T, B, N_in]``: outputs ``(o, F, V)`` and, for ALIF, ``b``,
-    each ``[T, B, ·]``; backward by the adjoint loop in C and matrix products."""
+    """One recurrent and/or ALIF layer over ``x`` ``[T, B, N_in]``: outputs ``o``, ``F`` ``[T, B, ·]`` and the last
+    ``V`` (and, for ALIF, ``b``) ``[B, N_out]``; backward by the adjoint loop in C and matrix products. It keeps
+    ``u = V - θ - β_a b`` (all the surrogate needs) and ``o``, and ``V`` only for the hard reset or a learned λ."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, alpha, beta, lam, rec_weight, F0, V0, o0, b0, cfg: LIFConfig,
@@ -65,31 +67,35 @@ class _RecurrentLayerScan(torch.autograd.Function):
         x, weight, alpha, beta, lam, rec_weight, F0, V0, o0, b0 = _contiguous(x, weight, alpha, beta, lam,
                                                                              rec_weight, F0, V0, o0, b0)
         F, V, o, b = _forward(x, weight, bias, alpha, beta, lam, rec_weight, F0, V0, o0, b0, cfg)
-        ctx.cfg = cfg
+        last = (V[-1].clone(),) if b is None else (V[-1].clone(), b[-1].clone())
+        # the reference's firing_threshold and V - A (solsa.functional.neuron), in place on b
+        u = V - cfg.threshold if b is None else V - b.mul_(cfg.adapt).add_(cfg.threshold)
+        keep_V = V if cfg.reset == "zero" or ctx.needs_input_grad[5] else None
+        ctx.cfg, ctx.adaptive = cfg, b is not None
         ctx.has_bias = bias is not None
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, weight, alpha, beta, lam, rec_weight, F0, V0, o0, F, V, o, b)
+        ctx.save_for_backward(x, weight, alpha, beta, lam, rec_weight, F0, V0, o0, F, u, o, keep_V)
         if saved is not None:
-            saved.extend(t for t in (x, F0, V0, o0, b0, F, V, o, b) if t is not None)
-        return (o, F, V) if b is None else (o, F, V, b)
+            saved.extend(t for t in (x, F0, V0, o0, F, u, o, keep_V) if t is not None)
+        return (o, F, *last)
 
     @staticmethod
-    def backward(ctx, grad_o, grad_F, grad_V, grad_b=None):  # type: ignore[override]
-        x, weight, alpha, beta, lam, rec_weight, F0, V0, o0, F, V, o, b = ctx.saved_tensors
+    def backward(ctx, grad_o, grad_F, grad_V=None, grad_b=None):  # type: ignore[override]
+        x, weight, alpha, beta, lam, rec_weight, F0, V0, o0, F, u, o, V = ctx.saved_tensors
         cfg, need = ctx.cfg, ctx.needs_input_grad
-        steps, batch, n = V.shape
+        steps, batch, n = u.shape
         grad_I = grad_lam = grad_rec = grad_V0 = grad_o0 = grad_b0 = None
         if grad_o is not None or grad_V is not None or grad_b is not None:
-            grad_I = torch.empty_like(V)
+            grad_I = torch.empty_like(u)
             grad_V0, grad_o0 = torch.empty_like(V0), torch.empty_like(o0)
-            grad_b0 = torch.empty_like(V0) if b is not None else None
+            grad_b0 = torch.empty_like(V0) if ctx.adaptive else None
             grad_lam = torch.empty_like(lam) if need[5] else None
             go, gv, gb = _contiguous(grad_o, grad_V, grad_b)
-            _fn("recurrent_backward", V.dtype)(
-                _ptr(go), _ptr(gv), _ptr(gb), V.data_ptr(), o.data_ptr(), _ptr(b), V0.data_ptr(), o0.data_ptr(),
+            _fn("recurrent_backward", u.dtype)(
+                _ptr(go), _ptr(gv), _ptr(gb), u.data_ptr(), _ptr(V), o.data_ptr(), V0.data_ptr(), o0.data_ptr(),
                 _ptr(rec_weight), lam.data_ptr(), lam.numel(), grad_I.data_ptr(), grad_V0.data_ptr(),
                 grad_o0.data_ptr(), _ptr(grad_b0), _ptr(grad_lam), steps, batch, n, _RESETS[cfg.reset],
-                cfg.threshold, cfg.reset_amount, cfg.adapt, cfg.rho, _SURROGATES[cfg.surrogate], cfg.width)
+                cfg.reset_amount, cfg.adapt, cfg.rho, _SURROGATES[cfg.surrogate], cfg.width)
             if rec_weight is not None and need[6]:  # ∂W_rec = Σ_t ∂I[t]ᵀ o[t-1]
                 o_prev = torch.cat([o0.unsqueeze(0), o[:-1]]).view(steps * batch, n)
                 grad_rec = grad_I.view(steps * batch, n).t() @ o_prev
@@ -111,4 +117,4 @@ def recurrent_sequence_scan(x: torch.Tensor, state: LIFState, p: LIFParams, cfg:
     out = _RecurrentLayerScan.apply(x, p.weight, p.bias, p.alpha, p.beta, p.lam, p.rec_weight, state.F, state.V,
                                     state.o, state.b if adaptive else None, cfg, saved)
     o, F, V = out[:3]
-    return o, LIFState(F[-1], V[-1], o[-1], out[3][-1] if adaptive else None)
+    return o, LIFState(F[-1], V, o[-1], out[3] if adaptive else None)

@@ -60,7 +60,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn = getattr(lib, f"solsa_recurrent_forward_{s}")
         fn.argtypes, fn.restype = [vp, vp, vp, i64] + [vp] * 6 + [i64] * 4 + [f64] * 4, None
         fn = getattr(lib, f"solsa_recurrent_backward_{s}")
-        fn.argtypes = [vp] * 10 + [i64] + [vp] * 5 + [i64] * 4 + [f64] * 4 + [i64, f64]
+        fn.argtypes = [vp] * 10 + [i64] + [vp] * 5 + [i64] * 4 + [f64] * 3 + [i64, f64]
         fn.restype = None
     lib.solsa_scan_abi_version.restype = i64
 
