@@ -12,26 +12,19 @@ from solsa.fast.scan import load_scan, scan_unsupported_reason
 from solsa.functional import LIFState, lif_sequence
 from solsa.learner import Learner
 from solsa.rules import NATIVE_MODEL, RULES
+from test_online_sequence_native import CASES as NATIVE_CASES
 
 pytestmark = pytest.mark.skipif(load_scan() is None, reason="no C++ compiler for the scan library")
 
 HIDDEN = {"1 layer": [], "2 layers": [7], "3 layers": [7, 6]}
-# network options on top of {lam 0.7, threshold 0.4}; the loss follows the readout ("ce" for leaky, else "mse")
+# network options on top of {lam 0.7, threshold 0.4}; the loss follows the readout ("ce" for leaky, else "mse"):
+# the online rules' native cases, and three more
 CASES = {
-    "native": dict(NATIVE_MODEL),
-    "native-leaky": {**NATIVE_MODEL, "readout": "leaky", "readout_lam": 0.6},
-    "native-leaky-instant": {**NATIVE_MODEL, "readout": "leaky", "readout_lam": 0.0},
-    "alif-only": {"neuron": "alif", "adapt": 0.5, "rho": 0.8},
+    **NATIVE_CASES,
     "alif-only-zero-atan": {"neuron": "alif", "adapt": 0.3, "rho": 0.6, "reset": "zero", "surrogate": "atan",
                             "readout": "leaky", "readout_lam": 0.5},
     "recurrent-only": {"recurrent": True, "alpha": 0.6, "beta": 1.3, "learn_lam": True},
-    "recurrent-only-none-reset": {"recurrent": True, "reset": "none", "surrogate": "atan"},
-    "native-filter-channel": {**NATIVE_MODEL, "alpha": 0.6, "beta": 1.3, "filter_granularity": "channel",
-                              "surrogate": "fast_sigmoid", "readout": "leaky", "readout_lam": 0.5},
-    "native-zero-reset-lam-neuron": {**NATIVE_MODEL, "reset": "zero", "surrogate": "triangle", "width": 0.8,
-                                     "lam_granularity": "neuron", "learn_lam": True},
     "native-none-reset-learned-lam": {**NATIVE_MODEL, "reset": "none", "learn_lam": True, "adapt": 0.9, "rho": 0.9},
-    "native-no-bias": {**NATIVE_MODEL, "bias": False},
 }
 SHAPES = {"T1-B1": (1, 1), "T7-B1": (7, 1), "T11-B4": (11, 4), "T23-B3": (23, 3)}
 
