@@ -12,7 +12,8 @@ Its backward is the reverse: the membrane's adjoint in C (the reset path and the
 it, as autograd through :func:`~solsa.functional.lif_step` has them; ∂λ summed on the way), ``∂W = ∂Iᵀ F``
 and ``∂F = ∂I W`` as two matrix products, and the filter's adjoint in C (∂x, ∂α, ∂β). ALIF and recurrent
 layers have their own layer function (:mod:`.recurrent_scan`). Tensors off the CPU, other dtypes, or no C++
-compiler: :func:`scan_unsupported_reason` says why and the caller runs the PyTorch path. ``SOLSA_DISABLE_SCAN=1`` turns the library off (to test that fallback).
+compiler: :func:`scan_unsupported_reason` says why and the caller runs the PyTorch path.
+``SOLSA_DISABLE_SCAN=1`` turns the library off (to test that fallback).
 """
 
 from __future__ import annotations
