@@ -17,8 +17,9 @@ other dtypes, or no compiler run the PyTorch path
 (:attr:`~solsa.rules.LearningRule.fallback_reason` says why).
 ``backend="compiled"`` runs the PyTorch path's layers through ``torch.compile``
 (inductor), which compiles each new sequence length and layer shape first (about
-a minute on a small CPU); if compiling fails the rule falls back to plain PyTorch and says why. ``backend="reference"`` is plain
-PyTorch, the definition the others are tested against. ``flush``
+a minute on a small CPU); if compiling fails the rule falls back to plain PyTorch
+and says why. ``backend="reference"`` is plain PyTorch, the definition the others
+are tested against. ``flush``
 backpropagates the loss accumulated since the last flush, then detaches the
 state (so a mid-sequence flush is truncated BPTT).
 """
