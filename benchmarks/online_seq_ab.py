@@ -11,6 +11,7 @@ own recurrent ALIF network (every rule on it; "e-prop on the native model" in th
     PYTHONPATH=src python3 benchmarks/online_seq_ab.py --rounds 5
     OMP_NUM_THREADS=1 PYTHONPATH=src python3 benchmarks/online_seq_ab.py --model native --rounds 5
     OMP_NUM_THREADS=1 PYTHONPATH=src python3 benchmarks/online_seq_ab.py --model native --rules bptt --rounds 7
+    OMP_NUM_THREADS=1 PYTHONPATH=src python3 benchmarks/online_seq_ab.py --neuron alif --rules bptt --rounds 7
 """
 import argparse
 import json
@@ -30,6 +31,7 @@ def main() -> None:
     ap.add_argument("--task", default="uea:JapaneseVowels")
     ap.add_argument("--rules", default="eprop,ostl,ottt")
     ap.add_argument("--model", default="full", help="the model option of solsa train (full, paper, native)")
+    ap.add_argument("--neuron", default="lif", help="the neuron option of solsa train (lif, alif)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     args = ap.parse_args()
@@ -38,7 +40,7 @@ def main() -> None:
     rows = {}
     for rule in args.rules.split(","):
         for backend in ("fused", "reference"):
-            cfg = TrainConfig(rule=rule, backend=backend, model=args.model)
+            cfg = TrainConfig(rule=rule, backend=backend, model=args.model, neuron=args.neuron)
             torch.manual_seed(0)
             learner = build_learner(cfg, build_network(cfg, task.n_inputs, task.n_classes))
             batches = list(iterate_batches(task.train, cfg.batch_size, shuffle=True,
@@ -57,7 +59,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for learner, batches, times in rows.values():
             times.append(epoch(learner, batches))
-    result = {"task": args.task, "model": args.model, "rounds": args.rounds, "load_average": os.getloadavg(),
+    result = {"task": args.task, "model": args.model, "neuron": args.neuron, "rounds": args.rounds, "load_average": os.getloadavg(),
               "ms_per_batch": {}, "cpu_ms_per_batch": {}, "backend": {}, "ratio": {}, "cpu_ratio": {}}
     for label, (learner, _, times) in rows.items():
         result["ms_per_batch"][label] = statistics.median(t[0] for t in times)
