@@ -168,9 +168,7 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
             const T* Fb = F + b * ni;
             S* ej = e + bj * ni;
             const T dp = pending ? delta[bj] : T(0);
-            if (e_later) {
-                // e advances in credit_forward of the layer above, in one pass with its credit stage (credit.h)
-            } else if (dp != T(0)) {
+            if (dp != T(0)) {
                 update_row<T, S>(ej, ni, [&](int64_t k0, int64_t m, T* v) {
                     T* g = gWj + k0;
                     const T* f = Fb + k0;
@@ -198,7 +196,20 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
             }
         }
     };
-    if (!e_later || a_chan) for_each_neuron(no, B * no * ni, par_min, update_neuron);
+    if (!e_later) {
+        for_each_neuron(no, B * no * ni, par_min, update_neuron);
+    } else if (a_chan) {  // e advances in credit_forward of the layer above (e_in_credit, credit.h); a here
+        for (int64_t bj = 0; bj < B * no; ++bj) {
+            const int64_t j = bj % no;
+            const T d = dd[bj];
+            const T* pb = p + (bj / no) * ni;
+            update_row<T, S>(ac + bj * ni, ni, [&](int64_t k0, int64_t m, T* v) {
+                const T* Wj = W + j * ni + k0;
+                #pragma omp simd
+                for (int64_t i = 0; i < m; ++i) v[i] = Wj[i] * pb[i + k0] + d * v[i];
+            });
+        }
+    }
     // per neuron: the alpha (per layer), lambda and bias traces, then the membrane and the spike
     for (int64_t bj = 0; bj < B * no; ++bj) {
         const T lj = lpn ? lam[bj % no] : lam[0];
