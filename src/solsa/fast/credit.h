@@ -62,48 +62,28 @@ static inline bool stage_grad_deferred(const Plan* plan, const LayerDesc& K) {
     return e_in_credit<T, S>(plan, K) && K.credit_depth == 1;
 }
 
-// One row (b, j) of e_in_credit: gW += c u (the deferred gradient, gW null: none), e = F + d e, q = al q + s e,
-// u = db u + q (u null: u is q)
-template <typename T>
-static inline void advance_e_stage(T* __restrict e, const T* __restrict F, T d, T* __restrict q, T* __restrict u,
-                                   T al, T s, T db, T* __restrict gW, T c, int64_t n) {
-    if (gW && u) {
-        #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) {
-            const T uv = u[i];
-            gW[i] += c * uv;
-            const T ev = F[i] + d * e[i];
-            e[i] = ev;
-            const T qv = al * q[i] + s * ev;
-            q[i] = qv;
-            u[i] = db * uv + qv;
-        }
-    } else if (u) {
-        #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) {
-            const T ev = F[i] + d * e[i];
-            e[i] = ev;
-            const T qv = al * q[i] + s * ev;
-            q[i] = qv;
-            u[i] = db * u[i] + qv;
-        }
-    } else if (gW) {
-        #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) {
-            const T qp = q[i];
-            gW[i] += c * qp;
-            const T ev = F[i] + d * e[i];
-            e[i] = ev;
-            q[i] = al * qp + s * ev;
-        }
-    } else {
-        #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) {
-            const T ev = F[i] + d * e[i];
-            e[i] = ev;
-            q[i] = al * q[i] + s * ev;
-        }
+// One row (b, j) of e_in_credit: gW += c u (the deferred gradient, when G), e = F + d e, q = al q + s e,
+// u = db u + q (when U; otherwise u is q)
+template <typename T, bool G, bool U>
+static inline void e_stage_row(T* __restrict e, const T* __restrict F, T d, T* __restrict q, T* __restrict u, T al,
+                               T s, T db, T* __restrict gW, T c, int64_t n) {
+    #pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const T prev = U ? u[i] : q[i];
+        if constexpr (G) gW[i] += c * prev;
+        const T ev = F[i] + d * e[i];
+        e[i] = ev;
+        const T qv = al * q[i] + s * ev;
+        q[i] = qv;
+        if constexpr (U) u[i] = db * prev + qv;
     }
+}
+template <typename T>
+static inline void advance_e_stage(T* e, const T* F, T d, T* q, T* u, T al, T s, T db, T* gW, T c, int64_t n) {
+    if (gW && u) e_stage_row<T, true, true>(e, F, d, q, u, al, s, db, gW, c, n);
+    else if (u) e_stage_row<T, false, true>(e, F, d, q, u, al, s, db, gW, c, n);
+    else if (gW) e_stage_row<T, true, false>(e, F, d, q, u, al, s, db, gW, c, n);
+    else e_stage_row<T, false, false>(e, F, d, q, u, al, s, db, gW, c, n);
 }
 
 // settle(): the deferred stage gradient of the last step, gW += sum_b P u (the order of credit_backward)
