@@ -106,8 +106,11 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
         }
         if (track || split) mag += add_pre_row<T>(K, j, acc, track);
     }
-    // the [B, N] traces: sum_s c^s u^s, or the per-output-neuron pairing (neuron_pair: vectorised over the
-    // neurons j, each one's sum over x in order), into out[0, m) for the neurons j0 .. j0 + m - 1
+    // the [B, N] traces: sum_s c^s u^s, or the per-output-neuron pairing (neuron_pair, vectorised over the
+    // neurons j, each one's sum over x in order), into out[0, m) for the neurons j0 .. j0 + m - 1. The same
+    // sums as the scalar loop this replaced, but the compiler fuses their multiply-adds differently (it
+    // keeps scalar loop-carried sums unfused on this CPU's tuning), so float32 results differ from it in
+    // the last bit (docs/benchmarks.md §7, "The streaming step, a third pass")
     alignas(64) T pv[kChunk];
     auto small = [&](int c, const T* h, int64_t b, int64_t j0, int64_t m, T* __restrict out) {
         if (h) {
@@ -119,7 +122,7 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
                 #pragma omp simd
                 for (int64_t jj = 0; jj < m; ++jj) out[jj] += dA * Wr[jj] * hr[jj];
             }
-            return;  // the caller scales by beta^A_j (scale()), in the expression neuron_pair had
+            return;  // the caller scales by beta^A_j (scale())
         }
         for (int64_t jj = 0; jj < m; ++jj) {
             T v = 0;

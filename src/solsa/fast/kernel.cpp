@@ -8,8 +8,9 @@
 // solsa/rules/solsa.py (the reference), up to the order of floating-point summations;
 // tests/test_fast_path.py holds the two equal. The cross-layer credit modes "next" and "cascade"
 // (docs/credit.md) are in credit.h, included below; tests/test_credit.py holds them equal to the reference.
-// Each job has its header (plan.h, surrogate.h, forward.h, backward.h, flush.h, alif.h, credit.h, sequence.h);
-// this file holds the per-step drivers (forward_all, backward_all, step_all) and the extern "C" entry points.
+// Each job has its header (plan.h, surrogate.h, forward.h, backward.h, flush.h, alif.h, credit.h,
+// credit_backward.h, sequence.h); this file holds the per-step drivers (forward_all, backward_all, step_all)
+// and the extern "C" entry points.
 // The [B, N_out, N_in] traces may be stored narrower than the arithmetic (trace_dtype; storage.h): the
 // functions that touch them are templated on the storage type S as well as the arithmetic type T.
 #include <cmath>
