@@ -3,6 +3,8 @@ beside this tree's, and the same learner's plan steps through each alternately (
 median of the blocks; one thread). Valid while the two kernels share the Plan layout (the same ABI version).
 
     PYTHONPATH=src python3 benchmarks/kernel_ab.py /work/main/src cascade 8    # before (main) vs this tree
+    CLOCK=cpu PYTHONPATH=src python3 benchmarks/kernel_ab.py /work/main/src cascade 1   # the thread's CPU time
+                                                                                     # (less sensitive to load)
 """
 import ctypes
 import os
@@ -11,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import timeit
 from pathlib import Path
 
@@ -23,8 +26,8 @@ torch.set_num_threads(1)
 other, credit, B = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 rounds = int(os.environ.get("ROUNDS", 40))
 tmp = Path(tempfile.mkdtemp())
-for name in build.KERNEL_FILES:
-    shutil.copy(other / "solsa/fast" / name, tmp / name)
+for path in [*(other / "solsa/fast").glob("*.h"), other / "solsa/fast/kernel.cpp"]:  # the other tree's own files
+    shutil.copy(path, tmp / path.name)
 subprocess.run(build.compiler_command(shutil.which("g++"), tmp / "kernel.cpp", tmp / "k.so", True), check=True)
 before = ctypes.CDLL(str(tmp / "k.so"))
 build._declare(before)
@@ -50,10 +53,12 @@ def run(fn, n):
            out.data_ptr(), loss.data_ptr(), f._gbuf_ptr)
 
 
+clock = time.thread_time if os.environ.get("CLOCK") == "cpu" else time.perf_counter
 res = {k: [] for k in steps}
 for _ in range(rounds):
     for k, fn in steps.items():
-        res[k].append(timeit.timeit(lambda: run(fn, 300), number=1) / 300 * 1e6)
+        res[k].append(timeit.Timer(lambda: run(fn, 300), timer=clock).timeit(number=1) / 300 * 1e6)
 med = {k: statistics.median(v) for k, v in res.items()}
 print(f"{credit}, batch {B}: kernel step before {med['before']:.2f} us, after {med['after']:.2f} us, "
-      f"after/before {med['after'] / med['before']:.3f} ({rounds} blocks of 300 calls each)")
+      f"after/before {med['after'] / med['before']:.3f} ({rounds} blocks of 300 calls each, "
+      f"{'thread CPU time' if clock is time.thread_time else 'wall time'})")

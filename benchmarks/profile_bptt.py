@@ -6,6 +6,7 @@ update: Adam, its coordinates and the clamp), then torch.profiler's table of one
 
     PYTHONPATH=src python3 benchmarks/profile_bptt.py              # backend auto (the compiled scan)
     PYTHONPATH=src python3 benchmarks/profile_bptt.py reference    # the PyTorch whole-sequence path
+    PYTHONPATH=src python3 benchmarks/profile_bptt.py auto native  # model native (recurrent ALIF hidden layers)
 """
 import sys
 import time
@@ -20,9 +21,11 @@ from solsa.tasks import iterate_batches, load_task
 
 torch.set_num_threads(1)
 backend = sys.argv[1] if len(sys.argv) > 1 else "auto"
+model = sys.argv[2] if len(sys.argv) > 2 else "full"
 task = load_task("uea:JapaneseVowels", seed=0)
 batches = list(iterate_batches(task.train, 8, shuffle=True, generator=torch.Generator().manual_seed(0)))
-cfg = TrainConfig(rule="bptt", hidden=(100, 100), batch_size=8, filter_granularity="layer", backend=backend)
+cfg = TrainConfig(rule="bptt", hidden=(100, 100), batch_size=8, filter_granularity="layer", backend=backend,
+                  model=model)
 torch.manual_seed(0)
 learner = build_learner(cfg, build_network(cfg, task.n_inputs, task.n_classes))
 rule = learner.rule

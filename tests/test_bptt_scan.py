@@ -1,6 +1,7 @@
 """BPTT's compiled scan (``solsa.fast.scan``, backend "fused") gives the gradients of autograd through the
 PyTorch whole-sequence path (backend "reference"), in float64, for every reset mode, surrogate, filter and λ
-granularity, readout and padding mask; and falls back to that path when it cannot run."""
+granularity, readout and padding mask; and falls back to that path when it cannot run (recurrent and ALIF
+layers: tests/test_bptt_scan_native.py)."""
 
 import pytest
 import torch
@@ -113,17 +114,6 @@ def test_float32_runs_close_to_reference():
         grads.append([p.grad for p in net.parameters()])
     for got, want in zip(*grads):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
-
-
-def test_alif_and_recurrent_layers_fall_back_per_layer():
-    x, y, mask = _data()
-    for options in ({"neuron": "alif"}, {"recurrent": True}):
-        _, _, want = _run("reference", {**options, "readout": "leaky"}, x, y, mask)
-        rule, _, got = _run("auto", {**options, "readout": "leaky"}, x, y, mask)
-        assert rule.active_backend == "fused"  # the readout still takes the scan
-        assert "feedforward LIF" in rule.fallback_reason
-        for name in want:
-            torch.testing.assert_close(got[name], want[name], atol=1e-10, rtol=0)
 
 
 @pytest.fixture

@@ -69,16 +69,48 @@ def _grads(net):
 
 
 def _traces(rule):
-    """Every tensor the rule keeps per layer (state, ε, traces), by name."""
+    """Every tensor the rule keeps per layer (state, ε, traces, the ALIF partners), by name."""
     out = {}
     for i, tr in enumerate(rule.traces):
         for field in dataclasses.fields(tr):
             value = getattr(tr, field.name)
             if field.name == "state":
                 out.update({f"{i}.state.{k}": v for k, v in value._asdict().items() if v is not None})
+            elif isinstance(value, dict):
+                out.update({f"{i}.{field.name}.{k}": v for k, v in value.items()})
             elif isinstance(value, torch.Tensor):
                 out[f"{i}.{field.name}"] = value
     return out
+
+
+def _assert_same_run(got: tuple, want: tuple):
+    """(outputs, gradients, traces) of one run equal another's (≤ 1e-10)."""
+    torch.testing.assert_close(got[0], want[0], atol=1e-10, rtol=0)
+    _assert_same(got[1], want[1])
+    _assert_same(got[2], want[2])
+
+
+def _stream(net, rule, x, y, weights, split):
+    """``run_sequence`` on the first ``split`` steps, then ``step`` on the rest: (outputs, the prediction at
+    ``split``, gradients, traces)."""
+    rule.reset(x.shape[1])
+    outputs = [rule.run_sequence(x[:split], y, weights[:split]).output] if split else []
+    predicted = rule.predict_step(x[split])
+    for t in range(split, x.shape[0]):
+        outputs.append(rule.step(x[t], target_at(y, t), weights[t]).output[None])
+    rule.flush()
+    return torch.cat(outputs), predicted, _grads(net), _traces(rule)
+
+
+def _assert_float32_close(build, data):
+    """Reference and fused in float32 (``build(backend)`` -> (net, rule), ``data`` = (x, y, mask)) agree."""
+    results = []
+    for backend in ("reference", "fused"):
+        net, rule = build(backend)
+        run = Learner(rule).sequence(*data)
+        results.append((run.outputs, _grads(net)))
+    torch.testing.assert_close(results[1][0], results[0][0])
+    _assert_same(results[1][1], results[0][1], atol=1e-5)
 
 
 def _train(name, hidden, case, backend, per_step=False, points=None):
@@ -97,16 +129,22 @@ def _assert_same(got: dict, want: dict, atol=1e-10):
 @pytest.mark.parametrize("layers", HIDDEN)
 @pytest.mark.parametrize("name,case", RULE_CASES)
 def test_compiled_equals_reference(name, layers, case):
-    ref_rule, ref, want, want_traces = _train(name, HIDDEN[layers], case, "reference", points={3, 10})
-    rule, run, got, got_traces = _train(name, HIDDEN[layers], case, "fused", points={3, 10})
+    reference = _train(name, HIDDEN[layers], case, "reference", points={3, 10})
+    fused = _train(name, HIDDEN[layers], case, "fused", points={3, 10})
+    _assert_same_training(fused, reference)
+    assert fused[1].updates == 2
+
+
+def _assert_same_training(fused: tuple, reference: tuple) -> None:
+    """Two ``_train`` results ``(rule, run, gradients, traces)``: each on its path, and the same steps, outputs,
+    loss, gradients, traces (≤ 1e-10) and train-state bytes."""
+    (ref_rule, ref, want, want_traces), (rule, run, got, got_traces) = reference, fused
     assert ref_rule.active_backend == "reference" and rule.active_backend == "fused", rule.fallback_reason
     assert rule.fallback_reason == ""
-    assert run.steps == ref.steps and run.updates == ref.updates == 2
-    torch.testing.assert_close(run.outputs, ref.outputs, atol=1e-10, rtol=0)
+    assert run.steps == ref.steps and run.updates == ref.updates
     assert abs(float(run.loss) - float(ref.loss)) <= 1e-10
     assert any(float(g.abs().sum()) > 0 for g in want.values())  # the check has something to compare
-    _assert_same(got, want)
-    _assert_same(got_traces, want_traces)
+    _assert_same_run((run.outputs, got, got_traces), (ref.outputs, want, want_traces))
     assert rule.train_state_bytes() == ref_rule.train_state_bytes()
 
 
@@ -118,10 +156,8 @@ def test_long_stretches_run_in_chunks(name, monkeypatch):
     _, ref, want, want_traces = _train(name, [7], "leaky", "reference", per_step=True)
     monkeypatch.setattr(compiled, "SEQUENCE_CHUNK", 4)
     _, run, got, got_traces = _train(name, [7], "leaky", "fused", per_step=True)
-    torch.testing.assert_close(run.outputs, ref.outputs, atol=1e-10, rtol=0)
     assert abs(float(run.loss) - float(ref.loss)) <= 1e-10
-    _assert_same(got, want)
-    _assert_same(got_traces, want_traces)
+    _assert_same_run((run.outputs, got, got_traces), (ref.outputs, want, want_traces))
 
 
 @pytest.mark.parametrize("name", RULE_NAMES)
@@ -134,15 +170,11 @@ def test_per_step_targets(name):
 
 @pytest.mark.parametrize("name", RULE_NAMES)
 def test_float32_close(name):
-    results = []
-    for backend in ("reference", "fused"):
+    def build(backend):
         net = _net([7], {}, dtype=torch.float32)
-        rule = RULES[name].build(net, "mse", backend=backend)
-        x, y, mask = _data(dtype=torch.float32)
-        run = Learner(rule).sequence(x, y, mask)
-        results.append((run.outputs, _grads(net)))
-    torch.testing.assert_close(results[1][0], results[0][0])
-    _assert_same(results[1][1], results[0][1], atol=1e-5)
+        return net, RULES[name].build(net, "mse", backend=backend)
+
+    _assert_float32_close(build, _data(dtype=torch.float32))
 
 
 @pytest.mark.parametrize("name", RULE_NAMES)
@@ -150,22 +182,11 @@ def test_streaming_steps_take_over_from_a_compiled_stretch(name):
     """``run_sequence`` on the first steps, then the per-step API: the result of stepping throughout."""
     x, y, mask = _data()
     weights = sequence_weights(mask)
-    results = []
-    for backend, split in (("reference", 0), ("fused", 5)):
-        net, rule = _build(name, [7, 6], "leaky", backend)
-        rule.reset(x.shape[1])
-        outputs = [rule.run_sequence(x[:split], y, weights[:split]).output] if split else []
-        predicted = rule.predict_step(x[split])
-        for t in range(split, x.shape[0]):
-            res = rule.step(x[t], target_at(y, t), weights[t])
-            outputs.append(res.output[None])
-        rule.flush()
-        results.append((torch.cat(outputs), predicted, _grads(net), _traces(rule)))
+    results = [_stream(*_build(name, [7, 6], "leaky", backend), x, y, weights, split)
+               for backend, split in (("reference", 0), ("fused", 5))]
     (ref_out, _, want, want_traces), (out, predicted, got, got_traces) = results
-    torch.testing.assert_close(out, ref_out, atol=1e-10, rtol=0)
     torch.testing.assert_close(predicted, ref_out[5], atol=1e-10, rtol=0)
-    _assert_same(got, want)
-    _assert_same(got_traces, want_traces)
+    _assert_same_run((out, got, got_traces), (ref_out, want, want_traces))
 
 
 @pytest.mark.parametrize("name", RULE_NAMES)
@@ -183,23 +204,6 @@ def test_step_is_the_reference_step_on_every_backend(name):
         assert torch.equal(a.output, b.output) and torch.equal(a.loss, b.loss) and a.magnitude == b.magnitude
     for key, want in results[0][1].items():
         assert torch.equal(results[1][1][key], want)
-
-
-@pytest.mark.parametrize("name", RULE_NAMES)
-@pytest.mark.parametrize("options", [{"neuron": "alif"}, {"recurrent": True}])
-def test_alif_and_recurrent_fall_back_with_a_reason(name, options):
-    x, y, mask = _data()
-    grads = []
-    for backend in ("reference", "auto"):
-        net = _net([7], options)
-        rule = RULES[name].build(net, "mse", backend=backend)
-        Learner(rule).sequence(x, y, mask)
-        grads.append(_grads(net))
-    assert rule.active_backend == "reference"
-    assert "ALIF and recurrent" in rule.fallback_reason
-    _assert_same(grads[1], grads[0], atol=0)
-    with pytest.raises(RuntimeError, match="backend='fused' is not available: .*ALIF"):
-        RULES[name].build(_net([7], options), "mse", backend="fused").reset(2)
 
 
 class _HalfMSE(SpikeMSE):

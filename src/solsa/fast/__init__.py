@@ -9,7 +9,8 @@ default) uses it whenever it is available; the plain PyTorch path
 
 BPTT's whole-sequence layer (:mod:`solsa.fast.scan`, ``scan.cpp``): the filter and membrane time loops and
 their adjoints in C++, one autograd function per layer and sequence; ``BPTT(..., backend="auto")`` uses it
-for feedforward LIF layers on the CPU.
+for feedforward LIF layers on the CPU, and :mod:`solsa.fast.recurrent_scan` (``recurrent_adjoint.h``) for
+recurrent and ALIF layers.
 
 The online rules' whole sequence (:mod:`solsa.fast.online_seq`, ``online_seq.h`` in the scan library): e-prop,
 OSTL and OTTT run a stretch of steps through the scan's forward and two trace loops

@@ -83,7 +83,8 @@ def _cpu_key() -> str:
 
 
 # the sources, shipped beside this module as package data
-KERNEL_FILES = ("kernel.cpp", "credit.h", "storage.h", "sequence.h", "denormals.h", "alif.h")
+KERNEL_FILES = ("kernel.cpp", "plan.h", "surrogate.h", "forward.h", "backward.h", "flush.h", "credit.h",
+                "credit_backward.h", "storage.h", "sequence.h", "denormals.h", "alif.h")
 
 
 def kernel_source(files: tuple[str, ...] = KERNEL_FILES) -> dict[str, str]:

@@ -46,6 +46,64 @@ static void credit_filter(S* q, S* u, const S* z, T al, T s, T db, int64_t count
 // stage c of layer K is [B, N_out, N_in] (in the storage type): e, and a with one alpha per channel
 static inline bool wide_stage(const LayerDesc& K, int c) { return c == 0 || (c == 1 && K.filter_per_channel); }
 
+// A hidden layer K with credit advances its trace e[t] = F[t] + d e[t-1] not in forward_layer but in
+// credit_forward of the layer above, in one pass with its first stage (q, u), since nothing reads e in between;
+// with one stage, the stage's weight gradient sum_b P u of the last step is added in that same pass too
+// (credit_backward leaves it, as forward_layer does for plain layers with Plan::pending; settle() adds it at
+// flush/reset). Fewer passes over the [B, N_out, N_in] arrays, the same arithmetic in the same order. Only
+// for traces stored in T, a LIF layer (not alif.h's), and work that runs on one thread (for_each_neuron).
+template <typename T, typename S>
+static inline bool e_in_credit(const Plan* plan, const LayerDesc& K) {
+    return std::is_same_v<S, T> && K.credit_depth > 0 && !K.alif && K.cstage[0] &&
+           plan->batch * K.n_out * K.n_in < plan->par_min;
+}
+template <typename T, typename S>
+static inline bool stage_grad_deferred(const Plan* plan, const LayerDesc& K) {
+    return e_in_credit<T, S>(plan, K) && K.credit_depth == 1;
+}
+
+// One row (b, j) of e_in_credit: gW += c u (the deferred gradient, when G), e = F + d e, q = al q + s e,
+// u = db u + q (when U; otherwise u is q)
+template <typename T, bool G, bool U>
+static inline void e_stage_row(T* __restrict e, const T* __restrict F, T d, T* __restrict q, T* __restrict u, T al,
+                               T s, T db, T* __restrict gW, T c, int64_t n) {
+    #pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const T prev = U ? u[i] : q[i];
+        if constexpr (G) gW[i] += c * prev;
+        const T ev = F[i] + d * e[i];
+        e[i] = ev;
+        const T qv = al * q[i] + s * ev;
+        q[i] = qv;
+        if constexpr (U) u[i] = db * prev + qv;
+    }
+}
+template <typename T>
+static inline void advance_e_stage(T* e, const T* F, T d, T* q, T* u, T al, T s, T db, T* gW, T c, int64_t n) {
+    if (gW && u) e_stage_row<T, true, true>(e, F, d, q, u, al, s, db, gW, c, n);
+    else if (u) e_stage_row<T, false, true>(e, F, d, q, u, al, s, db, gW, c, n);
+    else if (gW) e_stage_row<T, true, false>(e, F, d, q, u, al, s, db, gW, c, n);
+    else e_stage_row<T, false, false>(e, F, d, q, u, al, s, db, gW, c, n);
+}
+
+// settle(): the deferred stage gradient of the last step, gW += sum_b P u (the order of credit_backward)
+template <typename T>
+static void add_stage_grad(const Plan* plan, const LayerDesc& K) {
+    const int64_t B = plan->batch, nk = K.n_out, ni = K.n_in;
+    const T* P = (const T*)K.signals;
+    const T* u = (const T*)K.cstage[1];
+    T* gW = (T*)K.gW;
+    for (int64_t j = 0; j < nk; ++j)
+        for (int64_t b = 0; b < B; ++b) {
+            const T c = P[b * nk + j];
+            if (c == T(0)) continue;
+            const T* ub = u + (b * nk + j) * ni;
+            T* g = gW + j * ni;
+            #pragma omp simd
+            for (int64_t i = 0; i < ni; ++i) g[i] += c * ub[i];
+        }
+}
+
 // After layer l has its d[t]: advance every stage of the layers below that runs through it.
 template <typename T, typename S>
 static void credit_forward(Plan* plan, int64_t l) {
@@ -79,12 +137,24 @@ static void credit_forward(Plan* plan, int64_t l) {
         const void* base[4] = {K.e, K.a, K.m, K.n};
         void** st = K.cstage + 8 * level;
         const T* eps = (const T*)K.eps;
+        const bool fuse_e = level == 0 && e_in_credit<T, S>(plan, K);
+        const T* dK = (const T*)K.d;
+        // the last step's deferred stage gradient: its coefficients P (stage_grad_deferred)
+        const T* P = fuse_e && plan->pending && stage_grad_deferred<T, S>(plan, K) ? (const T*)K.signals : nullptr;
         for (int64_t b = 0; b < B; ++b) {
             for (int64_t j = 0; j < nk; ++j) {
                 const int64_t bj = b * nk + j;
                 const T al = level == 0 ? (fpc ? alpha[j] : alpha[0]) : amean;
                 const T s = level == 0 ? eps[bj] : T(1);
                 for (int c = 0; c < 2; ++c) {
+                    if (c == 0 && fuse_e) {  // e and its first stage in one pass (e_in_credit)
+                        const int64_t at = bj * ni;
+                        const T c0 = P ? P[bj] : T(0);
+                        advance_e_stage<T>((T*)K.e + at, (const T*)K.F + b * ni, dK[bj], (T*)st[0] + at,
+                                           st[1] == st[0] ? nullptr : (T*)st[1] + at, al, s, dbar[b],
+                                           c0 != T(0) ? (T*)K.gW + j * ni : nullptr, c0, ni);
+                        continue;
+                    }
                     if (!st[2 * c] || !wide_stage(K, c)) continue;
                     const void* z = level == 0 ? base[c] : K.cstage[8 * (level - 1) + 2 * c + 1];
                     credit_filter<T, S>((S*)st[2 * c] + bj * sizes[c], (S*)st[2 * c + 1] + bj * sizes[c],
@@ -151,135 +221,6 @@ static void credit_forward(Plan* plan, int64_t l) {
     }
 }
 
-// The gradient of hidden layer k with filtered traces, from g = dl_t/do^k[t]. Signals P^1 = g and
-// P^{s+1} = beta^A ((eps_lag^A . P^s_A) W^A) (descend_signals); layer k accumulates
-// sum_s P^s (u^s - u^{s-1}) = sum_s (P^s - P^{s+1}) u^s (credited_view); the [B, N] traces with
-// per-output-neuron copies pair with the output's delta (neuron_credit_pairing). Returns sum |dl_t/dW|.
-template <typename T, typename S>
-static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
-    const LayerDesc& K = plan->layers[k];
-    const LayerDesc& A = plan->layers[k + 1];
-    void* const* PA = plan->params + 5 * (k + 1);
-    const T* WA = (const T*)PA[0];
-    const T* betaA = (const T*)PA[3];
-    const bool fpcA = A.filter_per_channel != 0;
-    const int64_t B = plan->batch, nk = K.n_out, ni = K.n_in, na = A.n_out, D = K.credit_depth;
-    const int64_t BN = B * nk;
-    T* P = (T*)K.signals;
-    const T* deltaA = (const T*)A.delta;
-    if (K.mass) {  // mass_corrected_error: P^1 = beta^A ((delta^A . M / Mbar) W^A)
-        const T* M = (const T*)K.mass; const T* Mb = (const T*)K.mass_bar;
-        for (int64_t b = 0; b < B; ++b) {
-            T* row = P + b * nk;
-            for (int64_t i = 0; i < nk; ++i) row[i] = 0;
-            for (int64_t x = 0; x < na; ++x) {
-                const T v = deltaA[b * na + x] * (M[b * na + x] / Mb[b]);
-                if (v == T(0)) continue;
-                const T* Wx = WA + x * nk;
-                #pragma omp simd
-                for (int64_t i = 0; i < nk; ++i) row[i] += v * Wx[i];
-            }
-            for (int64_t i = 0; i < nk; ++i) row[i] *= fpcA ? betaA[i] : betaA[0];
-        }
-    } else {
-        std::memcpy(P, g, sizeof(T) * BN);
-    }
-    for (int64_t s = 1; s < D; ++s) {
-        const T* Pa = (const T*)A.signals + (s - 1) * B * na;
-        const T* el = (const T*)A.eps_lag;
-        T* out = P + s * BN;
-        for (int64_t b = 0; b < B; ++b) {
-            T* row = out + b * nk;
-            for (int64_t i = 0; i < nk; ++i) row[i] = 0;
-            for (int64_t x = 0; x < na; ++x) {
-                const T v = el[b * na + x] * Pa[b * na + x];
-                if (v == T(0)) continue;
-                const T* Wx = WA + x * nk;
-                #pragma omp simd
-                for (int64_t i = 0; i < nk; ++i) row[i] += v * Wx[i];
-            }
-            for (int64_t i = 0; i < nk; ++i) row[i] *= fpcA ? betaA[i] : betaA[0];
-        }
-    }
-    auto coef = [&](int64_t s, int64_t bj) -> T { return P[s * BN + bj] - (s + 1 < D ? P[(s + 1) * BN + bj] : T(0)); };
-    auto stage = [&](int64_t s, int c) -> const T* { return (const T*)K.cstage[8 * s + 2 * c + 1]; };
-    auto wide = [&](int64_t s, int c) -> const S* { return (const S*)K.cstage[8 * s + 2 * c + 1]; };  // wide_stage
-
-    T* gW = (T*)K.gW;
-    const int64_t np = pre_width(K);  // a recurrent layer's rows run over [F, o[t-1]] (alif.h)
-    const bool split = np != ni;
-    T* wtmp = split ? (T*)K.alif->wrow : (T*)K.wtmp;
-    double mag = 0.0;
-    for (int64_t j = 0; j < nk; ++j) {
-        T* acc = track || split ? wtmp + j * np : gW + j * ni;  // without the magnitude: straight into gW (one pass)
-        if (track || split)
-            for (int64_t i = 0; i < np; ++i) acc[i] = 0;
-        for (int64_t b = 0; b < B; ++b)
-            for (int64_t s = 0; s < D; ++s) {
-                const T c = coef(s, b * nk + j);
-                if (c == T(0)) continue;
-                read_row<T, S>(wide(s, 0) + (b * nk + j) * np, np, [&](int64_t k0, int64_t m, const T* v) {
-                    T* ak = acc + k0;
-                    #pragma omp simd
-                    for (int64_t i = 0; i < m; ++i) ak[i] += c * v[i];
-                });
-            }
-        if (track || split) mag += add_pre_row<T>(K, j, acc, track);
-    }
-    // the [B, N] traces: sum_s c^s u^s, or the per-output-neuron pairing
-    auto neuron_pair = [&](const T* h, int64_t b, int64_t j) -> T {
-        T s = 0;
-        for (int64_t x = 0; x < na; ++x) s += deltaA[b * na + x] * WA[x * nk + j] * h[(b * na + x) * nk + j];
-        return s * (fpcA ? betaA[j] : betaA[0]);
-    };
-    auto small = [&](int c, const T* h, int64_t b, int64_t j) -> T {
-        if (h) return neuron_pair(h, b, j);
-        T v = 0;
-        for (int64_t s = 0; s < D; ++s) v += coef(s, b * nk + j) * stage(s, c)[b * nk + j];
-        return v;
-    };
-    T* galpha = (T*)K.galpha;
-    if (galpha && K.cstage[2]) {
-        if (K.filter_per_channel) {
-            T* at = (T*)K.atmp;
-            for (int64_t i = 0; i < ni; ++i) at[i] = 0;
-            for (int64_t bj = 0; bj < BN; ++bj)
-                for (int64_t s = 0; s < D; ++s) {
-                    const T c = coef(s, bj);
-                    if (c == T(0)) continue;
-                    read_row<T, S>(wide(s, 1) + bj * ni, ni, [&](int64_t k0, int64_t m, const T* v) {
-                        T* ak = at + k0;
-                        for (int64_t i = 0; i < m; ++i) ak[i] += c * v[i];
-                    });
-                }
-            for (int64_t i = 0; i < ni; ++i) galpha[i] += at[i];
-        } else {
-            T tot = 0;
-            for (int64_t b = 0; b < B; ++b)
-                for (int64_t j = 0; j < nk; ++j) tot += small(1, (const T*)K.h_a, b, j);
-            galpha[0] += tot;
-        }
-    }
-    T* glam = (T*)K.glam;
-    if (glam && K.cstage[4]) {
-        T tot = 0;
-        for (int64_t j = 0; j < nk; ++j) {
-            T s = 0;
-            for (int64_t b = 0; b < B; ++b) s += small(2, (const T*)K.h_m, b, j);
-            if (K.lam_per_neuron) glam[j] += s; else tot += s;
-        }
-        if (!K.lam_per_neuron) glam[0] += tot;
-    }
-    T* gb = (T*)K.gb;
-    if (gb && K.cstage[6]) {
-        for (int64_t j = 0; j < nk; ++j) {
-            T s = 0;
-            for (int64_t b = 0; b < B; ++b) s += small(3, (const T*)K.h_n, b, j);
-            gb[j] += s;
-        }
-    }
-    return mag;
-}
 
 // zero a layer's credit state (a new sequence)
 template <typename T, typename S>

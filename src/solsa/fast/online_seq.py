@@ -8,7 +8,13 @@ traces through the two loops below (``online_seq.h``, compiled into the scan lib
 
     decay_scan:        y[t] = d[t] ⊙ y[t-1] + u[t]                       (x̄, â, n, m: [B, ·] traces)
     trace_accumulate:  e[t] = d[t] ⊙ e[t-1] + u[t],  G += Σ_b s[t] e[t]   ([B, N_out, N_in] traces, never kept
-                       per step; e-prop's readout filter ē = F_κ(ψ e) in the same loop)
+                       per step; e-prop's readout filter ē = F_κ(ψ e) in the same loop; ALIF: the
+                       adaptation's partner trace w = ∂b/∂θ beside e, the 2-component recursion)
+
+A recurrent and/or ALIF layer (model ``native``) runs its forward through ``recurrent_seq.h``
+(:func:`~solsa.fast.recurrent_scan.recurrent_forward`, which BPTT's layer shares): the filter and
+the feedforward current over all steps as above, then one C loop over t for what depends on the layer's own
+output (``o[t-1] W_recᵀ``, the adaptation ``b[t]``, the membrane and the spike).
 
 The arithmetic per element is the reference's (:mod:`solsa.functional.traces`); the sums are taken in
 another order, so the gradients agree to rounding (tests/test_online_sequence.py: float64 ≤ 1e-10).
@@ -22,9 +28,11 @@ import torch
 
 from ..functional import LIFState, spike_derivative
 from ..losses import CrossEntropy, SpikeMSE
-from .scan import _fn, lif_forward_scan, scan_unsupported_reason
+from .recurrent_scan import recurrent_forward
+from .scan import _fn, _ptr, lif_forward_scan, scan_unsupported_reason
 
-__all__ = ["LayerRun", "sequence_unsupported_reason", "layer_run", "decay_scan", "bias_trace_scan", "trace_accumulate"]
+__all__ = ["LayerRun", "sequence_unsupported_reason", "layer_run", "decay_scan", "bias_trace_scan", "trace_accumulate",
+           "neuron_trace_accumulate"]
 
 
 class LayerRun(NamedTuple):
@@ -38,16 +46,15 @@ class LayerRun(NamedTuple):
     V_prev: torch.Tensor
     o_prev: torch.Tensor
     eps_prev: torch.Tensor
+    b: torch.Tensor | None = None  # the ALIF adaptation b[t] (None for LIF)
 
 
 def sequence_unsupported_reason(layers, loss) -> str:
     """Why the compiled whole-sequence path cannot run ``layers`` with ``loss`` (empty when it can)."""
-    if any(layer.adaptive or layer.recurrent for layer in layers):
-        return ("the compiled whole-sequence path runs feedforward LIF layers only "
-                "(ALIF and recurrent layers, e.g. model 'native', step in PyTorch)")
     if type(loss) not in (SpikeMSE, CrossEntropy):
         return f"the compiled whole-sequence path takes the losses 'mse' and 'ce', not {type(loss).__name__}"
-    return next((r for r in (scan_unsupported_reason(layer.params(), layer.config) for layer in layers) if r), "")
+    reasons = (scan_unsupported_reason(layer.params(), layer.config, recurrent=True) for layer in layers)
+    return next((r for r in reasons if r), "")
 
 
 def _before(first: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
@@ -58,9 +65,12 @@ def _before(first: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
 def layer_run(layer, x: torch.Tensor, state: LIFState, eps0: torch.Tensor) -> LayerRun:
     """``layer`` over ``x`` ``[T, B, N_in]`` from ``state`` and ``eps0`` = ε of the step before."""
     cfg = layer.config
-    F, V, o = lif_forward_scan(x, state, layer.params(), cfg)
-    eps = spike_derivative(V, cfg)
-    return LayerRun(F, V, o, eps, _before(state.V, V), _before(state.o, o), _before(eps0, eps))
+    if layer.adaptive or layer.recurrent:
+        F, V, o, b = recurrent_forward(x, state, layer.params(), cfg)
+    else:
+        (F, V, o), b = lif_forward_scan(x, state, layer.params(), cfg), None
+    eps = spike_derivative(V, cfg, b)
+    return LayerRun(F, V, o, eps, _before(state.V, V), _before(state.o, o), _before(eps0, eps), b)
 
 
 def decay_scan(d: torch.Tensor, u: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
@@ -82,20 +92,35 @@ def bias_trace_scan(d: torch.Tensor, n0: torch.Tensor) -> torch.Tensor:
 
 
 def trace_accumulate(d: torch.Tensor, u: torch.Tensor, s: torch.Tensor, e: torch.Tensor, grad: torch.Tensor,
-                     psi: torch.Tensor | None = None, kappa: float = 0.0, e_bar: torch.Tensor | None = None) -> None:
+                     psi: torch.Tensor | None = None, kappa: float = 0.0, e_bar: torch.Tensor | None = None,
+                     adapt: tuple | None = None) -> None:
     """Advance the trace ``e`` ``[B, R_e, N]`` (``R_e`` 1 or ``R``) over ``T`` steps, ``e[t] = d[t] e[t-1] + u[t]``
-    with ``d`` ``[T, B, R_e]`` and ``u`` ``[T, B, N]``, adding ``Σ_t Σ_b s[t] e[t]`` (``s`` ``[T, B, R]``) to
-    ``grad`` ``[R, N]``; with ``psi``, ``ē[t] = κ ē[t-1] + ψ[t] e[t]`` (``e_bar`` ``[B, R, N]``) pairs with ``s``
-    instead. ``e``, ``e_bar`` and ``grad`` are updated in place (contiguous)."""
-    steps, batch, n = u.shape
-    R = s.shape[-1]
-    tensors = [d.contiguous(), u.contiguous(), s.contiguous()]
-    if psi is not None:
-        tensors.append(psi.contiguous())
-    for t in (e, grad) + ((e_bar,) if psi is not None else ()):
-        if not t.is_contiguous():
-            raise RuntimeError("trace_accumulate updates e, e_bar and grad in place: they must be contiguous")
+    with ``d`` ``[T, B, R_e]`` and ``u`` ``[T, B, N]`` (or ``[T, B, R_e, N]``, one input per row), adding
+    ``Σ_t Σ_b s[t] e[t]`` (``s`` ``[T, B, R]``) to ``grad`` ``[R, N]``; with ``psi``, ``ē[t] = κ ē[t-1] + ψ[t] e[t]``
+    (``e_bar`` ``[B, R, N]``) pairs with ``s`` instead. ``adapt = (k, q, ρ, w)`` (ALIF, ``R_e = R``): the partner
+    trace ``w`` ``[B, R, N]``, ``e[t] += k[t] w[t-1]``, ``w[t] = ρ w[t-1] + q[t] e[t-1]`` (``k``, ``q``
+    ``[T, B, R]``). ``e``, ``e_bar``, ``w`` and ``grad`` are updated in place (contiguous)."""
+    steps, batch = u.shape[:2]
+    n, R = u.shape[-1], s.shape[-1]
+    k, q, rho, w = adapt if adapt is not None else (None, None, 0.0, None)
+    inputs = [None if t is None else t.contiguous() for t in (d, u, s, psi, k, q)]
+    for t in (e, grad, e_bar, w):
+        if t is not None and not t.is_contiguous():
+            raise RuntimeError("trace_accumulate updates e, e_bar, w and grad in place: they must be contiguous")
+    d, u, s, psi, k, q = inputs
     _fn("trace_accumulate", u.dtype)(
-        tensors[0].data_ptr(), tensors[1].data_ptr(), tensors[2].data_ptr(), e.data_ptr(), e.shape[1],
-        None if psi is None else tensors[3].data_ptr(), kappa, None if e_bar is None else e_bar.data_ptr(),
-        grad.data_ptr(), steps, batch, R, n)
+        d.data_ptr(), u.data_ptr(), 1 if u.dim() == 3 else u.shape[2], s.data_ptr(), e.data_ptr(), e.shape[1],
+        _ptr(psi), kappa, _ptr(e_bar), _ptr(k), _ptr(q), rho, _ptr(w), grad.data_ptr(), steps, batch, R, n)
+
+
+def neuron_trace_accumulate(d: torch.Tensor, u: torch.Tensor | None, s: torch.Tensor, y: torch.Tensor,
+                            grad: torch.Tensor, adapt: tuple | None = None, psi: torch.Tensor | None = None,
+                            kappa: float = 0.0, y_bar: torch.Tensor | None = None) -> None:
+    """:func:`trace_accumulate` of a trace with one entry per neuron, ``y`` ``[B, R]`` (the bias's ``n``, OSTL's
+    λ trace ``m``): ``u`` ``[T, B, R]`` (None: 1 at every step), ``grad`` ``[R]``, ``y_bar`` and ``adapt``'s ``w``
+    ``[B, R]``, all updated in place."""
+    u = torch.ones_like(d[..., :1]) if u is None else u.unsqueeze(-1)
+    if adapt is not None:
+        adapt = (*adapt[:3], adapt[3].unsqueeze(-1))
+    trace_accumulate(d, u, s, y.unsqueeze(-1), grad.unsqueeze(-1), psi, kappa,
+                     None if y_bar is None else y_bar.unsqueeze(-1), adapt)

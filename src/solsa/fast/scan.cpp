@@ -15,6 +15,7 @@
 #include <vector>
 #include "denormals.h"  // FlushDenormals: flush-to-zero while a scan runs (decaying adjoints)
 #include "online_seq.h"  // the online rules' trace loops (e-prop, OSTL, OTTT), exported below
+#include "recurrent_seq.h"  // their forward of a recurrent / ALIF layer (model "native"), exported below
 
 enum Reset : int64_t { SUBTRACT = 0, ZERO = 1, NONE = 2 };
 
@@ -256,6 +257,9 @@ static void membrane_backward(const T* gO, const T* gV, const T* V, const T* o, 
     if (glam) reduce_columns(lam_acc.data(), glam, lam_n, rows, n);
 }
 
+// BPTT's adjoint of a recurrent / ALIF layer (uses surrogate, columns and reduce_columns above), exported below
+#include "recurrent_adjoint.h"
+
 #define SCAN_EXPORT(T, S)                                                                                        \
     extern "C" void solsa_filter_forward_##S(const T* u, const T* a, int64_t a_n, const T* b, int64_t b_n,      \
                                              const T* y0, T* y, int64_t steps, int64_t rows, int64_t n) {     \
@@ -284,5 +288,9 @@ SCAN_EXPORT(float, f32)
 SCAN_EXPORT(double, f64)
 ONLINE_SEQ_EXPORT(float, f32)
 ONLINE_SEQ_EXPORT(double, f64)
+RECURRENT_SEQ_EXPORT(float, f32)
+RECURRENT_SEQ_EXPORT(double, f64)
+RECURRENT_ADJOINT_EXPORT(float, f32)
+RECURRENT_ADJOINT_EXPORT(double, f64)
 
-extern "C" int64_t solsa_scan_abi_version() { return 4; }
+extern "C" int64_t solsa_scan_abi_version() { return 6; }

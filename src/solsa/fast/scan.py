@@ -11,8 +11,9 @@ feedforward LIF layer, as one :class:`torch.autograd.Function` per layer and seq
 Its backward is the reverse: the membrane's adjoint in C (the reset path and the surrogate derivative in
 it, as autograd through :func:`~solsa.functional.lif_step` has them; ∂λ summed on the way), ``∂W = ∂Iᵀ F``
 and ``∂F = ∂I W`` as two matrix products, and the filter's adjoint in C (∂x, ∂α, ∂β). ALIF and recurrent
-layers, tensors off the CPU, other dtypes, or no C++ compiler: :func:`scan_unsupported_reason` says why and
-the caller runs the PyTorch path. ``SOLSA_DISABLE_SCAN=1`` turns the library off (to test that fallback).
+layers have their own layer function (:mod:`.recurrent_scan`). Tensors off the CPU, other dtypes, or no C++
+compiler: :func:`scan_unsupported_reason` says why and the caller runs the PyTorch path.
+``SOLSA_DISABLE_SCAN=1`` turns the library off (to test that fallback).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from .build import build_library
 
 __all__ = ["load_scan", "scan_unsupported_reason", "lif_sequence_scan", "lif_forward_scan", "sequence_loss"]
 
-SCAN_FILES = ("scan.cpp", "online_seq.h", "denormals.h")  # online_seq.h: the online rules' loops (online_seq.py)
-SCAN_ABI = 4  # solsa_scan_abi_version() of the source above
+# online_seq.h, recurrent_seq.h: the online rules' loops (online_seq.py); recurrent_adjoint.h: BPTT's backward
+# of a recurrent / ALIF layer (recurrent_scan.py)
+SCAN_FILES = ("scan.cpp", "online_seq.h", "recurrent_seq.h", "recurrent_adjoint.h", "denormals.h")
+SCAN_ABI = 6  # solsa_scan_abi_version() of the source above
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
 _SURROGATES = {"gaussian": 0, "fast_sigmoid": 1, "atan": 2, "triangle": 3}
@@ -54,7 +57,12 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn = getattr(lib, f"solsa_decay_scan_{s}")
         fn.argtypes, fn.restype = [vp, vp, vp, vp, i64, i64, i64], None
         fn = getattr(lib, f"solsa_trace_accumulate_{s}")
-        fn.argtypes, fn.restype = [vp, vp, vp, vp, i64, vp, f64, vp, vp, i64, i64, i64, i64], None
+        fn.argtypes, fn.restype = [vp, vp, i64, vp, vp, i64, vp, f64, vp, vp, vp, f64, vp, vp, i64, i64, i64, i64], None
+        fn = getattr(lib, f"solsa_recurrent_forward_{s}")
+        fn.argtypes, fn.restype = [vp, vp, vp, i64] + [vp] * 6 + [i64] * 4 + [f64] * 4, None
+        fn = getattr(lib, f"solsa_recurrent_backward_{s}")
+        fn.argtypes = [vp] * 10 + [i64] + [vp] * 5 + [i64] * 4 + [f64] * 3 + [i64, f64]
+        fn.restype = None
     lib.solsa_scan_abi_version.restype = i64
 
 
@@ -78,10 +86,12 @@ def load_scan() -> ctypes.CDLL | None:
         return _STATE["lib"]  # type: ignore[return-value]
 
 
-def scan_unsupported_reason(p: LIFParams, cfg: LIFConfig) -> str:
+def scan_unsupported_reason(p: LIFParams, cfg: LIFConfig, recurrent: bool = False) -> str:
     """Why :func:`lif_sequence_scan` cannot run the layer of ``p``, ``cfg`` (empty when it can; the input
-    must then be on the layer's device, in its dtype)."""
-    if cfg.neuron != "lif" or p.rec_weight is not None:
+    must then be on the layer's device, in its dtype). ``recurrent=True``: whether the library's loops of
+    ALIF and recurrent layers can run it (their forward, :func:`solsa.fast.recurrent_scan.recurrent_forward`,
+    and BPTT's :func:`~solsa.fast.recurrent_scan.recurrent_sequence_scan`)."""
+    if not recurrent and (cfg.neuron != "lif" or p.rec_weight is not None):
         return "the compiled scan runs feedforward LIF layers only (ALIF and recurrent layers step in PyTorch)"
     tensors = [t for t in p if t is not None]
     if any(t.device.type != "cpu" for t in tensors):
@@ -127,14 +137,21 @@ def _filter_adjoint(g, a, b, u, y, y0, want_u: bool, want_a: bool, want_b: bool)
     return du, ga, gb, gy0
 
 
-def _forward(x, weight, bias, alpha, beta, lam, F0, V0, o0, cfg: LIFConfig):
-    """Filter, current, membrane and output ``[T, B, ·]`` of a feedforward LIF layer (contiguous inputs, no graph);
-    a leaky readout's output is its membrane (``o`` is ``V``)."""
+def _current(x, weight, bias, alpha, beta, F0):
+    """The synaptic filter ``F`` and the feedforward current ``F Wᵀ + b``, ``[T, B, ·]`` (contiguous inputs)."""
     T, B, _ = x.shape
     F = _filter(x, alpha, beta, F0)
     current = (F.view(T * B, -1) @ weight.t()).view(T, B, -1)
     if bias is not None:
         current += bias
+    return F, current
+
+
+def _forward(x, weight, bias, alpha, beta, lam, F0, V0, o0, cfg: LIFConfig):
+    """Filter, current, membrane and output ``[T, B, ·]`` of a feedforward LIF layer (contiguous inputs, no graph);
+    a leaky readout's output is its membrane (``o`` is ``V``)."""
+    T, B, _ = x.shape
+    F, current = _current(x, weight, bias, alpha, beta, F0)
     if not cfg.spiking:  # V[t] = λ V[t-1] + I[t]: the filter with β = 1
         V = _filter(current, lam, None, V0)
         return F, current, V, V
@@ -197,18 +214,27 @@ class _LayerScan(torch.autograd.Function):
                 _ptr(go), _ptr(gv), V.data_ptr(), last.data_ptr(), V0.data_ptr(), o0.data_ptr(), lam.data_ptr(),
                 lam.numel(), grad_I.data_ptr(), grad_V0.data_ptr(), grad_o0.data_ptr(), _ptr(grad_lam), T, B,
                 n_out, _RESETS[cfg.reset], cfg.threshold, cfg.reset_amount, _SURROGATES[cfg.surrogate], cfg.width)
-        grad_x = grad_W = grad_b = grad_alpha = grad_beta = grad_F0 = None
-        if grad_I is not None:
-            flat = grad_I.view(T * B, n_out)
-            if need[1]:
-                grad_W = flat.t() @ F.view(T * B, -1)
-            if ctx.has_bias and need[2]:
-                grad_b = flat.sum(0)
-            grad_F = (flat @ weight).view(F.shape) if grad_F is None else (flat @ weight).view(F.shape) + grad_F
-        if grad_F is not None:
-            grad_x, grad_alpha, grad_beta, grad_F0 = _filter_adjoint(grad_F.contiguous(), alpha, beta, x, F, F0,
-                                                                     need[0], need[3], need[4])
+        grad_x, grad_W, grad_b, grad_alpha, grad_beta, grad_F0 = _current_adjoint(
+            grad_I, grad_F, x, weight, alpha, beta, F0, F, ctx.has_bias, need)
         return grad_x, grad_W, grad_b, grad_alpha, grad_beta, grad_lam, grad_F0, grad_V0, grad_o0, None, None
+
+
+def _current_adjoint(grad_I, grad_F, x, weight, alpha, beta, F0, F, has_bias: bool, need):
+    """The backward of :func:`_current` from ``grad_I`` = ∂L/∂I and ``grad_F`` = ∂L/∂F from outside (either may be
+    None): ``(∂x, ∂W, ∂b, ∂α, ∂β, ∂F0)`` by two matrix products and the filter's adjoint (None where not wanted;
+    ``need``: the layer function's ``needs_input_grad``, x, W, b, α, β first)."""
+    grad_x = grad_W = grad_b = grad_alpha = grad_beta = grad_F0 = None
+    if grad_I is not None:
+        flat = grad_I.reshape(-1, grad_I.shape[-1])
+        if need[1]:
+            grad_W = flat.t() @ F.view(flat.shape[0], -1)
+        if has_bias and need[2]:
+            grad_b = flat.sum(0)
+        grad_F = (flat @ weight).view(F.shape) if grad_F is None else (flat @ weight).view(F.shape) + grad_F
+    if grad_F is not None:
+        grad_x, grad_alpha, grad_beta, grad_F0 = _filter_adjoint(grad_F.contiguous(), alpha, beta, x, F, F0,
+                                                                 need[0], need[3], need[4])
+    return grad_x, grad_W, grad_b, grad_alpha, grad_beta, grad_F0
 
 
 def lif_sequence_scan(x: torch.Tensor, state: LIFState, p: LIFParams, cfg: LIFConfig,

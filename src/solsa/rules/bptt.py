@@ -6,16 +6,20 @@ rule, with the reset path in the graph and the same surrogate. A whole sequence
 nothing asks for each step) runs layer by layer through
 :func:`solsa.functional.lif_sequence` and takes the loss of all steps in one
 call: the same gradient with fewer operations per step. ``backend="fused"``
-(what ``"auto"`` takes when it can) runs each feedforward LIF layer of that path
-through :func:`solsa.fast.scan.lif_sequence_scan`: the filter and the membrane
-as time loops in compiled C++ with their own backward, the synaptic current of
-all steps in one matrix product; ALIF and recurrent layers, or no compiler,
-run the PyTorch path (:attr:`~solsa.rules.LearningRule.fallback_reason` says
-why). ``backend="compiled"`` runs the PyTorch path's layers through
-``torch.compile`` (inductor), which compiles each new sequence length and
-layer shape first (about a minute on a small CPU); if compiling fails the rule
-falls back to plain PyTorch and says why. ``backend="reference"`` is plain
-PyTorch, the definition the others are tested against. ``flush``
+(what ``"auto"`` takes when it can) runs each layer of that path through the
+compiled scans: a feedforward LIF layer through
+:func:`solsa.fast.scan.lif_sequence_scan` (the filter and the membrane as time
+loops in compiled C++ with their own backward, the synaptic current of all steps
+in one matrix product), a recurrent and/or ALIF layer through
+:func:`solsa.fast.recurrent_scan.recurrent_sequence_scan` (the recursion through
+the layer's own output and its adjoint as C loops over t); tensors off the CPU,
+other dtypes, or no compiler run the PyTorch path
+(:attr:`~solsa.rules.LearningRule.fallback_reason` says why).
+``backend="compiled"`` runs the PyTorch path's layers through ``torch.compile``
+(inductor), which compiles each new sequence length and layer shape first (about
+a minute on a small CPU); if compiling fails the rule falls back to plain PyTorch
+and says why. ``backend="reference"`` is plain PyTorch, the definition the others
+are tested against. ``flush``
 backpropagates the loss accumulated since the last flush, then detaches the
 state (so a mid-sequence flush is truncated BPTT).
 """
@@ -49,15 +53,19 @@ class BPTT(LearningRule):
         self._params = list(net.parameters())
 
     def _choose_scan(self) -> None:
-        """Each feedforward LIF layer on the compiled scan; the others (and all, without a compiler) in PyTorch."""
+        """Each layer on its compiled scan (feedforward LIF, or recurrent / ALIF); a layer the scans cannot run
+        (and all, without a compiler) in PyTorch."""
+        from ..fast.recurrent_scan import recurrent_sequence_scan
         from ..fast.scan import lif_sequence_scan, scan_unsupported_reason
 
-        key = tuple((layer.config, layer.weight.device, layer.weight.dtype) for layer in self.net.layers)
+        key = tuple((layer.config, layer.weight.device, layer.weight.dtype, layer.rec_weight is None)
+                    for layer in self.net.layers)
         if key == self._chosen_for:
             return
         self._chosen_for = key
-        reasons = [scan_unsupported_reason(layer.params(), layer.config) for layer in self.net.layers]
-        self._layer_runs = [lif_sequence_scan if not r else lif_sequence for r in reasons]
+        reasons = [scan_unsupported_reason(layer.params(), layer.config, recurrent=True) for layer in self.net.layers]
+        self._layer_runs = [lif_sequence if r else recurrent_sequence_scan if _feeds_back(layer) else lif_sequence_scan
+                            for r, layer in zip(reasons, self.net.layers)]
         self._fallback_reason = next((r for r in reasons if r), "")
         if self.backend == "fused" and all(reasons):
             raise RuntimeError(f"backend='fused' is not available: {self._fallback_reason}")
@@ -110,13 +118,14 @@ class BPTT(LearningRule):
         return self._layers_and_loss(self._layer_runs, x, target, weights)
 
     def _layers_and_loss(self, runs, x, target, weights) -> StepResult:
+        from ..fast.recurrent_scan import recurrent_sequence_scan
         from ..fast.scan import lif_sequence_scan, sequence_loss
 
         kept: list[torch.Tensor] = []  # what the compiled layers save for backward (counted below, without hooks)
         states = []
         with torch.enable_grad():
             for run, layer, state in zip(runs, self.net.layers, self.states):
-                if run is lif_sequence_scan:
+                if run in (lif_sequence_scan, recurrent_sequence_scan):  # it reports what it keeps for backward
                     x, state = run(x, state, layer.params(), layer.config, saved=kept)
                 else:
                     with torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
@@ -140,6 +149,11 @@ class BPTT(LearningRule):
 
     def train_state_bytes(self) -> int:
         return self._peak
+
+
+def _feeds_back(layer) -> bool:
+    """Whether ``layer`` has recurrent weights or the adaptive threshold (its own output enters its next step)."""
+    return layer.params().rec_weight is not None or layer.config.neuron == "alif"
 
 
 def _storage_ptr(t: torch.Tensor) -> int:

@@ -7,8 +7,10 @@ traces in a few whole-sequence calls, with the result of ``T`` calls of ``step``
 tests/test_online_sequence.py). ``step`` itself (the streaming API) is the reference path on every backend,
 and the two paths hand over through the same trace objects, so a stream may mix them. A stretch holds its
 layers' ``[T, B, N]`` activations while it runs, so it is cut into calls of :data:`SEQUENCE_CHUNK` steps:
-memory stays flat in T. ALIF and recurrent layers, a custom loss, tensors off the CPU, or no C++ compiler:
-``"auto"`` runs the reference path and :attr:`fallback_reason` says why; ``"fused"`` raises at ``reset``.
+memory stays flat in T. ALIF and recurrent layers (model ``native``) run there too: their forward's
+recursion through the layer's own output in C (``fast/recurrent_seq.h``), the ALIF traces' adaptation
+partner in the trace loop. A custom loss, tensors off the CPU, or no C++ compiler: ``"auto"`` runs the
+reference path and :attr:`fallback_reason` says why; ``"fused"`` raises at ``reset``.
 
 A rule takes the path by subclassing :class:`CompiledSequence` (an :class:`~solsa.rules.online.OnlineRule`)
 and implementing ``_sequence_grads(runs, g)``: accumulate the stretch's gradients and leave its traces
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from ..functional import LIFState
+from ..functional import LIFState, split_presynaptic
 from .base import Capabilities, StepResult
 from .online import OnlineRule
 
@@ -91,7 +93,8 @@ class CompiledSequence(OnlineRule):
         self._sequence_grads(runs, g)
         for tr, run in zip(self.traces, runs):
             # copies: a view would keep the stretch's [T, ...] buffers alive
-            tr.state = LIFState(run.F[-1].clone(), run.V[-1].clone(), run.o[-1].clone())
+            b = None if run.b is None else run.b[-1].clone()
+            tr.state = LIFState(run.F[-1].clone(), run.V[-1].clone(), run.o[-1].clone(), b)
             setattr(tr, self._eps_name, run.eps[-1].clone())
         return StepResult(inp, value)
 
@@ -110,3 +113,21 @@ class CompiledSequence(OnlineRule):
             deltas.append(delta)
             g = spatial_error(delta, layer.weight, layer.beta)
         return deltas[::-1]
+
+    @staticmethod
+    def _presynaptic_grad(layer, acc: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Where a stretch's ``Σ δ e`` over the :func:`~solsa.functional.presynaptic` input goes: ``acc["weight"]``
+        itself for a feedforward layer, else a fresh ``[N_out, N_in + N_out]`` (:meth:`_add_presynaptic_grad`)."""
+        if not layer.recurrent and "weight" in acc:
+            return acc["weight"]
+        n_out, n_in = layer.weight.shape
+        return layer.weight.new_zeros(n_out, n_in + (n_out if layer.recurrent else 0))
+
+    @staticmethod
+    def _add_presynaptic_grad(layer, acc: dict[str, torch.Tensor], grad: torch.Tensor) -> None:
+        """Add ``grad`` from :meth:`_presynaptic_grad` to the W and W_rec accumulators (no-op when it is one)."""
+        if grad is acc.get("weight"):
+            return
+        for name, g in split_presynaptic(grad, layer.in_features).items():
+            if name in acc:
+                acc[name] += g

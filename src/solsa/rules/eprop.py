@@ -225,24 +225,37 @@ class EProp(CompiledSequence):
 
     def _accumulate_sequence(self, layer: LIFLayer, tr: EPropTraces, acc: dict[str, torch.Tensor], run,
                              signal: torch.Tensor) -> None:
-        """:meth:`_forward_layer`'s traces and :meth:`_accumulate` over a stretch, for a feedforward LIF layer."""
-        from ..fast.online_seq import bias_trace_scan, decay_scan, trace_accumulate
+        """:meth:`_forward_layer`'s traces and :meth:`_accumulate` over a stretch (ALIF: with the adaptation's
+        partner ε^a in the same loop; recurrent: the trace over ``[F[t], o[t-1]]``)."""
+        from ..fast.online_seq import bias_trace_scan, decay_scan, neuron_trace_accumulate, trace_accumulate
 
         d = decay_factor(run.V_prev, run.o_prev, run.eps_prev, layer.lam, layer.config, reset_feedback=False)
         shared = tr.e.shape[1] == 1
         if shared:
             d = d[..., :1]
+        adapt = None
+        if tr.adapt:  # ALIF: x̄ - β_a ε^a with ε^a its adaptation trace (the reset detached: d° = d)
+            d, k = adaptation_decays(d, d, run.eps_prev, layer.config)
+            adapt = (k, run.eps_prev, layer.config.rho)
+        pre = presynaptic(run.F, run.o_prev, layer.recurrent)
         psi, delta = run.eps, signal * run.eps
-        grad = acc["weight"] if "weight" in acc else torch.zeros_like(layer.weight)
+        grad = self._presynaptic_grad(layer, acc)
+        e_adapt = None if adapt is None else (*adapt, tr.adapt["e"])
         if tr.e_bar is not None:  # Σ_b L ē, ē = F_κ(ψ x̄)
-            trace_accumulate(d, run.F, signal, tr.e, grad, psi, self.kappa, tr.e_bar)
+            trace_accumulate(d, pre, signal, tr.e, grad, psi, self.kappa, tr.e_bar, e_adapt)
         elif shared:  # x̄ [T, B, 1, N_in]: Σ_t Σ_b δ x̄ is one matrix product
-            x_bar = decay_scan(d, run.F.unsqueeze(2), tr.e)
+            x_bar = decay_scan(d, pre.unsqueeze(2), tr.e)
             grad += delta.flatten(0, 1).t() @ x_bar.flatten(0, 2)
             tr.e = x_bar[-1].clone()
         else:
-            trace_accumulate(d, run.F, delta, tr.e, grad)
+            trace_accumulate(d, pre, delta, tr.e, grad, adapt=e_adapt)
+        self._add_presynaptic_grad(layer, acc, grad)
         if tr.n is None:
+            return
+        if adapt is not None:
+            filtered = tr.n_bar is not None
+            neuron_trace_accumulate(d, None, signal if filtered else delta, tr.n, acc["bias"],
+                                    (*adapt, tr.adapt["n"]), psi if filtered else None, self.kappa, tr.n_bar)
             return
         n = bias_trace_scan(d, tr.n)
         tr.n = n[-1].clone()

@@ -121,24 +121,42 @@ class OSTL(CompiledSequence):
         return grads["weight"]
 
     def _sequence_grads(self, runs, g) -> None:
-        """The W, b, λ traces and their gradients over a stretch (:mod:`solsa.rules.compiled`)."""
-        from ..fast.online_seq import bias_trace_scan, decay_scan, trace_accumulate
+        """The W, b, λ traces and their gradients over a stretch (:mod:`solsa.rules.compiled`); ALIF: each with its
+        adaptation partner in the same loop; recurrent: the W trace over ``[F[t], o[t-1]]``, d with W_rec,jj."""
+        from ..fast.online_seq import bias_trace_scan, decay_scan, neuron_trace_accumulate, trace_accumulate
 
         for layer, tr, acc, run, delta in zip(self.net.layers, self.traces, self._grads, runs,
                                               self._same_step_deltas(runs, g)):
-            d = decay_factor(run.V_prev, run.o_prev, run.eps_prev, layer.lam, layer.config, reset_feedback=True)
-            grad = acc["weight"] if "weight" in acc else torch.zeros_like(layer.weight)
-            trace_accumulate(d, run.F, delta, tr.e, grad)
+            cfg = layer.config
+            own = layer.rec_weight.diagonal() if layer.recurrent else None
+            d = decay_factor(run.V_prev, run.o_prev, run.eps_prev, layer.lam, cfg, reset_feedback=True,
+                             self_weight=own)
+            adapt = None
+            if tr.adapt:
+                detached = decay_factor(run.V_prev, run.o_prev, run.eps_prev, layer.lam, cfg, False)
+                d, k = adaptation_decays(d, detached, run.eps_prev, cfg)
+                adapt = (k, run.eps_prev, cfg.rho)
+            grad = self._presynaptic_grad(layer, acc)
+            trace_accumulate(d, presynaptic(run.F, run.o_prev, layer.recurrent), delta, tr.e, grad,
+                             adapt=None if adapt is None else (*adapt, tr.adapt["e"]))
+            self._add_presynaptic_grad(layer, acc, grad)
             if tr.n is not None:
-                n = bias_trace_scan(d, tr.n)
-                acc["bias"] += (delta * n).sum((0, 1))
-                tr.n = n[-1].clone()
+                if adapt is not None:
+                    neuron_trace_accumulate(d, None, delta, tr.n, acc["bias"], (*adapt, tr.adapt["n"]))
+                else:
+                    n = bias_trace_scan(d, tr.n)
+                    acc["bias"] += (delta * n).sum((0, 1))
+                    tr.n = n[-1].clone()
             if tr.m is not None:
-                direct = run.V_prev * (1.0 - run.o_prev) if layer.spiking and layer.config.reset == "zero" else run.V_prev
-                m = decay_scan(d, direct.unsqueeze(-1), tr.m.unsqueeze(-1)).squeeze(-1)
-                g_lam = (delta * m).sum((0, 1))
+                direct = run.V_prev * (1.0 - run.o_prev) if layer.spiking and cfg.reset == "zero" else run.V_prev
+                g_lam = torch.zeros_like(tr.m[0])
+                if adapt is not None:
+                    neuron_trace_accumulate(d, direct, delta, tr.m, g_lam, (*adapt, tr.adapt["m"]))
+                else:
+                    m = decay_scan(d, direct.unsqueeze(-1), tr.m.unsqueeze(-1)).squeeze(-1)
+                    g_lam += (delta * m).sum((0, 1))
+                    tr.m = m[-1].clone()
                 acc["lam"] += g_lam.sum() if layer.lam.dim() == 0 else g_lam
-                tr.m = m[-1].clone()
 
     @staticmethod
     def _forward_layer(layer: LIFLayer, tr: OSTLTraces, x: torch.Tensor) -> None:

@@ -117,16 +117,18 @@ class OTTT(CompiledSequence):
 
     def _sequence_grads(self, runs, g) -> None:
         """â, n and their gradients over a stretch (:mod:`solsa.rules.compiled`): â of every step is only
-        ``[T, B, N_in]``, so Σ_t Σ_b δ â is one matrix product."""
+        ``[T, B, N_in]`` (recurrent: over ``[F[t], o[t-1]]``), so Σ_t Σ_b δ â is one matrix product."""
         from ..fast.online_seq import bias_trace_scan, decay_scan
 
         for layer, tr, acc, run, delta in zip(self.net.layers, self.traces, self._grads, runs,
                                               self._same_step_deltas(runs, g)):
             d = decay_factor(run.V_prev[..., :1], run.o_prev[..., :1], run.eps_prev[..., :1], layer.lam,
                              layer.config, reset_feedback=False)  # [T, B, 1]: one decay for the layer
-            a_hat = decay_scan(d, run.F.unsqueeze(2), tr.a_hat)  # [T, B, 1, N_in]
-            if "weight" in acc:
-                acc["weight"] += delta.flatten(0, 1).t() @ a_hat.flatten(0, 2)
+            pre = presynaptic(run.F, run.o_prev, layer.recurrent)
+            a_hat = decay_scan(d, pre.unsqueeze(2), tr.a_hat)  # [T, B, 1, N_in (+ N_out)]
+            grad = self._presynaptic_grad(layer, acc)
+            grad += delta.flatten(0, 1).t() @ a_hat.flatten(0, 2)
+            self._add_presynaptic_grad(layer, acc, grad)
             tr.a_hat = a_hat[-1].clone()
             if tr.n is not None:
                 n = bias_trace_scan(d, tr.n)  # [T, B, 1]

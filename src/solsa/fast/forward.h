@@ -1,0 +1,229 @@
+// One LIF layer's forward step in the fused kernel: the filter and the current, the membrane and the spike,
+// the traces e (and a, m, n) with the deferred weight gradient of the last step, and the pure prediction.
+// Included by kernel.cpp (after plan.h, surrogate.h, storage.h).
+#pragma once
+#include <cstring>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static inline int n_threads(int64_t work, int64_t par_min) {
+#ifdef _OPENMP
+    if (work < par_min) return 1;
+    return omp_get_max_threads();
+#else
+    (void)work; (void)par_min;
+    return 1;
+#endif
+}
+
+// f(j) for every neuron j (independent columns), on several threads when `work` is at least par_min
+template <typename Fn>
+static void for_each_neuron(int64_t no, int64_t work, int64_t par_min, Fn&& f) {
+    const int nt = n_threads(work, par_min);
+    if (nt > 1) {
+        #pragma omp parallel num_threads(nt)
+        {
+            FlushDenormals ftz;
+            #pragma omp for schedule(static)
+            for (int64_t j = 0; j < no; ++j) f(j);
+        }
+    } else {
+        for (int64_t j = 0; j < no; ++j) f(j);
+    }
+}
+
+// W^T [n_in, n_out], so that the currents vectorise over neurons; rebuilt only when W's bits changed
+// (whoever wrote them: optimizer, load_state_dict, .data), found by comparing with a copy. A cache:
+// rebuilding it changes no result.
+template <typename T>
+static void refresh_wt(const LayerDesc& L, const T* W) {
+    const int64_t ni = L.n_in, no = L.n_out;
+    T* Wc = (T*)L.wcopy;
+    T* WT = (T*)L.wT;
+    if (std::memcmp(Wc, W, sizeof(T) * no * ni) != 0) {
+        std::memcpy(Wc, W, sizeof(T) * no * ni);
+        for (int64_t j = 0; j < no; ++j)
+            for (int64_t i = 0; i < ni; ++i) WT[i * no + j] = W[j * ni + i];
+    }
+}
+
+// F[t] = alpha F[t-1] + beta x[t] into Fn, and the current I = Fn W^T + b into cur (zero inputs skipped),
+// in the order forward_layer and predict_layer share, so that both give the same bits. With p, also
+// wp = W p (the per-layer alpha trace's product) in the same pass over W^T: each sum in the order of its own loop.
+template <typename T>
+static void filter_and_current(const LayerDesc& L, void* const* P, int64_t B, const T* x, const T* F, T* Fn,
+                               T* cur, const T* p = nullptr, T* wp = nullptr) {
+    const int64_t ni = L.n_in, no = L.n_out;
+    const T* bias = (const T*)P[1];
+    const T* alpha = (const T*)P[2];
+    const T* beta = (const T*)P[3];
+    const T* WT = (const T*)L.wT;
+    const bool fpc = L.filter_per_channel != 0;
+    for (int64_t b = 0; b < B; ++b) {
+        for (int64_t i = 0; i < ni; ++i) {
+            const int64_t k = b * ni + i;
+            Fn[k] = (fpc ? alpha[i] : alpha[0]) * F[k] + (fpc ? beta[i] : beta[0]) * x[k];
+        }
+        T* __restrict cb = cur + b * no;
+        T* __restrict wb = p ? wp + b * no : nullptr;
+        for (int64_t j = 0; j < no; ++j) cb[j] = T(0);
+        if (p) for (int64_t j = 0; j < no; ++j) wb[j] = T(0);
+        for (int64_t i = 0; i < ni; ++i) {
+            const T* __restrict WTi = WT + i * no;
+            const T f = Fn[b * ni + i];
+            const T pi = p ? p[b * ni + i] : T(0);
+            if (f != T(0) && pi != T(0)) {
+                #pragma omp simd
+                for (int64_t j = 0; j < no; ++j) {
+                    cb[j] += f * WTi[j];
+                    wb[j] += pi * WTi[j];
+                }
+            } else if (f != T(0)) {
+                #pragma omp simd
+                for (int64_t j = 0; j < no; ++j) cb[j] += f * WTi[j];
+            } else if (pi != T(0)) {
+                #pragma omp simd
+                for (int64_t j = 0; j < no; ++j) wb[j] += pi * WTi[j];
+            }
+        }
+        if (bias) for (int64_t j = 0; j < no; ++j) cb[j] += bias[j];
+    }
+}
+
+// V[t] and o[t] of one neuron from V[t-1], o[t-1] and the current (docs/model.md §1)
+template <typename T>
+static inline T membrane(int64_t reset, T lj, T Vp, T op, T c, T ra) {
+    if (reset == 0) return lj * Vp + c - ra * op;
+    if (reset == 1) return lj * Vp * (T(1) - op) + c;
+    return lj * Vp + c;
+}
+
+// The output of one layer at the next step from its current state, into Fn [B,n_in], Vn and on [B,n_out]:
+// state, traces and accumulators are not written (only the W^T cache may be refreshed).
+template <typename T>
+static void predict_layer(const LayerDesc& L, void* const* P, int64_t B, const T* x, bool w_dirty, T* Fn, T* Vn,
+                          T* on) {
+    const int64_t no = L.n_out;
+    if (w_dirty) refresh_wt<T>(L, (const T*)P[0]);
+    filter_and_current<T>(L, P, B, x, (const T*)L.F, Fn, Vn);
+    const T* lam = (const T*)P[4];
+    const T* V = (const T*)L.V;
+    const T* o = (const T*)L.o;
+    const bool spiking = L.spiking != 0;
+    const int64_t reset = spiking ? L.reset : 2;
+    const T th = (T)L.threshold, ra = (T)L.reset_amount;
+    for (int64_t bj = 0; bj < B * no; ++bj) {
+        const T v = membrane<T>(reset, L.lam_per_neuron ? lam[bj % no] : lam[0], V[bj], o[bj], Vn[bj], ra);
+        Vn[bj] = v;
+        on[bj] = spiking ? (v - th > T(0) ? T(1) : T(0)) : v;
+    }
+}
+
+template <typename T, typename S>
+static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T* x, bool rf, int64_t par_min,
+                          bool w_dirty, bool pending, bool e_later = false) {
+    const int64_t ni = L.n_in, no = L.n_out;
+    const T* W = (const T*)P[0];
+    const T* alpha = (const T*)P[2];
+    const T* lam = (const T*)P[4];
+    T* F = (T*)L.F; T* V = (T*)L.V; T* o = (T*)L.o; T* eps = (T*)L.eps;
+    S* e = (S*)L.e; T* p = (T*)L.p; T* a = (T*)L.a; T* m = (T*)L.m; T* n = (T*)L.n;
+    S* ac = (S*)L.a;  // a [B, N_out, N_in] (one alpha per channel) in the storage type
+    T* cur = (T*)L.cur; T* wp = (T*)L.wp; T* dd = (T*)L.d;
+    const bool fpc = L.filter_per_channel != 0, lpn = L.lam_per_neuron != 0, spiking = L.spiking != 0;
+    const bool a_layer = a && !fpc, a_chan = a && fpc;
+    const int64_t reset = spiking ? L.reset : 2;
+    const T th = (T)L.threshold, ra = (T)L.reset_amount, width = (T)L.width;
+    const int64_t sur = L.surrogate;
+
+    if (w_dirty) refresh_wt<T>(L, W);
+    // p[t] = F[t-1] + alpha p[t-1], before F moves on
+    if (p) {
+        for (int64_t b = 0; b < B; ++b)
+            for (int64_t i = 0; i < ni; ++i) p[b * ni + i] = F[b * ni + i] + (fpc ? alpha[i] : alpha[0]) * p[b * ni + i];
+    }
+    // F[t] = alpha F[t-1] + beta x[t] (in place) and I = F W^T + b; with one alpha per layer, W p in the same pass
+    filter_and_current<T>(L, P, B, x, F, F, cur, a_layer ? p : nullptr, wp);
+    // d[t] = dV[t]/dV[t-1], the reset path included (docs/model.md §2)
+    for (int64_t bj = 0; bj < B * no; ++bj) {
+        const T lj = lpn ? lam[bj % no] : lam[0];
+        T d;
+        if (reset == 2) d = lj;
+        else if (reset == 0) d = rf ? lj - ra * eps[bj] : lj;
+        else { const T kept = lj * (T(1) - o[bj]); d = rf ? kept - lj * V[bj] * eps[bj] : kept; }
+        dd[bj] = d;
+    }
+    // e[t] = F[t] + d e[t-1]  (and a[t] = W p[t] + d a[t-1] for one alpha per channel). With `e_later`, e is
+    // left to credit_forward of the layer above (e_in_credit, credit.h). With `pending`,
+    // the last step's weight gradient sum_b delta[t-1] e[t-1] is added to gW in the same pass over e[t-1]:
+    // one read of e per step instead of two. Columns j are independent (gW row j), so they run in parallel.
+    T* gW = (T*)L.gW;
+    const T* delta = (const T*)L.delta;
+    auto update_neuron = [&](int64_t j) {
+        T* gWj = gW + j * ni;
+        for (int64_t b = 0; b < B; ++b) {
+            const int64_t bj = b * no + j;
+            const T d = dd[bj];
+            const T* Fb = F + b * ni;
+            S* ej = e + bj * ni;
+            const T dp = pending ? delta[bj] : T(0);
+            if (dp != T(0)) {
+                update_row<T, S>(ej, ni, [&](int64_t k0, int64_t m, T* v) {
+                    T* g = gWj + k0;
+                    const T* f = Fb + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) {
+                        const T ev = v[i];
+                        g[i] += dp * ev;
+                        v[i] = f[i] + d * ev;
+                    }
+                });
+            } else {
+                update_row<T, S>(ej, ni, [&](int64_t k0, int64_t m, T* v) {
+                    const T* f = Fb + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) v[i] = f[i] + d * v[i];
+                });
+            }
+            if (a_chan) {
+                update_row<T, S>(ac + bj * ni, ni, [&](int64_t k0, int64_t m, T* v) {
+                    const T* Wj = W + j * ni + k0;
+                    const T* pb = p + b * ni + k0;
+                    #pragma omp simd
+                    for (int64_t i = 0; i < m; ++i) v[i] = Wj[i] * pb[i] + d * v[i];
+                });
+            }
+        }
+    };
+    if (!e_later) {
+        for_each_neuron(no, B * no * ni, par_min, update_neuron);
+    } else if (a_chan) {  // e advances in credit_forward of the layer above (e_in_credit, credit.h); a here
+        for (int64_t bj = 0; bj < B * no; ++bj) {
+            const int64_t j = bj % no;
+            const T d = dd[bj];
+            const T* pb = p + (bj / no) * ni;
+            update_row<T, S>(ac + bj * ni, ni, [&](int64_t k0, int64_t m, T* v) {
+                const T* Wj = W + j * ni + k0;
+                #pragma omp simd
+                for (int64_t i = 0; i < m; ++i) v[i] = Wj[i] * pb[i + k0] + d * v[i];
+            });
+        }
+    }
+    // per neuron: the alpha (per layer), lambda and bias traces, then the membrane and the spike
+    for (int64_t bj = 0; bj < B * no; ++bj) {
+        const T lj = lpn ? lam[bj % no] : lam[0];
+        const T d = dd[bj], Vp = V[bj], op = o[bj];
+        if (a_layer) a[bj] = wp[bj] + d * a[bj];
+        if (m) m[bj] = ((reset == 1) ? Vp * (T(1) - op) : Vp) + d * m[bj];
+        if (n) n[bj] = T(1) + d * n[bj];
+        const T Vn = membrane<T>(reset, lj, Vp, op, cur[bj], ra);
+        V[bj] = Vn;
+        o[bj] = spiking ? (Vn - th > T(0) ? T(1) : T(0)) : Vn;
+    }
+    if (spiking) {
+        surrogate_row<T>(V, eps, B * no, th, sur, width);
+    } else {
+        for (int64_t bj = 0; bj < B * no; ++bj) eps[bj] = T(1);
+    }
+}
