@@ -8,10 +8,10 @@ set -euo pipefail
 out=${1:?OUT_DIR}; shift
 declare -A OPTS=(
   [bank]="--encoder bank"
-  [delay9x4]="--encoder delay --task-option taps=9 --task-option dilations=4"
+  [delay9x4]="--encoder delay --task-option taps=9 --task-option dilations=4 --task-option smooth=0"
   [delay9x4s4]="--encoder delay --task-option taps=9 --task-option dilations=4 --task-option smooth=4"
-  [delay5x3]="--encoder delay --task-option taps=5 --task-option dilations=3"
-  [delay9x2]="--encoder delay --task-option taps=9 --task-option dilations=2"
+  [delay5x3]="--encoder delay --task-option taps=5 --task-option dilations=3 --task-option smooth=0"
+  [delay9x2]="--encoder delay --task-option taps=9 --task-option dilations=2 --task-option smooth=0"
 )
 for cfg in "$@"; do
   [ -n "${OPTS[$cfg]:-}" ] || { echo "unknown config $cfg" >&2; exit 2; }
