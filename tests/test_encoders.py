@@ -35,7 +35,7 @@ def _padding_is_zero(out: torch.Tensor, lengths: torch.Tensor) -> bool:
         ("bank", {"n_per_channel": 1, "tau_min": 4.0}, 1, 1),
         ("delay", {"taps": 3, "dilations": 2, "max_dilation": 2}, 1, 4),  # delays 0, 1, 2, 4
         ("delay", {"taps": 3, "dilations": 2, "max_dilation": 2, "smooth": 2}, 1, 6),
-        ("delay", {}, 1, 9),  # T = 12: max dilation 11 // 8 = 1, so delays 0..8
+        ("delay", {}, 1, 7),  # T = 12: max dilation 11 // 4 = 2, dilations 1, 2: delays 0, 1, 2, 3, 4, 6, 8
         ("rate", {"max_rate": 0.8}, 1, 1),
         ("latency", {"window": 4}, 4, 1),
     ],
@@ -221,8 +221,9 @@ def test_delay_channel_order_and_default_dilations() -> None:
     assert delay_lags(9, 4, 12) == sorted({k * d for k in range(9) for d in (1, 2, 5, 12)})
     assert delay_lags(1, 3, 8) == [0]
     x, lengths = _series(steps=25, c=2)
-    out, _ = delay(x, lengths)  # max dilation (25 - 1) // 8 = 3: dilations 1, 1.7 -> 1, 2.1 -> 2, 3
+    out, _ = delay(x, lengths, taps=9, dilations=4)  # max dilation (25 - 1) // 8 = 3: dilations 1, 1.4, 2.1, 3
     lags = delay_lags(9, 4, 3)
+    assert lags == sorted({k * d for k in range(9) for d in (1, 2, 3)})
     assert out.shape[-1] == 2 * len(lags)
     for c in range(2):
         for m, lag in enumerate(lags):  # channel c * M + m is channel c delayed by lags[m]

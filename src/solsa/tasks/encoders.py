@@ -239,8 +239,8 @@ def delay(
     x: torch.Tensor,
     lengths: torch.Tensor,
     *,
-    taps: int = 9,
-    dilations: int = 4,
+    taps: int = 5,
+    dilations: int = 3,
     max_dilation: int | None = None,
     smooth: int = 0,
     generator: torch.Generator | None = None,
@@ -256,7 +256,8 @@ def delay(
     and its neurons' spikes, averaged over time by the readout, are MiniRocket-like PPV features.
     ``smooth > 0`` appends the :func:`bank` (``n_per_channel = smooth``, its default τ's) after the ``C * M``
     delay channels. ``C' = C * M + C * smooth``, ``T' = T``. For a stream (series of other lengths) pass
-    ``max_dilation`` so that ``M`` does not depend on ``T``.
+    ``max_dilation`` so that ``M`` does not depend on ``T``. The defaults (5 taps, 3 dilations, no bank) are the
+    one-channel uea default, chosen on validation (docs/series.md §8).
     """
     x, lengths, mask = _prepare(x, lengths)
     check_positive_int("taps", taps)
