@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from solsa.tasks import encoders as enc
-from solsa.tasks.encoders import delta, direct, encode, latency, list_encoders, population, rate
+from solsa.tasks.encoders import bank, delay, delay_lags, delta, direct, encode, latency, list_encoders, population, rate
 
 
 def _series(steps: int = 12, n: int = 3, c: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,6 +33,9 @@ def _padding_is_zero(out: torch.Tensor, lengths: torch.Tensor) -> bool:
         ("delta", {"threshold": 0.2, "level": True}, 1, 3),
         ("bank", {"n_per_channel": 3}, 1, 3),
         ("bank", {"n_per_channel": 1, "tau_min": 4.0}, 1, 1),
+        ("delay", {"taps": 3, "dilations": 2, "max_dilation": 2}, 1, 4),  # delays 0, 1, 2, 4
+        ("delay", {"taps": 3, "dilations": 2, "max_dilation": 2, "smooth": 2}, 1, 6),
+        ("delay", {}, 1, 7),  # T = 12: max dilation 11 // 4 = 2, dilations 1, 2: delays 0, 1, 2, 3, 4, 6, 8
         ("rate", {"max_rate": 0.8}, 1, 1),
         ("latency", {"window": 4}, 4, 1),
     ],
@@ -171,7 +174,7 @@ def test_bad_lengths_rejected() -> None:
 
 def test_list_encoders() -> None:
     names = [n for n, _ in list_encoders()]
-    assert names == ["direct", "population", "delta", "bank", "rate", "latency"]
+    assert names == ["direct", "population", "delta", "bank", "delay", "rate", "latency"]
     assert all(desc for _, desc in list_encoders())
 
 
@@ -202,3 +205,56 @@ def test_delta_level_appends_the_signal() -> None:
     assert torch.equal(with_level[..., 2 * c:], x)  # _series is zero beyond each length already
     with pytest.raises(ValueError, match="level must be true or false"):
         delta(x, lengths, level="yes")
+
+
+def test_delay_known_values_on_a_hand_example() -> None:
+    x = torch.arange(1.0, 7.0).reshape(6, 1, 1)  # 1..6, the last step padding (length 5)
+    out, new_len = delay(x, torch.tensor([5]), taps=3, dilations=2, max_dilation=2)  # dilations 1, 2
+    expected = torch.tensor(  # channels: delays 0, 1, 2 (= 1 x 2), 4 (= 2 x 2)
+        [[1, 0, 0, 0], [2, 1, 0, 0], [3, 2, 1, 0], [4, 3, 2, 0], [5, 4, 3, 1], [0, 0, 0, 0]], dtype=torch.float32
+    )
+    assert torch.equal(out[:, 0, :], expected) and torch.equal(new_len, torch.tensor([5]))
+
+
+def test_delay_channel_order_and_default_dilations() -> None:
+    assert delay_lags(3, 2, 2) == [0, 1, 2, 4]
+    assert delay_lags(9, 4, 12) == sorted({k * d for k in range(9) for d in (1, 2, 5, 12)})
+    assert delay_lags(1, 3, 8) == [0]
+    x, lengths = _series(steps=25, c=2)
+    out, _ = delay(x, lengths, taps=9, dilations=4)  # max dilation (25 - 1) // 8 = 3: dilations 1, 1.4, 2.1, 3
+    lags = delay_lags(9, 4, 3)
+    assert lags == sorted({k * d for k in range(9) for d in (1, 2, 3)})
+    assert out.shape[-1] == 2 * len(lags)
+    for c in range(2):
+        for m, lag in enumerate(lags):  # channel c * M + m is channel c delayed by lags[m]
+            assert torch.equal(out[lag:, :, c * len(lags) + m], (x[: 25 - lag, :, c] * (torch.arange(lag, 25)[:, None] < lengths)))
+            assert (out[:lag, :, c * len(lags) + m] == 0).all()
+
+
+def test_delay_is_causal() -> None:
+    x, lengths = _series(steps=20, n=3, c=1)
+    lengths = torch.full((3,), 20)
+    base, _ = delay(x, lengths, taps=5, dilations=3)
+    x2 = x.clone()
+    x2[11:] += torch.randn(9, 3, 1)
+    changed, _ = delay(x2, lengths, taps=5, dilations=3)
+    assert torch.equal(base[:11], changed[:11]) and not torch.equal(base[11:], changed[11:])
+
+
+def test_delay_smooth_appends_the_bank() -> None:
+    x, lengths = _series()
+    out, _ = delay(x, lengths, taps=2, dilations=1, max_dilation=1, smooth=3)
+    plain, _ = delay(x, lengths, taps=2, dilations=1, max_dilation=1)
+    banked, _ = bank(x, lengths, n_per_channel=3)
+    assert torch.equal(out, torch.cat([plain, banked], dim=-1))
+
+
+@pytest.mark.parametrize(
+    "opts, name",
+    [({"taps": 0}, "taps"), ({"taps": 2.5}, "taps"), ({"dilations": 0}, "dilations"),
+     ({"max_dilation": 0}, "max_dilation"), ({"smooth": -1}, "smooth"), ({"smooth": True}, "smooth")],
+)
+def test_delay_bad_options_name_the_option(opts: dict, name: str) -> None:
+    x, lengths = _series()
+    with pytest.raises(ValueError, match=name):
+        encode("delay", x, lengths, **opts)

@@ -203,15 +203,16 @@ def test_every_rule_learns_from_a_banked_pooled_series(tmp_path: Path, rule: str
     assert net.layers[0].weight.grad is None or bool(torch.isfinite(net.layers[0].weight.grad).all())
 
 
-def test_uea_default_is_the_bank_for_one_channel_and_direct_for_several(tmp_path: Path) -> None:
+def test_uea_default_is_the_delay_line_for_one_channel_and_direct_for_several(tmp_path: Path) -> None:
     from solsa.tasks.uea import DEFAULT_ENCODER, MAX_STEPS, UNIVARIATE_ENCODER
 
     rng = np.random.default_rng(3)
     one = [rng.normal(size=(1, 12)) for _ in range(8)]
     path = _uea(tmp_path / "one", one, ["a", "b"] * 4)
     t = load_task("uea:Odd", extract_path=path, val_fraction=0.25)
-    assert (UNIVARIATE_ENCODER, DEFAULT_ENCODER, MAX_STEPS) == ("bank", "direct", 100)
-    assert t.info["encoder"] == "bank" and t.n_inputs == 4 and t.info["pool"] == 1
+    assert (UNIVARIATE_ENCODER, DEFAULT_ENCODER, MAX_STEPS) == ("delay", "direct", 100)
+    # T = 12: 5 taps, dilations 1 and 2 (max (12 - 1) // 4 = 2): delays 0, 1, 2, 3, 4, 6, 8
+    assert t.info["encoder"] == "delay" and t.n_inputs == 7 and t.info["pool"] == 1
     assert load_task("uea:Odd", extract_path=path, encoder="direct").n_inputs == 1  # a named encoder wins
     train, labels = _series()  # two channels
     assert load_task("uea:Odd", extract_path=_uea(tmp_path / "two", train, labels)).info["encoder"] == "direct"

@@ -30,6 +30,8 @@ __all__ = [
     "delta",
     "bank",
     "bank_timescales",
+    "delay",
+    "delay_lags",
     "rate",
     "latency",
     "encode",
@@ -222,6 +224,57 @@ def bank(
     return out.reshape(steps, n, c * n_per_channel) * mask, lengths.clone()
 
 
+def delay_lags(taps: int, dilations: int, max_dilation: int) -> list[int]:
+    """The distinct delays (in steps, ascending) of a tapped delay line: ``k * d`` for taps ``k = 0..taps-1`` and
+    ``d`` in ``dilations`` log-spaced (base 2, floored, duplicates dropped) dilations from 1 to ``max_dilation``."""
+    check_positive_int("taps", taps)
+    check_positive_int("dilations", dilations)
+    check_positive_int("max_dilation", max_dilation)
+    ds = torch.logspace(0.0, math.log2(max_dilation), dilations, base=2.0, dtype=torch.float64)
+    dils = sorted({max(1, min(max_dilation, int(math.floor(d + 1e-9)))) for d in ds.tolist()})
+    return sorted({k * d for k in range(taps) for d in dils})
+
+
+def delay(
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    taps: int = 5,
+    dilations: int = 3,
+    max_dilation: int | None = None,
+    smooth: int = 0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tapped, dilated delay line: each channel becomes its copies ``x[t - k*d]`` (dilated convolution taps).
+
+    Dilations: ``dilations`` values log-spaced from 1 to ``max_dilation`` (default ``(T - 1) // (taps - 1)``,
+    so the widest kernel spans the padded length ``T``, as in MiniRocket; 1 for ``taps = 1``). The delays are the
+    distinct products ``k * d`` (:func:`delay_lags`; a delay shared by two dilations appears once: layer 0 is
+    linear in its inputs, so the copy would add nothing) — ``M`` of them, delay 0 (the signal) first.
+    Output channel ``c * M + m`` is channel ``c`` delayed by the ``m``-th delay, zero before the series starts
+    (causal, memory ``max delay`` steps). Layer 0's weights on these channels are learned convolution kernels
+    and its neurons' spikes, averaged over time by the readout, are MiniRocket-like PPV features.
+    ``smooth > 0`` appends the :func:`bank` (``n_per_channel = smooth``, its default τ's) after the ``C * M``
+    delay channels. ``C' = C * M + C * smooth``, ``T' = T``. For a stream (series of other lengths) pass
+    ``max_dilation`` so that ``M`` does not depend on ``T``. The defaults (5 taps, 3 dilations, no bank) are the
+    one-channel uea default, chosen on validation (docs/series.md §8).
+    """
+    x, lengths, mask = _prepare(x, lengths)
+    check_positive_int("taps", taps)
+    check_positive_int("smooth", smooth, minimum=0)
+    steps, n, c = x.shape
+    if max_dilation is None:
+        max_dilation = max(1, (steps - 1) // (taps - 1)) if taps > 1 else 1
+    lags = delay_lags(taps, dilations, max_dilation)
+    x = x * mask
+    padded = torch.cat([x.new_zeros(lags[-1], n, c), x], dim=0)
+    out = torch.stack([padded[lags[-1] - lag : lags[-1] - lag + steps] for lag in lags], dim=-1)
+    out = out.reshape(steps, n, c * len(lags)) * mask
+    if smooth:
+        out = torch.cat([out, bank(x, lengths, n_per_channel=smooth)[0]], dim=-1)
+    return out, lengths.clone()
+
+
 def rate(
     x: torch.Tensor,
     lengths: torch.Tensor,
@@ -275,6 +328,7 @@ ENCODERS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
     "population": population,
     "delta": delta,
     "bank": bank,
+    "delay": delay,
     "rate": rate,
     "latency": latency,
 }

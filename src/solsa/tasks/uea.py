@@ -16,11 +16,12 @@ from .base import Task, TaskFamily
 __all__ = ["load_uea", "pool_sequences", "DEFAULT_ENCODER", "UNIVARIATE_ENCODER", "MAX_STEPS", "FAMILY"]
 
 # Chosen on the validation splits of ACSF1, ItalyPowerDemand, OSULeaf (one channel) and BasicMotions,
-# JapaneseVowels (several) against population, delta, bank, slow α₀ and readout scores: docs/series.md §3.
-# Several channels: the signal itself (DEFAULT_ENCODER, the family's: what option routing and the C export
-# see); one channel: the temporal filter bank at its own defaults (K = 4 copies, τ from 1 step to T/2).
+# JapaneseVowels (several) against population, delta, bank, slow α₀ and readout scores (docs/series.md §3),
+# then the delay line against the bank (§8). Several channels: the signal itself (DEFAULT_ENCODER, the
+# family's: what option routing and the C export see); one channel: the tapped, dilated delay line at its own
+# defaults (5 taps, 3 dilations from 1 to (T - 1) // 4).
 DEFAULT_ENCODER = "direct"
-UNIVARIATE_ENCODER = "bank"
+UNIVARIATE_ENCODER = "delay"
 # Longer series are average-pooled to at most this many steps (ACSF1 1,460 -> 98, OSULeaf 427 -> 86).
 MAX_STEPS = 100
 
@@ -177,7 +178,7 @@ FAMILY = TaskFamily(
     "uea", load_uea, DEFAULT_ENCODER,
     (("uea:NAME", "UEA/UCR classification set NAME via aeon (offline: the sets aeon bundles, e.g. "
                   "BasicMotions, JapaneseVowels, ItalyPowerDemand, OSULeaf, ACSF1); "
-                  "default encoder: direct, bank for one channel; "
+                  "default encoder: direct, delay for one channel; "
                   "options: extract_path, normalize (channel, series, none), max_steps (average-pool longer "
                   "series to at most this many steps; default 100, none: full length)"),),
     argument="required",

@@ -248,7 +248,7 @@ def config_changes(base: TrainConfig, params: dict[str, Any]) -> dict[str, Any]:
 
 def default_params(space: dict[str, Dimension], base: TrainConfig, encoder: str | None = None) -> dict[str, Any]:
     """The point of ``space`` that is ``base`` itself (keys whose base value lies outside the space are left out).
-    ``encoder``: the encoder the loaded task resolved to (a uea set with one channel takes ``bank`` where the
+    ``encoder``: the encoder the loaded task resolved to (a uea set with one channel takes ``delay`` where the
     family's default is ``direct``); None: the option, else the family's default."""
     from ..tasks import encoder_defaults
 
