@@ -12,7 +12,7 @@ install:
 
 # Installs, then runs the test suite (what .ci/run runs).
 test: install
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -rs
 
 # Installs, then runs the main job: SOLSA on JapaneseVowels (ships with aeon, no download).
 train: install
