@@ -46,7 +46,7 @@ class LayerDesc(ctypes.Structure):
     _fields_ += [(name, ctypes.c_double) for name in ("threshold", "reset_amount", "width")]
     _fields_ += [(name, ctypes.c_void_p) for name in
                  ("F", "V", "o", "eps", "e", "p", "a", "m", "n", "gW", "gb", "galpha", "glam",
-                  "delta", "gbelow", "wtmp", "atmp", "wT", "cur", "wp", "d", "wcopy")]
+                  "delta", "gbelow", "wtmp", "atmp", "cur", "wp", "d")]
     # cross-layer credit (docs/credit.md; credit.h)
     _fields_ += [("credit_depth", ctypes.c_int64), ("cstage", ctypes.POINTER(ctypes.c_void_p))]
     _fields_ += [(name, ctypes.c_void_p) for name in ("lag_qE", "lag_uE", "lag_qN", "lag_uN", "eps_lag")]
@@ -60,7 +60,7 @@ class Plan(ctypes.Structure):
 
     _fields_ = [("batch", ctypes.c_int64), ("n_layers", ctypes.c_int64), ("reset_feedback", ctypes.c_int64),
                 ("track", ctypes.c_int64), ("par_min", ctypes.c_int64), ("pending", ctypes.c_int64),
-                ("w_dirty", ctypes.c_int64), ("layers", ctypes.POINTER(LayerDesc)),
+                ("layers", ctypes.POINTER(LayerDesc)),
                 ("params", ctypes.POINTER(ctypes.c_void_p)), ("magnitude", ctypes.c_double),
                 ("storage", ctypes.c_int64)]
 
@@ -142,9 +142,9 @@ class FusedStepper(FastPaths):
             cfg = layer.config
             n_out, n_in = layer.weight.shape
             scratch = [torch.zeros(batch_size, n_out, **kw), torch.zeros(batch_size, n_in, **kw),
-                       torch.zeros(n_out, n_in, **kw), torch.zeros(n_in, **kw), torch.zeros(n_in, n_out, **kw),
+                       torch.zeros(n_out, n_in, **kw), torch.zeros(n_in, **kw),
                        torch.zeros(batch_size, n_out, **kw), torch.zeros(batch_size, n_out, **kw),
-                       torch.zeros(batch_size, n_out, **kw), torch.zeros(n_out, n_in, **kw)]
+                       torch.zeros(batch_size, n_out, **kw)]
             self._keep += scratch
             desc.n_in, desc.n_out = n_in, n_out
             desc.reset, desc.surrogate = _RESETS[cfg.reset], _SURROGATES[cfg.surrogate]
@@ -157,7 +157,7 @@ class FusedStepper(FastPaths):
             desc.gW, desc.gb = _ptr(acc.get("weight")), _ptr(acc.get("bias"))
             desc.galpha, desc.glam = _ptr(acc.get("alpha")), _ptr(acc.get("lam"))
             (desc.delta, desc.gbelow, desc.wtmp, desc.atmp,
-             desc.wT, desc.cur, desc.wp, desc.d, desc.wcopy) = (_ptr(s) for s in scratch)
+             desc.cur, desc.wp, desc.d) = (_ptr(s) for s in scratch)
             credit = self._plumb_credit(desc, tr, batch_size, kw)
             plumb_alif(desc, layer, tr, acc, batch_size, self._keep, self._keep_ctypes)
             for t in [*tr.state, tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n, *acc.values(), *credit]:
@@ -171,11 +171,10 @@ class FusedStepper(FastPaths):
         self._present_slots = [k for k, t in enumerate(self._param_tensors) if t is not None]
         self._present = [self._param_tensors[k] for k in self._present_slots]
         self._last_ptrs: list[int] = []
-        self.plan = Plan(batch_size, len(layers), int(reset_feedback), 0, PARALLEL_MIN_WORK, 0, 0,
+        self.plan = Plan(batch_size, len(layers), int(reset_feedback), 0, PARALLEL_MIN_WORK, 0,
                          ctypes.cast(descs, ctypes.POINTER(LayerDesc)), self._params, 0.0,
                          self._storage(traces))
         self._plan_ref = ctypes.addressof(self.plan)  # an int converts faster than a byref
-        self._all_layers = (1 << len(layers)) - 1
         self._gbuf = torch.zeros(batch_size, self.n_out, **kw)
         self._scalar = torch.zeros((), **kw)  # the 0-dim loss tensor's prototype (quick_step)
         self._gbuf_ptr = self._gbuf.data_ptr()
@@ -282,7 +281,6 @@ class FusedStepper(FastPaths):
             for slot, ptr in zip(self._present_slots, ptrs):
                 self._params[slot] = ptr
             self._last_ptrs = ptrs
-        self.plan.w_dirty = self._all_layers  # check every step whether W changed (the kernel compares bits)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape != self._x_shape or x.dtype != self.dtype or not x.is_cpu or not x.is_contiguous():

@@ -40,7 +40,6 @@ class FastPaths:
         if ptrs != self._last_ptrs:
             self._refresh_params()
         plan = self.plan
-        plan.w_dirty = self._all_layers
         plan.track = 0
         y = torch.empty_like(self._gbuf)  # [B, C] of the kernel's dtype; empty_like parses no arguments
         loss = torch.empty_like(self._scalar)
