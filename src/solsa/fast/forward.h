@@ -35,9 +35,10 @@ static void for_each_neuron(int64_t no, int64_t work, int64_t par_min, Fn&& f) {
 
 // The current is summed in the C export's order (export_c/runtime.c, solsa_matvec_rows): from W's rows, each
 // in LANES partial sums (lane k: i = k, k + LANES, ...) added in lane order, then the rest of the row, then the
-// bias; a row under 2 LANES inputs is summed in the order i = 0, 1, ... (what the lanes give there too). W is
-// read as it is at every call (no cache), so a write to W by any means is seen. (GCC may fuse a multiply-add
-// here into one rounding, which the C export, built as ISO C, does not: the order is the same, not every bit.)
+// bias; a row under 2 LANES inputs is summed in the order i = 0, 1, ... (what the lanes give there too), by
+// columns_current. W's rows are read as they are at every call, so a write to W by any means is seen. (GCC may
+// fuse a multiply-add here into one rounding, which the C export, built as ISO C, does not: the order is the
+// same, not every bit.)
 constexpr int64_t LANES = 8;
 template <typename T>
 struct Lanes { typedef T vec __attribute__((vector_size(LANES * sizeof(T)))); };  // LANES partial sums, lane by lane
@@ -67,49 +68,60 @@ static inline void dot_rows(const T* __restrict W, int64_t ni, const T* __restri
             if (TWO) acc2[r] += xv2 * w;
         }
     }
+    // each row's sums in lane order, then the rest of the row (the loops over r innermost: they vectorise)
+    T t[R], t2[R];
     for (int r = 0; r < R; ++r) {
-        T t = acc[r][0], t2 = acc2[r][0];
-        for (int64_t k = 1; k < LANES; ++k) {
-            t += acc[r][k];
-            if (TWO) t2 += acc2[r][k];
+        t[r] = acc[r][0];
+        t2[r] = acc2[r][0];
+    }
+    for (int64_t k = 1; k < LANES; ++k)
+        for (int r = 0; r < R; ++r) {
+            t[r] += acc[r][k];
+            if (TWO) t2[r] += acc2[r][k];
         }
-        for (int64_t e = i; e < ni; ++e) {
-            t += x[e] * W[r * ni + e];
-            if (TWO) t2 += x2[e] * W[r * ni + e];
+    for (int64_t e = i; e < ni; ++e)
+        for (int r = 0; r < R; ++r) {
+            t[r] += x[e] * W[r * ni + e];
+            if (TWO) t2[r] += x2[e] * W[r * ni + e];
         }
-        out[r] = b ? t + b[r] : t;
-        if (TWO) out2[r] = t2;
+    for (int r = 0; r < R; ++r) {
+        out[r] = b ? t[r] + b[r] : t[r];
+        if (TWO) out2[r] = t2[r];
     }
 }
 
-// The same sums for rows under 2 LANES inputs, in the order i = 0, 1, ..., LANES rows at a time
+// A layer under 2 LANES inputs: the same sums in the order i = 0, 1, ..., vectorised over the neurons through
+// W^T [n_in, n_out] (L.wT), which is rebuilt whenever W's bits differ from the copy it was made from (L.wcopy):
+// compared at every call (n_in x n_out is small here), so a write to W by any means is seen.
 template <typename T, bool TWO>
-static void short_rows(const T* __restrict W, int64_t no, int64_t ni, const T* __restrict x, const T* __restrict x2,
-                       const T* b, T* out, T* out2) {
-    int64_t j = 0;
-    for (; j + LANES <= no; j += LANES) {
-        T t[LANES] = {}, t2[LANES] = {};
-        for (int64_t i = 0; i < ni; ++i) {
-            const T xi = x[i], xi2 = TWO ? x2[i] : T(0);
-            #pragma omp simd
-            for (int64_t k = 0; k < LANES; ++k) {
-                const T w = W[(j + k) * ni + i];
-                t[k] += xi * w;
-                if (TWO) t2[k] += xi2 * w;
-            }
-        }
-        for (int64_t k = 0; k < LANES; ++k) {
-            out[j + k] = b ? t[k] + b[j + k] : t[k];
-            if (TWO) out2[j + k] = t2[k];
+static void columns_current(const LayerDesc& L, const T* W, const T* x, const T* x2, const T* b, T* out, T* out2) {
+    const int64_t ni = L.n_in, no = L.n_out;
+    T* Wc = (T*)L.wcopy;
+    T* WT = (T*)L.wT;
+    if (std::memcmp(Wc, W, sizeof(T) * no * ni) != 0) {
+        std::memcpy(Wc, W, sizeof(T) * no * ni);
+        for (int64_t j = 0; j < no; ++j)
+            for (int64_t i = 0; i < ni; ++i) WT[i * no + j] = W[j * ni + i];
+    }
+    for (int64_t j = 0; j < no; ++j) out[j] = T(0);
+    if (TWO) for (int64_t j = 0; j < no; ++j) out2[j] = T(0);
+    for (int64_t i = 0; i < ni; ++i) {
+        const T* __restrict WTi = WT + i * no;
+        const T f = x[i], pi = TWO ? x2[i] : T(0);
+        T* __restrict o1 = out;
+        T* __restrict o2 = out2;
+        #pragma omp simd
+        for (int64_t j = 0; j < no; ++j) {
+            o1[j] += f * WTi[j];
+            if (TWO) o2[j] += pi * WTi[j];
         }
     }
-    for (; j < no; ++j) dot_rows<T, 1, TWO>(W + j * ni, ni, x, x2, b ? b + j : nullptr, out + j, out2 + j);
+    if (b) for (int64_t j = 0; j < no; ++j) out[j] += b[j];
 }
 
 // out = x W^T (+ b) for one sample; with TWO, out2 = x2 W^T as well
 template <typename T, bool TWO>
 static void rows_current(const T* W, int64_t no, int64_t ni, const T* x, const T* x2, const T* b, T* out, T* out2) {
-    if (ni < 2 * LANES) return short_rows<T, TWO>(W, no, ni, x, x2, b, out, out2);
     int64_t j = 0;
     for (; j + 4 <= no; j += 4) dot_rows<T, 4, TWO>(W + j * ni, ni, x, x2, b ? b + j : nullptr, out + j, out2 + j);
     for (; j < no; ++j) dot_rows<T, 1, TWO>(W + j * ni, ni, x, x2, b ? b + j : nullptr, out + j, out2 + j);
@@ -132,8 +144,14 @@ static void filter_and_current(const LayerDesc& L, void* const* P, int64_t B, co
             const int64_t k = b * ni + i;
             Fn[k] = (fpc ? alpha[i] : alpha[0]) * F[k] + (fpc ? beta[i] : beta[0]) * x[k];
         }
-        if (p) rows_current<T, true>(W, no, ni, Fn + b * ni, p + b * ni, bias, cur + b * no, wp + b * no);
-        else rows_current<T, false>(W, no, ni, Fn + b * ni, nullptr, bias, cur + b * no, cur + b * no);
+        const T* xb = Fn + b * ni;
+        if (ni < 2 * LANES) {
+            if (p) columns_current<T, true>(L, W, xb, p + b * ni, bias, cur + b * no, wp + b * no);
+            else columns_current<T, false>(L, W, xb, nullptr, bias, cur + b * no, cur + b * no);
+        } else {
+            if (p) rows_current<T, true>(W, no, ni, xb, p + b * ni, bias, cur + b * no, wp + b * no);
+            else rows_current<T, false>(W, no, ni, xb, nullptr, bias, cur + b * no, cur + b * no);
+        }
     }
 }
 

@@ -36,6 +36,7 @@ _DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 STORAGE = {torch.float16: 1, torch.bfloat16: 2}
 # below this many trace elements per layer (B·N_out·N_in) the kernel stays on one thread
 PARALLEL_MIN_WORK = 1 << 17
+SHORT_ROWS = 16  # layers with fewer inputs sum their current by columns (forward.h: 2 LANES)
 
 
 class LayerDesc(ctypes.Structure):
@@ -46,7 +47,7 @@ class LayerDesc(ctypes.Structure):
     _fields_ += [(name, ctypes.c_double) for name in ("threshold", "reset_amount", "width")]
     _fields_ += [(name, ctypes.c_void_p) for name in
                  ("F", "V", "o", "eps", "e", "p", "a", "m", "n", "gW", "gb", "galpha", "glam",
-                  "delta", "gbelow", "wtmp", "atmp", "cur", "wp", "d")]
+                  "delta", "gbelow", "wtmp", "atmp", "cur", "wp", "d", "wT", "wcopy")]
     # cross-layer credit (docs/credit.md; credit.h)
     _fields_ += [("credit_depth", ctypes.c_int64), ("cstage", ctypes.POINTER(ctypes.c_void_p))]
     _fields_ += [(name, ctypes.c_void_p) for name in ("lag_qE", "lag_uE", "lag_qN", "lag_uN", "eps_lag")]
@@ -144,7 +145,9 @@ class FusedStepper(FastPaths):
             scratch = [torch.zeros(batch_size, n_out, **kw), torch.zeros(batch_size, n_in, **kw),
                        torch.zeros(n_out, n_in, **kw), torch.zeros(n_in, **kw),
                        torch.zeros(batch_size, n_out, **kw), torch.zeros(batch_size, n_out, **kw),
-                       torch.zeros(batch_size, n_out, **kw)]
+                       torch.zeros(batch_size, n_out, **kw)]  # then W^T and the W it was made from (forward.h):
+            scratch += [torch.zeros(n_in, n_out, **kw), torch.full((n_out, n_in), float("nan"), **kw)] \
+                if n_in < SHORT_ROWS else [None, None]
             self._keep += scratch
             desc.n_in, desc.n_out = n_in, n_out
             desc.reset, desc.surrogate = _RESETS[cfg.reset], _SURROGATES[cfg.surrogate]
@@ -157,7 +160,7 @@ class FusedStepper(FastPaths):
             desc.gW, desc.gb = _ptr(acc.get("weight")), _ptr(acc.get("bias"))
             desc.galpha, desc.glam = _ptr(acc.get("alpha")), _ptr(acc.get("lam"))
             (desc.delta, desc.gbelow, desc.wtmp, desc.atmp,
-             desc.cur, desc.wp, desc.d) = (_ptr(s) for s in scratch)
+             desc.cur, desc.wp, desc.d, desc.wT, desc.wcopy) = (_ptr(s) for s in scratch)
             credit = self._plumb_credit(desc, tr, batch_size, kw)
             plumb_alif(desc, layer, tr, acc, batch_size, self._keep, self._keep_ctypes)
             for t in [*tr.state, tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n, *acc.values(), *credit]:

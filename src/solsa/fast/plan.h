@@ -21,6 +21,7 @@ struct LayerDesc {
     void *gW, *gb, *galpha, *glam;  // accumulators (null when not learned)
     void *delta, *gbelow, *wtmp, *atmp;  // scratch [B,n_out], [B,n_in], [n_out,n_in], [n_in]
     void *cur, *wp, *d;          // scratch [B,n_out] x3
+    void *wT, *wcopy;            // n_in < 16 only (forward.h, columns_current): [n_in,n_out] W^T, W as it was
     int64_t credit_depth;        // > 0: the traces are filtered through that many layers above (docs/credit.md)
     void** cstage;               // [credit_depth * 8]: q, u of e, a, m, n per stage (null where absent)
     void *lag_qE, *lag_uE, *lag_qN, *lag_uN, *eps_lag;  // cascade: eps and 1 through the layer above, eps~
