@@ -330,14 +330,15 @@ class FusedStepper(FastPaths):
         if self._handed:
             self._renew()
         self._refresh_params()
-        self.plan.track = int(track)
         if self.loss_kind < 0:
             return self._step_generic(x, target, weight, track)
         target, kind = self._target(target)
         y = torch.empty(self._y_shape, dtype=self.dtype)
         loss = torch.empty((), dtype=self.dtype)
+        self.plan.track = int(track)  # back to 0 at once: the streaming call (quick_step) leaves it alone
         status = self._step(self._plan_ref, x.data_ptr(), target.data_ptr(), kind, weight.data_ptr(),
                             self.loss_kind, y.data_ptr(), loss.data_ptr(), self._gbuf_ptr)
+        self.plan.track = 0
         if status:
             raise ValueError(f"class labels must be in [0, {self.n_out}); got {target.tolist()}")
         return y, loss, self.plan.magnitude if track else 0.0
@@ -397,5 +398,7 @@ class FusedStepper(FastPaths):
         self._forward(self._plan_ref, x.data_ptr(), y.data_ptr())
         value, g = self.loss.grad(y, target, weight)
         g = g.to(dtype=self.dtype).contiguous()
+        self.plan.track = int(track)
         self._backward(self._plan_ref, g.data_ptr())
+        self.plan.track = 0
         return y, value, self.plan.magnitude if track else 0.0
