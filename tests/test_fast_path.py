@@ -312,3 +312,35 @@ def test_flush_twice_clip_in_place_and_switch_backend():
         rule.flush()
         results.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
     assert (results[0] - results[1]).abs().max() <= TOL * results[0].abs().max()
+
+
+@needs_kernel
+@pytest.mark.parametrize("gran", ["layer", "channel"])
+def test_wide_layers_current_and_weight_writes_through_numpy_match_reference(gran):
+    """Layers of 16 inputs or more sum their current from W's rows (8 lane sums, forward.h), those under 16 by
+    columns through a cached W^T: both match the reference, also after W is written through numpy (no version
+    bump, same pointer) in a wide layer and in a narrow one."""
+    torch.manual_seed(3)
+    net = SNN(13, [37, 20], 4, readout="spike", alpha=0.5, beta=1.2, lam=0.6, filter_granularity=gran,
+              weight_scale=2.5, dtype=D)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(12, 2, 13, generator=g, dtype=D), torch.randint(0, 4, (2,), generator=g)
+    results = []
+    for backend in ("reference", "fused"):
+        net.load_state_dict(start)
+        net.zero_grad(set_to_none=True)
+        rule = SOLSA(net, "mse", backend=backend)
+        rule.reset(2)
+        outs = []
+        for t in range(12):
+            outs.append(rule.step(x[t], y).output)
+            if t in (4, 8):
+                for layer in net.layers:  # 13 (columns), 37 and 20 inputs (rows)
+                    layer.weight.detach().numpy()[:, ::3] *= 1.1
+        rule.flush()
+        grads = torch.cat([p.grad.flatten() for p in net.parameters()])
+        results.append((torch.cat([o.flatten() for o in outs]), grads))
+    assert results[0][0].abs().sum() > 0  # some spikes: the outputs are a real check
+    assert torch.equal(results[0][0], results[1][0])
+    assert (results[0][1] - results[1][1]).abs().max() <= TOL * results[0][1].abs().max()
