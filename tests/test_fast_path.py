@@ -261,25 +261,35 @@ def test_fused_restart_and_weight_edits_match_reference():
     """reset without flush keeps the aborted sequence's gradient; a new batch size rebuilds; W edited
     through ``.data`` (no version bump) between steps is seen."""
     net = make_net("subtract", "channel")
+
+    def steps(rule):
+        for B, T in ((3, 8), (3, 6), (2, 7)):
+            x, y = data(T=T, B=B, seed=B + T)
+            rule.reset(B)
+            for t in range(T):
+                yield rule.step(x[t], y).output
+                if t == 3:
+                    net.layers[1].weight.data.mul_(0.9)
+
+    assert_fused_matches_reference(net, steps)
+
+
+def assert_fused_matches_reference(net, steps) -> torch.Tensor:
+    """Run ``steps(rule)`` (a generator of outputs) with the reference and the fused SOLSA from the same start,
+    flush; the outputs must be equal and the gradients within TOL. Returns the reference's outputs."""
     start = {k: v.clone() for k, v in net.state_dict().items()}
     results = []
     for backend in ("reference", "fused"):
         net.load_state_dict(start)
         net.zero_grad(set_to_none=True)
         rule = SOLSA(net, "mse", backend=backend)
-        outs = []
-        for B, T in ((3, 8), (3, 6), (2, 7)):
-            x, y = data(T=T, B=B, seed=B + T)
-            rule.reset(B)
-            for t in range(T):
-                outs.append(rule.step(x[t], y).output)
-                if t == 3:
-                    net.layers[1].weight.data.mul_(0.9)
+        outs = list(steps(rule))
         rule.flush()
         grads = torch.cat([p.grad.flatten() for p in net.parameters()])
         results.append((torch.cat([o.flatten() for o in outs]), grads))
     assert torch.equal(results[0][0], results[1][0])
     assert (results[0][1] - results[1][1]).abs().max() <= TOL * results[0][1].abs().max()
+    return results[0][0]
 
 
 @needs_kernel
@@ -312,3 +322,26 @@ def test_flush_twice_clip_in_place_and_switch_backend():
         rule.flush()
         results.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
     assert (results[0] - results[1]).abs().max() <= TOL * results[0].abs().max()
+
+
+@needs_kernel
+@pytest.mark.parametrize("gran", ["layer", "channel"])
+def test_wide_layers_current_and_weight_writes_through_numpy_match_reference(gran):
+    """Layers of 16 inputs or more sum their current from W's rows (8 lane sums, forward.h), those under 16 by
+    columns through a cached W^T: both match the reference, also after W is written through numpy (no version
+    bump, same pointer) in a wide layer and in a narrow one."""
+    torch.manual_seed(3)
+    net = SNN(13, [37, 20], 4, readout="spike", alpha=0.5, beta=1.2, lam=0.6, filter_granularity=gran,
+              weight_scale=2.5, dtype=D)
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(12, 2, 13, generator=g, dtype=D), torch.randint(0, 4, (2,), generator=g)
+
+    def steps(rule):
+        rule.reset(2)
+        for t in range(12):
+            yield rule.step(x[t], y).output
+            if t in (4, 8):
+                for layer in net.layers:  # 13 (columns), 37 and 20 inputs (rows)
+                    layer.weight.detach().numpy()[:, ::3] *= 1.1
+
+    assert assert_fused_matches_reference(net, steps).abs().sum() > 0  # some spikes: the outputs are a real check

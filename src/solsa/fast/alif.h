@@ -68,7 +68,6 @@ static void alif_predict_layer(const Plan* plan, int64_t l, const T* x, T* Fn, T
     const AlifDesc& A = *L.alif;
     void* const* P = plan->params + 5 * l;
     const int64_t B = plan->batch, no = L.n_out;
-    if ((plan->w_dirty >> l) & 1) refresh_wt<T>(L, (const T*)P[0]);
     const T* V = (const T*)L.V; const T* o = (const T*)L.o; const T* bs = (const T*)A.b;
     filter_and_current<T>(L, P, B, x, (const T*)L.F, Fn, Vn);
     add_recurrent<T>(rec_weight<T>(plan, l), o, Vn, B, no);
@@ -128,7 +127,6 @@ static void alif_forward_layer(const Plan* plan, int64_t l, const T* x, bool rf)
     const T th = (T)L.threshold, ra = (T)L.reset_amount, ad = (T)A.adapt, rho = (T)A.rho;
     const int64_t reset = L.reset;
 
-    if ((plan->w_dirty >> l) & 1) refresh_wt<T>(L, W);
     if (p)
         for (int64_t b = 0; b < B; ++b)
             for (int64_t i = 0; i < ni; ++i) p[b * ni + i] = F[b * ni + i] + (fpc ? alpha[i] : alpha[0]) * p[b * ni + i];

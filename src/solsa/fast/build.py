@@ -29,7 +29,7 @@ from importlib import resources
 __all__ = ["load_kernel", "unavailable_reason", "cache_dir", "compiler_command", "kernel_source", "build_library",
            "ABI_VERSION"]
 
-ABI_VERSION = 16
+ABI_VERSION = 17
 _LOCK = threading.Lock()
 _STATE: dict[str, object] = {"tried": False, "lib": None, "reason": "not built yet"}
 

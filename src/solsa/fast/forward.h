@@ -33,11 +33,68 @@ static void for_each_neuron(int64_t no, int64_t work, int64_t par_min, Fn&& f) {
     }
 }
 
-// W^T [n_in, n_out], so that the currents vectorise over neurons; rebuilt only when W's bits changed
-// (whoever wrote them: optimizer, load_state_dict, .data), found by comparing with a copy. A cache:
-// rebuilding it changes no result.
+// The current is summed in the C export's order (export_c/runtime.c, solsa_matvec_rows): from W's rows, each
+// in LANES partial sums (lane k: i = k, k + LANES, ...) added in lane order, then the rest of the row, then the
+// bias; a row under 2 LANES inputs is summed in the order i = 0, 1, ... (what the lanes give there too), by
+// columns_current. W's rows are read as they are at every call, so a write to W by any means is seen. (GCC may
+// fuse a multiply-add here into one rounding, which the C export, built as ISO C, does not: the order is the
+// same, not every bit.)
+constexpr int64_t LANES = 8;
 template <typename T>
-static void refresh_wt(const LayerDesc& L, const T* W) {
+struct Lanes { typedef T vec __attribute__((vector_size(LANES * sizeof(T)))); };  // LANES partial sums, lane by lane
+template <typename T>
+using LaneVec = typename Lanes<T>::vec;
+
+template <typename T>
+static inline LaneVec<T> load_lanes(const T* p) {
+    LaneVec<T> v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+// out[r] = sum_i x_i W_ri (+ b_r) for R rows of W (row stride ni); with TWO, out2[r] = sum_i x2_i W_ri as well,
+// in the same pass over the rows
+template <typename T, int R, bool TWO>
+static inline void dot_rows(const T* __restrict W, int64_t ni, const T* __restrict x, const T* __restrict x2,
+                            const T* b, T* out, T* out2) {
+    LaneVec<T> acc[R], acc2[R];
+    for (int r = 0; r < R; ++r) acc[r] = acc2[r] = LaneVec<T>{};
+    int64_t i = 0;
+    for (; i + LANES <= ni; i += LANES) {
+        const LaneVec<T> xv = load_lanes(x + i), xv2 = TWO ? load_lanes(x2 + i) : LaneVec<T>{};
+        for (int r = 0; r < R; ++r) {
+            const LaneVec<T> w = load_lanes(W + r * ni + i);
+            acc[r] += xv * w;
+            if (TWO) acc2[r] += xv2 * w;
+        }
+    }
+    // each row's sums in lane order, then the rest of the row (the loops over r innermost: they vectorise)
+    T t[R], t2[R];
+    for (int r = 0; r < R; ++r) {
+        t[r] = acc[r][0];
+        t2[r] = acc2[r][0];
+    }
+    for (int64_t k = 1; k < LANES; ++k)
+        for (int r = 0; r < R; ++r) {
+            t[r] += acc[r][k];
+            if (TWO) t2[r] += acc2[r][k];
+        }
+    for (int64_t e = i; e < ni; ++e)
+        for (int r = 0; r < R; ++r) {
+            t[r] += x[e] * W[r * ni + e];
+            if (TWO) t2[r] += x2[e] * W[r * ni + e];
+        }
+    for (int r = 0; r < R; ++r) {
+        out[r] = b ? t[r] + b[r] : t[r];
+        if (TWO) out2[r] = t2[r];
+    }
+}
+
+// A layer under 2 LANES inputs: the same sums in the order i = 0, 1, ..., vectorised over the neurons through
+// W^T [n_in, n_out] (L.wT), which is rebuilt whenever W's bits differ from the copy it was made from (L.wcopy):
+// compared at every call (n_in x n_out is small here), so a write to W by any means is seen.
+template <typename T, bool TWO>
+static void columns_current(const LayerDesc& L, const T* W, const T* x, const T* x2, const T* b, T* out, T* out2) {
     const int64_t ni = L.n_in, no = L.n_out;
     T* Wc = (T*)L.wcopy;
     T* WT = (T*)L.wT;
@@ -46,48 +103,55 @@ static void refresh_wt(const LayerDesc& L, const T* W) {
         for (int64_t j = 0; j < no; ++j)
             for (int64_t i = 0; i < ni; ++i) WT[i * no + j] = W[j * ni + i];
     }
+    for (int64_t j = 0; j < no; ++j) out[j] = T(0);
+    if (TWO) for (int64_t j = 0; j < no; ++j) out2[j] = T(0);
+    for (int64_t i = 0; i < ni; ++i) {
+        const T* __restrict WTi = WT + i * no;
+        const T f = x[i], pi = TWO ? x2[i] : T(0);
+        T* __restrict o1 = out;
+        T* __restrict o2 = out2;
+        #pragma omp simd
+        for (int64_t j = 0; j < no; ++j) {
+            o1[j] += f * WTi[j];
+            if (TWO) o2[j] += pi * WTi[j];
+        }
+    }
+    if (b) for (int64_t j = 0; j < no; ++j) out[j] += b[j];
 }
 
-// F[t] = alpha F[t-1] + beta x[t] into Fn, and the current I = Fn W^T + b into cur (zero inputs skipped),
-// in the order forward_layer and predict_layer share, so that both give the same bits. With p, also
-// wp = W p (the per-layer alpha trace's product) in the same pass over W^T: each sum in the order of its own loop.
+// out = x W^T (+ b) for one sample; with TWO, out2 = x2 W^T as well
+template <typename T, bool TWO>
+static void rows_current(const T* W, int64_t no, int64_t ni, const T* x, const T* x2, const T* b, T* out, T* out2) {
+    int64_t j = 0;
+    for (; j + 4 <= no; j += 4) dot_rows<T, 4, TWO>(W + j * ni, ni, x, x2, b ? b + j : nullptr, out + j, out2 + j);
+    for (; j < no; ++j) dot_rows<T, 1, TWO>(W + j * ni, ni, x, x2, b ? b + j : nullptr, out + j, out2 + j);
+}
+
+// F[t] = alpha F[t-1] + beta x[t] into Fn, and the current I = Fn W^T + b into cur (rows_current), in the order
+// forward_layer, predict_layer and the ALIF layers (alif.h) share. With p, also wp = W p (the per-layer alpha
+// trace's product) in the same pass over W.
 template <typename T>
 static void filter_and_current(const LayerDesc& L, void* const* P, int64_t B, const T* x, const T* F, T* Fn,
                                T* cur, const T* p = nullptr, T* wp = nullptr) {
     const int64_t ni = L.n_in, no = L.n_out;
+    const T* W = (const T*)P[0];
     const T* bias = (const T*)P[1];
     const T* alpha = (const T*)P[2];
     const T* beta = (const T*)P[3];
-    const T* WT = (const T*)L.wT;
     const bool fpc = L.filter_per_channel != 0;
     for (int64_t b = 0; b < B; ++b) {
         for (int64_t i = 0; i < ni; ++i) {
             const int64_t k = b * ni + i;
             Fn[k] = (fpc ? alpha[i] : alpha[0]) * F[k] + (fpc ? beta[i] : beta[0]) * x[k];
         }
-        T* __restrict cb = cur + b * no;
-        T* __restrict wb = p ? wp + b * no : nullptr;
-        for (int64_t j = 0; j < no; ++j) cb[j] = T(0);
-        if (p) for (int64_t j = 0; j < no; ++j) wb[j] = T(0);
-        for (int64_t i = 0; i < ni; ++i) {
-            const T* __restrict WTi = WT + i * no;
-            const T f = Fn[b * ni + i];
-            const T pi = p ? p[b * ni + i] : T(0);
-            if (f != T(0) && pi != T(0)) {
-                #pragma omp simd
-                for (int64_t j = 0; j < no; ++j) {
-                    cb[j] += f * WTi[j];
-                    wb[j] += pi * WTi[j];
-                }
-            } else if (f != T(0)) {
-                #pragma omp simd
-                for (int64_t j = 0; j < no; ++j) cb[j] += f * WTi[j];
-            } else if (pi != T(0)) {
-                #pragma omp simd
-                for (int64_t j = 0; j < no; ++j) wb[j] += pi * WTi[j];
-            }
+        const T* xb = Fn + b * ni;
+        if (ni < 2 * LANES) {
+            if (p) columns_current<T, true>(L, W, xb, p + b * ni, bias, cur + b * no, wp + b * no);
+            else columns_current<T, false>(L, W, xb, nullptr, bias, cur + b * no, cur + b * no);
+        } else {
+            if (p) rows_current<T, true>(W, no, ni, xb, p + b * ni, bias, cur + b * no, wp + b * no);
+            else rows_current<T, false>(W, no, ni, xb, nullptr, bias, cur + b * no, cur + b * no);
         }
-        if (bias) for (int64_t j = 0; j < no; ++j) cb[j] += bias[j];
     }
 }
 
@@ -100,12 +164,10 @@ static inline T membrane(int64_t reset, T lj, T Vp, T op, T c, T ra) {
 }
 
 // The output of one layer at the next step from its current state, into Fn [B,n_in], Vn and on [B,n_out]:
-// state, traces and accumulators are not written (only the W^T cache may be refreshed).
+// state, traces and accumulators are not written.
 template <typename T>
-static void predict_layer(const LayerDesc& L, void* const* P, int64_t B, const T* x, bool w_dirty, T* Fn, T* Vn,
-                          T* on) {
+static void predict_layer(const LayerDesc& L, void* const* P, int64_t B, const T* x, T* Fn, T* Vn, T* on) {
     const int64_t no = L.n_out;
-    if (w_dirty) refresh_wt<T>(L, (const T*)P[0]);
     filter_and_current<T>(L, P, B, x, (const T*)L.F, Fn, Vn);
     const T* lam = (const T*)P[4];
     const T* V = (const T*)L.V;
@@ -122,7 +184,7 @@ static void predict_layer(const LayerDesc& L, void* const* P, int64_t B, const T
 
 template <typename T, typename S>
 static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T* x, bool rf, int64_t par_min,
-                          bool w_dirty, bool pending, bool e_later = false) {
+                          bool pending, bool e_later = false) {
     const int64_t ni = L.n_in, no = L.n_out;
     const T* W = (const T*)P[0];
     const T* alpha = (const T*)P[2];
@@ -137,7 +199,6 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
     const T th = (T)L.threshold, ra = (T)L.reset_amount, width = (T)L.width;
     const int64_t sur = L.surrogate;
 
-    if (w_dirty) refresh_wt<T>(L, W);
     // p[t] = F[t-1] + alpha p[t-1], before F moves on
     if (p) {
         for (int64_t b = 0; b < B; ++b)

@@ -36,6 +36,7 @@ _DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 STORAGE = {torch.float16: 1, torch.bfloat16: 2}
 # below this many trace elements per layer (B·N_out·N_in) the kernel stays on one thread
 PARALLEL_MIN_WORK = 1 << 17
+SHORT_ROWS = 16  # layers with fewer inputs sum their current by columns (forward.h: 2 LANES)
 
 
 class LayerDesc(ctypes.Structure):
@@ -46,7 +47,7 @@ class LayerDesc(ctypes.Structure):
     _fields_ += [(name, ctypes.c_double) for name in ("threshold", "reset_amount", "width")]
     _fields_ += [(name, ctypes.c_void_p) for name in
                  ("F", "V", "o", "eps", "e", "p", "a", "m", "n", "gW", "gb", "galpha", "glam",
-                  "delta", "gbelow", "wtmp", "atmp", "wT", "cur", "wp", "d", "wcopy")]
+                  "delta", "gbelow", "wtmp", "atmp", "cur", "wp", "d", "wT", "wcopy")]
     # cross-layer credit (docs/credit.md; credit.h)
     _fields_ += [("credit_depth", ctypes.c_int64), ("cstage", ctypes.POINTER(ctypes.c_void_p))]
     _fields_ += [(name, ctypes.c_void_p) for name in ("lag_qE", "lag_uE", "lag_qN", "lag_uN", "eps_lag")]
@@ -60,7 +61,7 @@ class Plan(ctypes.Structure):
 
     _fields_ = [("batch", ctypes.c_int64), ("n_layers", ctypes.c_int64), ("reset_feedback", ctypes.c_int64),
                 ("track", ctypes.c_int64), ("par_min", ctypes.c_int64), ("pending", ctypes.c_int64),
-                ("w_dirty", ctypes.c_int64), ("layers", ctypes.POINTER(LayerDesc)),
+                ("layers", ctypes.POINTER(LayerDesc)),
                 ("params", ctypes.POINTER(ctypes.c_void_p)), ("magnitude", ctypes.c_double),
                 ("storage", ctypes.c_int64)]
 
@@ -142,9 +143,11 @@ class FusedStepper(FastPaths):
             cfg = layer.config
             n_out, n_in = layer.weight.shape
             scratch = [torch.zeros(batch_size, n_out, **kw), torch.zeros(batch_size, n_in, **kw),
-                       torch.zeros(n_out, n_in, **kw), torch.zeros(n_in, **kw), torch.zeros(n_in, n_out, **kw),
+                       torch.zeros(n_out, n_in, **kw), torch.zeros(n_in, **kw),
                        torch.zeros(batch_size, n_out, **kw), torch.zeros(batch_size, n_out, **kw),
-                       torch.zeros(batch_size, n_out, **kw), torch.zeros(n_out, n_in, **kw)]
+                       torch.zeros(batch_size, n_out, **kw)]  # then W^T and the W it was made from (forward.h):
+            scratch += [torch.zeros(n_in, n_out, **kw), torch.full((n_out, n_in), float("nan"), **kw)] \
+                if n_in < SHORT_ROWS else [None, None]
             self._keep += scratch
             desc.n_in, desc.n_out = n_in, n_out
             desc.reset, desc.surrogate = _RESETS[cfg.reset], _SURROGATES[cfg.surrogate]
@@ -157,7 +160,7 @@ class FusedStepper(FastPaths):
             desc.gW, desc.gb = _ptr(acc.get("weight")), _ptr(acc.get("bias"))
             desc.galpha, desc.glam = _ptr(acc.get("alpha")), _ptr(acc.get("lam"))
             (desc.delta, desc.gbelow, desc.wtmp, desc.atmp,
-             desc.wT, desc.cur, desc.wp, desc.d, desc.wcopy) = (_ptr(s) for s in scratch)
+             desc.cur, desc.wp, desc.d, desc.wT, desc.wcopy) = (_ptr(s) for s in scratch)
             credit = self._plumb_credit(desc, tr, batch_size, kw)
             plumb_alif(desc, layer, tr, acc, batch_size, self._keep, self._keep_ctypes)
             for t in [*tr.state, tr.eps, tr.e, tr.p, tr.a, tr.m, tr.n, *acc.values(), *credit]:
@@ -171,11 +174,10 @@ class FusedStepper(FastPaths):
         self._present_slots = [k for k, t in enumerate(self._param_tensors) if t is not None]
         self._present = [self._param_tensors[k] for k in self._present_slots]
         self._last_ptrs: list[int] = []
-        self.plan = Plan(batch_size, len(layers), int(reset_feedback), 0, PARALLEL_MIN_WORK, 0, 0,
+        self.plan = Plan(batch_size, len(layers), int(reset_feedback), 0, PARALLEL_MIN_WORK, 0,
                          ctypes.cast(descs, ctypes.POINTER(LayerDesc)), self._params, 0.0,
                          self._storage(traces))
         self._plan_ref = ctypes.addressof(self.plan)  # an int converts faster than a byref
-        self._all_layers = (1 << len(layers)) - 1
         self._gbuf = torch.zeros(batch_size, self.n_out, **kw)
         self._scalar = torch.zeros((), **kw)  # the 0-dim loss tensor's prototype (quick_step)
         self._gbuf_ptr = self._gbuf.data_ptr()
@@ -282,7 +284,6 @@ class FusedStepper(FastPaths):
             for slot, ptr in zip(self._present_slots, ptrs):
                 self._params[slot] = ptr
             self._last_ptrs = ptrs
-        self.plan.w_dirty = self._all_layers  # check every step whether W changed (the kernel compares bits)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape != self._x_shape or x.dtype != self.dtype or not x.is_cpu or not x.is_contiguous():
@@ -329,14 +330,15 @@ class FusedStepper(FastPaths):
         if self._handed:
             self._renew()
         self._refresh_params()
-        self.plan.track = int(track)
         if self.loss_kind < 0:
             return self._step_generic(x, target, weight, track)
         target, kind = self._target(target)
         y = torch.empty(self._y_shape, dtype=self.dtype)
         loss = torch.empty((), dtype=self.dtype)
+        self.plan.track = int(track)  # back to 0 at once: the streaming call (quick_step) leaves it alone
         status = self._step(self._plan_ref, x.data_ptr(), target.data_ptr(), kind, weight.data_ptr(),
                             self.loss_kind, y.data_ptr(), loss.data_ptr(), self._gbuf_ptr)
+        self.plan.track = 0
         if status:
             raise ValueError(f"class labels must be in [0, {self.n_out}); got {target.tolist()}")
         return y, loss, self.plan.magnitude if track else 0.0
@@ -396,5 +398,7 @@ class FusedStepper(FastPaths):
         self._forward(self._plan_ref, x.data_ptr(), y.data_ptr())
         value, g = self.loss.grad(y, target, weight)
         g = g.to(dtype=self.dtype).contiguous()
+        self.plan.track = int(track)
         self._backward(self._plan_ref, g.data_ptr())
+        self.plan.track = 0
         return y, value, self.plan.magnitude if track else 0.0

@@ -36,8 +36,7 @@ static void predict_all(const Plan* plan, const T* x, T* y_out, void* const* scr
         if (plan->layers[l].alif)
             alif_predict_layer<T>(plan, l, in, (T*)scratch[3 * l], (T*)scratch[3 * l + 1], on);
         else
-            predict_layer<T>(plan->layers[l], plan->params + 5 * l, plan->batch, in, (plan->w_dirty >> l) & 1,
-                             (T*)scratch[3 * l], (T*)scratch[3 * l + 1], on);
+            predict_layer<T>(plan->layers[l], plan->params + 5 * l, plan->batch, in, (T*)scratch[3 * l], (T*)scratch[3 * l + 1], on);
         in = on;
     }
     const LayerDesc& top = plan->layers[plan->n_layers - 1];
@@ -57,12 +56,11 @@ static void forward_all(Plan* plan, const T* x, T* y_out) {
         if (L.alif)
             alif_forward_layer<T, S>(plan, l, in, rf);
         else
-            forward_layer<T, S>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min, (plan->w_dirty >> l) & 1,
+            forward_layer<T, S>(L, plan->params + 5 * l, plan->batch, in, rf, plan->par_min,
                                 plan->pending != 0 && L.credit_depth == 0, e_in_credit<T, S>(plan, L));
         if (l > 0) credit_forward<T, S>(plan, l);
         in = (const T*)L.o;
     }
-    plan->w_dirty = 0;
     plan->pending = 0;
     const LayerDesc& top = plan->layers[plan->n_layers - 1];
     std::memcpy(y_out, top.o, sizeof(T) * plan->batch * top.n_out);
@@ -138,5 +136,5 @@ int64_t solsa_step_f64(Plan* p, const double* x, const void* t, int64_t tk, cons
     FlushDenormals f;
     return SOLSA_S(double, (step_all<double, S>(p, x, t, tk, w, lk, y, loss, gbuf)));
 }
-int64_t solsa_abi_version() { return 16; }
+int64_t solsa_abi_version() { return 17; }
 }

@@ -20,8 +20,8 @@ struct LayerDesc {
     void *e, *p, *a, *m, *n;     // traces (p, a, m, n may be null)
     void *gW, *gb, *galpha, *glam;  // accumulators (null when not learned)
     void *delta, *gbelow, *wtmp, *atmp;  // scratch [B,n_out], [B,n_in], [n_out,n_in], [n_in]
-    void *wT, *cur, *wp, *d;     // scratch [n_in,n_out] (W transposed), [B,n_out] x3
-    void *wcopy;                 // [n_out,n_in]: the W that wT was made from
+    void *cur, *wp, *d;          // scratch [B,n_out] x3
+    void *wT, *wcopy;            // n_in < 16 only (forward.h, columns_current): [n_in,n_out] W^T, W as it was
     int64_t credit_depth;        // > 0: the traces are filtered through that many layers above (docs/credit.md)
     void** cstage;               // [credit_depth * 8]: q, u of e, a, m, n per stage (null where absent)
     void *lag_qE, *lag_uE, *lag_qN, *lag_uN, *eps_lag;  // cascade: eps and 1 through the layer above, eps~
@@ -35,7 +35,6 @@ struct LayerDesc {
 struct Plan {
     int64_t batch, n_layers, reset_feedback, track, par_min;
     int64_t pending;  // 1: every layer's delta of the last step still has to be added to gW (sum_b delta e)
-    int64_t w_dirty;  // bit l set: layer l's W changed since the last call (re-transpose it)
     LayerDesc* layers;
     void** params;   // 5 per layer: W, b (or null), alpha, beta, lam
     double magnitude;  // out: sum over layers of |this step's weight gradient| (when track)

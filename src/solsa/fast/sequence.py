@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import torch
 
+from ..rules.base import StepResult
+
 __all__ = ["FastPaths"]
 
 _DATA_PTR = torch.Tensor.data_ptr
+_new_tuple = tuple.__new__  # StepResult(y, loss) without its Python-level __new__
 
 
 class FastPaths:
     """Mixed into :class:`~solsa.fast.fused.FusedStepper` (its attributes: the plan, shapes, kernel functions)."""
 
-    def quick_step(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None):
+    def quick_step(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> StepResult | None:
         """:meth:`step` without tracking for the common streaming call -- ``x`` ``[B, N_in]`` and labels
         ``[B]`` (int64) or a dense target ``[B, C]``, all contiguous CPU tensors of the kernel's dtypes, a
-        built-in loss -- with no conversion and few Python operations: ``(output, loss)``, the bits of
-        :meth:`step`. Returns None, touching nothing, for any other call (the caller then takes :meth:`step`)."""
+        built-in loss -- with no conversion and few Python operations: ``StepResult(output, loss)``, the
+        bits of :meth:`step`. Returns None, touching nothing, for any other call (the caller then takes
+        :meth:`step`)."""
         if (type(x) is not torch.Tensor or type(target) is not torch.Tensor  # noqa: E721 - exact type, fast
                 or x.dtype is not self.dtype or x.shape != self._x_shape or not x.is_contiguous() or not x.is_cpu
                 or self.loss_kind < 0 or self._handed):
@@ -39,15 +43,12 @@ class FastPaths:
         ptrs = list(map(_DATA_PTR, self._present))  # _refresh_params, inlined
         if ptrs != self._last_ptrs:
             self._refresh_params()
-        plan = self.plan
-        plan.w_dirty = self._all_layers
-        plan.track = 0
         y = torch.empty_like(self._gbuf)  # [B, C] of the kernel's dtype; empty_like parses no arguments
         loss = torch.empty_like(self._scalar)
         if self._step(self._plan_ref, x.data_ptr(), target.data_ptr(), kind, weight.data_ptr(), self.loss_kind,
                       y.data_ptr(), loss.data_ptr(), self._gbuf_ptr):
             raise ValueError(f"class labels must be in [0, {self.n_out}); got {target.tolist()}")
-        return y, loss
+        return _new_tuple(StepResult, (y, loss, None))
 
     def run(self, x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor):
         """``T`` learning steps in one kernel call (``solsa_sequence``), the bits of ``T`` calls of :meth:`step`:

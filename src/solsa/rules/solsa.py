@@ -224,7 +224,7 @@ class SOLSA(OnlineRule):
         if fused is not None and target is not None and not magnitude:  # the streaming call, checked lean
             out = fused.quick_step(x, target, weight)
             if out is not None:
-                return StepResult(out[0], out[1])
+                return out
         return super().step(x, target, weight, magnitude=magnitude)
 
     step.__doc__ = OnlineRule.step.__doc__
