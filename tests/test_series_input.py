@@ -217,3 +217,15 @@ def test_uea_default_is_the_delay_line_for_one_channel_and_direct_for_several(tm
     train, labels = _series()  # two channels
     assert load_task("uea:Odd", extract_path=_uea(tmp_path / "two", train, labels)).info["encoder"] == "direct"
     assert load_task("uea:Odd", extract_path=path, max_steps="none").info["pool"] == 1
+
+
+def test_default_one_channel_encoder_takes_its_options_without_naming_it():
+    """uea picks `delay` for a one-channel set by the data: its options are accepted without `encoder`,
+    and a set with several channels (default `direct`) refuses them with an error naming the default."""
+    task = load_task("uea:ItalyPowerDemand", taps=3, dilations=1)
+    assert task.info["encoder"] == "delay" and task.info["encoder_options"]["taps"] == 3
+    assert task.train.x.shape[-1] == 3  # 3 taps at one dilation
+    with pytest.raises(ValueError, match="default encoder is 'direct'"):
+        load_task("uea:BasicMotions", taps=3)
+    with pytest.raises(ValueError, match="options of encoder 'delay'"):
+        load_task("uea:ItalyPowerDemand", bogus=1)

@@ -104,7 +104,9 @@ def run_accuracy(
     report = compare(base, list(rules), seeds, out, tasks=tasks, models=(base.model,), progress=False,
                      log=log, on_run=line)
     rows = []
-    encoder_options = encoder_defaults(base.encoder or TASKS["uea"].default_encoder)
+    family = TASKS["uea"]
+    encoders = (base.encoder,) if base.encoder else (family.default_encoder, *family.data_encoders)
+    encoder_options = set().union(*(encoder_defaults(name) for name in encoders))
     for name in sets:
         spec = f"uea:{name}"
         cfg = dataclasses.replace(base, task=spec)

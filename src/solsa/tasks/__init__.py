@@ -55,15 +55,16 @@ def list_tasks() -> list[tuple[str, str]]:
     return [row for family in TASKS.values() for row in family.listing]
 
 
-def _resolve(spec: str, options: dict[str, Any]) -> tuple[Callable[..., Task], tuple[Any, ...], str]:
-    """Spec -> (loader, positional args, default encoder). May set ``options["mode"]``."""
+def _resolve(spec: str, options: dict[str, Any]) -> tuple[Callable[..., Task], tuple[Any, ...], tuple[str, ...]]:
+    """Spec -> (loader, positional args, default encoders: the family's, then those it picks by the data).
+    May set ``options["mode"]``."""
     head, sep, arg = spec.partition(":")
     family = TASKS.get(head)
     args = family.loader_args(spec, arg if sep else None, options) if family is not None else None
     if args is None:
         valid = ", ".join(name for name, _ in list_tasks())
         raise ValueError(f"unknown task {spec!r}; valid tasks: {valid}")
-    return family.loader, args, family.default_encoder
+    return family.loader, args, (family.default_encoder, *family.data_encoders)
 
 
 def load_task(
@@ -98,12 +99,12 @@ def load_task(
         raise ValueError(f"task spec must be a string, got {type(spec).__name__}")
     check_positive_int("seed", seed, minimum=0)
     options = dict(options)
-    loader, args, default_encoder = _resolve(spec.strip(), options)
+    loader, args, default_encoders = _resolve(spec.strip(), options)
     params = inspect.signature(loader).parameters
     task_keys = {p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
     task_keys -= {"seed", "val_fraction", "encoder", "encoder_options"}
-    enc_name = default_encoder if encoder is None else encoder
-    enc_keys = set(encoder_defaults(enc_name))  # raises for an unknown encoder
+    enc_names = default_encoders if encoder is None else (encoder,)
+    enc_keys = set().union(*(encoder_defaults(name) for name in enc_names))  # raises for an unknown encoder
     enc_opts = dict(encoder_options or {})
     task_opts: dict[str, Any] = {}
     for key, value in options.items():
@@ -116,7 +117,8 @@ def load_task(
         else:
             raise ValueError(
                 f"unknown option {key!r} for task {spec!r}; task options: {sorted(task_keys)}, "
-                f"options of encoder {enc_name!r}: {sorted(enc_keys) or 'none'}"
+                + ", ".join(f"options of encoder {name!r}: {sorted(encoder_defaults(name)) or 'none'}"
+                            for name in enc_names)
             )
     return loader(
         *args, seed=seed, val_fraction=val_fraction, encoder=encoder, encoder_options=enc_opts, **task_opts

@@ -176,6 +176,8 @@ class TaskFamily:
             ``"pair"`` (``A:B``, the loader's first two arguments) or ``"mode"`` (an optional ``:MODE``, one
             of ``modes``, passed as the option ``mode``).
         modes: the valid ``MODE`` values and what each means (``argument="mode"``).
+        data_encoders: other encoders the loader picks by the data when none is named (uea: ``delay`` for a
+            set with one channel); their options are accepted too, and the loader checks them against its choice.
     """
 
     name: str
@@ -184,6 +186,7 @@ class TaskFamily:
     listing: tuple[tuple[str, str], ...]
     argument: str = "none"
     modes: dict[str, str] = field(default_factory=dict)
+    data_encoders: tuple[str, ...] = ()
 
     def loader_args(self, spec: str, arg: str | None, options: dict[str, Any]) -> tuple[Any, ...] | None:
         """The loader's positional arguments for ``NAME[:arg]`` (None if the spec does not fit this family).

@@ -131,8 +131,15 @@ def load_uea(
     original = max(len(s) for s in seq_tr + seq_te)
     pool = 1 if max_steps is None else math.ceil(original / max_steps)
     seq_tr, seq_te = pool_sequences(seq_tr, pool), pool_sequences(seq_te, pool)
-    default = UNIVARIATE_ENCODER if seq_tr[0].shape[1] == 1 else DEFAULT_ENCODER
-    enc_name, enc_opts = encoder_settings(encoder, default, encoder_options)
+    channels = seq_tr[0].shape[1]
+    default = UNIVARIATE_ENCODER if channels == 1 else DEFAULT_ENCODER
+    try:
+        enc_name, enc_opts = encoder_settings(encoder, default, encoder_options)
+    except ValueError as exc:
+        if encoder is not None:
+            raise
+        raise ValueError(f"{exc} (UEA data set {name!r} has {channels} channel(s), so its default encoder is "
+                         f"{default!r}; name the encoder to set another one's options)") from None
     if seq_tr[0].shape[1] != seq_te[0].shape[1]:
         raise ValueError(
             f"UEA data set {name!r}: train has {seq_tr[0].shape[1]} channels but test has {seq_te[0].shape[1]}"
@@ -182,4 +189,5 @@ FAMILY = TaskFamily(
                   "options: extract_path, normalize (channel, series, none), max_steps (average-pool longer "
                   "series to at most this many steps; default 100, none: full length)"),),
     argument="required",
+    data_encoders=(UNIVARIATE_ENCODER,),
 )
