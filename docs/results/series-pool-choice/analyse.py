@@ -33,42 +33,13 @@ def main(out: Path, show_test: bool) -> None:
     for p in sorted(out.iterdir()):
         if p.is_dir() and p.name.startswith("pool") and p.name != DEFAULT:
             configs[p.name] = delay.collect(p) | {UNPOOLED: base[UNPOOLED]}
-    seeds = [k for k in sorted(base[SETS[0]]) if all(k in c.get(s, {}) for c in configs.values() for s in SETS)]
-    if not seeds:
-        raise SystemExit("no seed with every configuration on every set yet")
-    mean = statistics.fmean
-    summary = {}
-    print(f"validation accuracy (%) at the chosen epoch, seeds {seeds} (the choice reads this table only)")
-    print("| configuration | " + " | ".join(SETS) + " | mean | per-seed means | training s/run (pooled sets) |")
-    print("|---|" + "---|" * (len(SETS) + 3))
-    for name, c in configs.items():
-        per_seed = [mean(c[s][k]["val"] for s in SETS) for k in seeds]
-        sets = {s: mean(c[s][k]["val"] for k in seeds) for s in SETS}
-        secs = {s: mean(c[s][k]["seconds"] for k in seeds) for s in SETS if s != UNPOOLED}
-        summary[name] = {"val_mean": mean(per_seed), "per_seed_mean": per_seed, "per_set": sets,
-                         "seed_range": max(per_seed) - min(per_seed), "train_seconds_per_run": secs,
-                         "runs": {s: {k: c[s][k] for k in seeds} for s in SETS}}
-        print(f"| {name} | " + " | ".join(f"{sets[s]:.1f}" for s in SETS) + f" | {mean(per_seed):.1f} | "
-              + " / ".join(f"{v:.1f}" for v in per_seed) + " | "
-              + " / ".join(f"{s} {v:.0f}" for s, v in secs.items()) + " |")
-    best = max((n for n in summary if n != DEFAULT), key=lambda n: summary[n]["val_mean"], default=None)
-    decision = DEFAULT
-    if best is not None:
-        lead = summary[best]["val_mean"] - summary[DEFAULT]["val_mean"]
-        spread = max(summary[best]["seed_range"], summary[DEFAULT]["seed_range"])
-        print(f"\nbest candidate: {best}, lead over {DEFAULT} {lead:+.1f} points, seed spread {spread:.1f}")
-        decision = best if lead > spread and len(seeds) > 1 else DEFAULT
-    print(f"decision: {decision}" + ("" if len(seeds) > 1 else " (one seed: no decision)"))
-    if decision != DEFAULT and show_test:
-        print("\ntest accuracy (%) at the chosen epoch, mean ± std over seeds (read after choosing)")
-        for n in (DEFAULT, decision):
-            r = summary[n]["runs"]
-            print(f"| {n} | " + " | ".join(
-                f"{mean(r[s][k]['test'] for k in seeds):.1f} ± "
-                f"{statistics.stdev([r[s][k]['test'] for k in seeds]) if len(seeds) > 1 else 0.0:.1f}"
-                for s in SETS) + " |")
-    (out / "choice.json").write_text(json.dumps({"seeds": seeds, "decision": decision,
-                                                 "configurations": summary}, indent=1))
+    result = delay.decide(configs, DEFAULT, show_test)  # s/run there: ItalyPowerDemand's are the default's
+    print("\ntraining seconds per run (history.csv's epochs summed), mean over the seeds, pooled sets")
+    for name, c in result["configurations"].items():
+        print(f"| {name} | " + " | ".join(
+            f"{s} {statistics.fmean(r['seconds'] for r in c['runs'][s].values()):.0f}"
+            for s in SETS if s != UNPOOLED) + " |")
+    (out / "choice.json").write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

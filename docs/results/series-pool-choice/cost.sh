@@ -2,7 +2,7 @@
 # Cost of one SOLSA run per max_steps, measured interleaved (docs/series.md §9): ROUNDS rounds, each running
 # every (set, max_steps) once for EPOCHS epochs, the order rotated each round, one process at a time,
 # OMP_NUM_THREADS=1. Prints per run: the process's CPU seconds (user + system, data loading included) and the
-# training seconds summed over history.csv's epochs (wall), then python cost.py OUT summarises.
+# training seconds summed over history.csv's epochs (wall); the lines it printed are kept in cost.txt here.
 # Usage: bash cost.sh OUT   (from the worktree root, PYTHONPATH=src)
 set -euo pipefail
 out=${1:?OUT}; mkdir -p "$out"
