@@ -49,6 +49,14 @@ def main(out: Path, bank_hist: Path | None, show_test: bool) -> None:
     configs = {p.name: collect(p) for p in sorted(out.iterdir()) if p.is_dir() and p.name != "histories"}
     if "bank" not in configs and bank_hist is not None:
         configs["bank"] = collect(bank_hist)
+    result = decide(configs, "bank", show_test)
+    (out / "choice.json").write_text(json.dumps(result, indent=1))
+
+
+def decide(configs: dict, base_name: str, show_test: bool = False) -> dict:
+    """Print the validation table of ``configs`` ({name: collect()}) and apply the rule against
+    ``base_name``; with ``show_test``, the test table of the decision and the base. Returns choice.json's
+    content: {"seeds", "decision", "configurations"}."""
     seeds = sorted({k for c in configs.values() for runs in c.values() for k in runs})
     # only seeds every configuration has on every set, so the rows compare the same splits
     seeds = [k for k in seeds if all(k in c.get(s, {}) for c in configs.values() for s in SETS)]
@@ -68,25 +76,24 @@ def main(out: Path, bank_hist: Path | None, show_test: bool) -> None:
                          "runs": {s: {k: c[s][k] for k in seeds} for s in SETS}}
         print(f"| {name} | " + " | ".join(f"{sets[s]:.1f}" for s in SETS) + f" | {mean(per_seed):.1f} | "
               + " / ".join(f"{v:.1f}" for v in per_seed) + f" | {secs:.0f} |")
-    base = summary["bank"]
-    best = max((n for n in summary if n != "bank"), key=lambda n: summary[n]["val_mean"], default=None)
-    decision = "bank"
+    base = summary[base_name]
+    best = max((n for n in summary if n != base_name), key=lambda n: summary[n]["val_mean"], default=None)
+    decision = base_name
     if best is not None:
         lead = summary[best]["val_mean"] - base["val_mean"]
         spread = max(summary[best]["seed_range"], base["seed_range"])
-        print(f"\nbest delay configuration: {best}, lead over bank {lead:+.1f} points, seed spread {spread:.1f}")
-        decision = best if lead > spread and len(seeds) > 1 else "bank"
+        print(f"\nbest candidate: {best}, lead over {base_name} {lead:+.1f} points, seed spread {spread:.1f}")
+        decision = best if lead > spread and len(seeds) > 1 else base_name
     print(f"decision: {decision}" + ("" if len(seeds) > 1 else " (one seed: no decision)"))
-    if decision != "bank" and show_test:
+    if decision != base_name and show_test:
         print("\ntest accuracy (%) at the chosen epoch, mean ± std over seeds (read after choosing)")
-        for n in ("bank", decision):
+        for n in (base_name, decision):
             r = summary[n]["runs"]
             print(f"| {n} | " + " | ".join(
                 f"{mean(r[s][k]['test'] for k in seeds):.1f} ± "
                 f"{statistics.stdev([r[s][k]['test'] for k in seeds]) if len(seeds) > 1 else 0.0:.1f}"
                 for s in SETS) + " |")
-    (out / "choice.json").write_text(json.dumps({"seeds": seeds, "decision": decision,
-                                                 "configurations": summary}, indent=1))
+    return {"seeds": seeds, "decision": decision, "configurations": summary}
 
 
 if __name__ == "__main__":
