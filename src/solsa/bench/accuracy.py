@@ -104,8 +104,7 @@ def run_accuracy(
     report = compare(base, list(rules), seeds, out, tasks=tasks, models=(base.model,), progress=False,
                      log=log, on_run=line)
     rows = []
-    family = TASKS["uea"]
-    encoders = (base.encoder,) if base.encoder else (family.default_encoder, *family.data_encoders)
+    encoders = (base.encoder,) if base.encoder else TASKS["uea"].default_encoders
     encoder_options = set().union(*(encoder_defaults(name) for name in encoders))
     for name in sets:
         spec = f"uea:{name}"

@@ -64,7 +64,7 @@ def _resolve(spec: str, options: dict[str, Any]) -> tuple[Callable[..., Task], t
     if args is None:
         valid = ", ".join(name for name, _ in list_tasks())
         raise ValueError(f"unknown task {spec!r}; valid tasks: {valid}")
-    return family.loader, args, (family.default_encoder, *family.data_encoders)
+    return family.loader, args, family.default_encoders
 
 
 def load_task(

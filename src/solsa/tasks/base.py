@@ -188,6 +188,11 @@ class TaskFamily:
     modes: dict[str, str] = field(default_factory=dict)
     data_encoders: tuple[str, ...] = ()
 
+    @property
+    def default_encoders(self) -> tuple[str, ...]:
+        """Every encoder the loader may use when none is named: the family's default, then those it picks by the data."""
+        return (self.default_encoder, *self.data_encoders)
+
     def loader_args(self, spec: str, arg: str | None, options: dict[str, Any]) -> tuple[Any, ...] | None:
         """The loader's positional arguments for ``NAME[:arg]`` (None if the spec does not fit this family).
 
