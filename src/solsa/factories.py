@@ -17,6 +17,7 @@ from .distributed import DataParallel
 from .layers import SNN
 from .learner import Learner
 from .rules import LearningRule, get_rule
+from .tasks.encoders import learned_channels
 from .validation import check_choice
 
 __all__ = ["network_options", "build_network", "build_rule", "make_optimizer", "build_learner", "parameter_groups"]
@@ -38,9 +39,12 @@ def network_options(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def build_network(cfg: TrainConfig, n_inputs: int, n_outputs: int) -> SNN:
-    """The run's :class:`~solsa.SNN` in ``cfg.dtype``, on the CPU (move it with ``.to(device)``)."""
+    """The run's :class:`~solsa.SNN` in ``cfg.dtype``, on the CPU (move it with ``.to(device)``); with the
+    ``linear`` encoder, its learned ``E`` (:mod:`solsa.linear_encoder`) of ``channels`` rows."""
     return SNN(n_inputs, cfg.hidden, n_outputs, readout=cfg.readout, readout_lam=cfg.readout_lam,
-               readout_alpha=cfg.readout_alpha, readout_score=cfg.readout_score, dtype=getattr(torch, cfg.dtype), **network_options(cfg))
+               readout_alpha=cfg.readout_alpha, readout_score=cfg.readout_score,
+               encoder_channels=learned_channels(cfg.encoder, cfg.task_options), dtype=getattr(torch, cfg.dtype),
+               **network_options(cfg))
 
 
 def build_rule(cfg: TrainConfig, net: SNN) -> LearningRule:
@@ -78,9 +82,11 @@ def parameter_groups(net: SNN, lr: float, filter_lr_scale: float, filter_update:
     weights' size moves them far). ``filter_update`` "log" marks the dynamics' groups with the coordinates
     :class:`~solsa.Learner` steps them in (:mod:`solsa.coordinates`); "linear" steps the values. Step log
     groups through :meth:`~solsa.Learner.apply` (or inside ``solsa.coordinates.stepped_in_coordinates``): a
-    bare ``optimizer.step()`` ignores the mark and steps the values."""
+    bare ``optimizer.step()`` ignores the mark and steps the values. ``net.derived_parameters()`` (a learned
+    encoder's ``W·E``) are left out: their factors are stepped."""
     check_choice("filter_update", filter_update, FILTER_UPDATES)
-    named = [(name.rpartition(".")[2], p) for name, p in net.named_parameters() if p.requires_grad]
+    derived = {id(p) for p in net.derived_parameters()}  # W·E of a learned encoder: W and E are stepped instead
+    named = [(name.rpartition(".")[2], p) for name, p in net.named_parameters() if p.requires_grad and id(p) not in derived]
     weights = [p for kind, p in named if kind not in DYNAMICS]
     groups: list[dict[str, Any]] = [{"params": weights, "lr": lr}]
     if filter_update == "linear":

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .functional import NEURONS, RESET_MODES, LIFConfig, LIFParams, LIFState, lif_step
+from .linear_encoder import LinearEncoder
 from .surrogate import check_surrogate
 from .validation import check_choice, check_input, check_positive_int, check_range
 
@@ -182,6 +183,8 @@ class SNN(nn.Module):
             cross-entropy; predicts by its time-averaged output).
         readout_lam: membrane decay of the leaky readout (0: an instantaneous linear readout).
         readout_alpha: initial synaptic decay α of the output layer (None: the same as the other layers).
+        encoder_channels: K of a learned linear encoder (:mod:`solsa.linear_encoder`): the first layer's weight
+            becomes ``W·E`` with ``E`` ``[K, n_inputs]`` and ``W`` ``[hidden[0], K]`` learned (None: no encoder).
         readout_score: how :meth:`scores` reads the outputs over time, one of :data:`READOUT_SCORES`: ``"mean"``
             (today's: spike count / time-averaged output), ``"last"`` (the last valid step) or ``"max"``
             (the maximum over the valid steps). The loss weights over time follow it
@@ -201,6 +204,7 @@ class SNN(nn.Module):
         readout_lam: float = 0.0,
         readout_alpha: float | None = None,
         readout_score: str = "mean",
+        encoder_channels: int | None = None,
         **layer_options,
     ) -> None:
         super().__init__()
@@ -225,6 +229,12 @@ class SNN(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.readout = readout
         self.n_inputs, self.n_outputs = n_inputs, n_outputs
+        self.encoder: LinearEncoder | None = None
+        if encoder_channels is not None:
+            first = self.layers[0].weight
+            self.encoder = LinearEncoder(n_inputs, encoder_channels, first.shape[0], device=first.device,
+                                         dtype=first.dtype, weight_scale=layer_options.get("weight_scale", 1.0))
+            self.encoder.sync_(first)
 
     def init_state(self, batch_size: int) -> list[LIFState]:
         return [layer.init_state(batch_size) for layer in self.layers]
@@ -279,8 +289,24 @@ class SNN(nn.Module):
 
     @torch.no_grad()
     def clamp_(self) -> None:
+        """Clamp every layer's α, β, λ and, with a learned encoder, set the first layer's weight to ``W·E``
+        (call after each optimizer step)."""
         for layer in self.layers:
             layer.clamp_()
+        if self.encoder is not None:
+            self.encoder.sync_(self.layers[0].weight)
+
+    def derived_parameters(self) -> list[nn.Parameter]:
+        """Parameters computed from others and never stepped: the first layer's weight ``W·E`` under a learned
+        encoder (its gradient goes to ``W`` and ``E``, :meth:`encoder_grads_`); else none."""
+        return [] if self.encoder is None else [self.layers[0].weight]
+
+    def encoder_grads_(self) -> None:
+        """With a learned encoder: the chain rule from the first layer's ``weight.grad`` to ``W`` and ``E``
+        (:meth:`solsa.linear_encoder.LinearEncoder.chain_grad_`); :meth:`solsa.Learner.update` calls it after
+        every flush. Without one: nothing."""
+        if self.encoder is not None:
+            self.encoder.chain_grad_(self.layers[0].weight)
 
 
 def filter_summary(net: SNN) -> list[dict[str, Any]]:

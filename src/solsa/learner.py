@@ -50,9 +50,10 @@ class Learner:
         self.sync = sync or DataParallel()
 
     def update(self) -> None:
-        """Flush the rule's gradient into ``.grad`` (summed over the processes of a data-parallel run) and
-        :meth:`apply` it."""
+        """Flush the rule's gradient into ``.grad`` (a learned encoder's chain rule applied,
+        :meth:`solsa.SNN.encoder_grads_`; summed over the processes of a data-parallel run) and :meth:`apply` it."""
         self.rule.flush()
+        self.rule.net.encoder_grads_()
         self.sync.all_reduce_grads(self.rule.net.parameters())
         self.apply()
 

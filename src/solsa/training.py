@@ -308,7 +308,8 @@ class _Run:
             "backend_note": rule.fallback_reason,
             "processes": self.sync.world,
             "learned_filters": filter_summary(self.net),
-            "n_parameters": sum(p.numel() for p in self.net.parameters() if p.requires_grad),
+            "n_parameters": sum(p.numel() for p in self.net.parameters()
+                                if p.requires_grad and all(p is not d for d in self.net.derived_parameters())),
             "n_inputs": task.n_inputs,
             "n_classes": task.n_classes,
             "task_info": task.info,

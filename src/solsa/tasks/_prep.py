@@ -48,10 +48,13 @@ def encoder_settings(
     base: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Resolve the encoder name (``default`` when None) and its options: ``base[name]`` (task
-    specific defaults) overridden by the user's ``encoder_options``. Validates both."""
+    specific defaults) overridden by the user's ``encoder_options``. Validates both. The ``linear`` encoder's
+    ``base`` defaults to ``default`` (the task's own encoder)."""
     name = default if encoder is None else encoder
     valid = encoder_defaults(name)  # raises ValueError for an unknown encoder
     opts = {**(base or {}).get(name, {}), **(encoder_options or {})}
+    if name == "linear" and opts.get("base") is None:
+        opts["base"] = default
     unknown = sorted(set(opts) - set(valid))
     if unknown:
         raise ValueError(f"encoder {name!r} got unknown option(s) {unknown}; valid options: {sorted(valid) or 'none'}")

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 
 from ..functional import LIFParams, synaptic_filter
-from ..validation import check_positive_int, check_range
+from ..validation import OptionError, check_positive_int, check_range
 from .base import length_mask
 
 __all__ = [
@@ -34,6 +34,8 @@ __all__ = [
     "delay_lags",
     "rate",
     "latency",
+    "linear",
+    "learned_channels",
     "encode",
     "encoder_defaults",
     "list_encoders",
@@ -323,6 +325,36 @@ def latency(
     return out, lengths * window
 
 
+def linear(
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    channels: int = 16,
+    base: str | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learned linear encoder: ``channels`` (K) learned mixtures of the ``base`` encoder's C channels, trained by the rule.
+
+    The data gets only ``base`` (default: the task's own default encoder, e.g. ``delay`` for a one-channel uea
+    set; ``direct`` when called without a task), with that encoder's default options; ``C' = C``, ``T' = T``.
+    The learned ``E`` ``[K, C]`` lives in the network (:mod:`solsa.linear_encoder`: the first layer's weight is
+    ``W·E``), built by :func:`solsa.factories.build_network` from :func:`learned_channels`.
+    """
+    learned_channels("linear", {"channels": channels})
+    base = "direct" if base is None else base
+    if base == "linear" or base not in ENCODERS:
+        raise OptionError("base", f"base must be one of {[n for n in ENCODERS if n != 'linear']}, got {base!r}")
+    return encode(base, x, lengths, generator=generator)
+
+
+def learned_channels(encoder: str | None, options: dict[str, Any]) -> int | None:
+    """K of the ``linear`` encoder named by ``encoder`` with ``options`` (its default when not given, checked);
+    None for any other encoder."""
+    if encoder != "linear":
+        return None
+    return check_positive_int("channels", options.get("channels", encoder_defaults("linear")["channels"]))
+
+
 ENCODERS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
     "direct": direct,
     "population": population,
@@ -331,6 +363,7 @@ ENCODERS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
     "delay": delay,
     "rate": rate,
     "latency": latency,
+    "linear": linear,
 }
 
 
