@@ -174,7 +174,7 @@ def test_bad_lengths_rejected() -> None:
 
 def test_list_encoders() -> None:
     names = [n for n, _ in list_encoders()]
-    assert names == ["direct", "population", "delta", "bank", "delay", "rate", "latency"]
+    assert names == ["direct", "population", "delta", "bank", "delay", "rate", "latency", "linear"]
     assert all(desc for _, desc in list_encoders())
 
 

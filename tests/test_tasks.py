@@ -132,7 +132,7 @@ def test_stratified_split_proportions_and_seed() -> None:
 def test_list_tasks_and_encoders() -> None:
     names = [n for n, _ in list_tasks()]
     assert {"uea:NAME", "digits", "patterns", "patterns:generate", "npz:PATH"} <= set(names)
-    assert [n for n, _ in list_encoders()] == ["direct", "population", "delta", "bank", "delay", "rate", "latency"]
+    assert [n for n, _ in list_encoders()] == ["direct", "population", "delta", "bank", "delay", "rate", "latency", "linear"]
 
 
 def test_unknown_task_encoder_option() -> None:

@@ -9,7 +9,7 @@ def add_parser(sub) -> None:
 
 
 def _run_tasks(args) -> int:
-    from ..tasks import list_encoders, list_tasks
+    from ..tasks import encoder_defaults, list_encoders, list_tasks
 
     print("tasks (--task):")
     for name, desc in list_tasks():
@@ -17,4 +17,6 @@ def _run_tasks(args) -> int:
     print("encoders (--encoder):")
     for name, desc in list_encoders():
         print(f"  {name:<14} {desc}")
+        options = ", ".join(f"{key}={value}" for key, value in encoder_defaults(name).items())
+        print(f"  {'':<14} options (--task-option KEY=VALUE): {options or 'none'}")
     return 0

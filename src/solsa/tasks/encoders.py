@@ -333,7 +333,7 @@ def linear(
     base: str | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Learned linear encoder: ``channels`` (K) learned mixtures of the ``base`` encoder's C channels, trained by the rule.
+    """Learned linear encoder: K = ``channels`` learned mixtures of the ``base`` encoder's channels (base=None: the task's).
 
     The data gets only ``base`` (default: the task's own default encoder, e.g. ``delay`` for a one-channel uea
     set; ``direct`` when called without a task), with that encoder's default options; ``C' = C``, ``T' = T``.
