@@ -217,3 +217,14 @@ def test_learner_without_optimizer_only_moves_the_gradient():
     first = net.encoder.matrix.grad.clone()
     Learner(rule).sequence(x, y)
     assert torch.allclose(net.encoder.matrix.grad, 2 * first) and net.layers[0].weight.grad is None
+
+
+def test_stream_command_trains_the_factors(tmp_path):
+    out = tmp_path / "stream"
+    assert main(["stream", "--task", "uea:ItalyPowerDemand", "--encoder", "linear", "--task-option", "channels=4",
+                 "--out", str(out), "--quiet"]) == 0
+    from solsa.io import load_checkpoint
+
+    state = load_checkpoint(out / "checkpoint.pt")["state_dict"]["classifier"]["net"]
+    W, E, M = state["encoder.weight"], state["encoder.matrix"], state["layers.0.weight"]
+    assert E.shape == (4, 11) and torch.allclose(M, W @ E, rtol=0, atol=1e-6)
