@@ -165,9 +165,10 @@ def test_nir_export_folds_M_exactly():
 def test_listed_with_options_and_bad_options_are_named(capsys):
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
-    assert "linear" in out and "channels=16, base=None" in out
+    assert "linear" in out and "channels=16, base=None, base_options=None" in out
     for options, name in (({"channels": 0}, "channels"), ({"channels": 2.5}, "channels"),
-                          ({"base": "nope"}, "base"), ({"base": "linear"}, "base")):
+                          ({"base": "nope"}, "base"), ({"base": "linear"}, "base"),
+                          ({"base_options": "taps:9"}, "base_options")):
         with pytest.raises(OptionError) as err:
             load_task("uea:ItalyPowerDemand", encoder="linear", **options)
         assert err.value.option == name
@@ -178,10 +179,15 @@ def test_listed_with_options_and_bad_options_are_named(capsys):
 def test_data_side_is_the_tasks_default_encoder():
     default = load_task("uea:ItalyPowerDemand", seed=0)
     lin = load_task("uea:ItalyPowerDemand", seed=0, encoder="linear", channels=3)
-    assert default.info["encoder"] == "delay" and lin.info["encoder_options"] == {"channels": 3, "base": "delay"}
+    assert default.info["encoder"] == "delay"
+    assert lin.info["encoder_options"] == {"channels": 3, "base": "delay", "base_options": {}}
     assert torch.equal(lin.train.x, default.train.x) and torch.equal(lin.val.x, default.val.x)
     direct = load_task("uea:ItalyPowerDemand", seed=0, encoder="linear", base="direct")
     assert direct.n_inputs == 1
+    wide = load_task("uea:ItalyPowerDemand", seed=0, encoder="linear", base_options={"taps": 3, "dilations": 1})
+    assert wide.n_inputs == 3 and wide.info["encoder_options"]["base_options"] == {"taps": 3, "dilations": 1}
+    digits = load_task("digits", seed=0, encoder="linear", channels=3)  # the task's defaults for its base too
+    assert torch.equal(digits.train.x, load_task("digits", seed=0).train.x)
     x, n = torch.randn(9, 2, 3), torch.tensor([9, 4])
     assert torch.equal(encode("linear", x, n)[0], encode("direct", x, n)[0])  # no task: base direct
 

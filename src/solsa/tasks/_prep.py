@@ -49,12 +49,15 @@ def encoder_settings(
 ) -> tuple[str, dict[str, Any]]:
     """Resolve the encoder name (``default`` when None) and its options: ``base[name]`` (task
     specific defaults) overridden by the user's ``encoder_options``. Validates both. The ``linear`` encoder's
-    ``base`` defaults to ``default`` (the task's own encoder)."""
+    ``base`` defaults to ``default`` (the task's own encoder), its ``base_options`` to ``base[that encoder]``."""
     name = default if encoder is None else encoder
     valid = encoder_defaults(name)  # raises ValueError for an unknown encoder
     opts = {**(base or {}).get(name, {}), **(encoder_options or {})}
-    if name == "linear" and opts.get("base") is None:
-        opts["base"] = default
+    if name == "linear":  # its base: the task's encoder by default, with the task's defaults for it
+        opts["base"] = default if opts.get("base") is None else opts["base"]
+        given = opts.get("base_options")
+        if given is None or isinstance(given, dict):  # anything else: the encoder names the error
+            opts["base_options"] = {**(base or {}).get(opts["base"], {}), **(given or {})}
     unknown = sorted(set(opts) - set(valid))
     if unknown:
         raise ValueError(f"encoder {name!r} got unknown option(s) {unknown}; valid options: {sorted(valid) or 'none'}")
@@ -190,6 +193,8 @@ def _jsonable(v: Any) -> Any:
     """Plain Python value for ``info`` (numpy scalars -> int/float/str)."""
     if isinstance(v, np.generic):
         v = v.item()
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
     return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
 
 

@@ -331,12 +331,14 @@ def linear(
     *,
     channels: int = 16,
     base: str | None = None,
+    base_options: dict[str, Any] | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Learned linear encoder: K = ``channels`` learned mixtures of the ``base`` encoder's channels (base=None: the task's).
 
     The data gets only ``base`` (default: the task's own default encoder, e.g. ``delay`` for a one-channel uea
-    set; ``direct`` when called without a task), with that encoder's default options; ``C' = C``, ``T' = T``.
+    set; ``direct`` when called without a task) with ``base_options`` (a dict, from Python; a task adds its own
+    defaults for that encoder, e.g. digits' ``squash="clip"``); ``C'`` and ``T'`` are the base's.
     The learned ``E`` ``[K, C]`` lives in the network (:mod:`solsa.linear_encoder`: the first layer's weight is
     ``W·E``), built by :func:`solsa.factories.build_network` from :func:`learned_channels`.
     """
@@ -344,7 +346,9 @@ def linear(
     base = "direct" if base is None else base
     if base == "linear" or base not in ENCODERS:
         raise OptionError("base", f"base must be one of {[n for n in ENCODERS if n != 'linear']}, got {base!r}")
-    return encode(base, x, lengths, generator=generator)
+    if base_options is not None and not isinstance(base_options, dict):
+        raise OptionError("base_options", f"base_options must be a dict of {base!r}'s options, got {base_options!r}")
+    return encode(base, x, lengths, generator=generator, **(base_options or {}))
 
 
 def learned_channels(encoder: str | None, options: dict[str, Any]) -> int | None:
