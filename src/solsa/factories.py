@@ -15,9 +15,9 @@ from .config import OPTIMIZERS, TrainConfig
 from .coordinates import DEFAULT_FILTER_UPDATE, FILTER_UPDATES, LOG_COORDINATES
 from .distributed import DataParallel
 from .layers import SNN
+from .linear_encoder import learned_channels
 from .learner import Learner
 from .rules import LearningRule, get_rule
-from .tasks.encoders import learned_channels
 from .validation import check_choice
 
 __all__ = ["network_options", "build_network", "build_rule", "make_optimizer", "build_learner", "parameter_groups"]

@@ -1,6 +1,8 @@
 """The learned linear encoder (``--encoder linear``): the first layer's weight as a product ``M = W·E``.
 
-The ``linear`` encoder of :mod:`solsa.tasks.encoders` applies only its fixed ``base`` encoder to the data
+Both halves are here: the data side (:func:`linear`, registered in :data:`solsa.tasks.encoders.ENCODERS`, and
+:func:`learned_channels`, which :func:`solsa.factories.build_network` reads) and the model side
+(:class:`LinearEncoder`). The ``linear`` encoder applies only its fixed ``base`` encoder to the data
 (``C`` channels); the learned part lives here, in the model. A matrix ``E`` ``[K, C]`` maps the base channels
 to ``K`` learned channels and the first layer's weight ``W`` ``[N, K]`` reads those, so the first layer's
 current is ``F·(W·E)ᵀ``. ``E`` is applied to the first layer's *filtered* presynaptic signal ``F`` (its
@@ -35,13 +37,52 @@ Export (NIR, C) reads the first layer's weight, i.e. ``M = W·E``: folded, exact
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
-from .validation import check_positive_int, check_range
+from .validation import OptionError, check_positive_int, check_range
 
-__all__ = ["LinearEncoder"]
+__all__ = ["LinearEncoder", "linear", "learned_channels", "DEFAULT_CHANNELS"]
+
+DEFAULT_CHANNELS = 16  # K when ``channels`` is not given
+
+
+def linear(
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    channels: int = DEFAULT_CHANNELS,
+    base: str | None = None,
+    base_options: dict[str, Any] | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learned linear encoder: K = ``channels`` learned mixtures of the ``base`` encoder's channels (base=None: the task's).
+
+    The data gets only ``base`` (default: the task's own default encoder, e.g. ``delay`` for a one-channel uea
+    set; ``direct`` when called without a task) with ``base_options`` (a dict, from Python; a task adds its own
+    defaults for that encoder, e.g. digits' ``squash="clip"``); ``C'`` and ``T'`` are the base's.
+    The learned ``E`` ``[K, C]`` lives in the network (:class:`LinearEncoder`: the first layer's weight is
+    ``W·E``), built by :func:`solsa.factories.build_network` from :func:`learned_channels`.
+    """
+    from .tasks.encoders import ENCODERS, encode
+
+    learned_channels("linear", {"channels": channels})
+    base = "direct" if base is None else base
+    if base == "linear" or base not in ENCODERS:
+        raise OptionError("base", f"base must be one of {[n for n in ENCODERS if n != 'linear']}, got {base!r}")
+    if base_options is not None and not isinstance(base_options, dict):
+        raise OptionError("base_options", f"base_options must be a dict of {base!r}'s options, got {base_options!r}")
+    return encode(base, x, lengths, generator=generator, **(base_options or {}))
+
+
+def learned_channels(encoder: str | None, options: dict[str, Any]) -> int | None:
+    """K of the ``linear`` encoder named by ``encoder`` with ``options`` (:data:`DEFAULT_CHANNELS` when not given;
+    checked); None for any other encoder."""
+    if encoder != "linear":
+        return None
+    return check_positive_int("channels", options.get("channels", DEFAULT_CHANNELS))
 
 
 class LinearEncoder(nn.Module):

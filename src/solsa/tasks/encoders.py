@@ -21,7 +21,8 @@ from typing import Any, Callable
 import torch
 
 from ..functional import LIFParams, synaptic_filter
-from ..validation import OptionError, check_positive_int, check_range
+from ..linear_encoder import learned_channels, linear
+from ..validation import check_positive_int, check_range
 from .base import length_mask
 
 __all__ = [
@@ -323,40 +324,6 @@ def latency(
     onehot = torch.nn.functional.one_hot(pos, window).to(torch.float32) * fire.unsqueeze(-1)  # [T, N, C, W]
     out = onehot.permute(0, 3, 1, 2).reshape(steps * window, n, c)
     return out, lengths * window
-
-
-def linear(
-    x: torch.Tensor,
-    lengths: torch.Tensor,
-    *,
-    channels: int = 16,
-    base: str | None = None,
-    base_options: dict[str, Any] | None = None,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Learned linear encoder: K = ``channels`` learned mixtures of the ``base`` encoder's channels (base=None: the task's).
-
-    The data gets only ``base`` (default: the task's own default encoder, e.g. ``delay`` for a one-channel uea
-    set; ``direct`` when called without a task) with ``base_options`` (a dict, from Python; a task adds its own
-    defaults for that encoder, e.g. digits' ``squash="clip"``); ``C'`` and ``T'`` are the base's.
-    The learned ``E`` ``[K, C]`` lives in the network (:mod:`solsa.linear_encoder`: the first layer's weight is
-    ``W·E``), built by :func:`solsa.factories.build_network` from :func:`learned_channels`.
-    """
-    learned_channels("linear", {"channels": channels})
-    base = "direct" if base is None else base
-    if base == "linear" or base not in ENCODERS:
-        raise OptionError("base", f"base must be one of {[n for n in ENCODERS if n != 'linear']}, got {base!r}")
-    if base_options is not None and not isinstance(base_options, dict):
-        raise OptionError("base_options", f"base_options must be a dict of {base!r}'s options, got {base_options!r}")
-    return encode(base, x, lengths, generator=generator, **(base_options or {}))
-
-
-def learned_channels(encoder: str | None, options: dict[str, Any]) -> int | None:
-    """K of the ``linear`` encoder named by ``encoder`` with ``options`` (its default when not given, checked);
-    None for any other encoder."""
-    if encoder != "linear":
-        return None
-    return check_positive_int("channels", options.get("channels", encoder_defaults("linear")["channels"]))
 
 
 ENCODERS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
