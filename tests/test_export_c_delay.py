@@ -149,3 +149,19 @@ def test_unsupported_delay_options_are_refused_by_name(tmp_path, info, n_inputs,
         export_checkpoint(ckpt, tmp_path / "c", **kwargs)
     assert err.value.option == option
     assert not (tmp_path / "c").exists()
+
+
+def test_a_one_channel_uea_run_exports_and_classifies_as_pytorch(tmp_path, capsys):
+    """The new user's path: `solsa train --task uea:ItalyPowerDemand` (delay, the recorded task facts), `solsa
+    export --format c --learn`, then the inference export fed the normalised samples classifies as PyTorch."""
+    pytest.importorskip("aeon")
+    from solsa.cli import main
+    from solsa.export_c.native import export_accuracy
+
+    assert main(["train", "--task", "uea:ItalyPowerDemand", "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    assert main(["export", str(tmp_path / "run" / "checkpoint.pt"), str(tmp_path / "c"), "--format", "c",
+                 "--learn"]) == 0
+    assert "delays 0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20: 11 network inputs" in capsys.readouterr().out
+    CModel(tmp_path / "c")  # the learner compiles
+    r = export_accuracy(tmp_path / "run" / "checkpoint.pt", tmp_path / "inf", limit=150)
+    assert r["encoder"] == "delay" and r["same_class"] == 150 and r["max_output_difference"] < 1e-5, r
