@@ -104,6 +104,9 @@ def test_delay_state_bytes_and_header(tmp_path):
     assert m["bytes"]["traces"] == rule.train_state_bytes()  # the encoder's rings are counted apart
     assert m["bytes"]["encoder"] == 4 * (2 * 15 + 1)  # two rings of max delay 14 + 1 samples, the write slot
     assert m["bytes"]["state"] == sum(m["bytes"][k] for k in ("traces", "encoder", "grads", "momentum", "work"))
+    traces = m["bytes"]["traces"] // 4  # solsa_reset zeroes the first traces + encoder values: the rings are there
+    (first, size), (second, _) = sorted(tuple(m["state"][k][:2]) for k in ("ring", "ring_at"))
+    assert first == traces and first + size == second  # right after the traces, one block
     header = (tmp_path / "solsa_model.h").read_text()
     for line in ("#define SOLSA_N_INPUTS 2 ", "#define SOLSA_N_NET_INPUTS 10 ", "#define SOLSA_N_DELAYS 5 ",
                  "#define SOLSA_DELAY_SPAN 15 ", f"#define SOLSA_ENCODER_BYTES {4 * 31} "):

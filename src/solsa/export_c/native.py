@@ -81,7 +81,10 @@ class CModel:
         self.lib.solsa_reset(self.state)
 
     def _row(self, x) -> ctypes.Array:
-        ctypes.memmove(self._x, np.ascontiguousarray(x, dtype=self._np).ctypes.data, self._size * self.n_inputs)
+        x = np.ascontiguousarray(x, dtype=self._np)
+        if x.size != self.n_inputs:  # e.g. an encoded row given to an export that runs its encoder itself
+            raise ValueError(f"a step takes {self.n_inputs} values (solsa_model.json: n_inputs), got {x.size}")
+        ctypes.memmove(self._x, x.ctypes.data, self._size * self.n_inputs)
         return self._x
 
     def step(self, x) -> np.ndarray:
