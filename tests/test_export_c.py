@@ -176,8 +176,9 @@ def test_q15_inference_follows_the_float_network(tmp_path):
     assert agree >= 290 and worst < 0.05, (agree, worst)  # a few hidden spikes may flip near threshold
 
 
-def _checkpoint(tmp_path, encoder_used=None, n_inputs: int = 4, task_info: dict | None = None, **options) -> str:
-    """A checkpoint as ``solsa train`` writes it (``task_info``: None, as before it was recorded)."""
+def _checkpoint(tmp_path, encoder_used="direct", n_inputs: int = 4, task_info: dict | None = None, **options) -> str:
+    """A checkpoint as ``solsa train`` writes it (``encoder_used``, ``task_info``: None, as before they were
+    recorded)."""
     cfg = TrainConfig(hidden=(6,), **options)
     net = build_network(cfg, n_inputs, 3)
     path = tmp_path / "checkpoint.pt"
@@ -199,7 +200,7 @@ def test_unsupported_rule_encoder_and_dtype_are_refused_by_name(tmp_path):
     with pytest.raises(CExportError, match="rule 'eprop' cannot be exported.*supported rules: solsa, "):
         export_checkpoint(_checkpoint(tmp_path, rule="eprop"), tmp_path / "c", learn=True)
     with pytest.raises(CExportError, match="encoder 'rate' cannot run on the device; supported encoders: direct"):
-        export_checkpoint(_checkpoint(tmp_path, task="digits"), tmp_path / "c")
+        export_checkpoint(_checkpoint(tmp_path, encoder_used=None, task="digits"), tmp_path / "c")
     with pytest.raises(CExportError, match="dtype 'q15' is inference only .*supported: float32") as err:
         export_checkpoint(_checkpoint(tmp_path), tmp_path / "c", dtype="q15", learn=True)
     assert err.value.option == "dtype"

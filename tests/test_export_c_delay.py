@@ -130,10 +130,12 @@ def test_delay_checkpoint_exports_with_its_recorded_options(tmp_path):
     CModel(tmp_path / "c")  # compiles
 
 
-def test_delay_checkpoint_without_recorded_options_loads_its_task(tmp_path):
-    # written before checkpoints recorded task_info: the task is loaded again (aeon bundles ItalyPowerDemand)
+@pytest.mark.parametrize("encoder_used", ["delay", None])
+def test_delay_checkpoint_without_recorded_options_loads_its_task(tmp_path, encoder_used):
+    # written before checkpoints recorded task_info (None: nor the encoder, and the uea family picks it by the
+    # data): the task is loaded again (aeon bundles ItalyPowerDemand)
     pytest.importorskip("aeon")
-    ckpt = _checkpoint(tmp_path, encoder_used="delay", n_inputs=11, task="uea:ItalyPowerDemand")
+    ckpt = _checkpoint(tmp_path, encoder_used=encoder_used, n_inputs=11, task="uea:ItalyPowerDemand")
     m = export_checkpoint(ckpt, tmp_path / "c")
     assert m["input"]["lags"] == CASES["one-channel-default"][3]
     assert m["input"]["preprocess"]["pool"] == 1 and len(m["input"]["preprocess"]["normalization"]["mean"]) == 1

@@ -84,7 +84,7 @@ def _recorded_info(cfg: TrainConfig, ckpt: dict) -> dict[str, Any]:
     try:
         return load_task_of(cfg).info
     except (ValueError, OSError) as err:
-        raise CExportError("encoder", f"the checkpoint does not record its delay line's options and its task "
+        raise CExportError("encoder", f"the checkpoint does not record its encoder's options and its task "
                                       f"{cfg.task!r} cannot be loaded to find them: {err}") from err
 
 
@@ -107,11 +107,14 @@ def _delay_spec(cfg: TrainConfig, ckpt: dict) -> InputSpec:
 def input_spec(cfg: TrainConfig, ckpt: dict) -> InputSpec:
     """The input of a checkpoint's network as the C library builds it, or a :class:`CExportError` naming the
     encoder. The encoder is the one the run's task resolved (recorded in the checkpoint; a one-channel uea run
-    takes ``delay``); older checkpoints fall back to the option, then the task family's default."""
+    takes ``delay``); older checkpoints fall back to the option, then the task family's default, or, for a
+    family that picks its encoder by the data (uea), the task loaded again."""
     from ..tasks import TASKS
 
     family = TASKS.get(cfg.task.partition(":")[0])
-    encoder = ckpt["config"].get("encoder") or cfg.encoder or (family.default_encoder if family is not None else None)
+    encoder = ckpt["config"].get("encoder") or cfg.encoder
+    if encoder is None and family is not None:
+        encoder = _recorded_info(cfg, ckpt).get("encoder") if family.data_encoders else family.default_encoder
     if encoder not in ENCODERS:
         raise CExportError("encoder", f"encoder {encoder!r} cannot run on the device; supported encoders: "
                                       f"{', '.join(ENCODERS)} (direct: the C library takes the network's input "
