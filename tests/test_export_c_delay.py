@@ -6,6 +6,8 @@ learner: as tests/test_export_c.py holds the direct export), with ``solsa_reset`
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -32,7 +34,7 @@ CASES = {
 }
 
 
-def _case(name: str) -> tuple[InputSpec, callable]:
+def _case(name: str) -> tuple[InputSpec, Callable[[torch.Tensor], torch.Tensor]]:
     """The export's input and the PyTorch encoder of a case: ``encode(raw [T, C]) -> [T, C * M]``."""
     channels, opts, steps, expected = CASES[name]
     lags = delay_lags_for(steps, **opts)
