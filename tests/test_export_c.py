@@ -14,7 +14,7 @@ import torch
 
 from solsa import SNN
 from solsa.config import TrainConfig
-from solsa.export_c import CExportError, LearnerSpec, export_c, export_checkpoint, learner_spec
+from solsa.export_c import CExportError, InputSpec, LearnerSpec, export_c, export_checkpoint, learner_spec
 from solsa.export_c.native import CModel, find_compiler
 from solsa.factories import build_network, parameter_groups
 from solsa.io import save_checkpoint
@@ -31,11 +31,13 @@ def _stream(n_in: int, n_classes: int, T: int, seed: int = 1) -> tuple[torch.Ten
     return torch.randn(T, n_in, generator=g) + 0.3, torch.randint(0, n_classes, (T,), generator=g)
 
 
-def _drive(net: SNN, spec: LearnerSpec, tmp_path, T: int = 1000, lr: float = 0.01,
-           dtype: str = "float32") -> tuple[CModel, SNN, int]:
+def _drive(net: SNN, spec: LearnerSpec, tmp_path, T: int = 1000, lr: float = 0.01, dtype: str = "float32",
+           inputs: InputSpec | None = None, encode=None, segments: int = 1) -> tuple[CModel, SNN, int]:
     """Train the export and the PyTorch rule side by side (update after every step); returns the compiled
-    model, the trained network and the number of hidden and output spikes seen."""
-    export_c(net, tmp_path, learn=True, spec=spec, dtype=dtype)
+    model, the trained network and the number of hidden and output spikes seen. With ``inputs`` the export is
+    fed raw samples and the rule ``encode(raw)`` ([T, C] -> [T, network inputs], the PyTorch encoder); the T
+    steps are ``segments`` sequences, both sides reset (and each sequence encoded afresh) between them."""
+    export_c(net, tmp_path, learn=True, spec=spec, dtype=dtype, inputs=inputs)
     cm = CModel(tmp_path)
     cm.lib.solsa_init(cm.state)
     rule = SOLSA(net, spec.loss, credit=spec.credit, reset_feedback=spec.reset_feedback, backend="reference")
@@ -43,12 +45,17 @@ def _drive(net: SNN, spec: LearnerSpec, tmp_path, T: int = 1000, lr: float = 0.0
     learner = Learner(rule, torch.optim.SGD(groups, lr=lr, momentum=spec.momentum))
     rule.reset(1)
     assert cm.manifest["bytes"]["traces"] == rule.train_state_bytes()
-    xs, ys = _stream(net.n_inputs, net.n_outputs, T)
-    xs = xs.to(net.layers[0].weight.dtype)
+    xs, ys = _stream(net.n_inputs if inputs is None else inputs.n_raw(net.n_inputs), net.n_outputs, T)
+    seg = -(-T // segments)
+    feed = torch.cat([encode(xs[k:k + seg]) for k in range(0, T, seg)]) if encode else xs
+    xs, feed = xs.to(net.layers[0].weight.dtype), feed.to(net.layers[0].weight.dtype)
     tol = (1e-4, 1e-5) if dtype == "float32" else (1e-10, 1e-12)
     spikes = 0
     for t in range(T):
-        y = rule.step(xs[t:t + 1], ys[t:t + 1]).output[0]
+        if t and t % seg == 0:
+            rule.reset(1)
+            cm.reset()
+        y = rule.step(feed[t:t + 1], ys[t:t + 1]).output[0]
         learner.update()
         y_c = cm.learn_step(xs[t].numpy(), int(ys[t]))
         cm.apply(lr)
@@ -169,12 +176,15 @@ def test_q15_inference_follows_the_float_network(tmp_path):
     assert agree >= 290 and worst < 0.05, (agree, worst)  # a few hidden spikes may flip near threshold
 
 
-def _checkpoint(tmp_path, encoder_used=None, **options) -> str:
+def _checkpoint(tmp_path, encoder_used="direct", n_inputs: int = 4, task_info: dict | None = None, **options) -> str:
+    """A checkpoint as ``solsa train`` writes it (``encoder_used``, ``task_info``: None, as before they were
+    recorded)."""
     cfg = TrainConfig(hidden=(6,), **options)
-    net = build_network(cfg, 4, 3)
+    net = build_network(cfg, n_inputs, 3)
     path = tmp_path / "checkpoint.pt"
+    config = {"train": cfg.to_dict(), "n_inputs": n_inputs, "n_classes": 3, "encoder": encoder_used}
     save_checkpoint(path, {k: v.detach() for k, v in net.state_dict().items()},
-                    {"train": cfg.to_dict(), "n_inputs": 4, "n_classes": 3, "encoder": encoder_used})
+                    config if task_info is None else {**config, "task_info": task_info})
     return str(path)
 
 
@@ -190,7 +200,7 @@ def test_unsupported_rule_encoder_and_dtype_are_refused_by_name(tmp_path):
     with pytest.raises(CExportError, match="rule 'eprop' cannot be exported.*supported rules: solsa, "):
         export_checkpoint(_checkpoint(tmp_path, rule="eprop"), tmp_path / "c", learn=True)
     with pytest.raises(CExportError, match="encoder 'rate' cannot run on the device; supported encoders: direct"):
-        export_checkpoint(_checkpoint(tmp_path, task="digits"), tmp_path / "c")
+        export_checkpoint(_checkpoint(tmp_path, encoder_used=None, task="digits"), tmp_path / "c")
     with pytest.raises(CExportError, match="dtype 'q15' is inference only .*supported: float32") as err:
         export_checkpoint(_checkpoint(tmp_path), tmp_path / "c", dtype="q15", learn=True)
     assert err.value.option == "dtype"

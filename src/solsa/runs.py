@@ -112,7 +112,8 @@ def write_run(out_dir: Path, net: SNN, cfg: TrainConfig, metrics: dict, history:
     """Write the checkpoint, ``history.csv``, ``report.png`` and, last, ``metrics.json`` (a run is finished
     once its ``metrics.json`` exists)."""
     ckpt_config = {"train": cfg.to_dict(), "n_inputs": task.n_inputs, "n_classes": task.n_classes,
-                   "task": task.name, "encoder": task.info.get("encoder"), "test_accuracy": metrics["test_accuracy"]}
+                   "task": task.name, "encoder": task.info.get("encoder"), "test_accuracy": metrics["test_accuracy"],
+                   "task_info": task.info}  # the encoder's options, T, pooling, normalisation: the C export reads them
     save_checkpoint(out_dir / "checkpoint.pt", {k: v.detach().cpu() for k, v in net.state_dict().items()}, ckpt_config)
     write_csv(out_dir / "history.csv", history)
     plot_run(out_dir / "report.png", net, history, task, metrics)

@@ -66,5 +66,12 @@ def _run_c(args: argparse.Namespace) -> int:
     what = "network and SOLSA learner" if m["learn"] else "network (inference)"
     print(f"wrote {args.out}/solsa_model.h, solsa_model.c ({what}): parameters {b['params']:,} bytes, "
           f"state {b['state']:,} bytes (traces {b['traces']:,}, accumulators {b['grads']:,}, "
-          f"momentum {b['momentum']:,}, scratch {b['work']:,})")
+          f"momentum {b['momentum']:,}, scratch {b['work']:,}, encoder {b['encoder']:,})")
+    inp = m["input"]
+    if inp["encoder"] == "delay":
+        print(f"input: {inp['channels']} raw channel(s) a step through the delay line (delays "
+              f"{', '.join(map(str, inp['lags']))}: {m['n_net_inputs']} network inputs)")
+    if inp["preprocess"]:
+        print("the device feeds samples as the task's loader left them (pooled, normalised: solsa_model.json "
+              "input.preprocess; docs/embedded.md)")
     return 0

@@ -9,8 +9,8 @@ array, everything else lives in one ``solsa_state`` struct whose size the header
 runs :class:`~solsa.rules.SOLSA` (any credit mode, reset feedback on or off) for one step;
 ``solsa_apply`` is SGD (with optional momentum) with the run's ``filter_lr_scale`` and ``filter_update``,
 then the clamps of ``net.clamp_()``. ``dtype="float64"``: every value a ``double`` (to follow a float64
-run); ``dtype="q15"``: fixed-point inference (int16 weights, int32 state).
-docs/embedded.md walks through an example.
+run); ``dtype="q15"``: fixed-point inference (int16 weights, int32 state). The input encoders built in:
+``direct`` and ``delay`` (:mod:`solsa.export_c.inputs`). docs/embedded.md walks through an example.
 """
 
 from __future__ import annotations
@@ -21,21 +21,17 @@ from ..config import TrainConfig, rule_credit
 from ..layers import SNN
 from ..rules import SOLSA, RULES, get_rule
 from ..rules.credit import CREDIT_MODES
-from ..validation import OptionError, check_choice, check_range
+from ..validation import check_choice, check_range
 from .generate import LearnerSpec, write_c
+from .inputs import ENCODERS, CExportError, InputSpec, input_spec
 from .q15 import write_q15
 
-__all__ = ["DTYPES", "ENCODERS", "RULES_SUPPORTED", "CExportError", "LearnerSpec", "export_c", "export_checkpoint",
-           "learner_spec"]
+__all__ = ["DTYPES", "ENCODERS", "RULES_SUPPORTED", "CExportError", "InputSpec", "LearnerSpec", "export_c",
+           "export_checkpoint", "learner_spec"]
 
 DTYPES = ("float32", "float64", "q15")  # float64: every value a double; q15: fixed-point inference only (q15.py)
-ENCODERS = ("direct",)  # the device receives the network's input itself; other encoders would run on it
 RULES_SUPPORTED = tuple(name for name, spec in RULES.items() if spec.cls is SOLSA)
 LOSSES_SUPPORTED = ("mse", "ce")
-
-
-class CExportError(OptionError):
-    """A network, rule or option the C export does not support (names the option and what is supported)."""
 
 
 def learner_spec(cfg: TrainConfig, momentum: float = 0.0) -> LearnerSpec:
@@ -58,18 +54,6 @@ def learner_spec(cfg: TrainConfig, momentum: float = 0.0) -> LearnerSpec:
                        filter_update=cfg.filter_update, filter_lr_scale=cfg.filter_lr_scale, momentum=float(momentum))
 
 
-def _check_encoder(cfg: TrainConfig, recorded: str | None = None) -> None:
-    """``recorded``: the encoder the run's task resolved (checkpoints since the uea default became ``bank`` for one
-    channel keep it); older checkpoints fall back to the option, then the task family's default."""
-    from ..tasks import TASKS
-
-    family = TASKS.get(cfg.task.partition(":")[0])
-    encoder = recorded or cfg.encoder or (family.default_encoder if family is not None else None)
-    if encoder not in ENCODERS:
-        raise CExportError("encoder", f"encoder {encoder!r} cannot run on the device; supported encoders: "
-                                      f"{', '.join(ENCODERS)} (the C library takes the network's input itself)")
-
-
 def check_network(net: SNN) -> None:
     """A :class:`CExportError` for a network the C library does not implement (ALIF, recurrent, readout score)."""
     for i, layer in enumerate(net.layers):
@@ -83,33 +67,39 @@ def check_network(net: SNN) -> None:
                                             "supported: mean (a loss and an output at every step)")
 
 
-def _check_dtype(dtype: str, learn: bool) -> None:
+def _check_dtype(dtype: str, learn: bool, inputs: InputSpec | None = None) -> None:
     check_choice("dtype", dtype, DTYPES)
     if dtype == "q15" and learn:
         raise CExportError("dtype", "dtype 'q15' is inference only (the learner in fixed point is not implemented "
                                     "yet); with learn, supported: float32, float64")
+    if dtype == "q15" and inputs is not None and inputs.encoder != "direct":
+        raise CExportError("dtype", f"dtype 'q15' takes the network's input itself (encoder direct); the "
+                                    f"{inputs.encoder} encoder is built for float32, float64 only")
 
 
 def export_c(net: SNN, out_dir: str | Path, *, learn: bool = False, spec: LearnerSpec | None = None,
-             dtype: str = "float32") -> dict:
+             dtype: str = "float32", inputs: InputSpec | None = None) -> dict:
     """Write ``net`` (and with ``learn`` its SOLSA learner, ``spec``) as ``solsa_model.h``/``.c`` into
-    ``out_dir``; returns the manifest (also written as ``solsa_model.json``: the layout and the bytes)."""
-    _check_dtype(dtype, learn)
+    ``out_dir``, fed as ``inputs`` says (default: the network's input itself; :meth:`InputSpec.delay`: raw
+    samples through the delay line); returns the manifest (also written as ``solsa_model.json``: the layout
+    and the bytes)."""
+    _check_dtype(dtype, learn, inputs)
     if not isinstance(net, SNN):
         raise TypeError(f"net must be a solsa.SNN, got {type(net).__name__}")
     check_network(net)
     if dtype == "q15":
-        return write_q15(net, out_dir)
-    return write_c(net, out_dir, learn, spec, dtype)
+        return write_q15(net, out_dir, inputs)
+    return write_c(net, out_dir, learn, spec, dtype, inputs)
 
 
 def export_checkpoint(path: str | Path, out_dir: str | Path, *, learn: bool = False, dtype: str = "float32",
                       momentum: float = 0.0) -> dict:
-    """Export the network of a ``solsa train`` checkpoint (and with ``learn`` its rule as a C learner)."""
+    """Export the network of a ``solsa train`` checkpoint (and with ``learn`` its rule as a C learner), with the
+    encoder its run used built in (:func:`~solsa.export_c.inputs.input_spec`)."""
     from ..evaluation import network_from_checkpoint
 
     _check_dtype(dtype, learn)
     net, cfg, ckpt = network_from_checkpoint(path)
-    _check_encoder(cfg, ckpt["config"].get("encoder"))
+    inputs = input_spec(cfg, ckpt)
     spec = learner_spec(cfg, momentum) if learn else None
-    return export_c(net, out_dir, learn=learn, spec=spec, dtype=dtype)
+    return export_c(net, out_dir, learn=learn, spec=spec, dtype=dtype, inputs=inputs)

@@ -24,6 +24,7 @@ from ..io import atomic_write
 from ..layers import ALPHA_MAX, BETA_MIN, SNN
 from ..rules.credit import CREDIT_MODES
 from ..surrogate import SURROGATES
+from .inputs import InputSpec
 from .layout import GROUPS, Layout, LayerPlan, build_layout, plan_layers
 
 __all__ = ["LearnerSpec", "write_c"]
@@ -63,7 +64,26 @@ def _float_lit(v: float, double: bool = False) -> str:
     return repr(v) if double else f"{v!r}f"
 
 
-def _header(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: LearnerSpec | None) -> str:
+def _input_lines(net: SNN, inputs: InputSpec) -> list[str]:
+    """The header's lines on the input: what solsa_step takes, and the encoder's sizes."""
+    n_raw = inputs.n_raw(net.n_inputs)
+    if inputs.encoder == "direct":
+        what = "the network's input itself (encoder direct)"
+    else:
+        what = (f"one sample of each raw channel (encoder delay: delays {', '.join(map(str, inputs.lags))}; the "
+                f"network's input c * {len(inputs.lags)} + m is channel c delayed by the m-th)")
+    pre = ("; the task's preprocessing (solsa_model.json: input.preprocess) is done by the caller"
+           if inputs.preprocess else "")
+    return [
+        f"#define SOLSA_N_INPUTS {n_raw}  /* values a step: {what}{pre} */",
+        f"#define SOLSA_N_NET_INPUTS {net.n_inputs}  /* the first layer's inputs */",
+        f"#define SOLSA_N_DELAYS {len(inputs.lags)}  /* 0: no delay line */",
+        f"#define SOLSA_DELAY_SPAN {inputs.span()}  /* samples each channel's ring keeps: max delay + 1 */",
+    ]
+
+
+def _header(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: LearnerSpec | None,
+            inputs: InputSpec) -> str:
     double = lay.value_bytes == 8
     sizes = "-".join([str(net.n_inputs)] + [str(p.n_out) for p in plans])
     groups = {g: lay.bytes_of(g) for g in GROUPS}
@@ -76,7 +96,7 @@ def _header(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
         "#ifndef SOLSA_MODEL_H", "#define SOLSA_MODEL_H", "#ifdef __cplusplus", "extern \"C\" {", "#endif", "",
         f"typedef {'double' if double else 'float'} solsa_real;  /* the type of every value (--dtype) */",
         f"#define SOLSA_DOUBLE {int(double)}",
-        f"#define SOLSA_N_INPUTS {net.n_inputs}",
+        *_input_lines(net, inputs),
         f"#define SOLSA_N_OUTPUTS {net.n_outputs}",
         f"#define SOLSA_N_LAYERS {len(plans)}",
         f"#define SOLSA_LEARN {int(learn)}",
@@ -85,11 +105,14 @@ def _header(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
         "/* bytes of solsa_state, by part: */",
         f"#define SOLSA_TRACE_BYTES {groups['traces']}  /* neuron state and traces: the rule's train_state_bytes() "
         "at batch 1 */",
+        f"#define SOLSA_ENCODER_BYTES {groups['encoder']}  /* the encoder's state: the delay line's rings */",
         f"#define SOLSA_GRAD_BYTES {groups['grads']}  /* gradient accumulators */",
         f"#define SOLSA_MOMENTUM_BYTES {groups['momentum']}  /* SGD momentum buffers */",
         f"#define SOLSA_WORK_BYTES {groups['work']}  /* per-step scratch */",
         f"#define SOLSA_STATE_BYTES {lay.value_bytes * lay.n_state}  /* sizeof(solsa_state) */",
-        f"#define SOLSA_TRACE_FLOATS {groups['traces'] // lay.value_bytes}  /* values */", "",
+        f"#define SOLSA_TRACE_FLOATS {groups['traces'] // lay.value_bytes}  /* values */",
+        f"#define SOLSA_RESET_FLOATS {(groups['traces'] + groups['encoder']) // lay.value_bytes}  "
+        "/* values solsa_reset zeroes: the traces and the encoder's state, first in solsa_state */", "",
         "typedef struct {",
     ]
     group = None
@@ -100,7 +123,7 @@ def _header(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
         lines.append(f"    solsa_real {name}[{size}];")
     lines += [
         "} solsa_state;", "",
-        "/* zero the neuron state and traces: a new sequence (accumulators and momentum are kept) */",
+        "/* zero the neuron state, traces and encoder state: a new sequence (accumulators and momentum are kept) */",
         "void solsa_reset(solsa_state* s);",
         "/* one time step: x [SOLSA_N_INPUTS] -> out [SOLSA_N_OUTPUTS] (out may be NULL)"
         + (": the traces advance, nothing is learned */" if learn else " */"),
@@ -153,7 +176,8 @@ def _table(plans: list[LayerPlan], lay: Layout, net: SNN) -> str:
     return "\n".join(out)
 
 
-def _source(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: LearnerSpec | None) -> str:
+def _source(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: LearnerSpec | None,
+            inputs: InputSpec) -> str:
     values = []
     for l, layer in enumerate(net.layers):
         for name in ("W", "b", "alpha", "beta", "lam"):
@@ -189,6 +213,10 @@ def _source(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
             f"#define SOLSA_SCRATCH {lay.off('scratch')}",
             f"#define SOLSA_SCRATCH_ROW {max(p.n_out for p in plans)}", "",
         ]
+    if inputs.encoder == "delay":
+        lines += [f"static const int solsa_delay_lag[SOLSA_N_DELAYS] = {{{', '.join(map(str, inputs.lags))}}};",
+                  f"#define SOLSA_RING {lay.off('ring')}", f"#define SOLSA_RING_AT {lay.off('ring_at')}",
+                  f"#define SOLSA_NET_IN {lay.off('net_in')}", ""]
     lines.append(_table(plans, lay, net))
     lines.append("")
     for part in ("runtime.c", "runtime_learn.c", "runtime_rows.c", "runtime_traces.c") if learn else ("runtime.c",):
@@ -197,23 +225,27 @@ def _source(net: SNN, plans: list[LayerPlan], lay: Layout, learn: bool, spec: Le
 
 
 def write_c(net: SNN, out_dir: str | Path, learn: bool, spec: LearnerSpec | None = None,
-            dtype: str = "float32") -> dict:
+            dtype: str = "float32", inputs: InputSpec | None = None) -> dict:
     """Write ``solsa_model.h``, ``solsa_model.c`` and ``solsa_model.json`` (the layout) into ``out_dir``, every
-    value a ``float`` (dtype ``"float32"``) or a ``double`` (``"float64"``); returns the manifest (the JSON's
-    content)."""
+    value a ``float`` (dtype ``"float32"``) or a ``double`` (``"float64"``); ``inputs``: the encoder built in
+    (default: direct); returns the manifest (the JSON's content)."""
     spec = spec or LearnerSpec()
+    inputs = inputs or InputSpec()
+    inputs.check(net.n_inputs)
     if learn and spec.credit not in CREDIT_MODES:
         raise ValueError(f"credit must be one of {list(CREDIT_MODES)}, got {spec.credit!r}")
     plans = plan_layers(net, spec.credit, learn)
     lay = build_layout(plans, learn, momentum=learn and spec.momentum != 0.0,
-                       value_bytes=8 if dtype == "float64" else 4)
+                       value_bytes=8 if dtype == "float64" else 4,
+                       ring=(inputs.channels, inputs.span()) if inputs.encoder == "delay" else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    header, source = _header(net, plans, lay, learn, spec), _source(net, plans, lay, learn, spec)
+    header, source = _header(net, plans, lay, learn, spec, inputs), _source(net, plans, lay, learn, spec, inputs)
     atomic_write(out / "solsa_model.h", lambda f: f.write(header))
     atomic_write(out / "solsa_model.c", lambda f: f.write(source))
     manifest = {
-        "format": "solsa-c-1", "dtype": dtype, "learn": learn, "n_inputs": net.n_inputs, "n_outputs": net.n_outputs,
+        "format": "solsa-c-1", "dtype": dtype, "learn": learn, "n_inputs": inputs.n_raw(net.n_inputs),
+        "n_net_inputs": net.n_inputs, "n_outputs": net.n_outputs, "input": inputs.manifest(net.n_inputs),
         "readout": net.readout, "learner": vars(spec) if learn else None,
         "bytes": {"params": lay.value_bytes * lay.n_params, **{g: lay.bytes_of(g) for g in GROUPS},
                   "state": lay.value_bytes * lay.n_state},

@@ -1,13 +1,16 @@
 """Where every array of the exported C library lives: the parameters and the state struct, in floats.
 
-The state struct ``solsa_state`` of ``solsa_model.h`` is four groups of ``solsa_real`` arrays (``float``, or
+The state struct ``solsa_state`` of ``solsa_model.h`` is five groups of ``solsa_real`` arrays (``float``, or
 ``double`` with ``--dtype float64``), in this order:
 
 - ``traces``: what the rule's ``train_state_bytes()`` counts at batch size 1 (the neuron state F, V, o and,
   when learning, ε and SOLSA's traces e, p, a, m, n with the cross-layer credit's copies, rules/credit.py);
+- ``encoder``: the input encoder's state (the delay line's rings ``ring`` and the write position ``ring_at``,
+  a whole number kept as a ``solsa_real``; empty for ``direct``), cleared with the traces by ``solsa_reset``;
 - ``grads``: the gradient accumulators (W, b, α, λ; β's comes from W's at the update);
 - ``momentum``: the SGD momentum buffers (only with momentum > 0);
-- ``work``: per-step scratch (the current, d[t], δ, the errors sent down, the credit signals).
+- ``work``: per-step scratch (the current, d[t], δ, the errors sent down, the credit signals, the encoder's output
+  ``net_in``).
 
 Only values of one type, so the struct has no padding and its ``sizeof`` is 4 (8 in double) × the values
 listed here (the offsets and sizes below count values).
@@ -22,7 +25,7 @@ from ..rules.credit import CREDIT_TRACES, credit_depth, zero_decay
 
 __all__ = ["GROUPS", "LayerPlan", "Layout", "plan_layers", "build_layout"]
 
-GROUPS = ("traces", "grads", "momentum", "work")
+GROUPS = ("traces", "encoder", "grads", "momentum", "work")
 
 
 @dataclass
@@ -113,10 +116,15 @@ def plan_layers(net: SNN, credit: str, learn: bool) -> list[LayerPlan]:
     return plans
 
 
-def build_layout(plans: list[LayerPlan], learn: bool, momentum: bool, value_bytes: int = 4) -> Layout:
+def build_layout(plans: list[LayerPlan], learn: bool, momentum: bool, value_bytes: int = 4,
+                 ring: tuple[int, int] | None = None) -> Layout:
     """Every array of the export, in the order the header declares them (traces first); value_bytes 4 (float)
-    or 8 (double)."""
+    or 8 (double); ``ring``: (channels, samples per channel) of the delay encoder's rings (None: no encoder
+    state)."""
     lay = Layout(value_bytes=value_bytes)
+    if ring is not None:
+        lay.add("ring", ring[0] * ring[1], "encoder")
+        lay.add("ring_at", 1, "encoder")
     for l, p in enumerate(plans):
         lay.add_param(f"W{l}", p.n_out * p.n_in)
         if p.bias:
@@ -172,6 +180,8 @@ def build_layout(plans: list[LayerPlan], learn: bool, momentum: bool, value_byte
                     lay.add(f"{prefix}beta{l}", p.n_in if p.fpc else 1, group)
                 if p.learn["lam"]:
                     lay.add(f"{prefix}lam{l}", p.n_out if p.lpn else 1, group)
+    if ring is not None:
+        lay.add("net_in", plans[0].n_in, "work")
     for l, p in enumerate(plans):
         lay.add(f"cur{l}", p.n_out, "work")
         if not learn:

@@ -1,4 +1,5 @@
-"""Compile an export with the system C compiler and drive it from Python (ctypes): tests and benchmarks."""
+"""Compile an export with the system C compiler and drive it from Python (ctypes): tests and benchmarks;
+:func:`export_accuracy`: a checkpoint's test accuracy through its export, fed as the device is."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["C_FLAGS", "find_compiler", "compile_export", "CModel"]
+from ..tasks.encoders import encoder_defaults
+
+__all__ = ["C_FLAGS", "find_compiler", "compile_export", "CModel", "export_accuracy"]
 
 C_FLAGS = ("-std=c99", "-Wall", "-Werror", "-O2")
 
@@ -78,7 +81,10 @@ class CModel:
         self.lib.solsa_reset(self.state)
 
     def _row(self, x) -> ctypes.Array:
-        ctypes.memmove(self._x, np.ascontiguousarray(x, dtype=self._np).ctypes.data, self._size * self.n_inputs)
+        x = np.ascontiguousarray(x, dtype=self._np)
+        if x.size != self.n_inputs:  # e.g. an encoded row given to an export that runs its encoder itself
+            raise ValueError(f"a step takes {self.n_inputs} values (solsa_model.json: n_inputs), got {x.size}")
+        ctypes.memmove(self._x, x.ctypes.data, self._size * self.n_inputs)
         return self._x
 
     def step(self, x) -> np.ndarray:
@@ -108,3 +114,37 @@ class CModel:
         total = sum(size for _, size in self.manifest["params"].values())
         flat = np.ctypeslib.as_array(self.lib.solsa_parameters(), (total,)).copy()
         return {k: torch.from_numpy(flat[off:off + size]) for k, (off, size) in self.manifest["params"].items()}
+
+
+def export_accuracy(checkpoint: str | Path, out_dir: str | Path, limit: int | None = None) -> dict:
+    """Test accuracy of a checkpoint's network in PyTorch (fed its task's encoded series) and through its float32
+    inference export (written to ``out_dir``, fed what the device is fed: the samples the task's loader hands its
+    encoder, i.e. the task loaded with ``encoder="direct"``: pooled and normalised, raw for a ``delay`` run),
+    each series from ``solsa_reset``; ``limit``: the first that many test series only."""
+    from ..evaluation import checkpoint_task
+    from ..tasks import load_task
+    from . import export_checkpoint
+
+    net, cfg, _, task = checkpoint_task(checkpoint)
+    m = export_checkpoint(checkpoint, out_dir)
+    fed = task
+    if m["input"]["encoder"] != "direct":
+        fed = load_task(cfg.task, seed=cfg.seed, encoder="direct", val_fraction=cfg.val_fraction, **{
+            k: v for k, v in cfg.task_options.items() if k not in encoder_defaults(m["input"]["encoder"])})
+    cm = CModel(out_dir)
+    n = len(task.test) if limit is None else min(limit, len(task.test))
+    right = {"torch": 0, "c": 0}
+    same, worst = 0, 0.0
+    for b in range(n):
+        steps = int(task.test.lengths[b])
+        with torch.no_grad():
+            y_t = net(task.test.x[:steps, b:b + 1].to(net.layers[0].weight.dtype))
+        cm.reset()
+        y_c = torch.from_numpy(np.stack([cm.step(row.numpy()) for row in fed.test.x[:steps, b]]))[:, None]
+        worst = max(worst, float((y_c.to(y_t.dtype) - y_t).abs().max()))
+        p_t, p_c = int(net.scores(y_t).argmax(-1)), int(net.scores(y_c.to(y_t.dtype)).argmax(-1))
+        right["torch"] += int(p_t == int(task.test.y[b]))
+        right["c"] += int(p_c == int(task.test.y[b]))
+        same += int(p_t == p_c)
+    return {"series": n, "torch_accuracy": right["torch"] / max(n, 1), "c_accuracy": right["c"] / max(n, 1),
+            "same_class": same, "max_output_difference": worst, "encoder": m["input"]["encoder"]}

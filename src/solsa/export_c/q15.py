@@ -18,6 +18,7 @@ import torch
 from ..functional import RESET_MODES
 from ..io import atomic_write
 from ..layers import SNN
+from .inputs import InputSpec
 from .layout import GROUPS, build_layout, plan_layers
 
 __all__ = ["write_q15"]
@@ -44,8 +45,10 @@ def _ints(values: list[int]) -> str:
     return ",\n    ".join(", ".join(map(str, values[k:k + 12])) for k in range(0, len(values), 12))
 
 
-def write_q15(net: SNN, out_dir: str | Path) -> dict:
-    """Write the fixed-point inference export of ``net`` into ``out_dir``; returns the manifest."""
+def write_q15(net: SNN, out_dir: str | Path, inputs: InputSpec | None = None) -> dict:
+    """Write the fixed-point inference export of ``net`` into ``out_dir``; returns the manifest. ``inputs``: a
+    ``direct`` one (its preprocessing is recorded in the manifest); q15 builds no encoder."""
+    inputs = inputs or InputSpec()
     plans = plan_layers(net, "same-step", learn=False)
     lay = build_layout(plans, learn=False, momentum=False)
     lay.add("xq", net.n_inputs, "work")
@@ -121,7 +124,8 @@ const int32_t* solsa_output_q(const solsa_state* s);
     atomic_write(out / "solsa_model.c", lambda f: f.write(source))
     manifest = {
         "format": "solsa-c-1", "dtype": "q15", "learn": False, "n_inputs": net.n_inputs,
-        "n_outputs": net.n_outputs, "readout": net.readout, "learner": None,
+        "n_net_inputs": net.n_inputs, "n_outputs": net.n_outputs, "input": inputs.manifest(net.n_inputs),
+        "readout": net.readout, "learner": None,
         "bytes": {"params": 2 * len(wq) + 4 * len(pq), **{g: lay.bytes_of(g) for g in GROUPS},
                   "state": 4 * lay.n_state},
         "params": {}, "state": {k: list(v) for k, v in lay.state.items()},

@@ -276,9 +276,38 @@ static void solsa_forward_layer(solsa_state* s, int l, const solsa_real* x) {
 #endif
 }
 
+#if SOLSA_N_DELAYS
+/* the delay encoder (solsa.tasks.encoders.delay): channel c's sample x[c] is written into its ring of the last
+ * SOLSA_DELAY_SPAN samples (zero before the sequence starts: solsa_reset clears the rings), and the network's
+ * input c * SOLSA_N_DELAYS + m is the sample of solsa_delay_lag[m] steps ago: the PyTorch encoder's order.
+ * ring_at, the slot of the current step, is a whole number kept as a solsa_real (exact below 2^24). */
+static const solsa_real* solsa_encode(solsa_state* s, const solsa_real* x) {
+    solsa_real* ring = SOLSA_OFF(s, SOLSA_RING);
+    solsa_real* at = SOLSA_OFF(s, SOLSA_RING_AT);
+    solsa_real* in = SOLSA_OFF(s, SOLSA_NET_IN);
+    const int now = (int)at[0];
+    int c, m;
+    for (c = 0; c < SOLSA_N_INPUTS; ++c) {
+        solsa_real* r = ring + (long)c * SOLSA_DELAY_SPAN;
+        r[now] = x[c];
+        for (m = 0; m < SOLSA_N_DELAYS; ++m) {
+            const int k = now - solsa_delay_lag[m];
+            in[c * SOLSA_N_DELAYS + m] = r[k < 0 ? k + SOLSA_DELAY_SPAN : k];
+        }
+    }
+    at[0] = (solsa_real)(now + 1 < SOLSA_DELAY_SPAN ? now + 1 : 0);
+    return in;
+}
+#else
+static const solsa_real* solsa_encode(solsa_state* s, const solsa_real* x) {
+    (void)s;
+    return x; /* encoder direct: the sample is the network's input */
+}
+#endif
+
 /* the neurons of every layer, one step (the synapse traces: solsa_traces) */
 static void solsa_forward(solsa_state* s, const solsa_real* x) {
-    const solsa_real* in = x;
+    const solsa_real* in = solsa_encode(s, x);
     int l;
     for (l = 0; l < SOLSA_N_LAYERS; ++l) {
         solsa_forward_layer(s, l, in);
@@ -306,7 +335,7 @@ void solsa_step(solsa_state* s, const solsa_real* x, solsa_real* out) {
 void solsa_reset(solsa_state* s) {
     solsa_real* t = (solsa_real*)(void*)s;
     long k;
-    for (k = 0; k < SOLSA_TRACE_FLOATS; ++k) t[k] = 0.0f; /* the traces come first in solsa_state */
+    for (k = 0; k < SOLSA_RESET_FLOATS; ++k) t[k] = 0.0f; /* the traces, then the encoder's state, come first */
 }
 
 #if SOLSA_LEARN

@@ -33,6 +33,7 @@ __all__ = [
     "bank_timescales",
     "delay",
     "delay_lags",
+    "delay_lags_for",
     "rate",
     "latency",
     "linear",
@@ -238,6 +239,16 @@ def delay_lags(taps: int, dilations: int, max_dilation: int) -> list[int]:
     return sorted({k * d for k in range(taps) for d in dils})
 
 
+def delay_lags_for(steps: int, *, taps: int = 5, dilations: int = 3, max_dilation: int | None = None) -> list[int]:
+    """The delays :func:`delay` uses on series padded to ``steps`` steps with these options (``max_dilation``
+    None: ``(steps - 1) // (taps - 1)``, at least 1; 1 for ``taps = 1``): :func:`delay_lags` of the resolved
+    maximum dilation. The C export (:mod:`solsa.export_c`) builds its delay line from these."""
+    check_positive_int("taps", taps)
+    if max_dilation is None:
+        max_dilation = max(1, (steps - 1) // (taps - 1)) if taps > 1 else 1
+    return delay_lags(taps, dilations, max_dilation)
+
+
 def delay(
     x: torch.Tensor,
     lengths: torch.Tensor,
@@ -266,9 +277,7 @@ def delay(
     check_positive_int("taps", taps)
     check_positive_int("smooth", smooth, minimum=0)
     steps, n, c = x.shape
-    if max_dilation is None:
-        max_dilation = max(1, (steps - 1) // (taps - 1)) if taps > 1 else 1
-    lags = delay_lags(taps, dilations, max_dilation)
+    lags = delay_lags_for(steps, taps=taps, dilations=dilations, max_dilation=max_dilation)
     x = x * mask
     padded = torch.cat([x.new_zeros(lags[-1], n, c), x], dim=0)
     out = torch.stack([padded[lags[-1] - lag : lags[-1] - lag + steps] for lag in lags], dim=-1)
