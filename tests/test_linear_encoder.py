@@ -206,13 +206,28 @@ def test_train_smoke_and_checkpoint_reload(tmp_path):
     assert result == 0 and m["test_accuracy"] == ckpt["config"]["test_accuracy"]
 
 
-def test_c_export_refuses_a_learned_encoder_by_name(tmp_path):
+def test_c_export_folds_M_and_runs_the_base_on_the_device(tmp_path):
+    """Inference: E folded into layer 0's weight, the delay base built in C, classifying as PyTorch; the C
+    learner (which would train M, not W and E) is refused by name."""
     from solsa.export_c import CExportError, export_checkpoint
+    from solsa.export_c.native import export_accuracy, find_compiler
 
     cfg = TrainConfig(task="uea:ItalyPowerDemand", encoder="linear", task_options={"channels": 4}, epochs=1)
     train(cfg, tmp_path / "run", progress=False, log=None)
-    with pytest.raises(CExportError, match="linear"):
-        export_checkpoint(tmp_path / "run" / "checkpoint.pt", tmp_path / "c")
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    with pytest.raises(CExportError, match="linear encoder cannot be exported as a C learner") as err:
+        export_checkpoint(ckpt, tmp_path / "learn", learn=True)
+    assert err.value.option == "encoder"
+    m = export_checkpoint(ckpt, tmp_path / "c")
+    assert m["input"]["encoder"] == "delay" and m["n_inputs"] == 1 and m["n_net_inputs"] == 11
+    if find_compiler() is None:
+        pytest.skip("no C compiler (cc) on this machine")
+    r = export_accuracy(ckpt, tmp_path / "inf", limit=60)
+    assert r["same_class"] == 60 and r["max_output_difference"] < 1e-5, r
+    cfg = TrainConfig(task="uea:ItalyPowerDemand", encoder="linear", task_options={"base": "bank"}, epochs=1)
+    train(cfg, tmp_path / "bank", progress=False, log=None)
+    with pytest.raises(CExportError, match="the linear encoder's base 'bank' cannot run on the device"):
+        export_checkpoint(tmp_path / "bank" / "checkpoint.pt", tmp_path / "c2")
 
 
 def test_learner_without_optimizer_only_moves_the_gradient():

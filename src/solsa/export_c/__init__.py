@@ -39,6 +39,10 @@ def learner_spec(cfg: TrainConfig, momentum: float = 0.0) -> LearnerSpec:
     if cfg.rule not in RULES_SUPPORTED:
         raise CExportError("rule", f"rule {cfg.rule!r} cannot be exported as a C learner; supported rules: "
                                    f"{', '.join(RULES_SUPPORTED)}")
+    if cfg.encoder == "linear":
+        raise CExportError("encoder", "the linear encoder cannot be exported as a C learner: its E is folded into the "
+                                      "first layer's weight, which the C learner would train itself instead of W and "
+                                      "E (export it without learn: inference)")
     credit = rule_credit(cfg)
     if credit not in CREDIT_MODES:
         raise CExportError("credit", f"credit {credit!r} cannot be exported; supported: {', '.join(CREDIT_MODES)}")

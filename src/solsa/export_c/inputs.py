@@ -88,9 +88,10 @@ def _recorded_info(cfg: TrainConfig, ckpt: dict) -> dict[str, Any]:
                                       f"{cfg.task!r} cannot be loaded to find them: {err}") from err
 
 
-def _delay_spec(cfg: TrainConfig, ckpt: dict) -> InputSpec:
+def _delay_spec(cfg: TrainConfig, ckpt: dict, opts: dict[str, Any] | None = None) -> InputSpec:
+    """The delay line of the run (``opts``: its options, default the recorded encoder's)."""
     info = _recorded_info(cfg, ckpt)
-    opts = dict(info.get("encoder_options") or {})
+    opts = dict(info.get("encoder_options") or {}) if opts is None else dict(opts)
     smooth = int(opts.pop("smooth", 0) or 0)
     if smooth:
         raise CExportError("encoder", f"encoder 'delay' with smooth={smooth} cannot run on the device: its filter "
@@ -115,11 +116,16 @@ def input_spec(cfg: TrainConfig, ckpt: dict) -> InputSpec:
     encoder = ckpt["config"].get("encoder") or cfg.encoder
     if encoder is None and family is not None:
         encoder = _recorded_info(cfg, ckpt).get("encoder") if family.data_encoders else family.default_encoder
+    opts, label = None, f"encoder {encoder!r}"
+    if encoder == "linear":  # its E is folded into layer 0's weight (M = W·E, solsa.linear_encoder): the device
+        recorded = _recorded_info(cfg, ckpt).get("encoder_options") or {}  # runs the base encoder
+        encoder, opts = recorded.get("base"), dict(recorded.get("base_options") or {})
+        label = f"the linear encoder's base {encoder!r}"
     if encoder not in ENCODERS:
-        raise CExportError("encoder", f"encoder {encoder!r} cannot run on the device; supported encoders: "
+        raise CExportError("encoder", f"{label} cannot run on the device; supported encoders: "
                                       f"{', '.join(ENCODERS)} (direct: the C library takes the network's input "
                                       "itself; delay: its delay line runs in C, without smooth)")
     if encoder == "delay":
-        return _delay_spec(cfg, ckpt)
+        return _delay_spec(cfg, ckpt, opts)
     info = ckpt["config"].get("task_info") or {}
     return InputSpec(preprocess={k: info[k] for k in _PREPROCESS if k in info})

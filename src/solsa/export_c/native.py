@@ -129,8 +129,9 @@ def export_accuracy(checkpoint: str | Path, out_dir: str | Path, limit: int | No
     m = export_checkpoint(checkpoint, out_dir)
     fed = task
     if m["input"]["encoder"] != "direct":
+        encoders = {m["input"]["encoder"], cfg.encoder or m["input"]["encoder"]}  # linear: and its base's
         fed = load_task(cfg.task, seed=cfg.seed, encoder="direct", val_fraction=cfg.val_fraction, **{
-            k: v for k, v in cfg.task_options.items() if k not in encoder_defaults(m["input"]["encoder"])})
+            k: v for k, v in cfg.task_options.items() if not any(k in encoder_defaults(e) for e in encoders)})
     cm = CModel(out_dir)
     n = len(task.test) if limit is None else min(limit, len(task.test))
     right = {"torch": 0, "c": 0}
