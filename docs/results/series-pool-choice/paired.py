@@ -9,7 +9,6 @@ Reads validation accuracy only (metrics.json's val_accuracy, at the trainer's ch
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import statistics
 import sys
@@ -47,8 +46,7 @@ def main(argv: list[str]) -> int:
         print(f"| {s} | {cells} | {per_seed['pool100'][i]:.1f} | {per_seed['pool300'][i]:.1f} | {diffs[i]:+.2f} |")
     print(f"mean d {result['mean_diff']:+.2f}, SE {result['se']:.2f}, 2 SE {result['threshold']:.2f}; "
           f"decision: {result['decision']}")
-    if "--json" in argv:
-        Path(argv[argv.index("--json") + 1]).write_text(json.dumps(result, indent=1))
+    confirm.save(argv, result)
     return 0
 
 
