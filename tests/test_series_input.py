@@ -210,13 +210,18 @@ def test_uea_default_is_the_delay_line_for_one_channel_and_direct_for_several(tm
     one = [rng.normal(size=(1, 12)) for _ in range(8)]
     path = _uea(tmp_path / "one", one, ["a", "b"] * 4)
     t = load_task("uea:Odd", extract_path=path, val_fraction=0.25)
-    assert (UNIVARIATE_ENCODER, DEFAULT_ENCODER, MAX_STEPS) == ("delay", "direct", 100)
+    assert (UNIVARIATE_ENCODER, DEFAULT_ENCODER, MAX_STEPS) == ("delay", "direct", 300)
     # T = 12: 5 taps, dilations 1 and 2 (max (12 - 1) // 4 = 2): delays 0, 1, 2, 3, 4, 6, 8
     assert t.info["encoder"] == "delay" and t.n_inputs == 7 and t.info["pool"] == 1
     assert load_task("uea:Odd", extract_path=path, encoder="direct").n_inputs == 1  # a named encoder wins
     train, labels = _series()  # two channels
     assert load_task("uea:Odd", extract_path=_uea(tmp_path / "two", train, labels)).info["encoder"] == "direct"
     assert load_task("uea:Odd", extract_path=path, max_steps="none").info["pool"] == 1
+    # the default bound: a series of MAX_STEPS steps is kept whole, one step longer is pooled by 2
+    for steps, pool in ((MAX_STEPS, 1), (MAX_STEPS + 1, 2)):
+        long = _uea(tmp_path / f"long{steps}", [rng.normal(size=(1, steps)) for _ in range(8)], ["a", "b"] * 4)
+        t = load_task("uea:Odd", extract_path=long, val_fraction=0.25)
+        assert (t.info["pool"], t.info["original_T"], t.train.steps) == (pool, steps, -(-steps // pool))
 
 
 def test_default_one_channel_encoder_takes_its_options_without_naming_it():

@@ -19,6 +19,12 @@ def val(out: Path, cfg: str, name: str, seed: int) -> float:
     return 100.0 * json.loads((out / folder / f"{name}-s{seed}" / "metrics.json").read_text())["val_accuracy"]
 
 
+def save(argv: list[str], result: dict) -> None:
+    """Write ``result`` to the file named after ``--json`` in ``argv``, if any."""
+    if "--json" in argv:
+        Path(argv[argv.index("--json") + 1]).write_text(json.dumps(result, indent=1))
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0])
     result = {}
@@ -38,8 +44,7 @@ def main(argv: list[str]) -> int:
               f"per set {', '.join(f'{k} {v:.1f}' for k, v in r['per_set'].items())}")
     print(f"lead {lead:+.1f} against spread {spread:.1f}; higher on every seed: {every_seed}; "
           f"decision: {result['decision']}")
-    if "--json" in argv:
-        Path(argv[argv.index("--json") + 1]).write_text(json.dumps(result, indent=1))
+    save(argv, result)
     return 0
 
 
