@@ -19,8 +19,7 @@ from solsa.tune.folds import fold_tasks, holdout_task, stratified_folds
 from solsa.io import load_config_file
 from solsa.tasks import load_task
 from solsa.tune import tune
-from solsa.evaluation import load_task_of
-from solsa.tune.space import DEFAULT_SPACE, active_space, config_changes, default_params, parse_dimension, suggest
+from solsa.tune.space import DEFAULT_SPACE, active_space, config_changes, default_params, parse_dimension
 from solsa.validation import OptionError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -89,36 +88,6 @@ def test_start_point_takes_the_encoder_the_task_resolved():
     space = active_space(DEFAULT_SPACE, base, {})
     assert default_params(space, base, "bank")["encoder"] == "bank"
     assert default_params(space, base.replace(encoder="delta"), "bank")["encoder"] == "delta"  # a named one wins
-
-
-def test_the_encoder_the_data_resolved_keeps_its_options(tmp_path, capsys):
-    # a one-channel uea set loads with delay although the family's default is direct: with the encoder neither
-    # searched nor named, delay's options stay in the space and are drawn (they were dropped: taken for direct's)
-    base = TrainConfig(task="uea:ItalyPowerDemand")
-    space = {key: DEFAULT_SPACE[key] for key in ("alpha", "delay.taps", "delay.dilations", "delta.threshold")}
-    active = active_space(space, base, {})  # resolves the encoder by loading the task
-    assert list(active) == ["alpha", "delay.taps", "delay.dilations"]
-    assert list(active_space(space, base, {}, "delay")) == list(active)
-    assert "delay.taps" not in active_space(space, TrainConfig(task="uea:BasicMotions"), {})  # several channels: direct
-    point = suggest(optuna.trial.FixedTrial({"alpha": 0.5, "delay.taps": 7, "delay.dilations": 2}), active, base, "delay")
-    assert point == {"alpha": 0.5, "delay.taps": 7, "delay.dilations": 2}
-    cfg = base.replace(**config_changes(base, point))
-    assert load_task_of(cfg).info["encoder_options"].items() >= {"taps": 7, "dilations": 2}.items()
-    assert default_params(active, base, "delay") == {"alpha": 0.0, "delay.taps": 5, "delay.dilations": 3}
-    (tmp_path / "space.toml").write_text('[space]\nalpha = "0:0.9"\n"delay.taps" = "2:9"\n"delta.threshold" = "0.02:0.5"\n')
-    assert main(["tune", "--task", "uea:ItalyPowerDemand", "--space-file", str(tmp_path / "space.toml"), "--show-space"]) == 0
-    shown = capsys.readouterr().out
-    assert "delay.taps" in shown and "delta.threshold" not in shown
-
-
-def test_task_option_keys_only_for_tasks_that_take_them():
-    space = {"alpha": DEFAULT_SPACE["alpha"], "max_steps": DEFAULT_SPACE["max_steps"]}
-    uea = TrainConfig(task="uea:ItalyPowerDemand", encoder="delay")
-    assert list(active_space(space, uea, {})) == ["alpha", "max_steps"]
-    assert list(active_space(space, TrainConfig(task="patterns"), {})) == ["alpha"]
-    assert "max_steps" not in active_space(space, uea, {"task_options": {"max_steps": 50}})  # given: fixed
-    assert default_params(space, uea)["max_steps"] == 100  # the loader's default
-    assert config_changes(uea, {"max_steps": 200}) == {"task_options": {"max_steps": 200}}
 
 
 def test_folds_are_stratified_disjoint_and_seeded():
