@@ -33,6 +33,7 @@ __all__ = [
     "iterate_batches",
     "load_task",
     "list_tasks",
+    "task_option_defaults",
     "list_encoders",
     "encode",
     "encoder_defaults",
@@ -65,6 +66,22 @@ def _resolve(spec: str, options: dict[str, Any]) -> tuple[Callable[..., Task], t
         valid = ", ".join(name for name, _ in list_tasks())
         raise ValueError(f"unknown task {spec!r}; valid tasks: {valid}")
     return family.loader, args, family.default_encoders
+
+
+def _task_keys(loader: Callable[..., Task]) -> dict[str, Any]:
+    """The task options a loader takes (its keyword-only parameters but the common ones) with their defaults."""
+    params = inspect.signature(loader).parameters
+    return {p.name: p.default for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY
+            and p.name not in ("seed", "val_fraction", "encoder", "encoder_options")}
+
+
+def task_option_defaults(spec: str) -> dict[str, Any]:
+    """The task options of task ``spec`` (e.g. ``max_steps`` for ``uea:NAME``) with their default values.
+
+    Raises:
+        ValueError: unknown task spec.
+    """
+    return _task_keys(_resolve(spec.strip(), {})[0])
 
 
 def load_task(
@@ -100,9 +117,7 @@ def load_task(
     check_positive_int("seed", seed, minimum=0)
     options = dict(options)
     loader, args, default_encoders = _resolve(spec.strip(), options)
-    params = inspect.signature(loader).parameters
-    task_keys = {p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    task_keys -= {"seed", "val_fraction", "encoder", "encoder_options"}
+    task_keys = set(_task_keys(loader))
     enc_names = default_encoders if encoder is None else (encoder,)
     enc_keys = set().union(*(encoder_defaults(name) for name in enc_names))  # raises for an unknown encoder
     enc_opts = dict(encoder_options or {})

@@ -39,7 +39,7 @@ from ..evaluation import load_task_of
 from ..io import make_folder
 from ..runs import RunLock, finished_run
 from .report import plot_tune, trial_rows, write_best_toml, write_tune_files
-from .space import DEFAULT_SPACE, Dimension, active_space, config_changes, default_params, space_text
+from .space import DEFAULT_SPACE, Dimension, active_space, config_changes, default_params, space_text, task_encoder
 from .trial import Objective, TrialFailed, spread
 from ..validation import OptionError, check_positive_int, check_range
 
@@ -233,12 +233,12 @@ def tune(
     given = dict(given or {})
     # trials stop on validation to save time; the chosen configuration keeps the patience only if it was given
     trial_base = base if "val_patience" in given else base.replace(val_patience=VAL_PATIENCE)
-    space = active_space(DEFAULT_SPACE if space is None else space, base, given)
+    start = time.perf_counter()
+    first = load_task_of(base)  # loads and checks the task before any trial (and sizes the scoring)
+    encoder = task_encoder(base, first)  # the encoder its data resolved to (uea, one channel: delay)
+    space = active_space(DEFAULT_SPACE if space is None else space, base, given, encoder)
     if not space:
         raise OptionError("space", "space is empty: every key is fixed by a given option; nothing to search")
-    start = time.perf_counter()
-
-    first = load_task_of(base)  # loads and checks the task before any trial (and sizes the scoring)
     n_train = len(first.train) + len(first.val)
     cv = (CV_FOLDS if n_train < CV_BELOW else 0) if cv_folds is None else cv_folds
     why = (f"fewer than {CV_BELOW}" if n_train < CV_BELOW else f"{CV_BELOW} or more") if cv_folds is None \
@@ -263,7 +263,7 @@ def tune(
     if _check_settings(study, _settings(trial_base, space, cv, repeats)) and n_before == 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # optuna warns when a fixed value is not in a distribution
-            study.enqueue_trial(default_params(space, base, first.info.get("encoder")), user_attrs={"start": True})
+            study.enqueue_trial(default_params(space, base, encoder), user_attrs={"start": True})
 
     seen: set[str] = set()
 
@@ -272,7 +272,7 @@ def tune(
             seen.add(message)
             log(message)
 
-    objective = Objective(trial_base, space, cv, repeats, out, train_fn, notice)
+    objective = Objective(trial_base, space, cv, repeats, out, train_fn, notice, encoder)
     objective.tasks(base, first)
     if log is not None:
         log(f"solsa tune: {base.rule} on {base.task}, study {study_name!r} ({n_before} trials so far), "

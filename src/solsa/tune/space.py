@@ -15,6 +15,9 @@ key                         default range                sets
 ``delta.threshold``         float 0.02 .. 0.5 (log)      encoder option (delta)
 ``rate.max_rate``           float 0.2 .. 1               encoder option (rate)
 ``latency.window``          int 2 .. 10                  encoder option (latency)
+``delay.taps``              int 2 .. 9                   encoder option (delay: taps per dilation)
+``delay.dilations``         int 1 .. 5                   encoder option (delay: log-spaced dilations)
+``max_steps``               100, 200, 300                task option (only for a task that takes it: uea)
 ``lr``                      float 1e-4 .. 1e-2 (log)     learning rate
 ``filter_lr_scale``         float 0.01 .. 1 (log)        learning-rate multiplier of α, β, λ
 ``filter_update``           linear, log                  the coordinates α, β, λ are stepped in
@@ -26,7 +29,9 @@ key                         default range                sets
 ``credit``                  same-step, next, cascade     SOLSA's cross-layer credit (SOLSA rules only)
 ==========================  ===========================  ===============================================
 
-A key leaves the space when the option it sets is given (on the command line or in ``--config``), and
+An encoder's options are searched when the encoder is searched or is the one the task uses: the named one,
+else the one the loaded data resolves to (a one-channel uea set: ``delay``, although the family's default is
+``direct``). A key leaves the space when the option it sets is given (on the command line or in ``--config``), and
 when the rule's neuron model fixes it (e.g. e-prop's paper model has no synaptic filter: no α, β), and
 ``credit`` leaves it for the rules that have none (BPTT and the baselines), ``filter_lr_scale`` and
 ``filter_update`` when nothing learns α, β or λ.
@@ -48,7 +53,7 @@ from ..tasks import TASKS, ENCODERS
 from ..validation import OptionError
 
 __all__ = ["Dimension", "DEFAULT_SPACE", "parse_dimension", "space_from_file", "active_space", "config_changes",
-           "suggest", "default_params", "space_text", "default_encoder"]
+           "suggest", "default_params", "space_text", "task_encoder"]
 
 
 @dataclass(frozen=True)
@@ -91,12 +96,16 @@ _KEYS: dict[str, tuple[str, str | None]] = {
     "filter_granularity": ("filter_granularity", None), "encoder": ("encoder", None),
     "population.n_per_channel": ("n_per_channel", "population"), "delta.threshold": ("threshold", "delta"),
     "rate.max_rate": ("max_rate", "rate"), "latency.window": ("window", "latency"),
+    "delay.taps": ("taps", "delay"), "delay.dilations": ("dilations", "delay"), "max_steps": ("max_steps", None),
     "lr": ("lr", None), "filter_lr_scale": ("filter_lr_scale", None),
     "filter_update": ("filter_update", None),
     "hidden_width": ("hidden", None), "hidden_layers": ("hidden", None),
     "batch_size": ("batch_size", None), "epochs": ("epochs", None), "credit": ("credit", None),
 }
-_INT_KEYS = {"population.n_per_channel", "latency.window", "hidden_width", "hidden_layers", "batch_size", "epochs"}
+_INT_KEYS = {"population.n_per_channel", "latency.window", "delay.taps", "delay.dilations", "hidden_width",
+             "hidden_layers", "batch_size", "epochs", "max_steps"}
+# keys that set a task option (a keyword of the task's loader); active only where the task takes it
+_TASK_KEYS = {"max_steps"}
 _CATEGORICAL_KEYS = {"filter_granularity", "encoder", "credit", "filter_update"}
 
 DEFAULT_SPACE: dict[str, Dimension] = {
@@ -111,6 +120,9 @@ DEFAULT_SPACE: dict[str, Dimension] = {
     "delta.threshold": Dimension("float", 0.02, 0.5, log=True),
     "rate.max_rate": Dimension("float", 0.2, 1.0),
     "latency.window": Dimension("int", 2, 10),
+    "delay.taps": Dimension("int", 2, 9),
+    "delay.dilations": Dimension("int", 1, 5),
+    "max_steps": Dimension("categorical", choices=(100, 200, 300)),
     "lr": Dimension("float", 1e-4, 1e-2, log=True),
     "filter_lr_scale": Dimension("float", 0.01, 1.0, log=True),
     "filter_update": Dimension("categorical", choices=FILTER_UPDATES),
@@ -172,38 +184,70 @@ def space_from_file(data: dict[str, Any]) -> dict[str, Dimension]:
     return {str(k): parse_dimension(str(k), v) for k, v in data.items()}
 
 
-def default_encoder(task: str) -> str:
-    """The encoder a task uses when none is named."""
-    family = TASKS.get(task.strip().partition(":")[0])
-    return family.default_encoder if family is not None else "direct"
+def task_encoder(base: TrainConfig, task: Any = None) -> str:
+    """The encoder ``base``'s task uses: the named one, else the family's default, unless the family picks one by
+    the data (``data_encoders``; uea: ``delay`` for one channel): then the one ``task`` (loaded here if None)
+    resolved to. An unknown task: ``direct`` (loading it names the error)."""
+    if base.encoder:
+        return base.encoder
+    family = TASKS.get(base.task.strip().partition(":")[0])
+    if family is None:
+        return "direct"
+    if not family.data_encoders:
+        return family.default_encoder
+    if task is None:
+        from ..evaluation import load_task_of
+
+        task = load_task_of(base)
+    return task.info.get("encoder", family.default_encoder)
 
 
-def _encoder(cfg: TrainConfig, params: dict[str, Any]) -> str:
-    return params.get("encoder", cfg.encoder or default_encoder(cfg.task))
+def _encoder(cfg: TrainConfig, params: dict[str, Any], encoder: str | None) -> str:
+    """The encoder of a point: drawn, else named, else ``encoder`` (the task's, :func:`task_encoder`)."""
+    if "encoder" in params:
+        return params["encoder"]
+    return cfg.encoder or encoder or task_encoder(cfg)
 
 
-def active_space(space: dict[str, Dimension], base: TrainConfig, given: dict[str, Any]) -> dict[str, Dimension]:
-    """``space`` without the keys whose option is ``given`` or fixed by the rule's model; every bound is checked
-    against the option's own valid values (an :class:`OptionError` naming the key)."""
+def _task_takes(base: TrainConfig, option: str) -> bool:
+    from ..tasks import task_option_defaults
+
+    try:
+        return option in task_option_defaults(base.task)
+    except ValueError:  # an unknown task: loading it names the error
+        return False
+
+
+def active_space(space: dict[str, Dimension], base: TrainConfig, given: dict[str, Any],
+                 encoder: str | None = None) -> dict[str, Dimension]:
+    """``space`` without the keys whose option is ``given`` or fixed by the rule's model, the options of encoders
+    the task does not use (unless ``encoder`` is searched) and the task options the task does not take; every
+    bound is checked against the option's own valid values (an :class:`OptionError` naming the key).
+    ``encoder``: the encoder the loaded task resolved to (:func:`task_encoder`; None: found here, which loads
+    the task where its family picks the encoder by the data)."""
     fixed = set(given) | set(get_rule(base.rule).model_options(base.model))
     fixed_task_options = set(given.get("task_options", {}))
     encoder_searched = "encoder" in space and "encoder" not in fixed
+    if not encoder_searched and any(_KEYS.get(key, ("", None))[1] for key in space):
+        encoder = _encoder(base, {}, encoder)  # once (it may load the task)
     active = {}
     for key, dim in space.items():
         _check_key(key)
         option, enc = _KEYS[key]
-        if (option in fixed_task_options) if enc else (option in fixed):
+        if (option in fixed_task_options) if enc or key in _TASK_KEYS else (option in fixed):
             continue
+        if key in _TASK_KEYS and not _task_takes(base, option):
+            continue  # not an option of this task
         if key == "credit" and rule_credit(base) is None:
             continue  # the rule has no credit option
         if key in ("filter_lr_scale", "filter_update") and not _learns_dynamics(base):
             continue  # nothing for it to scale
-        if enc is not None and not encoder_searched and _encoder(base, {}) != enc:
+        if enc is not None and not encoder_searched and _encoder(base, {}, encoder) != enc:
             continue  # the encoder is fixed to another one: its options never apply
         if key == "encoder" and set(dim.choices) - set(ENCODERS):
             raise OptionError("space", f"space key 'encoder': unknown encoder(s) {sorted(set(dim.choices) - set(ENCODERS))}; "
                               f"valid: {', '.join(ENCODERS)}")
-        if enc is None:
+        if enc is None and key not in _TASK_KEYS:
             values = dim.choices if dim.kind == "categorical" else (dim.low, dim.high)
             for value in values:
                 try:
@@ -219,12 +263,13 @@ def _learns_dynamics(base: TrainConfig) -> bool:
     return any(options[k] for k in ("learn_alpha", "learn_beta", "learn_lam"))
 
 
-def suggest(trial: Any, space: dict[str, Dimension], base: TrainConfig) -> dict[str, Any]:
-    """Draw one point of ``space`` (an encoder's options only when that encoder is drawn or fixed)."""
+def suggest(trial: Any, space: dict[str, Dimension], base: TrainConfig, encoder: str | None = None) -> dict[str, Any]:
+    """Draw one point of ``space`` (an encoder's options only when that encoder is drawn, else named, else the one
+    the task resolved to: ``encoder``, as for :func:`active_space`)."""
     params: dict[str, Any] = {}
     for key, dim in space.items():
         enc = _KEYS[key][1]
-        if enc is None or _encoder(base, params) == enc:
+        if enc is None or _encoder(base, params, encoder) == enc:
             params[key] = dim.suggest(trial, key)
     return params
 
@@ -235,7 +280,7 @@ def config_changes(base: TrainConfig, params: dict[str, Any]) -> dict[str, Any]:
     task_options = dict(base.task_options)
     for key, value in params.items():
         option, enc = _KEYS[key]
-        if enc is not None:
+        if enc is not None or key in _TASK_KEYS:
             task_options[option] = value
         elif option != "hidden":
             changes[option] = value
@@ -249,15 +294,14 @@ def config_changes(base: TrainConfig, params: dict[str, Any]) -> dict[str, Any]:
 
 def default_params(space: dict[str, Dimension], base: TrainConfig, encoder: str | None = None) -> dict[str, Any]:
     """The point of ``space`` that is ``base`` itself (keys whose base value lies outside the space are left out).
-    ``encoder``: the encoder the loaded task resolved to (a uea set with one channel takes ``delay`` where the
-    family's default is ``direct``); None: the option, else the family's default."""
-    from ..tasks import encoder_defaults
+    ``encoder``: the encoder the loaded task resolved to (:func:`task_encoder`; None: found here)."""
+    from ..tasks import encoder_defaults, task_option_defaults
 
     values: dict[str, Any] = {"alpha": base.alpha, "beta": base.beta, "lam": base.lam, "lr": base.lr,
                               "filter_lr_scale": base.filter_lr_scale, "filter_update": base.filter_update,
                               "readout_alpha": base.alpha if base.readout_alpha is None else base.readout_alpha,
                               "filter_granularity": base.filter_granularity, "batch_size": base.batch_size,
-                              "epochs": base.epochs, "encoder": base.encoder or encoder or _encoder(base, {}),
+                              "epochs": base.epochs, "encoder": _encoder(base, {}, encoder),
                               "hidden_layers": len(base.hidden),
                               "credit": rule_credit(base)}
     if base.hidden and len(set(base.hidden)) == 1:
@@ -266,6 +310,9 @@ def default_params(space: dict[str, Dimension], base: TrainConfig, encoder: str 
     for key, (option, key_enc) in _KEYS.items():
         if key_enc == enc:
             values[key] = base.task_options.get(option, encoder_defaults(enc).get(option))
+    if _TASK_KEYS & set(space):
+        task_defaults = task_option_defaults(base.task)
+        values |= {key: base.task_options.get(_KEYS[key][0], task_defaults.get(_KEYS[key][0])) for key in _TASK_KEYS}
     return {k: values[k] for k, dim in space.items() if k in values and dim.contains(values[k])}
 
 

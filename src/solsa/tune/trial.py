@@ -40,8 +40,9 @@ class Objective:
     """Train one trial (or its R x k folds) and return its validation score."""
 
     def __init__(self, base: TrainConfig, space: dict[str, Dimension], cv: int, repeats: int, out: Path,
-                 train_fn: Callable, notice: Callable[[str], None]) -> None:
-        self.base, self.space, self.cv, self.repeats = base, space, cv, repeats
+                 train_fn: Callable, notice: Callable[[str], None], encoder: str | None = None) -> None:
+        """``encoder``: the encoder the loaded task resolved to (:func:`~solsa.tune.space.task_encoder`)."""
+        self.base, self.space, self.cv, self.repeats, self.encoder = base, space, cv, repeats, encoder
         self.out, self.train_fn, self.notice = out, train_fn, notice
         self._tasks: dict[str, Any] = {}
         self.last: int | None = None  # the number of the trial this process ran last
@@ -67,7 +68,7 @@ class Objective:
         trial.set_user_attr("started", True)
         t0 = time.perf_counter()
         try:
-            cfg = self.base.replace(**config_changes(self.base, suggest(trial, self.space, self.base)))
+            cfg = self.base.replace(**config_changes(self.base, suggest(trial, self.space, self.base, self.encoder)))
             tasks = self.tasks(cfg)
             runs = []
             for i, task in enumerate(tasks):
