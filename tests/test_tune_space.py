@@ -6,6 +6,7 @@ from solsa.cli import main
 from solsa.config import TrainConfig
 from solsa.evaluation import load_task_of
 from solsa.tune.space import DEFAULT_SPACE, active_space, config_changes, default_params, suggest
+from solsa.tasks.uea import MAX_STEPS
 
 
 def test_the_encoder_the_data_resolved_keeps_its_options(tmp_path, capsys):
@@ -34,5 +35,5 @@ def test_task_option_keys_only_for_tasks_that_take_them():
     assert list(active_space(space, uea, {})) == ["alpha", "max_steps"]
     assert list(active_space(space, TrainConfig(task="patterns"), {})) == ["alpha"]
     assert "max_steps" not in active_space(space, uea, {"task_options": {"max_steps": 50}})  # given: fixed
-    assert default_params(space, uea)["max_steps"] == 100  # the loader's default
+    assert default_params(space, uea)["max_steps"] == MAX_STEPS  # the loader's default
     assert config_changes(uea, {"max_steps": 200}) == {"task_options": {"max_steps": 200}}
