@@ -372,7 +372,8 @@ def test_repeated_k_fold_scores_r_times_k_folds_and_reports_the_spread(tmp_path)
 
 
 def test_seeds_retrain_the_chosen_configuration_and_report_mean_and_std(tmp_path, capsys):
-    from solsa.tune import VAL_PATIENCE
+    from solsa.config import trial_patience
+    from solsa.tune import VAL_PATIENCE, VAL_PATIENCE_BATCHES
 
     out = tmp_path / "s"
     assert main(["tune", *TINY_FLAGS, "--space", "alpha=0:0.9", "--space-file", str(_space_file(out)), "--trials", "1",
@@ -385,7 +386,10 @@ def test_seeds_retrain_the_chosen_configuration_and_report_mean_and_std(tmp_path
     assert seeds["test_std"] == pytest.approx(torch.tensor(seeds["test_accuracy"]).std().item())
     assert all((out / d / "metrics.json").is_file() for d in ("best", "best_seed1", "best_seed2"))
     assert f"on 3 seeds (0, 1, 2): val {seeds['val_mean']:.4f}" in printed and "(mean ± std)" in printed
-    assert report["val_patience"] == VAL_PATIENCE  # tune's trials stop on validation unless told otherwise
-    assert json.loads((out / "trials" / "0000" / "metrics.json").read_text())["config"]["val_patience"] == VAL_PATIENCE
+    # tune's trials stop on validation unless told otherwise, after VAL_PATIENCE_BATCHES updates (or VAL_PATIENCE epochs)
+    assert report["val_patience"] is None and report["val_patience_batches"] == VAL_PATIENCE_BATCHES
+    batches = int(_rows(out / "trials" / "0000" / "history.csv")[0]["update_steps"])
+    trial_cfg = json.loads((out / "trials" / "0000" / "metrics.json").read_text())["config"]
+    assert trial_cfg["val_patience"] == trial_patience(batches) == max(VAL_PATIENCE, -(-VAL_PATIENCE_BATCHES // batches))
     assert load_config_file(out / "best.toml")["val_patience"] == 0  # the chosen configuration trains every epoch
     assert json.loads((out / "best_seed2" / "metrics.json").read_text())["config"]["val_patience"] == 0

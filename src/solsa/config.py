@@ -26,7 +26,8 @@ from .schedule import UpdateSchedule
 from .surrogate import SURROGATES
 from .validation import OptionError, check_choice, check_device, check_positive_int, check_range
 
-__all__ = ["TrainConfig", "DEFAULT_EPOCHS", "MIN_BATCHES", "planned_epochs", "GROUPS", "OPTIMIZERS", "MODELS", "DTYPES", "option_fields", "parse_hidden", "parse_scalar"]
+__all__ = ["TrainConfig", "DEFAULT_EPOCHS", "MIN_BATCHES", "VAL_PATIENCE", "VAL_PATIENCE_BATCHES", "planned_epochs", "batches_per_epoch",
+           "default_epochs", "trial_patience", "trial_patience_text", "GROUPS", "OPTIMIZERS", "MODELS", "DTYPES", "option_fields", "parse_hidden", "parse_scalar"]
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd", "adamw")
 MODELS = ("full", "paper", "native")
@@ -35,6 +36,10 @@ DTYPES = ("float32", "float64")
 # (chosen on the development sets' validation splits, docs/series.md §7)
 DEFAULT_EPOCHS = 60
 MIN_BATCHES = 1875
+# solsa tune's trials stop after max(VAL_PATIENCE epochs, VAL_PATIENCE_BATCHES updates) without a better validation
+# accuracy (0 batches: never stop); chosen by replay on validation histories, docs/tune.md, docs/results/tune-patience
+VAL_PATIENCE = 15
+VAL_PATIENCE_BATCHES = 500
 GROUPS = ("run", "task", "model", "neuron", "readout", "optimizer", "enhancements")
 
 
@@ -85,6 +90,22 @@ def _hidden(name: str, v: Any) -> None:
         check_positive_int("hidden layer size", h)
 
 
+def trial_patience(batches: int, patience_batches: int | None = None) -> int:
+    """The ``val_patience`` (epochs) of a ``solsa tune`` trial's run at ``batches`` updates per epoch:
+    :data:`VAL_PATIENCE` epochs or ``patience_batches`` (default :data:`VAL_PATIENCE_BATCHES`) updates, whichever
+    is more, so a small set (a few batches an epoch, hundreds of planned epochs) waits as many updates as a
+    large one; 0 where ``patience_batches`` is 0 (never stop)."""
+    patience_batches = VAL_PATIENCE_BATCHES if patience_batches is None else patience_batches
+    return max(VAL_PATIENCE, math.ceil(patience_batches / max(1, batches))) if patience_batches else 0
+
+
+def trial_patience_text(patience_batches: int | None = None) -> str:
+    """:func:`trial_patience` in words (help text, reports)."""
+    patience_batches = VAL_PATIENCE_BATCHES if patience_batches is None else patience_batches
+    return (f"{VAL_PATIENCE} epochs or {patience_batches:,} batches, whichever is more" if patience_batches
+            else "0 (every planned epoch)")
+
+
 @dataclass
 class TrainConfig:
     """Every option of ``solsa train``; the defaults are the main job (SOLSA on JapaneseVowels).
@@ -105,7 +126,8 @@ class TrainConfig:
                               "batches take where the training set is small; docs/series.md §7)",
                               check=_optional(_positive))
     val_patience: int = _opt(0, "run", "stop training once validation accuracy has not improved for this many "
-                             "epochs (0: train every epoch; solsa tune's trials default to solsa.tune.VAL_PATIENCE)",
+                             "epochs (0: train every epoch; solsa tune's trials default to "
+                             f"{trial_patience_text()})",
                              check=_non_negative)
     seed: int = _opt(0, "run", "seeds the initial weights, the validation split and the batch order",
                      check=_non_negative)
@@ -238,7 +260,17 @@ def planned_epochs(cfg: "TrainConfig", n_train: int) -> int:
     few dozen series gets a few batches per epoch, and 60 epochs of them leave it undertrained)."""
     if cfg.epochs is not None:
         return cfg.epochs
-    batches = max(1, math.ceil(n_train / cfg.batch_size))
+    return default_epochs(batches_per_epoch(cfg, n_train))
+
+
+def batches_per_epoch(cfg: "TrainConfig", n_train: int) -> int:
+    """The optimizer updates one epoch of ``cfg`` makes on ``n_train`` sequences (at least 1)."""
+    return max(1, math.ceil(n_train / cfg.batch_size))
+
+
+def default_epochs(batches: int) -> int:
+    """The epochs a run with no ``epochs`` given trains at ``batches`` updates per epoch: :data:`DEFAULT_EPOCHS`,
+    or as many as :data:`MIN_BATCHES` updates take where that is more."""
     return max(DEFAULT_EPOCHS, math.ceil(MIN_BATCHES / batches))
 
 

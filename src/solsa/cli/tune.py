@@ -75,6 +75,7 @@ def _pm(mean: float, std: float | None) -> str:
 
 
 def _run_tune(args) -> int:
+    from ..config import trial_patience_text
     from ..tune import tune
     from ..tune.space import active_space, space_text
 
@@ -91,8 +92,10 @@ def _run_tune(args) -> int:
              seeds=args.seeds, log=log, grace=args.grace)
     states = ", ".join(f"{n} {s}" for s, n in r["trial_states"].items())
     print(f"solsa tune: {r['rule']} on {r['task']}: {r['trials']} trials ({states}), scored on {r['scoring']}")
-    print(f"  each run of a trial stopped after {r['val_patience']} epochs without a better validation accuracy"
-          if r["val_patience"] else "  each run of a trial trained every epoch (val_patience 0)")
+    batches, epochs = r.get("val_patience_batches"), r["val_patience"]
+    print(f"  each run of a trial stopped after {trial_patience_text(batches) if batches else f'{epochs} epochs'} "
+          "without a better validation accuracy" if batches or epochs
+          else "  each run of a trial trained every epoch (val_patience 0)")
     if r["start_trial"] and r["start_trial"]["val_accuracy"] is not None:
         print(f"  start (trial {r['start_trial']['number']}, the given/default settings): "
               f"val {_pm(r['start_trial']['val_accuracy'], r['start_trial']['val_std'])}")

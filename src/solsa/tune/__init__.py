@@ -2,7 +2,8 @@
 
 Each trial is a normal :func:`~solsa.training.train` run with its own run folder (``OUT/trials/NNNN``),
 drawn by optuna's TPE sampler from the search space (:mod:`solsa.tune.space`); each of its runs stops after
-:data:`VAL_PATIENCE` epochs without a better validation accuracy (``val_patience``). A trial is scored on
+:data:`VAL_PATIENCE` epochs or :data:`VAL_PATIENCE_BATCHES` updates without a better validation accuracy, whichever
+is more (``val_patience``, :func:`solsa.config.trial_patience`). A trial is scored on
 validation only (:mod:`solsa.tune.trial`):
 
 - **holdout**: the task's validation split (accuracy of the epoch chosen on it); a percentile pruner stops
@@ -34,7 +35,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import TrainConfig
+from ..config import VAL_PATIENCE, VAL_PATIENCE_BATCHES, TrainConfig
 from ..evaluation import load_task_of
 from ..io import make_folder
 from ..runs import RunLock, finished_run
@@ -43,12 +44,11 @@ from .space import DEFAULT_SPACE, Dimension, active_space, config_changes, defau
 from .trial import Objective, TrialFailed, spread
 from ..validation import OptionError, check_positive_int, check_range
 
-__all__ = ["tune", "CV_BELOW", "CV_FOLDS", "REPEATS", "VAL_PATIENCE", "open_study"]
+__all__ = ["tune", "CV_BELOW", "CV_FOLDS", "REPEATS", "VAL_PATIENCE", "VAL_PATIENCE_BATCHES", "open_study"]
 
 CV_BELOW = 200  # training samples (train + validation) below which trials are scored by cross-validation
 CV_FOLDS = 5
 REPEATS = 2  # shuffles of the k folds (repeated k-fold); chosen in docs/tune.md, "How the defaults were chosen"
-VAL_PATIENCE = 15  # a trial's run stops after this many epochs without a better validation accuracy (same place)
 # settings that do not change what a trial computes: workers may differ in them
 _RUN_ONLY = ("threads", "device", "backend")
 
@@ -131,9 +131,12 @@ def _fail_dead_trials(study, grace: int) -> None:
             study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
 
 
-def _settings(base: TrainConfig, space: dict[str, Dimension], cv: int, repeats: int) -> dict[str, Any]:
+def _settings(base: TrainConfig, space: dict[str, Dimension], cv: int, repeats: int,
+              patience_batches: int | None = None) -> dict[str, Any]:
     config = {k: v for k, v in base.to_dict().items() if k not in _RUN_ONLY}
     settings = {"config": config, "space": space_text(space), "cv_folds": cv}
+    if patience_batches is not None:  # the trials' patience follows their batches per epoch
+        settings["val_patience_batches"] = patience_batches
     if repeats != 1:  # a study of single k-fold reads as it did before repeats existed
         settings["repeats"] = repeats
     return json.loads(json.dumps(settings))
@@ -149,7 +152,7 @@ def _check_settings(study, settings: dict[str, Any]) -> bool:
         # an option added since the study began reads as its default there
         before = {**TrainConfig().to_dict(), **stored["config"]}
         changed = sorted({*(k for k in settings["config"] if before.get(k) != settings["config"][k]),
-                          *(k for k in ("space", "cv_folds", "repeats") if stored.get(k) != settings.get(k))})
+                          *(k for k in ("space", "cv_folds", "repeats", "val_patience_batches") if stored.get(k) != settings.get(k))})
         raise ValueError(f"study {study.study_name!r} was started with other settings ({', '.join(changed)}); "
                          "continue it with the same options or choose another --out / --study-name")
     return False
@@ -205,9 +208,11 @@ def tune(
     at least one of the two. ``cv_folds``: None picks k-fold (k = :data:`CV_FOLDS`) below
     :data:`CV_BELOW` training samples, else holdout; 0 forces holdout; k ≥ 2 forces k folds.
     ``repeats``: shuffles of the k folds (repeated k-fold, R x k runs per trial; default :data:`REPEATS` under
-    k-fold; only with k-fold). Each run of a trial stops after :data:`VAL_PATIENCE` epochs without a better
-    validation accuracy (or ``base.val_patience`` if ``val_patience`` is ``given``: then the final runs use it
-    too; otherwise they train every epoch of the chosen configuration, and so does its ``best.toml``).
+    k-fold; only with k-fold). Each run of a trial stops after :data:`VAL_PATIENCE` epochs or
+    :data:`VAL_PATIENCE_BATCHES` updates without a better validation accuracy, whichever is more
+    (:func:`~solsa.config.trial_patience` of the run's batches per epoch; or ``base.val_patience`` epochs if
+    ``val_patience`` is ``given``: then the final runs use it too; otherwise they train every epoch of the chosen
+    configuration, and so does its ``best.toml``).
     ``final``: train the chosen configuration on the task's split and report its test accuracy
     (the only read of the test split); ``seeds`` N: on seeds ``base.seed`` … ``base.seed + N - 1``, reporting
     the mean and standard deviation. ``grace``: seconds without a heartbeat after which a trial whose
@@ -232,7 +237,7 @@ def tune(
     out.mkdir(parents=True, exist_ok=True)
     given = dict(given or {})
     # trials stop on validation to save time; the chosen configuration keeps the patience only if it was given
-    trial_base = base if "val_patience" in given else base.replace(val_patience=VAL_PATIENCE)
+    patience_batches = None if "val_patience" in given else VAL_PATIENCE_BATCHES  # None: the given val_patience
     start = time.perf_counter()
     first = load_task_of(base)  # loads and checks the task before any trial (and sizes the scoring)
     encoder = task_encoder(base, first)  # the encoder its data resolved to (uea, one channel: delay)
@@ -260,7 +265,7 @@ def tune(
     # worker on a shared storage (else two workers would draw the same points)
     seed = base.seed * 1_000_003 + n_before + (os.getpid() if shared else 0)
     study.sampler = _quiet_optuna().samplers.TPESampler(seed=seed % 2**32, n_startup_trials=5)
-    if _check_settings(study, _settings(trial_base, space, cv, repeats)) and n_before == 0:
+    if _check_settings(study, _settings(base, space, cv, repeats, patience_batches)) and n_before == 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # optuna warns when a fixed value is not in a distribution
             study.enqueue_trial(default_params(space, base, encoder), user_attrs={"start": True})
@@ -272,7 +277,7 @@ def tune(
             seen.add(message)
             log(message)
 
-    objective = Objective(trial_base, space, cv, repeats, out, train_fn, notice, encoder)
+    objective = Objective(base, space, cv, repeats, out, train_fn, notice, encoder, patience_batches)
     objective.tasks(base, first)
     if log is not None:
         log(f"solsa tune: {base.rule} on {base.task}, study {study_name!r} ({n_before} trials so far), "
@@ -286,7 +291,8 @@ def tune(
     start_trial = next((t for t in study.trials if t.user_attrs.get("start")), None)
     report: dict[str, Any] = {
         "task": base.task, "rule": base.rule, "study": study_name, "storage": storage, "scoring": scoring,
-        "cv_folds": cv, "repeats": repeats, "val_patience": trial_base.val_patience, "space": space_text(space),
+        "cv_folds": cv, "repeats": repeats, "val_patience": base.val_patience if patience_batches is None else None,
+        "val_patience_batches": patience_batches, "space": space_text(space),
         "fixed": sorted(given), "trials": len(study.trials),
         "trial_states": {s: sum(t.state.name.lower() == s for t in study.trials) for s in ("complete", "pruned", "fail")},
         "start_trial": None if start_trial is None else {"number": start_trial.number, "params": start_trial.params,

@@ -6,8 +6,11 @@
   to the pruner as the trial's intermediate value at step = the fold's number, so a trial that is poor on its
   first folds is stopped there; the score is the mean over the folds, their standard deviation its spread.
 
-Every run stops when its validation accuracy has not improved for ``val_patience`` epochs
-(:func:`solsa.tune.tune` sets it), so no trial, the first one included, trains long past its best epoch.
+Every run stops when its validation accuracy has not improved for ``val_patience`` epochs: by default
+:func:`~solsa.config.trial_patience` of the run's own batches per epoch (:data:`~solsa.config.VAL_PATIENCE`
+epochs or :data:`~solsa.config.VAL_PATIENCE_BATCHES` updates, whichever is more; a fold's training set and the
+drawn ``batch_size`` set it), so no trial, the first one included, trains long past its best epoch, and a
+small set's run is not stopped a few dozen updates after its best.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import TrainConfig, planned_epochs
+from ..config import TrainConfig, batches_per_epoch, planned_epochs, trial_patience
 from ..evaluation import load_task_of
 from .folds import fold_tasks, holdout_task
 from .space import Dimension, config_changes, suggest
@@ -40,9 +43,13 @@ class Objective:
     """Train one trial (or its R x k folds) and return its validation score."""
 
     def __init__(self, base: TrainConfig, space: dict[str, Dimension], cv: int, repeats: int, out: Path,
-                 train_fn: Callable, notice: Callable[[str], None], encoder: str | None = None) -> None:
-        """``encoder``: the encoder the loaded task resolved to (:func:`~solsa.tune.space.task_encoder`)."""
+                 train_fn: Callable, notice: Callable[[str], None], encoder: str | None = None,
+                 patience_batches: int | None = None) -> None:
+        """``encoder``: the encoder the loaded task resolved to (:func:`~solsa.tune.space.task_encoder`).
+        ``patience_batches``: each run's ``val_patience`` is :func:`~solsa.config.trial_patience` of its batches
+        per epoch and this; None keeps ``base.val_patience`` (the user gave it)."""
         self.base, self.space, self.cv, self.repeats, self.encoder = base, space, cv, repeats, encoder
+        self.patience_batches = patience_batches
         self.out, self.train_fn, self.notice = out, train_fn, notice
         self._tasks: dict[str, Any] = {}
         self.last: int | None = None  # the number of the trial this process ran last
@@ -74,7 +81,7 @@ class Objective:
             for i, task in enumerate(tasks):
                 folder = self.out / "trials" / f"{trial.number:04d}" / (f"fold{i + 1}" if self.cv else "")
                 hook = pruning_hook(trial, report=not self.cv, epochs=planned_epochs(cfg, len(task.train)))
-                runs.append(self.train_fn(cfg, folder, force=True, progress=False, task=task, log=self.notice,
+                runs.append(self.train_fn(self.run_config(cfg, len(task.train)), folder, force=True, progress=False, task=task, log=self.notice,
                                           on_epoch=hook))
                 if self.cv:
                     _report_fold(trial, runs, last=i + 1 == len(tasks))
@@ -94,6 +101,12 @@ class Objective:
         trial.set_user_attr("epochs_trained", statistics.fmean(m.get("epochs_trained", m["epochs"]) for m in runs))
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         return statistics.fmean(scores)
+
+    def run_config(self, cfg: TrainConfig, n_train: int) -> TrainConfig:
+        """``cfg`` with the patience of a run on ``n_train`` training sequences (see ``patience_batches``)."""
+        if self.patience_batches is None:
+            return cfg
+        return cfg.replace(val_patience=trial_patience(batches_per_epoch(cfg, n_train), self.patience_batches))
 
 
 def _report_fold(trial, runs: list[dict[str, Any]], last: bool) -> None:
