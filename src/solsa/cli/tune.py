@@ -93,7 +93,7 @@ def _run_tune(args) -> int:
     states = ", ".join(f"{n} {s}" for s, n in r["trial_states"].items())
     print(f"solsa tune: {r['rule']} on {r['task']}: {r['trials']} trials ({states}), scored on {r['scoring']}")
     batches, epochs = r.get("val_patience_batches"), r["val_patience"]
-    print(f"  each run of a trial stopped after {trial_patience_text(batches) if batches else f'{epochs} epochs'} "
+    print(f"  each run of a trial stopped after {trial_patience_text(batches) if batches else f'{epochs} epochs'}, "
           "without a better validation accuracy" if batches or epochs
           else "  each run of a trial trained every epoch (val_patience 0)")
     if r["start_trial"] and r["start_trial"]["val_accuracy"] is not None:
