@@ -54,3 +54,24 @@ def test_the_help_text_states_the_constants(capsys):
             pass
         text = " ".join(capsys.readouterr().out.split())
         assert f"{VAL_PATIENCE} epochs or {VAL_PATIENCE_BATCHES:,} batches, whichever is more" in text, command
+
+
+def test_the_start_is_kept_unless_the_best_trial_beats_it_by_more_than_the_noise():
+    from types import SimpleNamespace
+
+    from solsa.tune import choose
+
+    def trial(number, value, folds=None):
+        attrs = {"fold_val_accuracy": folds} if folds else {}
+        return SimpleNamespace(number=number, value=value, user_attrs=attrs, state=SimpleNamespace(name="COMPLETE"))
+
+    start = trial(0, 0.80)
+    assert choose(trial(5, 0.80), start) == (start, True)  # a tie on one split: the start
+    better = trial(5, 0.825)
+    assert choose(better, start) == (better, False)
+    assert choose(start, start) == (start, False)
+    folds_start = trial(0, 0.5, [0.5, 0.6, 0.4, 0.5])
+    noisy = trial(3, 0.55, [0.7, 0.5, 0.5, 0.5])  # lead 0.05, SE 0.05: within 2 SE
+    assert choose(noisy, folds_start) == (folds_start, True)
+    steady = trial(4, 0.6, [0.6, 0.7, 0.5, 0.6])  # lead 0.1 on every fold: SE 0
+    assert choose(steady, folds_start) == (steady, False)

@@ -102,6 +102,11 @@ def _run_tune(args) -> int:
     over = f" (± std over the {r['repeats'] * r['cv_folds']} folds)" if r["cv_folds"] else ""
     print(f"  chosen (trial {r['best_trial']}): val {_pm(r['best_val_accuracy'], r['best_val_std'])}{over}  "
           f"{r['changes']}")
+    if r.get("start_kept"):
+        t = r["top_minus_start"]
+        lead = (f"led by {t['mean']:+.4f} ± {t['standard_error']:.4f} over the folds" if t is not None
+                else f"scored {r['top_val_accuracy']:.4f}")
+        print(f"  the start is kept: the best-scoring trial {r['top_trial']} {lead}, not more than the noise")
     d = r["best_minus_start"]
     if d is not None and r["start_trial"] and r["best_trial"] != r["start_trial"]["number"]:
         print(f"  chosen minus start, paired over the {d['folds']} folds: {d['mean']:+.4f} ± {d['standard_error']:.4f} "

@@ -15,8 +15,10 @@ validation only (:mod:`solsa.tune.trial`):
   their standard deviation its spread; the pruner stops a trial after a fold when the mean of its folds
   so far is in the worst quarter of the finished trials after the same folds.
 
-The configuration with the best score (ties: the lower validation loss) is written to ``best.toml``
-and trained once more on the task's own train/validation split (``OUT/best``): the only run that reads
+The configuration with the best score (ties: the lower validation loss) is chosen only if it beats the start
+(trial 0) by more than the noise — cross-validation: its fold-by-fold lead over the start exceeds
+:data:`KEEP_START_SE` standard errors; holdout: a strictly higher accuracy — else the start is kept
+(:func:`choose`). The chosen configuration is written to ``best.toml`` and trained once more on the task's own train/validation split (``OUT/best``): the only run that reads
 the test split (``seeds`` N: on N seeds, with the mean and standard deviation). Trial 0 is the starting
 configuration itself, so the search is measured against it.
 
@@ -44,11 +46,12 @@ from .space import DEFAULT_SPACE, Dimension, active_space, config_changes, defau
 from .trial import Objective, TrialFailed, spread
 from ..validation import OptionError, check_positive_int, check_range
 
-__all__ = ["tune", "CV_BELOW", "CV_FOLDS", "REPEATS", "VAL_PATIENCE", "VAL_PATIENCE_BATCHES", "open_study"]
+__all__ = ["tune", "CV_BELOW", "CV_FOLDS", "REPEATS", "KEEP_START_SE", "VAL_PATIENCE", "VAL_PATIENCE_BATCHES", "open_study"]
 
 CV_BELOW = 200  # training samples (train + validation) below which trials are scored by cross-validation
 CV_FOLDS = 5
 REPEATS = 2  # shuffles of the k folds (repeated k-fold); chosen in docs/tune.md, "How the defaults were chosen"
+KEEP_START_SE = 2.0  # the best trial replaces the start only if it leads it by more than this many standard errors
 # settings that do not change what a trial computes: workers may differ in them
 _RUN_ONLY = ("threads", "device", "backend")
 
@@ -283,12 +286,13 @@ def tune(
         log(f"solsa tune: {base.rule} on {base.task}, study {study_name!r} ({n_before} trials so far), "
             f"scored on {scoring}; searching {', '.join(space)}")
     _search(study, objective, trials, budget, start, grace, out, log)
-    best = _best_trial(study)
+    start_trial = next((t for t in study.trials if t.user_attrs.get("start")), None)
+    top = _best_trial(study)
+    best, kept_start = choose(top, start_trial)
     if best is None:
         raise ValueError(f"study {study_name!r} has no finished trial to choose from (all failed or pruned); "
                          "see trials.csv")
     chosen = base.replace(**config_changes(base, best.params))
-    start_trial = next((t for t in study.trials if t.user_attrs.get("start")), None)
     report: dict[str, Any] = {
         "task": base.task, "rule": base.rule, "study": study_name, "storage": storage, "scoring": scoring,
         "cv_folds": cv, "repeats": repeats, "val_patience": base.val_patience if patience_batches is None else None,
@@ -304,7 +308,9 @@ def tune(
         "best_fold_val_accuracy": best.user_attrs.get("fold_val_accuracy"),
         "best_val_loss": best.user_attrs.get("val_loss"), "changes": config_changes(base, best.params),
         "search_seconds": sum(t.user_attrs.get("seconds", 0.0) for t in study.trials),
-        "best_minus_start": _paired(best, start_trial),
+        "best_minus_start": _paired(best, start_trial), "start_kept": kept_start,
+        "top_trial": None if top is None else top.number, "top_val_accuracy": None if top is None else top.value,
+        "top_minus_start": _paired(top, start_trial),
     }
     write_best_toml(out / "best.toml", chosen, report)
     if final:
@@ -342,6 +348,20 @@ def _search(study, objective: Objective, trials: int | None, budget: float | Non
         if log is not None and objective.last is not None:
             last = study.get_trials(deepcopy=False)[objective.last]
             log(_trial_line(last, f"{_counts(study)[0]}/{trials}" if trials else "budget", _best_trial(study)))
+
+
+def choose(best, start) -> tuple[Any, bool]:
+    """``(best, False)``, or ``(start, True)`` where ``best`` does not beat the start by more than the noise (paired
+    over the same folds: lead ≤ :data:`KEEP_START_SE` standard errors; one score each: not higher)."""
+    if best is None or start is None or best.number == start.number or start.value is None \
+            or start.state.name != "COMPLETE":
+        return best, False
+    paired = _paired(best, start)
+    if paired is not None:
+        beats = paired["mean"] > KEEP_START_SE * paired["standard_error"]
+    else:
+        beats = best.value > start.value
+    return (best, False) if beats else (start, True)
 
 
 def _paired(best, start) -> dict[str, Any] | None:
