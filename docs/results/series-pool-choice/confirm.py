@@ -14,8 +14,9 @@ SETS = ("ACSF1", "ItalyPowerDemand", "OSULeaf")
 SEEDS = (3, 4, 5)
 
 
-def val(out: Path, cfg: str, name: str, seed: int) -> float:
-    folder = "pool100" if name == "ItalyPowerDemand" else cfg
+def val(out: Path, cfg: str, name: str, seed: int, shared: str = "pool100") -> float:
+    """Validation accuracy (%) of one run; ItalyPowerDemand (never pooled) is read from ``shared``."""
+    folder = shared if name == "ItalyPowerDemand" else cfg
     return 100.0 * json.loads((out / folder / f"{name}-s{seed}" / "metrics.json").read_text())["val_accuracy"]
 
 

@@ -6,10 +6,10 @@
 # Usage: bash cost.sh OUT   (from the worktree root, PYTHONPATH=src)
 set -euo pipefail
 out=${1:?OUT}; mkdir -p "$out"
-steps=(100 200 300)
+steps=(${STEPS:-100 200 300})  # STEPS="300 600": other bounds
 for round in $(seq 1 "${ROUNDS:-2}"); do
-  for i in 0 1 2; do
-    m=${steps[$(( (i + round) % 3 ))]}
+  for i in "${!steps[@]}"; do
+    m=${steps[$(( (i + round) % ${#steps[@]} ))]}
     for set in ACSF1 OSULeaf; do
       dir="$out/$set-m$m-r$round"
       OMP_NUM_THREADS=1 /usr/bin/time -f "%U %S" -o "$dir.time" solsa train --task "uea:$set" --seed 0 \

@@ -11,6 +11,7 @@ declare -A OPTS=(
   [pool200]="--task-option max_steps=200"
   [pool300]="--task-option max_steps=300"
   [pool100]="--task-option max_steps=100"
+  [pool600]="--task-option max_steps=600"
 )
 rule=${RULE:+--rule $RULE}
 for cfg in "$@"; do
