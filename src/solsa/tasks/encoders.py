@@ -243,7 +243,6 @@ def delay_lags_for(steps: int, *, taps: int = 5, dilations: int = 3, max_dilatio
     """The delays :func:`delay` uses on series padded to ``steps`` steps with these options (``max_dilation``
     None: ``(steps - 1) // (taps - 1)``, at least 1; 1 for ``taps = 1``): :func:`delay_lags` of the resolved
     maximum dilation. The C export (:mod:`solsa.export_c`) builds its delay line from these."""
-    check_positive_int("taps", taps)
     if max_dilation is None:
         max_dilation = max(1, (steps - 1) // (taps - 1)) if taps > 1 else 1
     return delay_lags(taps, dilations, max_dilation)
