@@ -20,9 +20,10 @@ from solsa.tasks import load_task
 # name -> (rule, TrainConfig options beside the trainer's defaults)
 CANDIDATES = {
     "bptt": ("bptt", {}),
-    "solsa (default: filter first)": ("solsa", {}),
-    "solsa, filter per channel (the default before)": ("solsa", {"filter_granularity": "channel"}),
-    "solsa, filter first + float16 traces": ("solsa", {"trace_dtype": "float16"}),
+    "solsa (default: filter first, trace_dtype auto = float16)": ("solsa", {}),
+    "solsa, filter first, full-precision traces (the default before)": ("solsa", {"trace_dtype": "full"}),
+    "solsa, filter per channel, full-precision traces": ("solsa", {"filter_granularity": "channel",
+                                                                    "trace_dtype": "full"}),
 }
 
 

@@ -68,12 +68,14 @@ def test_ladder_starts_with_the_run_as_configured_and_ends_with_the_cheapest():
 
 def test_budget_picks_the_most_exact_setting_that_fits():
     cfg = TrainConfig(hidden=(9, 7), batch_size=3, filter_granularity="channel")
+    assert cfg.trace_dtype == "auto"  # the budget starts from full storage, the most exact
     sizes = {}
     for changes in ({}, {"filter_granularity": "first"}, {"filter_granularity": "layer"}, {"trace_dtype": "float16"},
                     {"trace_dtype": "float16", "filter_granularity": "layer"}):
-        sizes[tuple(changes.items())] = state_bytes_of(cfg.replace(**changes), 6, 4)
+        sizes[tuple(changes.items())] = state_bytes_of(cfg.replace(**{"trace_dtype": "full", **changes}), 6, 4)
     full = sizes[()]
-    assert fit_memory_budget(cfg.replace(memory_budget=full), 6, 4).changes == {}
+    exact = fit_memory_budget(cfg.replace(memory_budget=full), 6, 4)
+    assert exact.changes == {} and exact.config.trace_dtype == "full" and exact.state_bytes == full
     choice = fit_memory_budget(cfg.replace(memory_budget=full - 1), 6, 4)
     assert choice.changes == {"filter_granularity": "first"}
     assert choice.state_bytes == sizes[(("filter_granularity", "first"),)] < full
@@ -90,7 +92,7 @@ def test_budget_picks_the_most_exact_setting_that_fits():
 
 
 def test_the_default_run_steps_from_first_to_layer():
-    cfg = TrainConfig(hidden=(9, 7), batch_size=3)
+    cfg = TrainConfig(hidden=(9, 7), batch_size=3, trace_dtype="full")
     assert cfg.filter_granularity == "first"
     full = state_bytes_of(cfg, 6, 4)
     assert state_bytes_of(cfg.replace(filter_granularity="channel"), 6, 4) > full  # never a rung
@@ -113,7 +115,7 @@ def test_budget_refuses_bptt():
 
 def test_train_with_a_budget_prints_and_records_the_choice():
     lines = []
-    base = TrainConfig(task="tiny", hidden=(8, 8), epochs=1, lr=0.01, batch_size=8)
+    base = TrainConfig(task="tiny", hidden=(8, 8), epochs=1, lr=0.01, batch_size=8, trace_dtype="full")
     full = state_bytes_of(base, 6, 2)
     m = train(base.replace(memory_budget=full - 1), task=tiny_task(), progress=False, log=lines.append)
     choice = m["memory_budget_choice"]
@@ -163,10 +165,10 @@ def test_bench_suite_ratios_and_candidates(monkeypatch):
     row, = suite_ratios("tiny")
     assert row["task"] == "patterns" and row["batch"] == 2 and row["T"] > 0
     assert row["ratio_to_bptt"] == row["solsa_bytes"] / row["bptt_bytes"]
-    narrow, = suite_ratios("tiny", options={"trace_dtype": "float16"})
-    assert narrow["solsa_bytes"] < row["solsa_bytes"] and narrow["bptt_bytes"] == row["bptt_bytes"]
+    full, = suite_ratios("tiny", options={"trace_dtype": "full"})  # the default stores float16 (trace_dtype auto)
+    assert full["solsa_bytes"] > row["solsa_bytes"] and full["bptt_bytes"] == row["bptt_bytes"]
     rows = storage_candidates(T=10, batch=2, spec=NetSpec(6, (8, 8), 3, "channel"), repeats=1,
-                              names=["per channel (the default before)", "float16 traces"])
+                              names=["per channel", "float16 traces"])
     full, half = rows
     assert full["max_rel_error_to_float64"] < 1e-5 < half["max_rel_error_to_float64"] < 1e-2
     assert half["train_state_bytes"] < full["train_state_bytes"]

@@ -5,7 +5,7 @@ network and batch size are: :func:`fit_memory_budget` builds the run's network a
 :data:`LADDER` (most exact first), resets it for the run's batch size and takes the first whose
 ``train_state_bytes`` fit. The rungs, from the configured run downwards:
 
-1. the run as configured;
+1. the run as configured (``trace_dtype`` auto: with full storage, the most exact);
 2. fewer α, β (``filter_granularity`` "first", then "layer": an exact gradient of a smaller model, no
    ``[B, N_out, N_in]`` α trace above the first layer, then in no layer);
 3. the ``[B, N_out, N_in]`` traces stored in float16 (``trace_dtype``; the arithmetic stays in the
@@ -24,6 +24,7 @@ from typing import Any
 from .config import TrainConfig, rule_credit, takes_option
 from .layers import FILTER_GRANULARITIES
 from .rules.credit import CREDIT_MODES
+from .rules.solsa import TRACE_DTYPES
 from .validation import OptionError
 
 __all__ = ["LADDER", "BudgetChoice", "MemoryBudgetError", "fit_memory_budget", "state_bytes_of"]
@@ -73,7 +74,7 @@ def _cheaper(cfg: TrainConfig, changes: dict[str, Any]) -> bool:
             return False
         if name == "credit" and CREDIT_MODES.index(value) >= CREDIT_MODES.index(rule_credit(cfg)):
             return False
-        if name == "trace_dtype" and cfg.trace_dtype is not None:
+        if name == "trace_dtype" and cfg.trace_dtype in TRACE_DTYPES:  # the user chose the storage
             return False
         if name == "filter_granularity" and (FILTER_GRANULARITIES.index(value)  # fewest α, β first
                                              >= FILTER_GRANULARITIES.index(cfg.filter_granularity)):
@@ -90,6 +91,8 @@ def fit_memory_budget(cfg: TrainConfig, n_inputs: int, n_outputs: int) -> Budget
     budget = cfg.memory_budget
     if budget is None:
         raise MemoryBudgetError("memory_budget is not set")
+    if cfg.trace_dtype == "auto":  # most exact first: full storage is rung 1, float16 the precision rung
+        cfg = cfg.replace(trace_dtype="full")
     tried = []
     for changes in LADDER:
         if changes and not _cheaper(cfg, changes):

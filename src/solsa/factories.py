@@ -11,16 +11,17 @@ from typing import Any, Iterable
 
 import torch
 
-from .config import OPTIMIZERS, TrainConfig
+from .config import OPTIMIZERS, TrainConfig, takes_option
 from .coordinates import DEFAULT_FILTER_UPDATE, FILTER_UPDATES, LOG_COORDINATES
 from .distributed import DataParallel
+from .fast.fused import unsupported_reason
 from .layers import SNN
 from .linear_encoder import learned_channels
 from .learner import Learner
 from .rules import LearningRule, get_rule
-from .validation import check_choice
+from .validation import INPUT_SCALE_WARN, check_choice
 
-__all__ = ["network_options", "build_network", "build_rule", "make_optimizer", "build_learner", "parameter_groups"]
+__all__ = ["network_options", "build_network", "build_rule", "trace_dtype_of", "make_optimizer", "build_learner", "parameter_groups"]
 
 DYNAMICS = tuple(LOG_COORDINATES)  # the parameters filter_lr_scale and filter_update apply to
 
@@ -47,9 +48,27 @@ def build_network(cfg: TrainConfig, n_inputs: int, n_outputs: int) -> SNN:
                **network_options(cfg))
 
 
-def build_rule(cfg: TrainConfig, net: SNN) -> LearningRule:
-    """The run's rule on ``net`` (its loss and backend from ``cfg``)."""
-    options = {name: getattr(cfg, name) for name in ("credit", "trace_dtype") if getattr(cfg, name) is not None}
+def trace_dtype_of(cfg: TrainConfig, net: SNN, input_scale: float | None = None) -> str | None:
+    """The storage ``cfg.trace_dtype`` gives SOLSA's ``[B, N_out, N_in]`` traces on ``net`` (None: the network's
+    dtype). ``auto`` is float16 for a float32 SOLSA run the fused kernel takes in float16 — not on the reference
+    backend (float16 is ~9 x slower there), not for float64 exactness runs, and not for inputs beyond
+    :data:`~solsa.validation.INPUT_SCALE_WARN` (``input_scale``, the largest ``|x|``: their traces would leave
+    float16's range, 6.5e4). Chosen by the 10-seed check of docs/results/float16-default."""
+    if cfg.trace_dtype == "full" or not takes_option(cfg.rule, "trace_dtype"):
+        return None
+    if cfg.trace_dtype != "auto":
+        return cfg.trace_dtype
+    narrow = (next(net.parameters()).dtype == torch.float32 and cfg.backend != "reference"
+              and not unsupported_reason(net.layers, "float16")
+              and not (input_scale is not None and input_scale > INPUT_SCALE_WARN))
+    return "float16" if narrow else None
+
+
+def build_rule(cfg: TrainConfig, net: SNN, input_scale: float | None = None) -> LearningRule:
+    """The run's rule on ``net`` (its loss, backend and trace storage from ``cfg``; ``input_scale``: the data's
+    largest ``|x|`` where known, see :func:`trace_dtype_of`)."""
+    options = {"credit": cfg.credit, "trace_dtype": trace_dtype_of(cfg, net, input_scale)}
+    options = {name: value for name, value in options.items() if value is not None}
     return get_rule(cfg.rule).build(net, cfg.loss_name, backend=cfg.backend, **options)
 
 
@@ -67,10 +86,11 @@ def make_optimizer(name: str, params: Iterable[torch.nn.Parameter] | Iterable[di
     return torch.optim.SGD(params, lr=lr, momentum=0.9)
 
 
-def build_learner(cfg: TrainConfig, net: SNN, sync: DataParallel | None = None) -> Learner:
+def build_learner(cfg: TrainConfig, net: SNN, sync: DataParallel | None = None,
+                  input_scale: float | None = None) -> Learner:
     """``Learner(rule, optimizer)`` for ``net`` under ``cfg`` (the optimizer over its learnable parameters);
-    ``sync`` makes it one process of a data-parallel run."""
-    rule = build_rule(cfg, net)
+    ``sync`` makes it one process of a data-parallel run; ``input_scale`` as in :func:`build_rule`."""
+    rule = build_rule(cfg, net, input_scale)
     groups = parameter_groups(net, cfg.lr, cfg.filter_lr_scale, cfg.filter_update)
     return Learner(rule, make_optimizer(cfg.optimizer, groups, cfg.lr), sync)
 

@@ -134,7 +134,7 @@ class _Run:
             self.built = self.budget.config
             self.log(f"solsa: {self.budget.reason}")
         self.net = build_network(self.built, self.task.n_inputs, self.task.n_classes).to(self.device)
-        self.learner = build_learner(self.built, self.net, sync)
+        self.learner = build_learner(self.built, self.net, sync, float(self.task.train.x.abs().max()))
         self.schedule = UpdateSchedule(cfg.schedule, cfg.search_period)
         if self.schedule.mode == "search" and not self.learner.rule.capabilities.step_magnitude:
             raise ValueError(f"schedule {cfg.schedule!r} ranks steps by their gradient, which rule {cfg.rule!r} "
@@ -306,6 +306,7 @@ class _Run:
             "schedule": self.schedule.to_dict(),
             "backend": rule.active_backend,
             "backend_note": rule.fallback_reason,
+            "trace_storage": str(getattr(rule, "trace_dtype", None) or cfg.dtype),
             "processes": self.sync.world,
             "learned_filters": filter_summary(self.net),
             "n_parameters": sum(p.numel() for p in self.net.parameters()

@@ -21,16 +21,16 @@ __all__ = ["suite_ratios", "storage_candidates", "CANDIDATES"]
 
 # name -> (NetSpec options, rule or RULE@BACKEND)
 CANDIDATES: dict[str, tuple[dict[str, Any], str]] = {
-    "per channel (the default before)": ({}, "solsa"),
-    "per-layer α, β": ({"filter_granularity": "layer"}, "solsa"),
-    "first layer per channel (the default)": ({"filter_granularity": "first"}, "solsa"),
+    "per channel": ({"trace_dtype": "full"}, "solsa"),
+    "per-layer α, β": ({"filter_granularity": "layer", "trace_dtype": "full"}, "solsa"),
+    "first layer per channel (the default before)": ({"filter_granularity": "first", "trace_dtype": "full"}, "solsa"),
     "float16 traces": ({"trace_dtype": "float16"}, "solsa"),
     "float16 traces, reference path": ({"trace_dtype": "float16"}, "solsa@reference"),
     "bfloat16 traces": ({"trace_dtype": "bfloat16"}, "solsa"),
-    "first layer per channel + float16": ({"filter_granularity": "first", "trace_dtype": "float16"}, "solsa"),
+    "first layer per channel + float16 (the default: trace_dtype auto)": ({"filter_granularity": "first"}, "solsa"),
     "per-layer + float16": ({"filter_granularity": "layer", "trace_dtype": "float16"}, "solsa"),
     "per-layer + bfloat16": ({"filter_granularity": "layer", "trace_dtype": "bfloat16"}, "solsa"),
-    "same-step credit": ({"credit": "same-step"}, "solsa"),
+    "same-step credit": ({"credit": "same-step", "trace_dtype": "full"}, "solsa"),
 }
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import TrainConfig, rule_credit
+from ..rules.solsa import TRACE_DTYPES
 from ..layers import SNN
 from ..rules import SOLSA, RULES, get_rule
 from ..rules.credit import CREDIT_MODES
@@ -49,9 +50,9 @@ def learner_spec(cfg: TrainConfig, momentum: float = 0.0) -> LearnerSpec:
     if cfg.loss_name not in LOSSES_SUPPORTED:
         raise CExportError("loss", f"loss {cfg.loss_name!r} cannot be exported; supported: "
                                    f"{', '.join(LOSSES_SUPPORTED)}")
-    if cfg.trace_dtype is not None:
+    if cfg.trace_dtype in TRACE_DTYPES:  # auto (float16 in training) exports: on the device the traces are float32
         raise CExportError("trace_dtype", f"trace_dtype {cfg.trace_dtype!r} cannot be exported; the C learner stores "
-                                          "its traces in float32 (supported: the network's dtype)")
+                                          "its traces in float32 (supported: auto, full)")
     check_range("momentum", momentum, 0.0, 1.0, hi_open=True)
     options = get_rule(cfg.rule).options
     return LearnerSpec(credit=credit, reset_feedback=options.get("reset_feedback", True), loss=cfg.loss_name,

@@ -65,6 +65,7 @@ class TaskStream:
         if task.kind != "classification":
             raise OptionError("task", f"task must be a classification task to stream, {spec!r} is {task.kind}")
         self.name, self.n_inputs = task.name, task.n_inputs
+        self.input_scale = max(float(split.x.abs().max()) for split in (task.train, task.val, task.test))
         self.classes: list[Hashable] = list(range(task.n_classes))
         self.passes = check_positive_int("passes", passes)
         self._series: list[tuple[torch.Tensor, int]] = []
