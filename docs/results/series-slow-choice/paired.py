@@ -1,9 +1,11 @@
 """The paired test of the slow synaptic filters against today's uea default (paired.md holds the rule, fixed before
 the runs).
 
-Usage: python paired.py OUT_DIR [--json FILE]   (OUT_DIR as written by probe.sh). Reads validation accuracy only
-(metrics.json's val_accuracy at the trainer's chosen epoch). Per seed d = three-set mean under `slow` minus under
-`base`; `slow` is adopted iff mean(d) > 2 * std(d, n - 1) / sqrt(n).
+Usage: python paired.py OUT_DIR [--configs BASE,CANDIDATE] [--seeds 14,15,16,17] [--json FILE]   (OUT_DIR as
+written by probe.sh; the defaults are this round's, ../series-dil-choice/paired.md's is --configs full,dil5
+--seeds 18,19,20,21). Reads validation accuracy only (metrics.json's val_accuracy at the trainer's chosen epoch).
+Per seed d = three-set mean under the candidate minus under the base; the candidate is adopted iff
+mean(d) > 2 * std(d, n - 1) / sqrt(n).
 """
 
 from __future__ import annotations
@@ -24,22 +26,31 @@ def val(out: Path, cfg: str, name: str, seed: int) -> float:
     return 100.0 * json.loads((out / cfg / f"{name}-s{seed}" / "metrics.json").read_text())["val_accuracy"]
 
 
+def _option(argv: list[str], flag: str, default: tuple) -> tuple:
+    """The comma-separated value after ``flag`` (``default`` without it), typed like ``default``."""
+    if flag not in argv:
+        return default
+    return tuple(type(default[0])(v) for v in argv[argv.index(flag) + 1].split(","))
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0])
-    runs = {c: {n: {s: val(out, c, n, s) for s in SEEDS} for n in SETS} for c in CONFIGS}
-    per_seed = {c: [statistics.fmean(runs[c][n][s] for n in SETS) for s in SEEDS] for c in CONFIGS}
-    diffs = [y - x for x, y in zip(per_seed["base"], per_seed["slow"])]
+    configs, seeds = _option(argv, "--configs", CONFIGS), _option(argv, "--seeds", SEEDS)
+    base, cand = configs
+    runs = {c: {n: {s: val(out, c, n, s) for s in seeds} for n in SETS} for c in configs}
+    per_seed = {c: [statistics.fmean(runs[c][n][s] for n in SETS) for s in seeds] for c in configs}
+    diffs = [y - x for x, y in zip(per_seed[base], per_seed[cand])]
     mean, se = statistics.fmean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs))
     adopt = mean > 2 * se
-    result = {"seeds": list(SEEDS), "runs": runs, "per_seed": per_seed, "diffs": diffs,
-              "per_set": {c: {n: statistics.fmean(runs[c][n].values()) for n in SETS} for c in CONFIGS},
-              "mean_diff": mean, "se": se, "threshold": 2 * se, "adopt_slow": adopt,
-              "decision": "alpha=0.8 beta=1.7 for uea" if adopt else "unchanged (alpha=0, beta=1)"}
-    print("| seed | " + " | ".join(f"{n} base / slow" for n in SETS) + " | mean base | mean slow | d |")
+    result = {"seeds": list(seeds), "runs": runs, "per_seed": per_seed, "diffs": diffs,
+              "per_set": {c: {n: statistics.fmean(runs[c][n].values()) for n in SETS} for c in configs},
+              "mean_diff": mean, "se": se, "threshold": 2 * se, f"adopt_{cand}": adopt,
+              "decision": f"{cand} adopted" if adopt else f"unchanged ({base})"}
+    print("| seed | " + " | ".join(f"{n} {base} / {cand}" for n in SETS) + f" | mean {base} | mean {cand} | d |")
     print("|---" * (len(SETS) + 4) + "|")
-    for i, s in enumerate(SEEDS):
-        cells = " | ".join(f"{runs['base'][n][s]:.1f} / {runs['slow'][n][s]:.1f}" for n in SETS)
-        print(f"| {s} | {cells} | {per_seed['base'][i]:.1f} | {per_seed['slow'][i]:.1f} | {diffs[i]:+.2f} |")
+    for i, s in enumerate(seeds):
+        cells = " | ".join(f"{runs[base][n][s]:.1f} / {runs[cand][n][s]:.1f}" for n in SETS)
+        print(f"| {s} | {cells} | {per_seed[base][i]:.1f} | {per_seed[cand][i]:.1f} | {diffs[i]:+.2f} |")
     print(f"mean d {mean:+.2f}, SE {se:.2f}, 2 SE {2 * se:.2f}; decision: {result['decision']}")
     if "--json" in argv:
         Path(argv[argv.index("--json") + 1]).write_text(json.dumps(result, indent=1) + "\n")

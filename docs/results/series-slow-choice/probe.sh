@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Validation probe of the slow synaptic filters against today's uea default (paired.md; docs/series.md §12).
+# Validation probe of a uea candidate against the default (paired.md; docs/series.md §12, and
+# ../series-dil-choice/paired.md).
 # One SOLSA run per configuration, set and seed, every other option at its default, one run at a time,
-# OMP_NUM_THREADS=1. Usage: bash probe.sh OUT_DIR CONFIG...   (CONFIG: base, slow); then python paired.py OUT_DIR
+# OMP_NUM_THREADS=1. Usage: bash probe.sh OUT_DIR CONFIG...   (CONFIG: base, slow, full, dil5); then python paired.py OUT_DIR
 set -euo pipefail
 out=${1:?OUT_DIR}; shift
-declare -A OPTS=([base]="" [slow]="--alpha 0.8 --beta 1.7")
+declare -A OPTS=([base]="" [slow]="--alpha 0.8 --beta 1.7"
+  [full]="--trace-dtype full" [dil5]="--trace-dtype full --task-option dilations=5")  # the last two: ../series-dil-choice
 for cfg in "$@"; do
   [ -n "${OPTS[$cfg]+x}" ] || { echo "unknown config $cfg" >&2; exit 2; }
   for seed in ${SEEDS:-14 15 16 17}; do
