@@ -229,6 +229,27 @@ static void forward_layer(const LayerDesc& L, void* const* P, int64_t B, const T
             const T* Fb = F + b * ni;
             S* ej = e + bj * ni;
             const T dp = pending ? delta[bj] : T(0);
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+            if constexpr (std::is_same_v<T, float> && std::is_same_v<S, Half>) {  // in registers (storage.h)
+                const __m512 vd = _mm512_set1_ps(d), vp = _mm512_set1_ps(dp);
+                update_half_row(ej, ni, [&](int64_t k, __m512 ev, __mmask16 m) {
+                    if (dp != T(0)) {
+                        const __m512 g = _mm512_maskz_loadu_ps(m, gWj + k);
+                        _mm512_mask_storeu_ps(gWj + k, m, _mm512_fmadd_ps(vp, ev, g));
+                    }
+                    return _mm512_fmadd_ps(vd, ev, _mm512_maskz_loadu_ps(m, Fb + k));
+                });
+                if (a_chan) {
+                    const T* Wj = W + j * ni;
+                    const T* pb = p + b * ni;
+                    update_half_row(ac + bj * ni, ni, [&](int64_t k, __m512 av, __mmask16 m) {
+                        const __m512 wp = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, Wj + k), _mm512_maskz_loadu_ps(m, pb + k));
+                        return _mm512_fmadd_ps(vd, av, wp);
+                    });
+                }
+                continue;
+            }
+#endif
             if (dp != T(0)) {
                 update_row<T, S>(ej, ni, [&](int64_t k0, int64_t m, T* v) {
                     T* g = gWj + k0;
