@@ -97,6 +97,15 @@ static double credit_backward(Plan* plan, int64_t k, const T* g, bool track) {
             for (int64_t s = 0; s < D; ++s) {
                 const T c = coef(s, b * nk + j);
                 if (c == T(0)) continue;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+                if constexpr (std::is_same_v<T, float> && std::is_same_v<S, Half>) {  // in registers (storage.h)
+                    const __m512 vc = _mm512_set1_ps(c);
+                    read_half_row(wide(s, 0) + (b * nk + j) * np, np, [&](int64_t k, __m512 v, __mmask16 m) {
+                        _mm512_mask_storeu_ps(acc + k, m, _mm512_fmadd_ps(vc, v, _mm512_maskz_loadu_ps(m, acc + k)));
+                    });
+                    continue;
+                }
+#endif
                 read_row<T, S>(wide(s, 0) + (b * nk + j) * np, np, [&](int64_t k0, int64_t m, const T* v) {
                     T* ak = acc + k0;
                     #pragma omp simd

@@ -121,6 +121,14 @@ static inline void update_half_row(Half* row, int64_t n, F&& f) {
         _mm256_mask_storeu_epi16(row + k, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
 }
+// f(k, v, mask) on each 16 lanes of a float16 row, widened in registers (read_row's counterpart)
+template <typename F>
+static inline void read_half_row(const Half* row, int64_t n, F&& f) {
+    for (int64_t k = 0; k < n; k += 16) {
+        const __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        f(k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + k)), m);
+    }
+}
 #endif
 template <typename T, typename S, typename F>
 static inline void read_row(const S* row, int64_t n, F&& f) { visit_row<T, S, false>(row, n, f); }
