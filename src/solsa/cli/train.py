@@ -39,7 +39,8 @@ def _run_train(args) -> int:
     print(f"{m['rule']} on {m['task']} (seed {m['seed']}, {m['epochs']} epochs, {m['wall_seconds']:.1f} s)")
     print(f"  chosen epoch {m['best_epoch']} (on validation): train {m['train_accuracy']:.4f}  "
           f"val {m['val_accuracy']:.4f}  test {m['test_accuracy']:.4f}  (best test {m['best_test_accuracy']:.4f})")
-    print(f"  train-state bytes {m['train_state_bytes']:,}  steps processed {m['steps_processed_fraction']:.3f}  "
+    storage = f" (traces {m['trace_storage']})" if m.get("trace_storage") else ""
+    print(f"  train-state bytes {m['train_state_bytes']:,}{storage}  steps processed {m['steps_processed_fraction']:.3f}  "
           f"optimizer steps {m['update_steps']}  schedule {m['schedule']['offsets_from_end']} from the end  "
           f"backend {m['backend']}")
     for row in m["learned_filters"]:
