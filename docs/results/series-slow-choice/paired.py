@@ -10,12 +10,18 @@ mean(d) > 2 * std(d, n - 1) / sqrt(n).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import statistics
 import sys
 from pathlib import Path
 
+_spec = importlib.util.spec_from_file_location("pool_paired", Path(__file__).resolve().parents[1]
+                                               / "series-pool-choice" / "paired.py")
+pool_paired = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pool_paired)
+_option = pool_paired._option  # --configs / --seeds, as the pooling rounds read them
 SETS = ("ACSF1", "ItalyPowerDemand", "OSULeaf")
 SEEDS = (14, 15, 16, 17)
 CONFIGS = ("base", "slow")
@@ -24,13 +30,6 @@ CONFIGS = ("base", "slow")
 def val(out: Path, cfg: str, name: str, seed: int) -> float:
     """Validation accuracy (%) of one run at the trainer's chosen epoch."""
     return 100.0 * json.loads((out / cfg / f"{name}-s{seed}" / "metrics.json").read_text())["val_accuracy"]
-
-
-def _option(argv: list[str], flag: str, default: tuple) -> tuple:
-    """The comma-separated value after ``flag`` (``default`` without it), typed like ``default``."""
-    if flag not in argv:
-        return default
-    return tuple(type(default[0])(v) for v in argv[argv.index(flag) + 1].split(","))
 
 
 def main(argv: list[str]) -> int:
