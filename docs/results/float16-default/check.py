@@ -1,6 +1,7 @@
 """Issue 17's 10-seed check of float16 trace storage (rule.md, fixed before the runs).
 
-Usage: python check.py OUT [--json FILE]; OUT/TASK/{f32,f16}/results.json as written by `solsa compare`.
+Usage: python check.py OUT [--f16 NAME] [--json FILE]; OUT/TASK/{f32,NAME}/results.json as written by
+`solsa compare` (NAME: f16, or f16n for the addendum's rerun).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ def test_acc(path: Path) -> dict[int, float]:
 
 def main(argv: list[str]) -> int:
     out, result = Path(argv[0]), {}
+    arm = argv[argv.index("--f16") + 1] if "--f16" in argv else "f16"
     for task in TASKS:
-        a, b = test_acc(out / task / "f32"), test_acc(out / task / "f16")
+        a, b = test_acc(out / task / "f32"), test_acc(out / task / arm)
         seeds = sorted(a)
         d = [b[s] - a[s] for s in seeds]
         mean, se = statistics.fmean(d), statistics.stdev(d) / math.sqrt(len(d))
