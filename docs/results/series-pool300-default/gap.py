@@ -23,15 +23,18 @@ def rows(path: Path) -> dict:
 
 dirs = [Path(d).resolve() for d in sys.argv[1:]] or [HERE]
 news = [rows(d / "accuracy.json") for d in dirs]
-old, ref = rows(HERE.parent / "series-delay-default" / "accuracy.json"), rows(HERE / "accuracy.json")
+old = rows(HERE.parent / "series-delay-default" / "accuracy.json")
+ref = old | rows(HERE / "accuracy.json")  # MiniRocket for a --no-reference run (ItalyPowerDemand: the old rows)
 result = {}
 for rule in ("solsa", "bptt", "eprop"):
+    if not any(rule in new[n]["rules"] for new in news for n in new):
+        continue  # a rule in none of the DIRs
     table = {n: old[n] for n in SETS}
     for new in reversed(news):  # the first DIR that has the rule wins
         table |= {n: new[n] for n in SETS if n in new and rule in new[n]["rules"]}
     if any(rule not in table[n]["rules"] for n in SETS):
         continue
-    gaps = {n: 100 * (table[n].get("minirocket", ref.get(n))["test_accuracy_mean"]
+    gaps = {n: 100 * ((table[n].get("minirocket") or ref[n]["minirocket"])["test_accuracy_mean"]
                       - table[n]["rules"][rule]["test_accuracy_mean"]) for n in SETS}
     result[rule] = {"per_set": gaps, "mean_gap": sum(gaps.values()) / len(gaps)}
     print(f"{rule}: " + ", ".join(f"{n} {100 * table[n]['rules'][rule]['test_accuracy_mean']:.1f} "
