@@ -110,12 +110,10 @@ def input_spec(cfg: TrainConfig, ckpt: dict) -> InputSpec:
     encoder. The encoder is the one the run's task resolved (recorded in the checkpoint; a one-channel uea run
     takes ``delay``); older checkpoints fall back to the option, then the task family's default, or, for a
     family that picks its encoder by the data (uea), the task loaded again."""
-    from ..tasks import TASKS
+    from ..tasks import resolved_encoder
 
-    family = TASKS.get(cfg.task.partition(":")[0])
-    encoder = ckpt["config"].get("encoder") or cfg.encoder
-    if encoder is None and family is not None:
-        encoder = _recorded_info(cfg, ckpt).get("encoder") if family.data_encoders else family.default_encoder
+    named = ckpt["config"].get("encoder") or cfg.encoder
+    encoder = resolved_encoder(cfg.task, named, lambda: _recorded_info(cfg, ckpt))
     opts, label = None, f"encoder {encoder!r}"
     if encoder == "linear":  # its E is folded into layer 0's weight (M = W·E, solsa.linear_encoder): the device
         recorded = _recorded_info(cfg, ckpt).get("encoder_options") or {}  # runs the base encoder

@@ -34,6 +34,7 @@ __all__ = [
     "load_task",
     "list_tasks",
     "task_option_defaults",
+    "resolved_encoder",
     "list_encoders",
     "encode",
     "encoder_defaults",
@@ -49,6 +50,21 @@ __all__ = [
 # One entry per task family: a new task is its loader file (with its FAMILY) plus one line here.
 TASKS: dict[str, TaskFamily] = {f.name: f for f in (_uea.FAMILY, _digits.FAMILY, _patterns.FAMILY, _npz.FAMILY,
                                                       _events.SHD_FAMILY, _events.NMNIST_FAMILY, _tonic.FAMILY)}
+
+
+def resolved_encoder(spec: str, encoder: str | None, info: Callable[[], dict[str, Any]]) -> str | None:
+    """The encoder a run of task ``spec`` uses: ``encoder`` when named, else the family's default, unless the
+    family picks one by the data (``data_encoders``; uea: ``delay`` for one channel): then the one recorded in
+    ``info()`` (the loaded task's ``info``, called only then). None for an unknown family. Tune's search space
+    and the C export both read a run's encoder through this."""
+    if encoder:
+        return encoder
+    family = TASKS.get(spec.strip().partition(":")[0])
+    if family is None:
+        return None
+    if not family.data_encoders:
+        return family.default_encoder
+    return info().get("encoder", family.default_encoder)
 
 
 def list_tasks() -> list[tuple[str, str]]:

@@ -49,7 +49,7 @@ from ..factories import network_options
 from ..layers import FILTER_GRANULARITIES
 from ..rules.credit import CREDIT_MODES
 from ..rules import get_rule
-from ..tasks import TASKS, ENCODERS
+from ..tasks import ENCODERS, resolved_encoder
 from ..validation import OptionError
 
 __all__ = ["Dimension", "DEFAULT_SPACE", "parse_dimension", "space_from_file", "active_space", "config_changes",
@@ -185,21 +185,14 @@ def space_from_file(data: dict[str, Any]) -> dict[str, Dimension]:
 
 
 def task_encoder(base: TrainConfig, task: Any = None) -> str:
-    """The encoder ``base``'s task uses: the named one, else the family's default, unless the family picks one by
-    the data (``data_encoders``; uea: ``delay`` for one channel): then the one ``task`` (loaded here if None)
-    resolved to. An unknown task: ``direct`` (loading it names the error)."""
-    if base.encoder:
-        return base.encoder
-    family = TASKS.get(base.task.strip().partition(":")[0])
-    if family is None:
-        return "direct"
-    if not family.data_encoders:
-        return family.default_encoder
-    if task is None:
+    """The encoder ``base``'s task uses (:func:`solsa.tasks.resolved_encoder`; ``task`` is loaded here if None and
+    the family picks its encoder by the data). An unknown task: ``direct`` (loading it names the error)."""
+    def info() -> dict[str, Any]:
         from ..evaluation import load_task_of
 
-        task = load_task_of(base)
-    return task.info.get("encoder", family.default_encoder)
+        return (task if task is not None else load_task_of(base)).info
+
+    return resolved_encoder(base.task, base.encoder, info) or "direct"
 
 
 def _encoder(cfg: TrainConfig, params: dict[str, Any], encoder: str | None) -> str:
