@@ -76,3 +76,13 @@ def test_c_export_takes_auto_and_full_but_not_a_chosen_narrow_dtype():
     assert learner_spec(TrainConfig(trace_dtype="full")).credit
     with pytest.raises(CExportError, match="trace_dtype 'float16' cannot be exported"):
         learner_spec(TrainConfig(trace_dtype="float16"))
+
+
+def test_auto_keeps_full_storage_where_the_kernel_cannot_run(monkeypatch):
+    """Without the fused kernel (no compiler) SOLSA runs its reference path, where float16 is ~9x slower."""
+    import solsa.factories as factories
+
+    cfg = TrainConfig(hidden=(5,))
+    assert _storage(cfg) == "float16"
+    monkeypatch.setattr(factories, "fused_available", lambda: False)
+    assert _storage(cfg) is None

@@ -14,6 +14,7 @@ import torch
 from .config import OPTIMIZERS, TrainConfig, takes_option
 from .coordinates import DEFAULT_FILTER_UPDATE, FILTER_UPDATES, LOG_COORDINATES
 from .distributed import DataParallel
+from .fast import fused_available
 from .fast.fused import unsupported_reason
 from .layers import SNN
 from .linear_encoder import learned_channels
@@ -51,16 +52,19 @@ def build_network(cfg: TrainConfig, n_inputs: int, n_outputs: int) -> SNN:
 def trace_dtype_of(cfg: TrainConfig, net: SNN, input_scale: float | None = None) -> str | None:
     """The storage ``cfg.trace_dtype`` gives SOLSA's ``[B, N_out, N_in]`` traces on ``net`` (None: the network's
     dtype). ``auto`` is float16 for a float32 SOLSA run the fused kernel takes in float16 — not on the reference
-    backend (float16 is ~9 x slower there), not for float64 exactness runs, and not for inputs beyond
+    path (float16 is ~9 x slower there: the reference backend, a GPU, no kernel built), not for float64
+    exactness runs, and not for inputs beyond
     :data:`~solsa.validation.INPUT_SCALE_WARN` (``input_scale``, the largest ``|x|``: their traces would leave
     float16's range, 6.5e4). Chosen by the 10-seed check of docs/results/float16-default."""
     if cfg.trace_dtype == "full" or not takes_option(cfg.rule, "trace_dtype"):
         return None
     if cfg.trace_dtype != "auto":
         return cfg.trace_dtype
-    narrow = (next(net.parameters()).dtype == torch.float32 and cfg.backend != "reference"
+    param = next(net.parameters())
+    narrow = (param.dtype == torch.float32 and param.device.type == "cpu" and cfg.backend != "reference"
               and not unsupported_reason(net.layers, "float16")
-              and not (input_scale is not None and input_scale > INPUT_SCALE_WARN))
+              and not (input_scale is not None and input_scale > INPUT_SCALE_WARN)
+              and fused_available())
     return "float16" if narrow else None
 
 
