@@ -37,7 +37,7 @@ from .rules import sequence_weights
 from .runs import load_resume, prepare_out_dir, save_resume, write_run
 from .schedule import UpdateSchedule
 from .tasks import Task, iterate_batches
-from .validation import check_device
+from .validation import check_device, nonfinite_parameters
 
 __all__ = ["train", "resume", "TrainingDiverged"]
 
@@ -269,7 +269,7 @@ class _Run:
 
     def _check_finite(self, epoch: int, batch: int | None, loss: float) -> None:
         """Stop a diverged run with a clear error; the resume state of the last good epoch stays."""
-        bad = [name for name, p in self.net.named_parameters() if not bool(torch.isfinite(p).all())]
+        bad = nonfinite_parameters(self.net)
         if math.isfinite(loss) and not bad:
             return
         where = f"epoch {epoch}" + (f", batch {batch}" if batch is not None else " (validation)")

@@ -51,7 +51,7 @@ from ..learner import Learner
 from ..rules import LearningRule, get_rule
 from ..rules.state import load_trace_tensors, trace_tensors
 from .river import RiverConventions, register_with_river
-from ..validation import OptionError, check_finite, check_positive_int, warn_input_scale
+from ..validation import OptionError, check_finite, check_positive_int, nonfinite_parameters, warn_input_scale
 
 __all__ = ["StreamClassifier", "trace_tensors", "DEFAULT_HORIZON", "LONG_SEGMENT"]
 
@@ -261,7 +261,7 @@ class StreamClassifier(RiverConventions):
             self.learner.update()
             self.updates += 1
             self._since_update = 0
-            bad = [name for name, p in self.net.named_parameters() if not bool(torch.isfinite(p).all())]
+            bad = nonfinite_parameters(self.net)
             if bad:
                 raise ValueError(f"learning diverged: the update at step {self.steps} made {', '.join(bad[:4])} NaN "
                                  f"or inf; try a smaller learning rate")
@@ -358,8 +358,8 @@ class StreamClassifier(RiverConventions):
         else:
             self._row[0] = torch.tensor(values, dtype=torch.float64).to(self._dtype)
         row = self._row
-        peak = float(row.abs().max())
-        if not math.isfinite(peak):  # finite numbers beyond the network's dtype
+        peak = max(map(abs, values), default=0.0)  # the floats themselves: no tensor call per step
+        if peak > torch.finfo(self._dtype).max:  # finite numbers beyond the network's dtype
             bad = [k for k, v in zip(keys, row[0].tolist()) if not math.isfinite(v)]
             raise ValueError(f"x at step {self.steps}: features {bad} are beyond the range of {self._dtype} "
                              f"(up to {torch.finfo(self._dtype).max:.3g}); scale the input")
