@@ -41,7 +41,6 @@ import math
 import warnings
 from typing import Any, Callable, Hashable, Iterable, Mapping
 
-import numpy as np
 import torch
 
 from ..config import TrainConfig
@@ -168,7 +167,8 @@ class StreamClassifier(RiverConventions):
             self.features = list(features)
         w = net.layers[0].weight
         self._device, self._dtype = w.device, w.dtype
-        self._row = torch.zeros(1, net.n_inputs, dtype=w.dtype)  # reused for every dict input
+        self._row = torch.zeros(1, net.n_inputs, dtype=w.dtype)  # reused for every dict input (and its numpy view)
+        self._row_np, self._limit = self._row.numpy(), torch.finfo(w.dtype).max
         self._targets = [torch.tensor([i], device=w.device) for i in range(net.n_outputs)]  # one per neuron
         self._score = torch.zeros(1, net.n_outputs, dtype=w.dtype, device=w.device)  # the segment's weighted output
         self._rest = net.init_state(1)
@@ -352,17 +352,16 @@ class StreamClassifier(RiverConventions):
         if not all(map(math.isfinite, values)):
             bad = [k for k, v in zip(keys, values) if not math.isfinite(v)]
             raise ValueError(f"x at step {self.steps} contains NaN or inf (features {bad})")
+        peak = max(map(abs, values), default=0.0)  # the floats themselves: no tensor call per step
+        if peak > self._limit:  # finite numbers beyond the network's dtype
+            bad = [k for k, v in zip(keys, values) if abs(v) > self._limit]
+            raise ValueError(f"x at step {self.steps}: features {bad} are beyond the range of {self._dtype} "
+                             f"(up to {torch.finfo(self._dtype).max:.3g}); scale the input")
         if self._dtype in (torch.float32, torch.float64):
-            with np.errstate(over="ignore"):
-                self._row.numpy()[0] = values  # cast to the network's dtype (the buffer is on the CPU)
+            self._row_np[0] = values  # cast to the network's dtype (the buffer is on the CPU; nothing overflows now)
         else:
             self._row[0] = torch.tensor(values, dtype=torch.float64).to(self._dtype)
         row = self._row
-        peak = max(map(abs, values), default=0.0)  # the floats themselves: no tensor call per step
-        if peak > torch.finfo(self._dtype).max:  # finite numbers beyond the network's dtype
-            bad = [k for k, v in zip(keys, row[0].tolist()) if not math.isfinite(v)]
-            raise ValueError(f"x at step {self.steps}: features {bad} are beyond the range of {self._dtype} "
-                             f"(up to {torch.finfo(self._dtype).max:.3g}); scale the input")
         return (row if self._device.type == "cpu" else row.to(self._device)), start, \
             (keys if self.features is None else None), peak
 
