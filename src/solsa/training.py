@@ -134,7 +134,7 @@ class _Run:
             self.built = self.budget.config
             self.log(f"solsa: {self.budget.reason}")
         self.net = build_network(self.built, self.task.n_inputs, self.task.n_classes).to(self.device)
-        self.learner = build_learner(self.built, self.net, sync, float(self.task.train.x.abs().max()))
+        self.learner = build_learner(self.built, self.net, sync, self.task.train.peak)
         self.schedule = UpdateSchedule(cfg.schedule, cfg.search_period)
         if self.schedule.mode == "search" and not self.learner.rule.capabilities.step_magnitude:
             raise ValueError(f"schedule {cfg.schedule!r} ranks steps by their gradient, which rule {cfg.rule!r} "

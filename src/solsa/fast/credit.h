@@ -32,7 +32,7 @@ static void credit_filter(S* q, S* u, const S* z, T al, T s, T db, int64_t count
             const __m512 va = _mm512_set1_ps(al), vs = _mm512_set1_ps(s), vd = _mm512_set1_ps(db);
             constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
             for (int64_t k = 0; k < count; k += 16) {
-                const __mmask16 mk = count - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - k)) - 1);
+                const __mmask16 mk = lane_mask(count, k);
                 const __m512 zk = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, z + k));
                 const __m512 qk = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, q + k));
                 const __m256i qh = _mm512_cvtps_ph(_mm512_fmadd_ps(va, qk, _mm512_mul_ps(vs, zk)), kRound);

@@ -63,12 +63,18 @@ template <typename S, typename T> static inline S store(T v) { return Store<S>::
 // float <-> float16 by the hardware (vcvtph2ps / vcvtps2ph, 16 lanes, masked for the remainder) where the
 // CPU has AVX-512 (round to nearest even, subnormals kept, as the bit code; tests/test_trace_storage.py).
 constexpr int64_t kChunk = 256;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+// the lanes of row[k, k + 16) that lie in a row of n values (all 16 but at the row's end)
+static inline __mmask16 lane_mask(int64_t n, int64_t k) {
+    return n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+}
+#endif
 template <typename T, typename S>
 static inline void widen(const S* src, T* dst, int64_t n) {
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
     if constexpr (std::is_same_v<T, float> && std::is_same_v<S, Half>) {
         for (int64_t k = 0; k < n; k += 16) {
-            const __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+            const __mmask16 m = lane_mask(n, k);
             _mm512_mask_storeu_ps(dst + k, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + k)));
         }
         return;
@@ -82,7 +88,7 @@ static inline void narrow(const T* src, S* dst, int64_t n) {
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
     if constexpr (std::is_same_v<T, float> && std::is_same_v<S, Half>) {
         for (int64_t k = 0; k < n; k += 16) {
-            const __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+            const __mmask16 m = lane_mask(n, k);
             const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + k), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
             _mm256_mask_storeu_epi16(dst + k, m, h);
         }
@@ -116,7 +122,7 @@ static inline void update_row(S* row, int64_t n, F&& f) { visit_row<T, S, true>(
 template <typename F>
 static inline void update_half_row(Half* row, int64_t n, F&& f) {
     for (int64_t k = 0; k < n; k += 16) {
-        const __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        const __mmask16 m = lane_mask(n, k);
         const __m512 v = f(k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + k)), m);
         _mm256_mask_storeu_epi16(row + k, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
@@ -125,7 +131,7 @@ static inline void update_half_row(Half* row, int64_t n, F&& f) {
 template <typename F>
 static inline void read_half_row(const Half* row, int64_t n, F&& f) {
     for (int64_t k = 0; k < n; k += 16) {
-        const __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        const __mmask16 m = lane_mask(n, k);
         f(k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + k)), m);
     }
 }

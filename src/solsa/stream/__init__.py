@@ -356,7 +356,7 @@ class StreamClassifier(RiverConventions):
         if peak > self._limit:  # finite numbers beyond the network's dtype
             bad = [k for k, v in zip(keys, values) if abs(v) > self._limit]
             raise ValueError(f"x at step {self.steps}: features {bad} are beyond the range of {self._dtype} "
-                             f"(up to {torch.finfo(self._dtype).max:.3g}); scale the input")
+                             f"(up to {self._limit:.3g}); scale the input")
         if self._dtype in (torch.float32, torch.float64):
             self._row_np[0] = values  # cast to the network's dtype (the buffer is on the CPU; nothing overflows now)
         else:

@@ -15,8 +15,6 @@ is a multiple of ``checkpoint_every``.
 
 from __future__ import annotations
 
-import math
-
 import time
 from collections import deque
 from pathlib import Path
@@ -133,7 +131,7 @@ def _open(cfg: TrainConfig, opts: dict[str, Any], header: list[str] | None = Non
     torch.manual_seed(cfg.seed)
     net = build_network(cfg, source.n_inputs, check_positive_int("max_classes", n_outputs))
     # a CSV's range is unknown before it is read: trace_dtype auto keeps full storage there (float16 could overflow)
-    learner = build_learner(cfg, net, input_scale=getattr(source, "input_scale", math.inf))
+    learner = build_learner(cfg, net, input_scale=source.input_scale)
     clf = StreamClassifier(net, learner.rule, optimizer=learner.optimizer, update_every=opts["update_every"],
                            classes=classes, horizon=opts["horizon"])
     return source, clf

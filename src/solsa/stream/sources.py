@@ -65,7 +65,7 @@ class TaskStream:
         if task.kind != "classification":
             raise OptionError("task", f"task must be a classification task to stream, {spec!r} is {task.kind}")
         self.name, self.n_inputs = task.name, task.n_inputs
-        self.input_scale = max(float(split.x.abs().max()) for split in (task.train, task.val, task.test))
+        self.input_scale = max(split.peak for split in (task.train, task.val, task.test))  # the largest |x| streamed
         self.classes: list[Hashable] = list(range(task.n_classes))
         self.passes = check_positive_int("passes", passes)
         self._series: list[tuple[torch.Tensor, int]] = []
@@ -117,6 +117,8 @@ class CsvStream:
     ``header``: the columns of a run being resumed (its checkpoint keeps them). Standard input may then
     start with the header line again or go straight on with rows; a file must still have those columns.
     """
+
+    input_scale = math.inf  # the largest |x|: unknown before the file is read
 
     def __init__(self, path: str, header: list[str] | None = None) -> None:
         self.path = path

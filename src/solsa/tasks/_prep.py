@@ -297,8 +297,7 @@ def build_task(
             x=ex.contiguous(), y=y.to(torch.int64), lengths=en.to(torch.int64), target=target, index=index.to(torch.int64)
         )
 
-    if splits["train"].x.numel():
-        warn_input_scale(float(splits["train"].x.abs().max()), f"task {name} (normalize={normalize}, encoder {encoder})")
+    warn_input_scale(splits["train"].peak, f"task {name} (normalize={normalize}, encoder {encoder})")
     info.setdefault(
         "index_refers_to",
         "the full data set" if shared_source else "train/val: original training set, test: original test set",

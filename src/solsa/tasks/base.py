@@ -65,6 +65,11 @@ class Split:
         return int(self.x.shape[1])
 
     @property
+    def peak(self) -> float:
+        """The largest ``|x|`` (0 for an empty split): the input scale checks read it."""
+        return float(self.x.abs().max()) if self.x.numel() else 0.0
+
+    @property
     def steps(self) -> int:
         """Padded number of time steps ``T``."""
         return int(self.x.shape[0])
